@@ -1,0 +1,35 @@
+//! # callview-core
+//!
+//! Keeps a business's Twilio call history as conversations: one thread per
+//! customer phone number, with forwarded and transferred legs folded into the
+//! call they belong to.
+//!
+//! * [`call`]: the typed Twilio call record.
+//! * [`endpoint`]: what a `from`/`to` value is, canonical and display forms,
+//!   the external party of a call.
+//! * [`model`]: the pure call model: folding legs into interactions and
+//!   planning the writes for a batch of calls.
+//! * [`store`]: the [`Store`] trait that database crates implement.
+//! * [`sync`]: the [`SyncEngine`], which pages through Twilio and applies plans.
+//! * [`twilio`]: the [`TwilioClient`] trait and its HTTP implementation.
+//!
+//! No database or HTTP-server type appears in this crate's public API.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod call;
+pub mod endpoint;
+pub mod model;
+#[cfg(feature = "simulator")]
+pub mod simulator;
+pub mod store;
+pub mod sync;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod twilio;
+
+pub use call::{Call, CallDirection, CallParseError, CallSid, CallStatus};
+pub use endpoint::{ActualDirection, Endpoint, EndpointKind, Normalizer, OwnedNumbers, PartyRules};
+pub use model::{ConversationId, Interaction, Plan, StoredCall};
+pub use store::{Store, StoreError};
+pub use sync::{Preset, SyncEngine, SyncError, SyncMode, SyncReport};
+pub use twilio::{TwilioClient, TwilioError};

@@ -1,0 +1,21 @@
+//! The call model: how raw calls become contacts, conversations and
+//! messages (`call-model.md` sections 3 to 5). Everything here is pure.
+//!
+//! * [`interaction`]: one entry per root call with its legs folded in, with
+//!   talk/wait time, display status and the human-readable texts.
+//! * [`plan`]: given a batch of calls and what the store holds about the call
+//!   trees they touch, compute the exact writes (the [`Plan`]).
+
+pub mod interaction;
+pub mod plan;
+mod types;
+
+pub use interaction::{fold_interactions, summarize, Interaction, Summary};
+pub use plan::{
+    CallWrite, ConversationLookup, ConversationRef, CounterUpdate, NewConversation, Plan,
+    PlanStats, Prepared,
+};
+pub use types::{
+    Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, NewestRoot,
+    StoredCall,
+};

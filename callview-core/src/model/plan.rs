@@ -1,0 +1,439 @@
+//! The planner: from a batch of calls and the stored call trees it touches,
+//! compute every write (`call-model.md` sections 3 and 5).
+//!
+//! Planning happens in two pure steps around one store lookup:
+//!
+//! 1. [`Prepared::new`] merges the batch into the stored trees, finds each
+//!    tree's root and party, and says which conversations it needs to see
+//!    ([`Prepared::lookup`]).
+//! 2. [`Prepared::finish`] takes those conversations (with totals over their
+//!    rows outside the batch's trees) and returns the [`Plan`]: new
+//!    conversations, call rows to insert or update, recomputed counters, and
+//!    conversations left empty.
+//!
+//! Because every tree the batch touches is recomputed whole, and counters are
+//! recomputed from rows rather than incremented, the result does not depend
+//! on arrival order, page size or how often a batch is repeated.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::call::{Call, CallSid};
+use crate::endpoint::{ActualDirection, PartyRules};
+
+use super::interaction::{oldest_first, summarize};
+use super::types::{
+    Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, NewestRoot,
+    StoredCall,
+};
+
+/// Which conversation a write goes to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConversationRef {
+    /// A conversation already stored.
+    Existing(ConversationId),
+    /// One created by this plan, named by its canonical key.
+    New(String),
+}
+
+/// A contact and conversation to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewConversation {
+    /// Canonical key: `contacts.phone_number`.
+    pub key: String,
+    /// Display form: `contacts.formatted_number`, `display_name` and
+    /// `conversations.external_id`.
+    pub display: String,
+    /// `Calls with +1 (978) 844-7773`.
+    pub subject: String,
+}
+
+/// One `messages` row to insert or update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallWrite {
+    /// The call as it should be stored.
+    pub call: Call,
+    /// Its conversation.
+    pub conversation: ConversationRef,
+    /// The root of its tree.
+    pub root_sid: CallSid,
+    /// What the model derived.
+    pub derived: Derived,
+    /// The stored row's id when this updates one.
+    pub existing_id: Option<i64>,
+    /// The recording URL to keep.
+    pub recording_url: Option<String>,
+}
+
+impl CallWrite {
+    /// The row's `metadata` JSON: the seed's processed fields plus the full
+    /// raw Twilio record under `raw`.
+    pub fn metadata(&self) -> serde_json::Value {
+        message_metadata(&self.call, &self.derived)
+    }
+}
+
+/// Builds a `messages.metadata` value for a call.
+pub fn message_metadata(call: &Call, derived: &Derived) -> serde_json::Value {
+    serde_json::json!({
+        "answered_by": call.answered_by,
+        "queue_time": call.queue_time.map(|q| q.to_string()),
+        "twilio_direction": call.direction.as_str(),
+        "twilio_status": call.status.as_str(),
+        "actual_direction": derived.actual_direction.as_str(),
+        "display_status": derived.display_status,
+        "merged_from_parent": derived.merged_from_parent,
+        "raw": call.raw,
+    })
+}
+
+/// New counters for a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterUpdate {
+    /// Which conversation.
+    pub conversation: ConversationRef,
+    /// Its counters, recomputed.
+    pub counters: ConversationCounters,
+}
+
+/// What a plan does, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanStats {
+    /// Batch calls not stored before.
+    pub inserted: u64,
+    /// Batch calls whose stored row changed.
+    pub updated: u64,
+    /// Batch calls already stored exactly so (or older than what is stored).
+    pub unchanged: u64,
+    /// Stored calls outside the batch whose conversation or tree changed
+    /// (children moving under a parent that just arrived).
+    pub moved: u64,
+}
+
+/// Every write for one batch, applied by a store in one transaction, in
+/// this order: create `new_conversations`, write `calls`, set `counters`,
+/// delete `removed` conversations (and their contacts when no other
+/// conversation uses them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Contacts and conversations to create.
+    pub new_conversations: Vec<NewConversation>,
+    /// Rows to insert or update.
+    pub calls: Vec<CallWrite>,
+    /// Counters of every conversation whose rows changed.
+    pub counters: Vec<CounterUpdate>,
+    /// Conversations left without any call.
+    pub removed: Vec<ConversationId>,
+    /// Counts for the sync report.
+    pub stats: PlanStats,
+}
+
+impl Plan {
+    /// Whether applying the plan would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.new_conversations.is_empty()
+            && self.calls.is_empty()
+            && self.counters.is_empty()
+            && self.removed.is_empty()
+    }
+}
+
+/// The conversations the planner needs to see.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConversationLookup {
+    /// Conversations by canonical key (where trees land).
+    pub keys: Vec<String>,
+    /// Conversations by id (where stored calls of the trees are now).
+    pub ids: Vec<ConversationId>,
+    /// Calls to leave out of each conversation's totals: every stored call
+    /// of the trees, which the planner accounts for itself.
+    pub exclude: Vec<CallSid>,
+}
+
+#[derive(Debug)]
+struct Tree {
+    members: Vec<CallSid>,
+    key: String,
+    display: String,
+    direction: ActualDirection,
+}
+
+/// A batch merged into the stored trees, waiting for its conversations.
+#[derive(Debug)]
+pub struct Prepared {
+    calls: HashMap<CallSid, Call>,
+    stored: HashMap<CallSid, StoredCall>,
+    batch: BTreeSet<CallSid>,
+    trees: Vec<Tree>,
+    derived: HashMap<CallSid, (CallSid, Derived)>,
+    lookup: ConversationLookup,
+}
+
+/// Whether `incoming` is an older version of `current` (Twilio's
+/// `date_updated` says so); such a record must not overwrite newer data.
+fn is_older(incoming: &Call, current: &Call) -> bool {
+    matches!((incoming.date_updated, current.date_updated), (Some(a), Some(b)) if a < b)
+}
+
+impl Prepared {
+    /// Merges `batch` into `stored` (every stored call of every tree the
+    /// batch touches, as [`crate::Store::load_trees`] returns them) and
+    /// works out the trees.
+    pub fn new(rules: &PartyRules, batch: Vec<Call>, stored: Vec<StoredCall>) -> Self {
+        let stored: HashMap<CallSid, StoredCall> = stored
+            .into_iter()
+            .map(|s| (s.call.sid.clone(), s))
+            .collect();
+        let mut calls: HashMap<CallSid, Call> = stored
+            .iter()
+            .map(|(sid, s)| (sid.clone(), s.call.clone()))
+            .collect();
+        let mut batch_sids = BTreeSet::new();
+        for call in batch {
+            let sid = call.sid.clone();
+            batch_sids.insert(sid.clone());
+            // An older version never overwrites a newer one; it then counts as unchanged.
+            if !calls.get(&sid).is_some_and(|current| is_older(&call, current)) {
+                calls.insert(sid, call);
+            }
+        }
+
+        // Group every call under its root: follow parents that are present.
+        let mut members: BTreeMap<CallSid, Vec<CallSid>> = BTreeMap::new();
+        for sid in calls.keys() {
+            members
+                .entry(root_of(&calls, sid))
+                .or_default()
+                .push(sid.clone());
+        }
+
+        let mut trees = Vec::with_capacity(members.len());
+        let mut derived = HashMap::with_capacity(calls.len());
+        for (root_sid, mut tree_members) in members {
+            let root = &calls[&root_sid];
+            let mut legs: Vec<&Call> = tree_members
+                .iter()
+                .filter(|s| **s != root_sid)
+                .map(|s| &calls[s])
+                .collect();
+            legs.sort_by(|a, b| oldest_first(a, b));
+
+            let root_party = rules.external_party(root);
+            let party = if root_party.direction == ActualDirection::Internal {
+                legs.iter()
+                    .map(|leg| rules.external_party(leg))
+                    .find(|p| p.external)
+                    .unwrap_or(root_party)
+            } else {
+                root_party
+            };
+
+            let summary = summarize(root, &legs);
+            derived.insert(
+                root_sid.clone(),
+                (
+                    root_sid.clone(),
+                    Derived {
+                        actual_direction: party.direction,
+                        display_status: summary.display_status,
+                        merged_from_parent: !legs.is_empty(),
+                    },
+                ),
+            );
+            for leg in &legs {
+                derived.insert(
+                    leg.sid.clone(),
+                    (
+                        root_sid.clone(),
+                        Derived {
+                            actual_direction: rules.external_party(leg).direction,
+                            display_status: summarize(leg, &[]).display_status,
+                            merged_from_parent: true,
+                        },
+                    ),
+                );
+            }
+            tree_members.sort();
+            trees.push(Tree {
+                members: tree_members,
+                display: rules.normalizer.display(&party.endpoint),
+                key: party.endpoint.canonical,
+                direction: party.direction,
+            });
+        }
+
+        let keys: BTreeSet<String> = trees.iter().map(|t| t.key.clone()).collect();
+        let ids: BTreeSet<ConversationId> = stored.values().map(|s| s.conversation_id).collect();
+        let mut exclude: Vec<CallSid> = stored.keys().cloned().collect();
+        exclude.sort();
+        let lookup = ConversationLookup {
+            keys: keys.into_iter().collect(),
+            ids: ids.into_iter().collect(),
+            exclude,
+        };
+        Self {
+            calls,
+            stored,
+            batch: batch_sids,
+            trees,
+            derived,
+            lookup,
+        }
+    }
+
+    /// The conversations [`Prepared::finish`] needs.
+    pub fn lookup(&self) -> &ConversationLookup {
+        &self.lookup
+    }
+
+    /// Computes the plan, given the conversations named by
+    /// [`Prepared::lookup`] (those that exist), each with totals over its
+    /// rows outside `lookup().exclude`.
+    pub fn finish(self, conversations: Vec<ConversationState>) -> Plan {
+        let by_key: HashMap<&str, &ConversationState> =
+            conversations.iter().map(|c| (c.key.as_str(), c)).collect();
+        let by_id: HashMap<ConversationId, &ConversationState> =
+            conversations.iter().map(|c| (c.id, c)).collect();
+
+        let mut plan = Plan::default();
+        let mut landed: BTreeMap<ConversationRef, Aggregate> = BTreeMap::new();
+        let mut dirty: BTreeSet<ConversationRef> = BTreeSet::new();
+        let mut created: BTreeSet<String> = BTreeSet::new();
+
+        for tree in &self.trees {
+            let target = match by_key.get(tree.key.as_str()) {
+                Some(c) => ConversationRef::Existing(c.id),
+                None => {
+                    if created.insert(tree.key.clone()) {
+                        plan.new_conversations.push(NewConversation {
+                            key: tree.key.clone(),
+                            subject: format!("Calls with {}", tree.display),
+                            display: tree.display.clone(),
+                        });
+                    }
+                    ConversationRef::New(tree.key.clone())
+                }
+            };
+            let aggregate = landed.entry(target.clone()).or_default();
+            for sid in &tree.members {
+                let call = &self.calls[sid];
+                let (root_sid, derived) = &self.derived[sid];
+                aggregate.calls += 1;
+                aggregate.last_call_at = max_time(aggregate.last_call_at, call.start_time);
+                if sid == root_sid {
+                    aggregate.root_calls += 1;
+                    aggregate.root_duration += u64::from(call.duration_secs());
+                    let candidate = NewestRoot {
+                        start_time: call.start_time,
+                        sid: sid.clone(),
+                        direction: tree.direction,
+                    };
+                    if aggregate
+                        .newest_root
+                        .as_ref()
+                        .is_none_or(|n| candidate.order_key() > n.order_key())
+                    {
+                        aggregate.newest_root = Some(candidate);
+                    }
+                }
+
+                let stored = self.stored.get(sid);
+                let in_batch = self.batch.contains(sid);
+                let unchanged = stored.is_some_and(|s| {
+                    ConversationRef::Existing(s.conversation_id) == target
+                        && s.root_sid == *root_sid
+                        && s.derived == *derived
+                        && s.call.raw == call.raw
+                });
+                if unchanged {
+                    if in_batch {
+                        plan.stats.unchanged += 1;
+                    }
+                    continue;
+                }
+                match (stored, in_batch) {
+                    (None, _) => plan.stats.inserted += 1,
+                    (Some(_), true) => plan.stats.updated += 1,
+                    (Some(_), false) => plan.stats.moved += 1,
+                }
+                dirty.insert(target.clone());
+                if let Some(s) = stored {
+                    dirty.insert(ConversationRef::Existing(s.conversation_id));
+                }
+                plan.calls.push(CallWrite {
+                    call: call.clone(),
+                    conversation: target.clone(),
+                    root_sid: root_sid.clone(),
+                    derived: derived.clone(),
+                    existing_id: stored.map(|s| s.id),
+                    recording_url: stored.and_then(|s| s.recording_url.clone()),
+                });
+            }
+        }
+        for conversation in dirty {
+            let mut total = match &conversation {
+                ConversationRef::Existing(id) => {
+                    by_id.get(id).map(|c| c.rest.clone()).unwrap_or_default()
+                }
+                ConversationRef::New(_) => Aggregate::default(),
+            };
+            if let Some(add) = landed.get(&conversation) {
+                merge(&mut total, add);
+            }
+            if total.calls == 0 {
+                if let ConversationRef::Existing(id) = conversation {
+                    plan.removed.push(id);
+                }
+                continue;
+            }
+            plan.counters.push(CounterUpdate {
+                conversation,
+                counters: ConversationCounters {
+                    total_calls: total.root_calls,
+                    total_duration: total.root_duration,
+                    last_call_direction: total.newest_root.as_ref().map(|n| n.direction),
+                    last_message_at: total.last_call_at,
+                    last_root_sid: total.newest_root.map(|n| n.sid),
+                },
+            });
+        }
+        plan
+    }
+}
+
+fn root_of(calls: &HashMap<CallSid, Call>, sid: &CallSid) -> CallSid {
+    let mut current = sid;
+    let mut seen = BTreeSet::new();
+    seen.insert(current);
+    while let Some(parent) = calls[current].parent_call_sid.as_ref() {
+        if !calls.contains_key(parent) || !seen.insert(parent) {
+            break;
+        }
+        current = parent;
+    }
+    current.clone()
+}
+
+fn max_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn merge(total: &mut Aggregate, add: &Aggregate) {
+    total.calls += add.calls;
+    total.root_calls += add.root_calls;
+    total.root_duration += add.root_duration;
+    total.last_call_at = max_time(total.last_call_at, add.last_call_at);
+    if let Some(candidate) = &add.newest_root {
+        if total
+            .newest_root
+            .as_ref()
+            .is_none_or(|n| candidate.order_key() > n.order_key())
+        {
+            total.newest_root = Some(candidate.clone());
+        }
+    }
+}

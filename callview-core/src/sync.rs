@@ -1,0 +1,413 @@
+//! The sync engine: page through Twilio, plan each page, apply it.
+//!
+//! I/O lives here; every decision about what to write is made by the pure
+//! planner in [`crate::model::plan`]. Memory stays bounded by one page
+//! whatever the window, and each page is applied in one transaction, so a
+//! sync that stops half-way keeps everything it applied.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+
+use crate::call::{Call, CallParseError};
+use crate::endpoint::{OwnedNumbers, PartyRules};
+use crate::model::{Plan, PlanStats, Prepared};
+use crate::store::{Store, StoreError};
+use crate::twilio::{call_pages, CallFilter, TwilioClient, TwilioError};
+
+/// The seed's named sync windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Last 7 days, at most 100 calls (the first sync).
+    Initial,
+    /// Last 3 days, at most 500 calls (the "Sync now" button).
+    Manual,
+    /// Last hour, at most 50 calls.
+    Recent,
+}
+
+impl Preset {
+    /// How far back the window reaches.
+    pub fn window(self) -> Duration {
+        match self {
+            Self::Initial => Duration::days(7),
+            Self::Manual => Duration::days(3),
+            Self::Recent => Duration::hours(1),
+        }
+    }
+
+    /// The per-run budget of calls.
+    pub fn cap(self) -> usize {
+        match self {
+            Self::Initial => 100,
+            Self::Manual => 500,
+            Self::Recent => 50,
+        }
+    }
+
+    /// Parses `initial`, `manual` or `recent`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "initial" => Some(Self::Initial),
+            "manual" => Some(Self::Manual),
+            "recent" => Some(Self::Recent),
+            _ => None,
+        }
+    }
+}
+
+/// What to sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// A named window with its cap.
+    Preset(Preset),
+    /// Every call since the instant, no cap (a backfill).
+    Since(DateTime<Utc>),
+    /// Since the last complete sync minus `lookback` (or the initial
+    /// window on a new store), no cap, plus a fresh look at every stored
+    /// call that is not final. Repeated runs miss nothing.
+    Incremental {
+        /// How far before the last complete sync to look again.
+        lookback: Duration,
+    },
+}
+
+impl SyncMode {
+    /// Incremental with the default two-hour lookback.
+    pub fn incremental() -> Self {
+        Self::Incremental {
+            lookback: Duration::hours(2),
+        }
+    }
+}
+
+/// One record that was not stored, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// Its SID, when it had one.
+    pub sid: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl From<CallParseError> for Skipped {
+    fn from(e: CallParseError) -> Self {
+        Self {
+            sid: e.sid,
+            reason: e.reason,
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SyncReport {
+    /// Records received from Twilio (parsed or not).
+    pub fetched: u64,
+    /// Calls stored for the first time.
+    pub inserted: u64,
+    /// Stored calls that changed.
+    pub updated: u64,
+    /// Calls received that were already stored as they are.
+    pub unchanged: u64,
+    /// Stored calls that moved under a parent that arrived later.
+    pub moved: u64,
+    /// Records not stored, each with its reason.
+    pub skipped: Vec<Skipped>,
+    /// Records Twilio returned outside the window (its date filter is coarse).
+    pub outside_window: u64,
+    /// Stored unfinished calls fetched again.
+    pub refreshed: u64,
+    /// Pages requested.
+    pub pages: u64,
+    /// Whether the cap stopped the run before Twilio ran out of calls.
+    pub more_available: bool,
+    /// The window's start.
+    pub since: Option<DateTime<Utc>>,
+    /// When the run started (the window's end).
+    pub started_at: Option<DateTime<Utc>>,
+    /// Wall time, milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl SyncReport {
+    fn add(&mut self, stats: PlanStats) {
+        self.inserted += stats.inserted;
+        self.updated += stats.updated;
+        self.unchanged += stats.unchanged;
+        self.moved += stats.moved;
+    }
+}
+
+/// Why a sync stopped. Everything applied before the error stays applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Twilio failed (after retries).
+    #[error("Twilio: {0}")]
+    Twilio(#[from] TwilioError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Another sync holds the lock.
+    #[error("another sync is running; try again when it has finished")]
+    Busy,
+}
+
+/// Progress of a running sync, for progress bars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Records received so far.
+    pub fetched: u64,
+    /// Pages received so far.
+    pub pages: u64,
+}
+
+/// The cursor holding the instant up to which the store is complete.
+pub const WATERMARK_CURSOR: &str = "watermark";
+/// The cursor holding the account's owned numbers (JSON array of E.164).
+pub const OWNED_NUMBERS_CURSOR: &str = "owned_numbers";
+/// How many unfinished calls an incremental run looks at again.
+pub const REFRESH_LIMIT: u32 = 500;
+
+/// Syncs one Twilio account into one store.
+#[derive(Clone)]
+pub struct SyncEngine {
+    client: Arc<dyn TwilioClient>,
+    store: Arc<dyn Store>,
+    rules: PartyRules,
+    page_size: u32,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine")
+            .field("rules", &self.rules)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncEngine {
+    /// An engine; `rules` holds the default region and the operator's extra
+    /// owned numbers (the account's own are listed from Twilio at each run).
+    pub fn new(client: Arc<dyn TwilioClient>, store: Arc<dyn Store>, rules: PartyRules) -> Self {
+        Self {
+            client,
+            store,
+            rules,
+            page_size: crate::twilio::MAX_PAGE_SIZE,
+        }
+    }
+
+    /// Sets the page size requested from Twilio (1..=1000).
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size.clamp(1, crate::twilio::MAX_PAGE_SIZE);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Lists the account's numbers, adds the configured ones, and caches
+    /// them in the store.
+    pub async fn refresh_owned_numbers(&self) -> Result<PartyRules, SyncError> {
+        let listed = self.client.list_incoming_numbers().await?;
+        let mut owned = OwnedNumbers::from_raw(
+            &self.rules.normalizer,
+            listed.iter().map(|n| n.phone_number.as_str()),
+        );
+        owned.extend(&self.rules.owned);
+        let json = serde_json::to_string(&owned.to_sorted_vec()).unwrap_or_default();
+        self.store.write_cursor(OWNED_NUMBERS_CURSOR, &json).await?;
+        Ok(PartyRules::new(self.rules.normalizer, owned))
+    }
+
+    /// The rules with the owned numbers cached by the last sync (for writes
+    /// between syncs, such as status callbacks).
+    pub async fn cached_rules(&self) -> Result<PartyRules, StoreError> {
+        let mut owned = self.rules.owned.clone();
+        if let Some(json) = self.store.read_cursor(OWNED_NUMBERS_CURSOR).await? {
+            let numbers: Vec<String> = serde_json::from_str(&json).unwrap_or_default();
+            owned.extend(&OwnedNumbers::from_raw(
+                &self.rules.normalizer,
+                numbers.iter().map(String::as_str),
+            ));
+        }
+        Ok(PartyRules::new(self.rules.normalizer, owned))
+    }
+
+    /// Plans and applies one batch of calls; returns what it did.
+    pub async fn ingest(&self, rules: &PartyRules, batch: Vec<Call>) -> Result<PlanStats, StoreError> {
+        let plan = plan_batch(self.store.as_ref(), rules, batch).await?;
+        if !plan.is_empty() {
+            self.store.apply(&plan).await?;
+        }
+        Ok(plan.stats)
+    }
+
+    /// Runs one sync. Holds the store's sync lock for the whole run.
+    pub async fn run(
+        &self,
+        mode: SyncMode,
+        progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
+    ) -> Result<SyncReport, SyncError> {
+        if !self.store.try_lock_sync().await? {
+            return Err(SyncError::Busy);
+        }
+        let result = self.run_locked(mode, progress).await;
+        if let Err(e) = self.store.unlock_sync().await {
+            tracing::warn!(error = %e, "could not release the sync lock");
+        }
+        result
+    }
+
+    async fn run_locked(
+        &self,
+        mode: SyncMode,
+        progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
+    ) -> Result<SyncReport, SyncError> {
+        let clock = Instant::now();
+        let started_at = Utc::now();
+        let rules = self.refresh_owned_numbers().await?;
+        let watermark = self
+            .store
+            .read_cursor(WATERMARK_CURSOR)
+            .await?
+            .and_then(|w| DateTime::parse_from_rfc3339(&w).ok())
+            .map(|w| w.with_timezone(&Utc));
+
+        let (since, cap) = match mode {
+            SyncMode::Preset(p) => (started_at - p.window(), Some(p.cap())),
+            SyncMode::Since(t) => (t, None),
+            SyncMode::Incremental { lookback } => (
+                watermark.unwrap_or(started_at - Preset::Initial.window()) - lookback,
+                None,
+            ),
+        };
+        let mut report = SyncReport {
+            since: Some(since),
+            started_at: Some(started_at),
+            ..SyncReport::default()
+        };
+        tracing::info!(?mode, %since, cap, "sync started");
+
+        let filter = CallFilter {
+            start_time_after: Some(since),
+            page_size: self.page_size,
+            ..CallFilter::default()
+        };
+        let mut remaining = cap.unwrap_or(usize::MAX);
+        let mut pages = std::pin::pin!(call_pages(self.client.as_ref(), filter.clone()));
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            report.pages += 1;
+            report.fetched += (page.calls.len() + page.rejected.len()) as u64;
+            for rejected in page.rejected {
+                tracing::warn!(sid = ?rejected.sid, reason = %rejected.reason, "skipped a call record Twilio sent");
+                report.skipped.push(rejected.into());
+            }
+            let mut batch = Vec::with_capacity(page.calls.len());
+            for call in page.calls {
+                if !filter.matches(&call) {
+                    report.outside_window += 1;
+                } else if remaining == 0 {
+                    report.more_available = true;
+                } else {
+                    remaining -= 1;
+                    batch.push(call);
+                }
+            }
+            let stats = self.ingest(&rules, batch).await?;
+            report.add(stats);
+            if let Some(progress) = progress {
+                progress(Progress {
+                    fetched: report.fetched,
+                    pages: report.pages,
+                });
+            }
+            if remaining == 0 {
+                report.more_available |= page.next.is_some();
+                break;
+            }
+        }
+
+
+        if matches!(mode, SyncMode::Incremental { .. }) {
+            self.refresh_unfinished(&rules, since, &mut report).await?;
+        }
+
+        let complete = !report.more_available;
+        let covers_watermark = watermark.is_none_or(|w| since <= w);
+        if complete && covers_watermark {
+            self.store
+                .write_cursor(WATERMARK_CURSOR, &started_at.to_rfc3339())
+                .await?;
+        }
+        report.elapsed_ms = clock.elapsed().as_millis() as u64;
+        tracing::info!(
+            fetched = report.fetched,
+            inserted = report.inserted,
+            updated = report.updated,
+            skipped = report.skipped.len(),
+            more_available = report.more_available,
+            elapsed_ms = report.elapsed_ms,
+            "sync finished"
+        );
+        Ok(report)
+    }
+
+    /// Fetches again the stored calls that are not final and started before
+    /// the window (those inside it were just listed).
+    async fn refresh_unfinished(
+        &self,
+        rules: &PartyRules,
+        since: DateTime<Utc>,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let unfinished = self.store.unfinished_calls(REFRESH_LIMIT).await?;
+        let mut batch = Vec::new();
+        for stored in unfinished {
+            if stored.call.start_time.is_some_and(|t| t > since) {
+                continue;
+            }
+            match self.client.fetch_call(&stored.call.sid).await {
+                Ok(call) => batch.push(call),
+                Err(TwilioError::NotFound { .. }) => report.skipped.push(Skipped {
+                    sid: Some(stored.call.sid.to_string()),
+                    reason: "Twilio no longer has this call; the stored copy is kept".into(),
+                }),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        report.refreshed = batch.len() as u64;
+        let stats = self.ingest(rules, batch).await?;
+        report.add(stats);
+        Ok(())
+    }
+}
+
+/// Plans one batch against a store: the lookups around the pure planner.
+pub async fn plan_batch(
+    store: &dyn Store,
+    rules: &PartyRules,
+    batch: Vec<Call>,
+) -> Result<Plan, StoreError> {
+    if batch.is_empty() {
+        return Ok(Plan::default());
+    }
+    let mut sids: Vec<_> = batch
+        .iter()
+        .flat_map(|c| std::iter::once(c.sid.clone()).chain(c.parent_call_sid.clone()))
+        .collect();
+    sids.sort();
+    sids.dedup();
+    let stored = store.load_trees(&sids).await?;
+    let prepared = Prepared::new(rules, batch, stored);
+    let conversations = store.load_conversations(prepared.lookup()).await?;
+    Ok(prepared.finish(conversations))
+}

@@ -1,0 +1,702 @@
+//! The reqwest implementation of [`super::TwilioClient`].
+//!
+//! Every request is a `GET` with HTTP Basic authentication. Failures that may
+//! go away (429, 5xx, connection errors, timeouts, truncated bodies) are
+//! retried with exponential backoff and full jitter, within the bounds of a
+//! [`RetryPolicy`]; everything else is returned at once.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
+use std::fmt::{self, Write as _};
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::Value;
+use url::Url;
+
+use super::{
+    CallFilter, CallPage, IncomingNumber, PageToken, Recording, TwilioClient, TwilioConfig,
+    TwilioError,
+};
+use crate::call::{parse_twilio_time, Call, CallSid};
+
+/// The API version segment of every path.
+const API_VERSION: &str = "2010-04-01";
+/// Default time limit of one request, body included.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time limit for establishing a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Page size used when listing numbers and recordings.
+const LIST_PAGE_SIZE: u32 = 1000;
+
+/// Retry settings for [`HttpTwilioClient`].
+///
+/// The delay before retry `n` (1-based) is drawn uniformly from
+/// `0..=min(max_backoff, initial_backoff * 2^(n-1))` ("full jitter"). A
+/// `Retry-After` header on a 429 or 503 replaces that delay (capped at
+/// `max_backoff`).
+///
+/// ```
+/// use callview_core::twilio::RetryPolicy;
+/// let policy = RetryPolicy::default();
+/// assert_eq!(policy.max_attempts, 5);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts per request, first one included (0 is treated as 1).
+    pub max_attempts: u32,
+    /// First backoff.
+    pub initial_backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, backoff starting at 500 ms and growing to at most 30 s.
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The (jittered) delay before the retry that follows failed attempt
+    /// number `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(30);
+        let cap = self
+            .initial_backoff
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_backoff);
+        let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        if cap_nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(random_u64() % cap_nanos.saturating_add(1))
+    }
+}
+
+/// A cheap random number for jitter (not for cryptography).
+fn random_u64() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    hasher.write_u128(nanos);
+    hasher.finish()
+}
+
+/// Twilio over HTTPS (reqwest).
+///
+/// Its `Debug` output shows the base URL, the account and the Basic-auth
+/// user, never the secret.
+pub struct HttpTwilioClient {
+    http: reqwest::Client,
+    config: TwilioConfig,
+    /// The parsed base URL (validated in [`HttpTwilioClient::new`]).
+    base: Url,
+    /// The base URL as text without a trailing `/`, to which
+    /// `next_page_uri` values are appended.
+    base_prefix: String,
+    retry: RetryPolicy,
+    timeout: Duration,
+}
+
+impl fmt::Debug for HttpTwilioClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTwilioClient")
+            .field("base_url", &self.base_prefix)
+            .field("account_sid", &self.account_sid())
+            .field("auth_user", &self.config.credentials.basic_auth().0)
+            .field("secret", &"[redacted]")
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTwilioClient {
+    /// A client for `config`, with the default [`RetryPolicy`], a 30 s
+    /// request timeout and a 10 s connect timeout. Nothing is sent yet.
+    ///
+    /// Fails with [`TwilioError::Config`] when the base URL is not an
+    /// `http`/`https` URL or the account SID is empty.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use callview_core::twilio::{Credentials, HttpTwilioClient, RetryPolicy, Secret, TwilioConfig};
+    ///
+    /// let config = TwilioConfig {
+    ///     credentials: Credentials::AuthToken {
+    ///         account_sid: "AC123".into(),
+    ///         auth_token: Secret::new("hunter2"),
+    ///     },
+    ///     base_url: "https://api.twilio.com".into(),
+    /// };
+    /// let client = HttpTwilioClient::new(config)
+    ///     .unwrap()
+    ///     .with_retry_policy(RetryPolicy { max_attempts: 3, ..RetryPolicy::default() })
+    ///     .with_timeout(Duration::from_secs(10));
+    /// assert_eq!(client.account_sid(), "AC123");
+    /// assert!(!format!("{client:?}").contains("hunter2"));
+    /// ```
+    pub fn new(config: TwilioConfig) -> Result<Self, TwilioError> {
+        if config.credentials.account_sid().trim().is_empty() {
+            return Err(TwilioError::Config("the account SID is empty".into()));
+        }
+        let base = Url::parse(config.base_url.trim()).map_err(|e| {
+            TwilioError::Config(format!(
+                "the API base URL {:?} is not a URL: {e}",
+                config.base_url
+            ))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(TwilioError::Config(format!(
+                "the API base URL {:?} must be an http or https URL",
+                config.base_url
+            )));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(TwilioError::Config(format!(
+                "the API base URL {:?} must not have a query or fragment",
+                config.base_url
+            )));
+        }
+        let base_prefix = base.as_str().trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("callview/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TwilioError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            config,
+            base,
+            base_prefix,
+            retry: RetryPolicy::default(),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Sets the time limit of one request attempt, from connecting until the
+    /// body has been read (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The account whose resources are listed (`AC...`).
+    pub fn account_sid(&self) -> &str {
+        self.config.credentials.account_sid()
+    }
+
+    /// `{base}/2010-04-01/Accounts/{AccountSid}/{segments...}`, each segment
+    /// percent-encoded as a path segment.
+    fn account_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            // `cannot_be_a_base` was ruled out in `new`, so this cannot fail.
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.pop_if_empty()
+                    .extend([API_VERSION, "Accounts", self.account_sid()])
+                    .extend(segments);
+            }
+        }
+        url
+    }
+
+    /// The first page of the calls list for `filter`.
+    fn first_calls_url(&self, filter: &CallFilter) -> Url {
+        let mut params: Vec<(&str, String)> = vec![("PageSize", filter.page_size.to_string())];
+        if let Some(after) = &filter.start_time_after {
+            params.push(("StartTime>", format_query_time(after)));
+        }
+        if let Some(before) = &filter.start_time_before {
+            params.push(("StartTime<", format_query_time(before)));
+        }
+        if let Some(status) = &filter.status {
+            params.push(("Status", status.as_str().to_owned()));
+        }
+        if let Some(parent) = &filter.parent_call_sid {
+            params.push(("ParentCallSid", parent.as_str().to_owned()));
+        }
+        let mut url = self.account_url(&["Calls.json"]);
+        url.set_query(Some(&encode_query(&params)));
+        url
+    }
+
+    /// The URL a `next_page_uri` points to: the base URL followed by the
+    /// URI exactly as Twilio gave it.
+    fn page_url(&self, token: &PageToken) -> Result<Url, TwilioError> {
+        let uri = token.0.trim();
+        let text = if uri.starts_with('/') {
+            format!("{}{uri}", self.base_prefix)
+        } else if uri.starts_with(&format!("{}/", self.base_prefix)) {
+            // An absolute URI under our own base: tolerated, used as is.
+            uri.to_owned()
+        } else {
+            // Never send credentials anywhere but the configured API.
+            return Err(TwilioError::Config(format!(
+                "the next page URI {uri:?} is not under the API base URL {}",
+                self.base_prefix
+            )));
+        };
+        Url::parse(&text).map_err(|e| {
+            TwilioError::Config(format!("the next page URI {uri:?} is not a valid URL: {e}"))
+        })
+    }
+
+    /// GETs `url` and parses the body as JSON, retrying per the policy.
+    /// `what` names the resource in errors.
+    async fn get_json(&self, url: &Url, what: &str) -> Result<Value, TwilioError> {
+        let max_attempts = self.retry.max_attempts.max(1);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let (error, retry_after) = match self.attempt(url, what).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            if !error.is_retryable() {
+                return Err(error);
+            }
+            if attempt >= max_attempts {
+                return Err(TwilioError::RetriesExhausted {
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            let delay = match retry_after {
+                Some(wait) => wait.min(self.retry.max_backoff),
+                None => self.retry.backoff(attempt),
+            };
+            let status = match &error {
+                TwilioError::Api { status, .. } => Some(*status),
+                _ => None,
+            };
+            tracing::warn!(
+                path = url.path(),
+                status,
+                attempt,
+                max_attempts,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                error = %error,
+                "Twilio request failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt. On failure, also returns the server's `Retry-After`
+    /// (429 and 503 only).
+    async fn attempt(
+        &self,
+        url: &Url,
+        what: &str,
+    ) -> Result<Value, (TwilioError, Option<Duration>)> {
+        let (user, secret) = self.config.credentials.basic_auth();
+        let response = self
+            .http
+            .get(url.clone())
+            .basic_auth(user, Some(secret.expose()))
+            .header(ACCEPT, "application/json")
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| (self.transport_error(e), None))?;
+        let status = response.status();
+        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            parse_retry_after(response.headers())
+        } else {
+            None
+        };
+        let body = response.bytes().await;
+        if status.is_success() {
+            let body = body.map_err(|e| (self.transport_error(e), None))?;
+            return serde_json::from_slice::<Value>(&body).map_err(|e| {
+                (
+                    TwilioError::Decode {
+                        context: what.to_owned(),
+                        reason: e.to_string(),
+                    },
+                    None,
+                )
+            });
+        }
+        // An error body that cannot be read is not worth failing over: the
+        // status says enough.
+        let body = body.map(|b| b.to_vec()).unwrap_or_default();
+        Err((status_error(status, &body, what), retry_after))
+    }
+
+    /// A reqwest failure as [`TwilioError::Transport`], with its causes.
+    /// reqwest errors carry the URL (which holds no credential) but never
+    /// the headers.
+    fn transport_error(&self, error: reqwest::Error) -> TwilioError {
+        let mut message = if error.is_timeout() {
+            format!("timed out after {:?}: {error}", self.timeout)
+        } else {
+            error.to_string()
+        };
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        TwilioError::Transport(message)
+    }
+
+    /// Follows `next_page_uri` from `first` until the last page and collects
+    /// the items of array `key`, parsed by `parse` (`None` = skipped with a
+    /// warning).
+    async fn list_all<T>(
+        &self,
+        first: Url,
+        what: &str,
+        key: &str,
+        parse: impl Fn(&Value) -> Option<T> + Send + Sync,
+    ) -> Result<Vec<T>, TwilioError> {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut url = first;
+        loop {
+            let body = self.get_json(&url, what).await?;
+            let records =
+                body.get(key)
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| TwilioError::Decode {
+                        context: what.to_owned(),
+                        reason: format!("the response has no `{key}` array"),
+                    })?;
+            for record in records {
+                match parse(record) {
+                    Some(item) => items.push(item),
+                    None => {
+                        let sid = text_field(record, "sid").unwrap_or_default();
+                        tracing::warn!(
+                            resource = key,
+                            sid = sid.as_str(),
+                            "skipping a Twilio record without its required fields"
+                        );
+                    }
+                }
+            }
+            let Some(next) = next_page(&body) else {
+                return Ok(items);
+            };
+            if !seen.insert(next.0.clone()) {
+                return Err(TwilioError::Decode {
+                    context: what.to_owned(),
+                    reason: format!("next_page_uri {:?} repeats", next.0),
+                });
+            }
+            url = self.page_url(&next)?;
+        }
+    }
+}
+
+#[async_trait]
+impl TwilioClient for HttpTwilioClient {
+    async fn list_calls_page(
+        &self,
+        filter: &CallFilter,
+        page: Option<&PageToken>,
+    ) -> Result<CallPage, TwilioError> {
+        let url = match page {
+            None => self.first_calls_url(filter),
+            Some(token) => self.page_url(token)?,
+        };
+        let what = format!("the calls of account {}", self.account_sid());
+        let body = self.get_json(&url, &what).await?;
+        parse_call_page(&body, &what)
+    }
+
+    async fn fetch_call(&self, sid: &CallSid) -> Result<Call, TwilioError> {
+        let url = self.account_url(&["Calls", &format!("{sid}.json")]);
+        let what = format!("call {sid}");
+        let body = self.get_json(&url, &what).await?;
+        Call::from_json(&body).map_err(|e| TwilioError::Decode {
+            context: what,
+            reason: e.to_string(),
+        })
+    }
+
+    async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
+        let mut url = self.account_url(&["IncomingPhoneNumbers.json"]);
+        url.set_query(Some(&encode_query(&[(
+            "PageSize",
+            LIST_PAGE_SIZE.to_string(),
+        )])));
+        let what = format!("the phone numbers of account {}", self.account_sid());
+        self.list_all(url, &what, "incoming_phone_numbers", parse_number)
+            .await
+    }
+
+    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
+        let mut url = self.account_url(&["Recordings.json"]);
+        url.set_query(Some(&encode_query(&[
+            ("CallSid", call_sid.as_str().to_owned()),
+            ("PageSize", LIST_PAGE_SIZE.to_string()),
+        ])));
+        let what = format!("the recordings of call {call_sid}");
+        self.list_all(url, &what, "recordings", parse_recording)
+            .await
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, as Twilio's helper libraries send dates.
+fn format_query_time(time: &DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A query string of `params`, names and values percent-encoded (so
+/// `StartTime>` becomes `StartTime%3E`); `:` is left as is, as Twilio's
+/// helper libraries do.
+fn encode_query(params: &[(&str, String)]) -> String {
+    let mut query = String::new();
+    for (name, value) in params {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        encode_component(name, &mut query);
+        query.push('=');
+        encode_component(value, &mut query);
+    }
+    query
+}
+
+fn encode_component(text: &str, out: &mut String) {
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                out.push(char::from(byte));
+            }
+            _ => {
+                let _ = write!(out, "%{byte:02X}");
+            }
+        }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        if seconds.is_finite() && seconds >= 0.0 {
+            return Duration::try_from_secs_f64(seconds).ok();
+        }
+    }
+    let when = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (when.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The error for a non-success status, from Twilio's error body
+/// `{"code", "message", "more_info", "status"}` when there is one.
+fn status_error(status: StatusCode, body: &[u8], what: &str) -> TwilioError {
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name));
+    let code = field("code").and_then(|c| {
+        c.as_i64()
+            .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
+    });
+    let message = field("message")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
+    let more_info = field("more_info")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
+    let status_text = || {
+        status
+            .canonical_reason()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP status {}", status.as_u16()))
+    };
+    match status.as_u16() {
+        401 | 403 => TwilioError::Unauthorized {
+            status: status.as_u16(),
+            message: message.unwrap_or_else(status_text),
+        },
+        404 => TwilioError::NotFound {
+            what: match message {
+                Some(m) => format!("{what} ({m})"),
+                None => what.to_owned(),
+            },
+        },
+        _ => TwilioError::Api {
+            status: status.as_u16(),
+            code,
+            message: message.unwrap_or_else(status_text),
+            more_info,
+        },
+    }
+}
+
+/// `next_page_uri` as a token; null or empty means the last page.
+fn next_page(body: &Value) -> Option<PageToken> {
+    body.get("next_page_uri")
+        .and_then(Value::as_str)
+        .filter(|uri| !uri.trim().is_empty())
+        .map(|uri| PageToken(uri.to_owned()))
+}
+
+/// One page of the calls list: every record parsed, failures kept in
+/// `rejected`.
+fn parse_call_page(body: &Value, what: &str) -> Result<CallPage, TwilioError> {
+    let records =
+        body.get("calls")
+            .and_then(Value::as_array)
+            .ok_or_else(|| TwilioError::Decode {
+                context: what.to_owned(),
+                reason: "the response has no `calls` array".into(),
+            })?;
+    let mut page = CallPage {
+        next: next_page(body),
+        ..CallPage::default()
+    };
+    for record in records {
+        match Call::from_json(record) {
+            Ok(call) => page.calls.push(call),
+            Err(rejected) => page.rejected.push(rejected),
+        }
+    }
+    Ok(page)
+}
+
+/// A non-empty text field (numbers accepted as their text).
+fn text_field(record: &Value, name: &str) -> Option<String> {
+    match record.get(name)? {
+        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_number(record: &Value) -> Option<IncomingNumber> {
+    Some(IncomingNumber {
+        sid: text_field(record, "sid")?,
+        phone_number: text_field(record, "phone_number")?,
+        friendly_name: text_field(record, "friendly_name"),
+    })
+}
+
+fn parse_recording(record: &Value) -> Option<Recording> {
+    Some(Recording {
+        sid: text_field(record, "sid")?,
+        call_sid: text_field(record, "call_sid")?,
+        uri: text_field(record, "uri")?,
+        // Twilio sends "-1" while a recording is still processing.
+        duration: text_field(record, "duration").and_then(|d| d.parse().ok()),
+        status: text_field(record, "status"),
+        start_time: text_field(record, "start_time").and_then(|t| parse_twilio_time(&t)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_encoding_keeps_colons_and_encodes_comparisons() {
+        let q = encode_query(&[
+            ("StartTime>", "2026-02-01T00:00:00Z".into()),
+            ("StartTime<", "a b+c".into()),
+        ]);
+        assert_eq!(
+            q,
+            "StartTime%3E=2026-02-01T00:00:00Z&StartTime%3C=a%20b%2Bc"
+        );
+    }
+
+    #[test]
+    fn backoff_stays_within_the_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+        };
+        for attempt in 1..20 {
+            let cap = Duration::from_millis(100 * (1 << (attempt - 1).min(10)))
+                .min(Duration::from_millis(350));
+            for _ in 0..50 {
+                assert!(policy.backoff(attempt) <= cap);
+            }
+        }
+        let zero = RetryPolicy {
+            initial_backoff: Duration::ZERO,
+            ..policy
+        };
+        assert_eq!(zero.backoff(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), None);
+    }
+
+    #[test]
+    fn error_bodies_are_parsed_with_fallbacks() {
+        let body =
+            br#"{"code":20429,"message":"Too many","more_info":"https://x/20429","status":429}"#;
+        match status_error(StatusCode::TOO_MANY_REQUESTS, body, "x") {
+            TwilioError::Api {
+                status,
+                code,
+                message,
+                more_info,
+            } => {
+                assert_eq!(status, 429);
+                assert_eq!(code, Some(20429));
+                assert_eq!(message, "Too many");
+                assert_eq!(more_info.as_deref(), Some("https://x/20429"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match status_error(StatusCode::BAD_GATEWAY, b"<html>", "x") {
+            TwilioError::Api { message, code, .. } => {
+                assert_eq!(message, "Bad Gateway");
+                assert_eq!(code, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! callview postgres store

@@ -1,0 +1,2 @@
+//! The `callview` command line.
+fn main() {}

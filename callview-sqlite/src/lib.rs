@@ -1,0 +1,1 @@
+//! callview sqlite store
