@@ -216,9 +216,14 @@ impl Normalizer {
         if !(7..=15).contains(&digits) {
             return None;
         }
-        let number = phonenumber::parse(Some(self.region), text).ok()?;
-        let national = number.national().value();
-        if national == 0 {
+        // An international number is parsed without a default region: the
+        // library otherwise strips a leading `1` of the national number as
+        // if it were a NANP trunk prefix (`+33 1 42 68 53 00`).
+        let international = international_form(text, self.region);
+        let text = international.as_deref().unwrap_or(text);
+        let region = (!text.starts_with('+')).then_some(self.region);
+        let number = phonenumber::parse(region, text).ok()?;
+        if number.national().value() == 0 {
             return None;
         }
         let e164 = number.format().mode(Mode::E164).to_string();
@@ -226,8 +231,10 @@ impl Normalizer {
         if !(7..=15).contains(&e164_digits) {
             return None;
         }
-        // NANP numbers have exactly ten national digits.
-        if number.code().value() == 1 && national.to_string().len() != 10 {
+        // NANP numbers have ten national digits, the first of them 2-9.
+        if number.code().value() == 1
+            && (e164.len() != 12 || !matches!(e164.as_bytes()[2], b'2'..=b'9'))
+        {
             return None;
         }
         Some(e164)
@@ -254,6 +261,21 @@ impl Normalizer {
         }
         key.to_owned()
     }
+}
+
+/// Rewrites a number dialled with the region's international prefix
+/// (`011` in NANP regions, `00` elsewhere) to the `+` form, which the
+/// phone-number library reads reliably.
+fn international_form(text: &str, region: country::Id) -> Option<String> {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let nanp = phonenumber::metadata::DATABASE
+        .by_id(region.as_ref())
+        .is_some_and(|m| m.country_code() == 1);
+    let prefix = if nanp { "011" } else { "00" };
+    if text.starts_with('+') || !digits.starts_with(prefix) {
+        return None;
+    }
+    Some(format!("+{}", &digits[prefix.len()..]))
 }
 
 fn is_anonymous(text: &str) -> bool {

@@ -17,6 +17,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod call;
+pub mod callback;
 pub mod endpoint;
 pub mod model;
 #[cfg(feature = "simulator")]

@@ -169,6 +169,8 @@ pub struct Progress {
 pub const WATERMARK_CURSOR: &str = "watermark";
 /// The cursor holding the account's owned numbers (JSON array of E.164).
 pub const OWNED_NUMBERS_CURSOR: &str = "owned_numbers";
+/// How many day slices an uncapped sync reads at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 /// How many unfinished calls an incremental run looks at again.
 pub const REFRESH_LIMIT: u32 = 500;
 
@@ -179,6 +181,7 @@ pub struct SyncEngine {
     store: Arc<dyn Store>,
     rules: PartyRules,
     page_size: u32,
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -186,6 +189,7 @@ impl std::fmt::Debug for SyncEngine {
         f.debug_struct("SyncEngine")
             .field("rules", &self.rules)
             .field("page_size", &self.page_size)
+            .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -199,7 +203,16 @@ impl SyncEngine {
             store,
             rules,
             page_size: crate::twilio::MAX_PAGE_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
         }
+    }
+
+    /// Sets how many day slices an uncapped sync reads from Twilio at once
+    /// (default 4; 1 reads one sequence of pages). Pages are still applied
+    /// one at a time, and the final state is the same either way.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
     }
 
     /// Sets the page size requested from Twilio (1..=1000).
@@ -296,15 +309,14 @@ impl SyncEngine {
         };
         tracing::info!(?mode, %since, cap, "sync started");
 
-        let filter = CallFilter {
-            start_time_after: Some(since),
-            page_size: self.page_size,
-            ..CallFilter::default()
-        };
+        // A capped run takes the newest calls first, so it reads one
+        // sequence of pages; an uncapped one may read day slices concurrently.
+        let concurrency = if cap.is_some() { 1 } else { self.concurrency };
+        let slices = plan_slices(since, started_at, concurrency);
         let mut remaining = cap.unwrap_or(usize::MAX);
-        let mut pages = std::pin::pin!(call_pages(self.client.as_ref(), filter.clone()));
-        while let Some(page) = pages.next().await {
-            let page = page?;
+        let mut pages = self.pages(slices, concurrency);
+        while let Some(item) = pages.next().await {
+            let (page, slice) = item?;
             report.pages += 1;
             report.fetched += (page.calls.len() + page.rejected.len()) as u64;
             for rejected in page.rejected {
@@ -313,7 +325,7 @@ impl SyncEngine {
             }
             let mut batch = Vec::with_capacity(page.calls.len());
             for call in page.calls {
-                if !filter.matches(&call) {
+                if !slice.contains(&call) {
                     report.outside_window += 1;
                 } else if remaining == 0 {
                     report.more_available = true;
@@ -335,7 +347,7 @@ impl SyncEngine {
                 break;
             }
         }
-
+        drop(pages);
 
         if matches!(mode, SyncMode::Incremental { .. }) {
             self.refresh_unfinished(&rules, since, &mut report).await?;
@@ -388,6 +400,154 @@ impl SyncEngine {
         let stats = self.ingest(rules, batch).await?;
         report.add(stats);
         Ok(())
+    }
+}
+
+/// A part of a sync window: calls that started at or after `from` and
+/// before `to` (open-ended when `to` is `None`). Calls without a start time
+/// belong to every slice; the planner makes repeats harmless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// Inclusive start.
+    pub from: DateTime<Utc>,
+    /// Exclusive end; `None` for "until now and beyond".
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Slice {
+    /// The Twilio filter that covers the slice. Twilio's bounds are
+    /// exclusive and only documented to day precision, so the filter starts
+    /// a second early and [`Slice::contains`] decides locally.
+    pub fn filter(&self, page_size: u32) -> CallFilter {
+        CallFilter {
+            start_time_after: Some(self.from - Duration::seconds(1)),
+            start_time_before: self.to,
+            page_size,
+            ..CallFilter::default()
+        }
+    }
+
+    /// Whether a call belongs to this slice.
+    pub fn contains(&self, call: &Call) -> bool {
+        call.start_time
+            .is_none_or(|t| t >= self.from && self.to.is_none_or(|to| t < to))
+    }
+}
+
+/// Splits the window starting at `since` (up to `now`, open-ended) into
+/// disjoint slices, newest first. With `concurrency` 1 or a window shorter
+/// than two days it is one slice; otherwise slices are whole UTC days, up
+/// to four per concurrent reader, so Twilio's day-precision filter is exact.
+///
+/// ```
+/// use callview_core::sync::plan_slices;
+/// use chrono::{Duration, TimeZone, Utc};
+/// let now = Utc.with_ymd_and_hms(2026, 2, 10, 12, 0, 0).unwrap();
+/// let slices = plan_slices(now - Duration::days(30), now, 4);
+/// assert_eq!(slices.len(), 16);
+/// assert_eq!(slices[0].to, None);
+/// assert_eq!(slices.last().unwrap().from, now - Duration::days(30));
+/// ```
+pub fn plan_slices(since: DateTime<Utc>, now: DateTime<Utc>, concurrency: usize) -> Vec<Slice> {
+    let single = vec![Slice {
+        from: since,
+        to: None,
+    }];
+    let first_midnight = (since + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc());
+    let Some(first_midnight) = first_midnight else {
+        return single;
+    };
+    let days = (now - first_midnight).num_days();
+    if concurrency <= 1 || days < 2 {
+        return single;
+    }
+    let count = (concurrency * 4).min(days as usize) as i64;
+    let mut bounds: Vec<DateTime<Utc>> = (0..count)
+        .map(|i| first_midnight + Duration::days(days * i / count))
+        .collect();
+    bounds[0] = since;
+    let mut slices: Vec<Slice> = bounds
+        .windows(2)
+        .map(|w| Slice {
+            from: w[0],
+            to: Some(w[1]),
+        })
+        .collect();
+    slices.push(Slice {
+        from: *bounds.last().unwrap_or(&since),
+        to: None,
+    });
+    slices.reverse();
+    slices
+}
+
+type PageItem = Result<(crate::twilio::CallPage, Slice), TwilioError>;
+
+impl SyncEngine {
+    /// Every page of every slice: read in order with one reader, or by
+    /// `concurrency` tasks feeding a bounded channel (memory stays bounded
+    /// by a few pages).
+    fn pages(
+        &self,
+        slices: Vec<Slice>,
+        concurrency: usize,
+    ) -> futures::stream::BoxStream<'static, PageItem> {
+        let page_size = self.page_size;
+        if concurrency <= 1 || slices.len() <= 1 {
+            let client = self.client.clone();
+            let stream = futures::stream::iter(slices).flat_map(move |slice| {
+                let client = client.clone();
+                let filter = slice.filter(page_size);
+                futures::stream::unfold(Some(None), move |token: Option<Option<crate::twilio::PageToken>>| {
+                    let client = client.clone();
+                    let filter = filter.clone();
+                    async move {
+                        let token = token?;
+                        match client.list_calls_page(&filter, token.as_ref()).await {
+                            Ok(page) => {
+                                let next = page.next.clone().map(Some);
+                                Some((Ok((page, slice)), next))
+                            }
+                            Err(e) => Some((Err(e), None)),
+                        }
+                    }
+                })
+            });
+            return stream.boxed();
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<PageItem>(concurrency);
+        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(slices)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let client = self.client.clone();
+            let queue = queue.clone();
+            let tx = tx.clone();
+            tasks.spawn(async move {
+                loop {
+                    let slice = match queue.lock() {
+                        Ok(mut q) => q.pop_front(),
+                        Err(_) => None,
+                    };
+                    let Some(slice) = slice else { return };
+                    let mut pages = std::pin::pin!(call_pages(client.as_ref(), slice.filter(page_size)));
+                    while let Some(page) = pages.next().await {
+                        let failed = page.is_err();
+                        if tx.send(page.map(|p| (p, slice))).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // The stream owns the tasks: dropping it (an error, a stop) aborts them.
+        futures::stream::unfold((rx, tasks), |(mut rx, tasks)| async move {
+            rx.recv().await.map(|item| (item, (rx, tasks)))
+        })
+        .boxed()
     }
 }
 

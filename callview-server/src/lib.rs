@@ -1,1 +1,58 @@
-//! server
+//! # callview-server
+//!
+//! The HTTP API over a callview store, the sync scheduler that keeps the
+//! store current while serving, and (in `src/main.rs`) the `callview`
+//! command line.
+//!
+//! * [`router`] builds the API as an axum [`Router`](axum::Router) over an
+//!   [`AppState`]; mount it in another application with
+//!   [`Router::nest`](axum::Router::nest).
+//! * [`serve`] serves it on a listener with an initial sync, a periodic
+//!   incremental sync and graceful shutdown.
+//! * [`SyncRunner`] runs one sync at a time and remembers the last outcome.
+//! * [`db::open_store`] opens SQLite or PostgreSQL from a database URL.
+//! * [`demo`] keeps a simulated account busy for the demo mode.
+//!
+//! ## Endpoints
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/conversations?limit=20&offset=0` | `{"conversations": [Conversation], "total": n}` |
+//! | `GET /api/conversations/{id}` | `Conversation` |
+//! | `GET /api/conversations/{id}/messages` | `{"messages": [Message], "total": n}` |
+//! | `GET /api/calls/active` | `{"calls": [Call + conversation_id], "total": n}` |
+//! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
+//! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
+//! | `GET /healthz` | `{"status", "store", "sync_running", "last_sync"}` (503 when the store does not answer) |
+//!
+//! Errors are `{"error": {"code", "message"}}`. One sync runs at a time: a
+//! sync request while another runs is answered 409 `sync_in_progress`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use callview_server::{router, AppState};
+//! # async fn demo(store: Arc<dyn callview_core::Store>) {
+//! let app = axum::Router::new().nest("/calls", router(AppState::new(store)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+// The OpenAPI document is one large `serde_json::json!` literal.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod openapi;
+pub mod params;
+pub mod server;
+pub mod sync_runner;
+pub mod views;
+pub mod webhook;
+
+pub use api::{router, AppState, ROUTES};
+pub use error::ApiError;
+pub use server::{check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig};
+pub use sync_runner::{SyncOutcome, SyncRunError, SyncRunner, SyncTrigger};

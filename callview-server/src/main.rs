@@ -1,2 +1,566 @@
-//! The `callview` command line.
-fn main() {}
+//! The `callview` command line: `sync`, `serve` and `simulate`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use callview_core::simulator::SimConfig;
+use callview_core::sync::Progress;
+use callview_core::twilio::{Credentials, HttpTwilioClient, Secret, TwilioConfig};
+use callview_core::{
+    Normalizer, OwnedNumbers, PartyRules, Preset, Store, SyncEngine, SyncMode, SyncReport,
+    TwilioClient,
+};
+use callview_server::{check_exposure, db, demo, AppState, ServerConfig, SyncRunner};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Keeps a business's Twilio call history in its own database and shows it
+/// as conversations: one per outside party, forwarded legs folded in.
+#[derive(Debug, Parser)]
+#[command(name = "callview", version, propagate_version = true)]
+#[command(after_help = "\
+Twilio credentials come from the environment: TWILIO_ACCOUNT_SID plus either
+TWILIO_AUTH_TOKEN or TWILIO_API_KEY and TWILIO_API_SECRET. TWILIO_API_BASE_URL
+points the client elsewhere (e.g. at `callview simulate`); set alone, dummy
+credentials are used. RUST_LOG sets the log filter (logs go to stderr).
+
+Examples:
+  callview simulate --listen 127.0.0.1:4010 &
+  TWILIO_API_BASE_URL=http://127.0.0.1:4010 callview sync --since 30d
+  callview serve                       # demo mode without credentials")]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Where the call history is stored. The scheme picks the backend:
+    /// `sqlite://PATH` (or a plain file path) for SQLite, `postgres://` or
+    /// `postgresql://` for PostgreSQL. Passwords are never printed.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://callview.db",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: String,
+
+    /// Extra numbers that belong to the business, comma-separated, in any
+    /// format (the account's own Twilio numbers are listed automatically).
+    #[arg(
+        long,
+        env = "CALLVIEW_OWNED_NUMBERS",
+        value_delimiter = ',',
+        global = true
+    )]
+    owned_numbers: Vec<String>,
+
+    /// Region for numbers written without a country code (ISO 3166: US, GB, ...).
+    #[arg(
+        long,
+        env = "CALLVIEW_DEFAULT_REGION",
+        default_value = "US",
+        global = true
+    )]
+    default_region: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one sync from Twilio into the database and print its report.
+    Sync(SyncArgs),
+    /// Serve the HTTP API, syncing in the background.
+    Serve(ServeArgs),
+    /// Serve a simulated Twilio account over HTTP (Twilio's REST wire format).
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PresetArg {
+    /// Last 7 days, at most 100 calls.
+    Initial,
+    /// Last 3 days, at most 500 calls.
+    Manual,
+    /// Last hour, at most 50 calls.
+    Recent,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::Initial => Preset::Initial,
+            PresetArg::Manual => Preset::Manual,
+            PresetArg::Recent => Preset::Recent,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct SyncArgs {
+    /// Sync every call since then, without a cap: a duration back from now
+    /// (`90m`, `12h`, `3d`, `2w`), a date (`2026-02-01`, UTC midnight) or an
+    /// RFC 3339 time (`2026-02-01T08:00:00Z`).
+    #[arg(long, value_parser = parse_since, conflicts_with_all = ["preset", "incremental"])]
+    since: Option<DateTime<Utc>>,
+
+    /// Sync one of the named windows with its cap.
+    #[arg(long, value_enum, conflicts_with = "incremental")]
+    preset: Option<PresetArg>,
+
+    /// Sync since the last complete sync (minus a 2 h lookback) and refresh
+    /// unfinished calls. This is the default when no window is given.
+    #[arg(long)]
+    incremental: bool,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on. A non-loopback address needs --api-token (or --insecure-no-auth).
+    #[arg(long, env = "CALLVIEW_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+
+    /// Do not sync when starting.
+    #[arg(long)]
+    no_initial_sync: bool,
+
+    /// Seconds between incremental syncs; 0 turns them off [default: 60, or 5 in demo mode].
+    #[arg(long, env = "CALLVIEW_SYNC_INTERVAL")]
+    sync_interval: Option<u64>,
+
+    /// Serve the built-in simulated account (with live traffic) instead of
+    /// Twilio. Also chosen when no TWILIO_* variable is set.
+    #[arg(long)]
+    demo: bool,
+
+    /// Require `Authorization: Bearer <TOKEN>` on every /api route.
+    #[arg(long, env = "CALLVIEW_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+
+    /// Allow a non-loopback --listen address without an API token.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Address to listen on (port 0 picks a free one; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    listen: SocketAddr,
+
+    /// Call records in the account (legs included).
+    #[arg(long, default_value_t = 2000)]
+    calls: usize,
+
+    /// Days of history the calls spread over.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+
+    /// Seed of the generator: the same seed gives the same account.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// Keep adding traffic while serving: calls ring, end, get prices.
+    #[arg(long)]
+    live: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Sync(_) => "warn",
+        _ => "info",
+    };
+    init_tracing(default_level);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{default_level},tower_http=info,sqlx=warn,hyper=warn"
+        ))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Sync(args) => sync(&cli.common, args).await,
+        Command::Serve(args) => serve(&cli.common, args).await,
+        Command::Simulate(args) => simulate(args).await,
+    }
+}
+
+/// Parses `--since`.
+fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_since_at(text, Utc::now())
+}
+
+fn parse_since_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    let help = "expected a duration (90m, 12h, 3d, 2w), a date (2026-02-01) or an RFC 3339 time (2026-02-01T08:00:00Z)";
+    if let Some(unit) = text.chars().last().filter(|c| c.is_ascii_alphabetic()) {
+        let digits = &text[..text.len() - 1];
+        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            let n: i64 = digits
+                .parse()
+                .map_err(|_| format!("{text:?} is too large"))?;
+            let span = match unit {
+                'm' => chrono::Duration::try_minutes(n),
+                'h' => chrono::Duration::try_hours(n),
+                'd' => chrono::Duration::try_days(n),
+                'w' => chrono::Duration::try_weeks(n),
+                _ => return Err(format!("unknown unit {unit:?} in {text:?}: {help}")),
+            }
+            .ok_or_else(|| format!("{text:?} is too large"))?;
+            return now
+                .checked_sub_signed(span)
+                .ok_or_else(|| format!("{text:?} is too large"));
+        }
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    Err(format!("cannot read {text:?}: {help}"))
+}
+
+fn party_rules(common: &CommonArgs) -> Result<PartyRules> {
+    let normalizer = Normalizer::new(&common.default_region)
+        .context("CALLVIEW_DEFAULT_REGION / --default-region")?;
+    let owned = OwnedNumbers::from_raw(
+        &normalizer,
+        common
+            .owned_numbers
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty()),
+    );
+    let given = common
+        .owned_numbers
+        .iter()
+        .filter(|n| !n.trim().is_empty())
+        .count();
+    if owned.len() < given {
+        tracing::warn!(
+            given,
+            understood = owned.len(),
+            "some CALLVIEW_OWNED_NUMBERS values are not phone numbers and are ignored"
+        );
+    }
+    Ok(PartyRules::new(normalizer, owned))
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The Twilio client the environment asks for: real credentials, or dummy
+/// ones when only `TWILIO_API_BASE_URL` is set. `None` when nothing is set.
+fn twilio_from_env() -> Result<Option<Arc<dyn TwilioClient>>> {
+    let config = match TwilioConfig::from_env().context("Twilio configuration")? {
+        Some(config) => config,
+        None => match env_var("TWILIO_API_BASE_URL") {
+            Some(base_url) => {
+                tracing::info!(%base_url, "TWILIO_API_BASE_URL is set without credentials: using dummy ones (for `callview simulate`)");
+                TwilioConfig {
+                    credentials: Credentials::AuthToken {
+                        account_sid: demo::DUMMY_ACCOUNT_SID.to_owned(),
+                        auth_token: Secret::new(demo::DUMMY_AUTH_TOKEN),
+                    },
+                    base_url,
+                }
+            }
+            None => return Ok(None),
+        },
+    };
+    let client = HttpTwilioClient::new(config).context("Twilio configuration")?;
+    Ok(Some(Arc::new(client)))
+}
+
+async fn open_store(common: &CommonArgs) -> Result<Arc<dyn Store>> {
+    Ok(db::open_store(&common.database_url).await?)
+}
+
+async fn sync(common: &CommonArgs, args: SyncArgs) -> Result<()> {
+    let rules = party_rules(common)?;
+    let Some(client) = twilio_from_env()? else {
+        bail!(
+            "no Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY \
+             and TWILIO_API_SECRET), or set TWILIO_API_BASE_URL to the URL printed by \
+             `callview simulate` to sync from the simulated account"
+        );
+    };
+    let store = open_store(common).await?;
+    let engine = SyncEngine::new(client, store, rules);
+    let mode = match (args.since, args.preset) {
+        (Some(since), _) => SyncMode::Since(since),
+        (None, Some(preset)) => SyncMode::Preset(preset.into()),
+        (None, None) => SyncMode::incremental(),
+    };
+
+    let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message("asking Twilio for calls...");
+        bar
+    });
+    let on_progress = bar.clone().map(|bar| {
+        move |p: Progress| {
+            bar.set_message(format!("{} records, {} pages", p.fetched, p.pages));
+        }
+    });
+    let result = engine
+        .run(
+            mode,
+            on_progress
+                .as_ref()
+                .map(|f| f as &(dyn Fn(Progress) + Send + Sync)),
+        )
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = result.context("the sync failed")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report_table(&report));
+    }
+    Ok(())
+}
+
+fn report_table(r: &SyncReport) -> String {
+    let mut out = String::new();
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    out.push_str(&format!(
+        "Sync finished in {:.2} s (calls since {})\n",
+        r.elapsed_ms as f64 / 1000.0,
+        time(r.since)
+    ));
+    let rows: [(&str, String); 10] = [
+        ("fetched", r.fetched.to_string()),
+        ("inserted", r.inserted.to_string()),
+        ("updated", r.updated.to_string()),
+        ("unchanged", r.unchanged.to_string()),
+        ("moved", r.moved.to_string()),
+        ("skipped", r.skipped.len().to_string()),
+        ("outside window", r.outside_window.to_string()),
+        ("refreshed", r.refreshed.to_string()),
+        ("pages", r.pages.to_string()),
+        (
+            "more available",
+            if r.more_available {
+                "yes (the cap stopped the run)"
+            } else {
+                "no"
+            }
+            .to_owned(),
+        ),
+    ];
+    for (name, value) in rows {
+        out.push_str(&format!("  {name:<16}{value:>8}\n"));
+    }
+    if !r.skipped.is_empty() {
+        out.push_str("Skipped records:\n");
+        for s in &r.skipped {
+            out.push_str(&format!(
+                "  {}: {}\n",
+                s.sid.as_deref().unwrap_or("(no sid)"),
+                s.reason
+            ));
+        }
+    }
+    out
+}
+
+async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
+    let twilio_env = TwilioConfig::from_env().context("Twilio configuration")?;
+    let base_url_only = twilio_env.is_none() && env_var("TWILIO_API_BASE_URL").is_some();
+    let demo_mode = args.demo || (twilio_env.is_none() && !base_url_only);
+    if demo_mode {
+        // The first log line says so.
+        if args.demo {
+            tracing::info!(
+                "demo mode: --demo given, serving a simulated account with live traffic"
+            );
+        } else {
+            tracing::info!("demo mode: no Twilio credentials set, serving a simulated account with live traffic (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to serve your own)");
+        }
+    }
+    let token = args.api_token.as_deref().filter(|t| !t.is_empty());
+    check_exposure(args.listen, token.is_some(), args.insecure_no_auth)?;
+    if args.insecure_no_auth && token.is_none() && !args.listen.ip().to_canonical().is_loopback() {
+        tracing::warn!(listen = %args.listen, "serving without authentication on a non-loopback address (--insecure-no-auth)");
+    }
+    let rules = party_rules(common)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let store = open_store(common).await?;
+
+    let (client, live): (Arc<dyn TwilioClient>, Option<demo::LiveTraffic>) = if demo_mode {
+        let sim = demo::default_demo_account();
+        let live = demo::LiveTraffic::start(sim.clone(), demo::LIVE_TICK);
+        (Arc::new(sim), Some(live))
+    } else {
+        let client = twilio_from_env()?.context("no Twilio configuration")?;
+        (client, None)
+    };
+    let runner = SyncRunner::new(SyncEngine::new(client, Arc::clone(&store), rules.clone()));
+    let state = AppState::new(store)
+        .with_sync(runner)
+        .with_api_token(token)
+        .with_normalizer(rules.normalizer);
+
+    let interval_secs = args.sync_interval.unwrap_or(if demo_mode { 5 } else { 60 });
+    let initial_sync = (!args.no_initial_sync).then(|| {
+        if demo_mode {
+            // The whole simulated history, not only the initial preset's 100 calls.
+            SyncMode::Since(Utc::now() - chrono::Duration::days(i64::from(demo::DEMO_DAYS) + 1))
+        } else {
+            SyncMode::Preset(Preset::Initial)
+        }
+    });
+    let config = ServerConfig {
+        initial_sync,
+        sync_interval: (interval_secs > 0).then(|| Duration::from_secs(interval_secs)),
+        insecure_no_auth: args.insecure_no_auth,
+        ..ServerConfig::new(state)
+    };
+    tracing::info!(
+        url = %format!("http://{local}"),
+        sync_interval_secs = interval_secs,
+        auth = if token.is_some() { "bearer token" } else { "none" },
+        "callview is listening"
+    );
+    let result = callview_server::serve(listener, config).await;
+    if let Some(live) = live {
+        live.stop().await;
+    }
+    result?;
+    Ok(())
+}
+
+async fn simulate(args: SimulateArgs) -> Result<()> {
+    if args.calls == 0 {
+        bail!("--calls must be at least 1");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let config = SimConfig {
+        days: args.days.max(1),
+        ..SimConfig::new(args.seed, args.calls)
+    };
+    let account_sid = config.account_sid.clone();
+    let sim = demo::demo_account(config);
+    let live = args
+        .live
+        .then(|| demo::LiveTraffic::start(sim.clone(), demo::LIVE_TICK));
+    let base = format!("http://{local}");
+    println!(
+        "Simulated Twilio account {account_sid}: {} calls over {} days, at {base}",
+        args.calls,
+        args.days.max(1)
+    );
+    println!("Point callview at it with:");
+    println!("export TWILIO_API_BASE_URL={base}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let result =
+        demo::serve_simulator(listener, sim, callview_server::server::shutdown_signal()).await;
+    if let Some(live) = live {
+        live.stop().await;
+    }
+    result.context("the simulator stopped")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-02-07T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |t: &str| parse_since_at(t, now).unwrap().to_rfc3339();
+        assert_eq!(at("3d"), "2026-02-04T12:00:00+00:00");
+        assert_eq!(at("12h"), "2026-02-07T00:00:00+00:00");
+        assert_eq!(at("90m"), "2026-02-07T10:30:00+00:00");
+        assert_eq!(at("1w"), "2026-01-31T12:00:00+00:00");
+        assert_eq!(at("2026-02-01"), "2026-02-01T00:00:00+00:00");
+        assert_eq!(at("2026-02-01T08:00:00+01:00"), "2026-02-01T07:00:00+00:00");
+        for bad in [
+            "",
+            "3x",
+            "d",
+            "yesterday",
+            "2026-13-01",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_since_at(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn report_table_lists_every_count() {
+        let table = report_table(&SyncReport {
+            fetched: 3,
+            inserted: 2,
+            ..SyncReport::default()
+        });
+        assert!(table.contains("inserted"));
+        assert!(table.contains("fetched"));
+    }
+}

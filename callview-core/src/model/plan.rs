@@ -437,3 +437,7 @@ fn merge(total: &mut Aggregate, add: &Aggregate) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

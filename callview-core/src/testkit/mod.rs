@@ -1,1 +1,162 @@
-//! Conformance suite (being written).
+//! The generic store conformance suite (feature `testkit`).
+//!
+//! Every [`Store`] implementation runs the same tests, in the manner of
+//! arrow-rs' `object_store` crate: the tests are generic `async fn`s in
+//! [`conformance`] taking a fresh store, and [`conformance_tests!`](crate::conformance_tests)
+//! expands into one `#[tokio::test]` per function in the backend's test
+//! crate:
+//!
+//! ```ignore
+//! // callview-sqlite/tests/conformance.rs
+//! callview_core::conformance_tests!(callview_sqlite::SqliteStore::open_in_memory().unwrap());
+//! // callview-postgres/tests/conformance.rs (an async expression works too)
+//! callview_core::conformance_tests!(callview_postgres::testing::fresh_store().await);
+//! ```
+//!
+//! The expression is evaluated inside an `async fn` once per test (and once
+//! per property-test case), so it may `.await`; its value is anything
+//! [`IntoStore`] accepts (a store, an `Arc` of one, an `Arc<dyn Store>`).
+//! The calling crate needs `tokio` (with the `macros` and `rt-multi-thread`
+//! features) as a dev-dependency.
+//!
+//! The kit also holds what the tests are built from, for a backend's own
+//! tests: [`MockTwilio`] (an in-memory [`crate::TwilioClient`]),
+//! [`CallBuilder`], [`check_invariants`] and [`snapshot`], the [`Harness`]
+//! tying a store, a mock account and a [`crate::SyncEngine`] together, and
+//! the call-tree generator of the property tests ([`props`]).
+
+use std::sync::Arc;
+
+use crate::store::Store;
+
+mod builder;
+mod check;
+pub mod conformance;
+mod harness;
+mod mock;
+pub mod props;
+
+pub use builder::{
+    at, at_secs, rules, sid, t0, CallBuilder, AGENT_CELL, AGENT_SIP, ALICE, COMPANY, CUSTOMER,
+    CUSTOMER2, CUSTOMER2_DISPLAY, CUSTOMER_DISPLAY, DISPATCHER, UK_CUSTOMER, UK_CUSTOMER_DISPLAY,
+};
+pub use check::{
+    all_conversations, assert_invariants, check_invariants, snapshot, CallSnapshot,
+    ConversationSnapshot, InteractionSnapshot, StoreSnapshot, Violations,
+};
+pub use harness::Harness;
+pub use mock::MockTwilio;
+
+/// What [`conformance_tests!`](crate::conformance_tests) accepts as a fresh store.
+pub trait IntoStore {
+    /// The store as a trait object.
+    fn into_store(self) -> Arc<dyn Store>;
+}
+
+impl<T: Store + 'static> IntoStore for T {
+    fn into_store(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+impl<T: Store + 'static> IntoStore for Arc<T> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}
+
+impl IntoStore for Arc<dyn Store> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}
+
+/// Expands into one `#[tokio::test]` per conformance test, each on a fresh
+/// store made by the given expression (which may `.await`). See the
+/// [module documentation](crate::testkit).
+///
+/// Tests taking one store are listed in [`conformance`]; the property tests
+/// (`prop_*`) take a factory and run on a multi-threaded runtime.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:expr $(,)?) => {
+        async fn __callview_conformance_fresh_store() -> ::std::sync::Arc<dyn $crate::Store> {
+            $crate::testkit::IntoStore::into_store($fresh)
+        }
+
+        $crate::__conformance_store_tests!(
+            __callview_conformance_fresh_store;
+            empty_store_is_healthy,
+            groups_calls_from_one_number,
+            number_variants_share_one_conversation,
+            child_legs_fold_under_their_parent,
+            parent_after_children_in_the_same_batch,
+            parent_after_children_in_a_later_batch,
+            parent_on_a_later_page,
+            parent_in_a_later_sync,
+            grandchildren_fold_into_the_root,
+            merged_talk_wait_and_display_status,
+            status_and_duration_updates_follow,
+            price_filled_in_later_updates_the_row,
+            resync_changes_nothing,
+            older_version_does_not_overwrite_newer,
+            unknown_status_and_direction_are_kept,
+            raw_twilio_record_is_kept,
+            duplicate_records_in_one_batch,
+            anonymous_callers_share_one_conversation,
+            internal_calls_get_an_internal_conversation,
+            dispatcher_dialling_out_is_outbound,
+            dispatcher_through_company_number_lands_with_customer,
+            internal_root_takes_the_earliest_external_leg,
+            owned_numbers_come_from_twilio,
+            international_numbers_display_internationally,
+            messages_newest_first_unstarted_last,
+            conversations_ordered_by_activity_and_paged,
+            unknown_conversation_is_not_found,
+            cursors_round_trip,
+            unfinished_calls_lists_non_final,
+            recording_url_is_set_and_kept,
+            incremental_sync_refreshes_unfinished_calls,
+            load_trees_returns_whole_trees,
+            load_conversations_totals_exclude,
+            apply_is_all_or_nothing,
+            sync_lock_is_taken_and_released,
+        );
+
+        $crate::__conformance_factory_tests!(
+            __callview_conformance_fresh_store;
+            prop_order_and_batches_do_not_matter,
+            prop_ingesting_twice_changes_nothing,
+            prop_page_size_does_not_matter,
+            prop_stale_versions_never_win,
+        );
+    };
+}
+
+/// Implementation detail of [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_store_tests {
+    ($fresh:ident; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $name() {
+                $crate::testkit::conformance::$name($fresh().await).await;
+            }
+        )*
+    };
+}
+
+/// Implementation detail of [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_factory_tests {
+    ($fresh:ident; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testkit::conformance::$name($fresh).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,169 @@
+//! # callview-bench
+//!
+//! Benchmarks for callview, measured against the targets of issue 7 and
+//! against the **raw limit** of each database (the same rows written by
+//! its plainest bulk path). Run them with
+//!
+//! ```sh
+//! cargo run --release -p callview-bench -- <scenario> [--calls N] [--store sqlite|postgres|both] [--json] [--smoke]
+//! ```
+//!
+//! | scenario | what it measures |
+//! |---|---|
+//! | [`ingest`](scenarios::ingest) | backfill calls/s, wall time and peak RSS per store, raw limit and ratio |
+//! | [`memory`](scenarios::memory) | peak RSS of backfills of two sizes (does it grow with N?) |
+//! | [`backfill`](scenarios::backfill) | a backfill with 50 ms per page, concurrent readers vs one, same final state |
+//! | [`api`](scenarios::api) | p50/p99 and requests/s of the HTTP API at 1 and 32 clients |
+//! | [`incremental`](scenarios::incremental) | a recent-preset sync of 50 new calls on a big database |
+//!
+//! Each scenario is a library function returning typed results (so the
+//! smoke test in `tests/smoke.rs` runs them all at tiny sizes) and a
+//! [`Report`] (tables, target checks, notes; JSON with `--json`).
+//!
+//! The simulated Twilio account is always reached over HTTP on loopback
+//! with the real [`HttpTwilioClient`](callview_core::twilio::HttpTwilioClient),
+//! so parsing and the client are in the measured path.
+
+pub mod db;
+pub mod digest;
+pub mod machine;
+pub mod raw;
+pub mod report;
+pub mod scenarios;
+pub mod sim;
+pub mod synthetic;
+pub mod sync;
+pub mod timing;
+
+use std::time::Duration;
+
+pub use db::StoreKind;
+pub use report::{Report, TargetCheck, Verdict};
+pub use sim::SimulatorMode;
+
+/// The scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Backfill throughput against the raw limit.
+    Ingest,
+    /// Peak memory of backfills of two sizes.
+    Memory,
+    /// Backfill with network latency: concurrent slices vs sequential.
+    Backfill,
+    /// HTTP API latency and throughput.
+    Api,
+    /// A small recent-preset sync on a big database.
+    Incremental,
+}
+
+impl Scenario {
+    /// Every scenario, in the issue's order.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Ingest,
+        Scenario::Memory,
+        Scenario::Backfill,
+        Scenario::Api,
+        Scenario::Incremental,
+    ];
+
+    /// Its command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Memory => "memory",
+            Self::Backfill => "backfill",
+            Self::Api => "api",
+            Self::Incremental => "incremental",
+        }
+    }
+
+    /// Runs the scenario and returns its report.
+    pub async fn run(self, options: &Options) -> anyhow::Result<Report> {
+        Ok(match self {
+            Self::Ingest => scenarios::ingest::run(options).await?.report(options),
+            Self::Memory => scenarios::memory::run(options).await?.report(options),
+            Self::Backfill => scenarios::backfill::run(options).await?.report(options),
+            Self::Api => scenarios::api::run(options).await?.report(options),
+            Self::Incremental => scenarios::incremental::run(options).await?.report(options),
+        })
+    }
+}
+
+/// Settings shared by the scenarios. `None` fields take the scenario's
+/// default (the issue's sizes, or tiny ones with `smoke`).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Call records (the scenario's main size).
+    pub calls: Option<usize>,
+    /// Which stores; `None` for the scenario's default.
+    pub stores: Option<Vec<StoreKind>>,
+    /// Tiny sizes, one repetition, short measurements (for CI).
+    pub smoke: bool,
+    /// PostgreSQL server and a user that may create databases.
+    pub pg_url: String,
+    /// Where the simulator runs for `ingest` and `memory`.
+    pub simulator: SimulatorMode,
+    /// Concurrent slice readers of a backfill (the engine's default is 4).
+    pub concurrency: usize,
+    /// Latency the simulator adds to every page in `backfill`.
+    pub latency: Duration,
+    /// How long each `api` measurement runs.
+    pub api_duration: Option<Duration>,
+    /// Repetitions of `incremental`.
+    pub repetitions: Option<usize>,
+    /// No progress messages on stderr.
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            calls: None,
+            stores: None,
+            smoke: false,
+            pg_url: db::default_pg_url(),
+            simulator: SimulatorMode::Auto,
+            concurrency: callview_core::sync::DEFAULT_CONCURRENCY,
+            latency: Duration::from_millis(50),
+            api_duration: None,
+            repetitions: None,
+            quiet: false,
+        }
+    }
+}
+
+impl Options {
+    /// The smoke settings: tiny sizes, in-process simulator, quiet.
+    pub fn smoke() -> Self {
+        Self {
+            smoke: true,
+            simulator: SimulatorMode::InProcess,
+            latency: Duration::from_millis(5),
+            quiet: true,
+            ..Self::default()
+        }
+    }
+
+    /// `calls`, or `full` (or `smoke` in smoke mode).
+    pub fn calls_or(&self, full: usize, smoke: usize) -> usize {
+        self.calls
+            .unwrap_or(if self.smoke { smoke } else { full })
+            .max(1)
+    }
+
+    /// The stores asked for, or `default`.
+    pub fn stores_or(&self, default: &[StoreKind]) -> Vec<StoreKind> {
+        match &self.stores {
+            Some(stores) if !stores.is_empty() => stores.clone(),
+            _ => default.to_vec(),
+        }
+    }
+
+    /// Prints a progress line on stderr unless quiet.
+    pub fn progress(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("[callview-bench] {}", message.as_ref());
+        }
+    }
+}

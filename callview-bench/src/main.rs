@@ -1,0 +1,190 @@
+//! `callview-bench`: runs the benchmark scenarios and prints their tables
+//! (or JSON with `--json`). See the library documentation.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use callview_bench::{Options, Report, Scenario, SimulatorMode, StoreKind};
+use clap::{Parser, ValueEnum};
+
+/// Benchmarks for callview, measured against issue 7's targets and each
+/// database's raw bulk-write limit.
+#[derive(Debug, Parser)]
+#[command(name = "callview-bench", version)]
+#[command(after_help = "\
+Examples:
+  cargo run --release -p callview-bench -- ingest
+  cargo run --release -p callview-bench -- ingest --calls 1000000 --store sqlite
+  cargo run --release -p callview-bench -- all --smoke
+  cargo run --release -p callview-bench -- api --json > api.json
+
+PostgreSQL: a server on 127.0.0.1:5432 (user postgres, trust auth) or --pg-url;
+each run creates databases named callview_bench_* and drops them.")]
+struct Cli {
+    /// What to measure.
+    #[arg(value_enum)]
+    scenario: ScenarioArg,
+
+    /// Call records (the scenario's main size; defaults follow the issue).
+    #[arg(long)]
+    calls: Option<usize>,
+
+    /// Which store(s) [default: per scenario].
+    #[arg(long, value_enum)]
+    store: Option<StoreArg>,
+
+    /// Print the results as JSON on stdout (the tables go to stderr).
+    #[arg(long)]
+    json: bool,
+
+    /// Print the tables as Markdown.
+    #[arg(long, conflicts_with = "json")]
+    markdown: bool,
+
+    /// Tiny sizes and short measurements, for CI.
+    #[arg(long)]
+    smoke: bool,
+
+    /// PostgreSQL server and a user that may create databases.
+    #[arg(long, env = "CALLVIEW_BENCH_PG_URL", hide_env_values = true)]
+    pg_url: Option<String>,
+
+    /// Concurrent slice readers of a backfill.
+    #[arg(long, default_value_t = callview_core::sync::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+
+    /// Latency the simulator adds to every page in `backfill`, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+
+    /// Seconds per `api` measurement [default: 5, smoke 0.15].
+    #[arg(long)]
+    duration: Option<f64>,
+
+    /// Repetitions of `incremental` [default: 5, smoke 1].
+    #[arg(long)]
+    repetitions: Option<usize>,
+
+    /// Run the simulator in this process even where a child process is preferred.
+    #[arg(long, conflicts_with = "callview_bin")]
+    in_process_sim: bool,
+
+    /// The `callview` binary to run the simulator with [default: next to this one, built if missing].
+    #[arg(long)]
+    callview_bin: Option<PathBuf>,
+
+    /// No progress messages.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    /// Backfill throughput per store against the raw limit.
+    Ingest,
+    /// Peak RSS of backfills of N/10 and N calls.
+    Memory,
+    /// Backfill with 50 ms per page: concurrent slices vs one reader.
+    Backfill,
+    /// HTTP API p50/p99 and requests/s.
+    Api,
+    /// Recent-preset sync of 50 new calls on a big database.
+    Incremental,
+    /// Every scenario in turn.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StoreArg {
+    /// SQLite only.
+    Sqlite,
+    /// PostgreSQL only.
+    Postgres,
+    /// Both.
+    Both,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let mut options = if cli.smoke {
+        Options::smoke()
+    } else {
+        Options::default()
+    };
+    options.quiet = cli.quiet;
+    options.calls = cli.calls;
+    options.stores = cli.store.map(|s| match s {
+        StoreArg::Sqlite => vec![StoreKind::Sqlite],
+        StoreArg::Postgres => vec![StoreKind::Postgres],
+        StoreArg::Both => vec![StoreKind::Sqlite, StoreKind::Postgres],
+    });
+    if let Some(url) = cli.pg_url {
+        options.pg_url = url;
+    }
+    options.concurrency = cli.concurrency.max(1);
+    if !cli.smoke || cli.latency_ms != 50 {
+        options.latency = Duration::from_millis(cli.latency_ms);
+    }
+    options.api_duration = cli.duration.map(Duration::from_secs_f64);
+    options.repetitions = cli.repetitions;
+    if cli.in_process_sim {
+        options.simulator = SimulatorMode::InProcess;
+    } else if let Some(bin) = cli.callview_bin {
+        options.simulator = SimulatorMode::Child(bin);
+    }
+    let scenarios: Vec<Scenario> = match cli.scenario {
+        ScenarioArg::Ingest => vec![Scenario::Ingest],
+        ScenarioArg::Memory => vec![Scenario::Memory],
+        ScenarioArg::Backfill => vec![Scenario::Backfill],
+        ScenarioArg::Api => vec![Scenario::Api],
+        ScenarioArg::Incremental => vec![Scenario::Incremental],
+        ScenarioArg::All => Scenario::ALL.to_vec(),
+    };
+    let mut reports: Vec<Report> = Vec::new();
+    for scenario in scenarios {
+        let report = scenario.run(&options).await?;
+        if cli.json {
+            eprintln!("{}", report.render());
+        } else if cli.markdown {
+            println!("{}", report.markdown());
+        } else {
+            println!("{}", report.render());
+        }
+        reports.push(report);
+    }
+    if cli.json {
+        let json = if reports.len() == 1 {
+            serde_json::to_string_pretty(&reports[0])?
+        } else {
+            serde_json::to_string_pretty(&reports)?
+        };
+        println!("{json}");
+    }
+    Ok(())
+}

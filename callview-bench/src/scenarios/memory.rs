@@ -1,0 +1,185 @@
+//! `memory`: the peak RSS of backfills of two sizes (100,000 and 1,000,000
+//! calls by default; `--calls N` gives N/10 and N), the simulator in a
+//! child process so that only the sync's memory counts.
+//!
+//! Targets: under 150 MB at the larger size, and no growth with N (the
+//! larger peak at most 1.25 times the smaller).
+
+use anyhow::Result;
+use callview_core::SyncMode;
+use serde::Serialize;
+
+use crate::db::{BenchDb, StoreKind};
+use crate::report::{mib, secs, thousands, Report, Table, TargetCheck, Verdict};
+use crate::sim::SimServer;
+use crate::sync::measured_sync;
+use crate::Options;
+
+/// The peak RSS bound, MB (10^6 bytes, as the issue says).
+pub const PEAK_TARGET_MB: f64 = 150.0;
+/// Largest allowed ratio of the larger run's peak to the smaller's.
+pub const GROWTH_TARGET: f64 = 1.25;
+
+/// One backfill.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryRun {
+    /// Which store.
+    pub store: StoreKind,
+    /// Calls in the account.
+    pub calls: usize,
+    /// Calls stored.
+    pub stored: u64,
+    /// Wall time, seconds.
+    pub wall_secs: f64,
+    /// RSS before the sync, MiB.
+    pub rss_before_mib: f64,
+    /// Peak RSS during the sync, MiB.
+    pub peak_rss_mib: f64,
+    /// Where the simulator ran.
+    pub simulator: String,
+}
+
+/// The scenario's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryResult {
+    /// The sizes, smaller first.
+    pub sizes: Vec<usize>,
+    /// Every run.
+    pub runs: Vec<MemoryRun>,
+}
+
+impl MemoryResult {
+    /// Larger peak / smaller peak for `store`.
+    pub fn growth(&self, store: StoreKind) -> Option<f64> {
+        let runs: Vec<&MemoryRun> = self.runs.iter().filter(|r| r.store == store).collect();
+        let small = runs.iter().min_by_key(|r| r.calls)?;
+        let large = runs.iter().max_by_key(|r| r.calls)?;
+        Some(large.peak_rss_mib / small.peak_rss_mib.max(1e-9))
+    }
+}
+
+/// Runs the scenario.
+pub async fn run(options: &Options) -> Result<MemoryResult> {
+    let large = options.calls_or(1_000_000, 4_000);
+    let small = (large / 10).max(1);
+    let sizes = vec![small, large];
+    let stores = options.stores_or(&[StoreKind::Sqlite]);
+    let mut runs = Vec::new();
+    for &calls in &sizes {
+        options.progress(format!("memory: generating a simulated account of {calls} calls"));
+        let sim = SimServer::start(&options.simulator, calls, options.quiet).await?;
+        for &kind in &stores {
+            let db = BenchDb::create(kind, &options.pg_url).await?;
+            let outcome = async {
+                let store = db.open_store().await?;
+                options.progress(format!("memory: backfilling {calls} calls into {kind}"));
+                measured_sync(
+                    sim.client()?,
+                    store,
+                    SyncMode::Since(sim.since()),
+                    options.concurrency,
+                    None,
+                )
+                .await
+            }
+            .await;
+            db.remove().await?;
+            let sync = outcome?;
+            options.progress(format!(
+                "memory: {kind} {calls}: peak RSS {:.1} MiB",
+                sync.peak_rss_mib
+            ));
+            runs.push(MemoryRun {
+                store: kind,
+                calls,
+                stored: sync.report.inserted,
+                wall_secs: sync.wall_secs,
+                rss_before_mib: sync.rss_before_mib,
+                peak_rss_mib: sync.peak_rss_mib,
+                simulator: sim.location.clone(),
+            });
+        }
+        sim.stop().await;
+    }
+    Ok(MemoryResult { sizes, runs })
+}
+
+impl MemoryResult {
+    /// The printed report.
+    pub fn report(&self, options: &Options) -> Report {
+        let mut report = Report::new("memory", options.smoke);
+        let mut table = Table::new(
+            "Peak RSS of the syncing process during a backfill",
+            &[
+                "store",
+                "calls",
+                "stored",
+                "wall",
+                "RSS before",
+                "peak RSS",
+                "peak RSS (MB)",
+            ],
+        );
+        for r in &self.runs {
+            table.row(vec![
+                r.store.label().to_owned(),
+                thousands(r.calls as f64),
+                thousands(r.stored as f64),
+                secs(r.wall_secs),
+                mib(r.rss_before_mib),
+                mib(r.peak_rss_mib),
+                format!("{:.1} MB", r.peak_rss_mib * 1.048576),
+            ]);
+        }
+        report.tables.push(table);
+        let full = self.sizes.last().copied().unwrap_or(0) >= 1_000_000;
+        let mut stores: Vec<StoreKind> = self.runs.iter().map(|r| r.store).collect();
+        stores.dedup();
+        for store in stores {
+            if let Some(large) = self
+                .runs
+                .iter()
+                .filter(|r| r.store == store)
+                .max_by_key(|r| r.calls)
+            {
+                let mb = large.peak_rss_mib * 1.048576;
+                report.targets.push(TargetCheck::new(
+                    format!(
+                        "{store} peak RSS, {} calls",
+                        thousands(large.calls as f64)
+                    ),
+                    format!("{mb:.1} MB"),
+                    format!("< {PEAK_TARGET_MB} MB"),
+                    if full {
+                        Verdict::from_bool(mb < PEAK_TARGET_MB)
+                    } else {
+                        Verdict::NotApplicable
+                    },
+                ));
+            }
+            if let Some(growth) = self.growth(store) {
+                report.targets.push(TargetCheck::new(
+                    format!("{store} peak RSS growth, 10x calls"),
+                    format!("x{growth:.2}"),
+                    format!("<= x{GROWTH_TARGET}"),
+                    Verdict::from_bool(growth <= GROWTH_TARGET),
+                ));
+            }
+        }
+        if let Some(r) = self.runs.first() {
+            report.notes.push(format!("simulator: {}", r.simulator));
+            if r.simulator.starts_with("in process") {
+                report.notes.push(
+                    "the simulator ran in process: its account is part of every RSS figure".into(),
+                );
+            }
+        }
+        if !full {
+            report
+                .notes
+                .push("the 150 MB target is judged at 1,000,000 calls".into());
+        }
+        report.data = serde_json::to_value(self).unwrap_or_default();
+        report
+    }
+}

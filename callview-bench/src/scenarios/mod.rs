@@ -1,0 +1,21 @@
+//! The five scenarios of issue 7. Each has `run(&Options)` returning typed
+//! results, and `report(&Options)` on them building the printed [`Report`](crate::Report).
+
+pub mod api;
+pub mod backfill;
+pub mod incremental;
+pub mod ingest;
+pub mod memory;
+
+use crate::report::Table;
+use crate::timing::{rows, MethodTime};
+use std::collections::BTreeMap;
+
+/// A table of where a sync's time went.
+pub(crate) fn timing_table(title: &str, timings: &BTreeMap<&'static str, MethodTime>) -> Table {
+    let mut table = Table::new(title, &["method", "calls", "total ms", "ms/call"]);
+    for row in rows(timings) {
+        table.row(row);
+    }
+    table
+}

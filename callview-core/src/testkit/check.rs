@@ -1,0 +1,564 @@
+//! Whole-store checks: [`check_invariants`] (counters equal rows, trees are
+//! whole, nothing empty) and [`snapshot`] (a database-independent picture
+//! of the final state, for comparing two stores).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::call::CallSid;
+use crate::endpoint::{ActualDirection, Normalizer};
+use crate::model::{ConversationId, Interaction, StoredCall};
+use crate::store::{ConversationQuery, ConversationView, Store, StoreCounts, StoreError};
+
+/// Everything [`check_invariants`] found wrong, one line each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Violations(pub Vec<String>);
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} store invariant(s) violated:", self.0.len())?;
+        for v in &self.0 {
+            writeln!(f, "  - {v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Violations {}
+
+impl From<StoreError> for Violations {
+    fn from(e: StoreError) -> Self {
+        Self(vec![format!("store error: {e}")])
+    }
+}
+
+/// The page size [`all_conversations`] lists with.
+const LIST_PAGE: u32 = 7;
+
+/// Every conversation, following `limit`/`offset` pages until the total is
+/// reached (checking the pages agree on the total).
+pub async fn all_conversations(store: &dyn Store) -> Result<Vec<ConversationView>, StoreError> {
+    let mut all = Vec::new();
+    loop {
+        let page = store
+            .list_conversations(&ConversationQuery::page(LIST_PAGE, all.len() as u64))
+            .await?;
+        let got = page.conversations.len();
+        all.extend(page.conversations);
+        if got == 0 || all.len() as u64 >= page.total {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// The ordering key of the conversations list: `last_message_at DESC NULLS
+/// LAST, id DESC` (greater sorts first).
+fn list_key(view: &ConversationView) -> (bool, Option<DateTime<Utc>>, ConversationId) {
+    let c = &view.conversation;
+    (
+        c.counters.last_message_at.is_some(),
+        c.counters.last_message_at,
+        c.id,
+    )
+}
+
+/// The ordering key of the newest root (`docs/storage.md`): greatest
+/// `(start_time IS NOT NULL, start_time, twilio_sid)`.
+fn root_key(row: &StoredCall) -> (bool, Option<DateTime<Utc>>, &CallSid) {
+    (
+        row.call.start_time.is_some(),
+        row.call.start_time,
+        &row.call.sid,
+    )
+}
+
+/// Walks the whole store and checks every rule that must hold after any
+/// sequence of syncs (`call-model.md` sections 3 to 5, `docs/storage.md`):
+///
+/// * the conversations list pages agree on `total`, hold no duplicate, are
+///   ordered `last_message_at DESC NULLS LAST, id DESC`, and equal
+///   [`Store::conversation`]'s view;
+/// * no conversation is empty; each has its own contact, `external_id` =
+///   the display form of the contact's key, subject `Calls with …`;
+/// * counters equal the rows: `total_calls` = root rows, `total_duration` =
+///   sum of root durations, `last_message_at` = latest start, and
+///   `last_call_direction`/`last_root_sid` = the newest root's;
+/// * every row whose parent is stored is a child with its parent's root and
+///   in its root's conversation; every other row is a root;
+/// * each root's stored `display_status`/`merged_from_parent` agree with its
+///   folded interaction, every leg is marked `merged_from_parent`;
+/// * `counts()`, `newest_call_start()` and `unfinished_calls()` agree with
+///   the rows.
+pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
+    let mut v: Vec<String> = Vec::new();
+    let normalizer = Normalizer::default();
+
+    let first = store
+        .list_conversations(&ConversationQuery::page(200, 0))
+        .await?;
+    let views = all_conversations(store).await?;
+    if first.total != views.len() as u64 {
+        v.push(format!(
+            "list_conversations total is {} but paging returned {} conversations",
+            first.total,
+            views.len()
+        ));
+    }
+    if views.get(..first.conversations.len()) != Some(first.conversations.as_slice()) {
+        v.push("listing in one page and in pages of 7 gives different results".into());
+    }
+    for pair in views.windows(2) {
+        if list_key(&pair[0]) <= list_key(&pair[1]) {
+            v.push(format!(
+                "conversations {} and {} are not ordered by last_message_at DESC NULLS LAST, id DESC",
+                pair[0].conversation.id, pair[1].conversation.id
+            ));
+        }
+    }
+
+    let mut ids = BTreeSet::new();
+    let mut contacts = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    let mut rows: HashMap<CallSid, StoredCall> = HashMap::new();
+    for view in &views {
+        let c = &view.conversation;
+        let id = c.id;
+        if !ids.insert(id) {
+            v.push(format!("conversation {id} is listed twice"));
+        }
+        if !contacts.insert(view.contact.id) {
+            v.push(format!(
+                "contact {} has more than one conversation",
+                view.contact.id
+            ));
+        }
+        let key = view.contact.phone_number.clone();
+        if !keys.insert(key.clone()) {
+            v.push(format!("key {key:?} has more than one conversation"));
+        }
+        let display = normalizer.display_key(&key);
+        if c.external_id != display {
+            v.push(format!(
+                "conversation {id} ({key}): external_id {:?}, expected {display:?}",
+                c.external_id
+            ));
+        }
+        if c.subject.as_deref() != Some(format!("Calls with {display}").as_str()) {
+            v.push(format!(
+                "conversation {id} ({key}): subject {:?}",
+                c.subject
+            ));
+        }
+        if view.contact.formatted_number.as_deref() != Some(display.as_str()) {
+            v.push(format!(
+                "contact of {key}: formatted_number {:?}, expected {display:?}",
+                view.contact.formatted_number
+            ));
+        }
+        match store.conversation(id).await {
+            Ok(single) if single != *view => v.push(format!(
+                "conversation({id}) differs from its entry in the list"
+            )),
+            Ok(_) => {}
+            Err(e) => v.push(format!("conversation({id}) failed: {e}")),
+        }
+
+        let calls = store.conversation_calls(id).await?;
+        if calls.is_empty() {
+            v.push(format!("conversation {id} ({key}) has no calls"));
+            continue;
+        }
+        let roots: Vec<&StoredCall> = calls.iter().filter(|r| r.is_root()).collect();
+        let total_calls = roots.len() as u64;
+        let total_duration: u64 = roots
+            .iter()
+            .map(|r| u64::from(r.call.duration_secs()))
+            .sum();
+        let last_message_at = calls.iter().filter_map(|r| r.call.start_time).max();
+        let newest = roots.iter().max_by(|a, b| root_key(a).cmp(&root_key(b)));
+        let counters = &c.counters;
+        if counters.total_calls != total_calls {
+            v.push(format!(
+                "conversation {id} ({key}): total_calls {} but {total_calls} root rows",
+                counters.total_calls
+            ));
+        }
+        if counters.total_duration != total_duration {
+            v.push(format!(
+                "conversation {id} ({key}): total_duration {} but root rows sum to {total_duration}",
+                counters.total_duration
+            ));
+        }
+        if counters.last_message_at != last_message_at {
+            v.push(format!(
+                "conversation {id} ({key}): last_message_at {:?} but newest start is {last_message_at:?}",
+                counters.last_message_at
+            ));
+        }
+        let newest_direction = newest.map(|r| r.derived.actual_direction);
+        if counters.last_call_direction != newest_direction {
+            v.push(format!(
+                "conversation {id} ({key}): last_call_direction {:?} but newest root {:?} is {newest_direction:?}",
+                counters.last_call_direction,
+                newest.map(|r| r.call.sid.as_str())
+            ));
+        }
+        let newest_sid = newest.map(|r| r.call.sid.clone());
+        if counters.last_root_sid != newest_sid {
+            v.push(format!(
+                "conversation {id} ({key}): last_root_sid {:?} but newest root is {newest_sid:?}",
+                counters.last_root_sid
+            ));
+        }
+        let last_message = view.last_message.as_ref().map(|m| m.root.call.sid.clone());
+        if last_message != newest_sid {
+            v.push(format!(
+                "conversation {id} ({key}): last_message is {last_message:?}, newest root is {newest_sid:?}"
+            ));
+        }
+
+        let interactions = store.messages(id).await?;
+        if interactions.len() != roots.len() {
+            v.push(format!(
+                "conversation {id} ({key}): {} messages for {} root rows",
+                interactions.len(),
+                roots.len()
+            ));
+        }
+        let folded: usize = interactions.iter().map(|i| 1 + i.legs.len()).sum();
+        if folded != calls.len() {
+            v.push(format!(
+                "conversation {id} ({key}): messages hold {folded} calls, the conversation {}",
+                calls.len()
+            ));
+        }
+        for i in &interactions {
+            check_interaction(&mut v, &key, i);
+        }
+
+        for row in calls {
+            if row.conversation_id != id {
+                v.push(format!(
+                    "call {} listed in conversation {id} says conversation {}",
+                    row.call.sid, row.conversation_id
+                ));
+            }
+            if let Some(old) = rows.insert(row.call.sid.clone(), row) {
+                v.push(format!("call {} is in two conversations", old.call.sid));
+            }
+        }
+    }
+
+    for row in rows.values() {
+        let sid = &row.call.sid;
+        match row.call.parent_call_sid.as_ref().and_then(|p| rows.get(p)) {
+            Some(parent) => {
+                if row.is_root() {
+                    v.push(format!(
+                        "call {sid} is stored as a root but its parent {} is stored",
+                        parent.call.sid
+                    ));
+                } else if row.root_sid != parent.root_sid {
+                    v.push(format!(
+                        "call {sid} has root {} but its parent {} has root {}",
+                        row.root_sid, parent.call.sid, parent.root_sid
+                    ));
+                }
+            }
+            None => {
+                if !row.is_root() {
+                    v.push(format!(
+                        "call {sid} has root {} but its parent {:?} is not stored",
+                        row.root_sid, row.call.parent_call_sid
+                    ));
+                }
+            }
+        }
+        if !row.is_root() {
+            match rows.get(&row.root_sid) {
+                None => v.push(format!(
+                    "call {sid}: its root {} is not stored",
+                    row.root_sid
+                )),
+                Some(root) if root.conversation_id != row.conversation_id => v.push(format!(
+                    "call {sid} is in conversation {} but its root {} is in {}",
+                    row.conversation_id, root.call.sid, root.conversation_id
+                )),
+                Some(_) => {}
+            }
+            if !row.derived.merged_from_parent {
+                v.push(format!("leg {sid} is not marked merged_from_parent"));
+            }
+        }
+    }
+
+    let counts = store.counts().await?;
+    let expected = StoreCounts {
+        contacts: contacts.len() as u64,
+        conversations: views.len() as u64,
+        calls: rows.len() as u64,
+    };
+    if counts != expected {
+        v.push(format!(
+            "counts() says {counts:?}, the rows say {expected:?}"
+        ));
+    }
+
+    let newest_start = rows.values().filter_map(|r| r.call.start_time).max();
+    let reported = store.newest_call_start().await?;
+    if reported != newest_start {
+        v.push(format!(
+            "newest_call_start() is {reported:?}, the rows say {newest_start:?}"
+        ));
+    }
+
+    let mut unfinished: Vec<&StoredCall> = rows
+        .values()
+        .filter(|r| !r.call.status.is_final())
+        .collect();
+    unfinished.sort_by(|a, b| {
+        (a.call.start_time.is_some(), a.call.start_time, &a.call.sid).cmp(&(
+            b.call.start_time.is_some(),
+            b.call.start_time,
+            &b.call.sid,
+        ))
+    });
+    let expected_unfinished: Vec<&CallSid> = unfinished.iter().map(|r| &r.call.sid).collect();
+    let listed = store.unfinished_calls(100_000).await?;
+    let listed: Vec<&CallSid> = listed.iter().map(|r| &r.call.sid).collect();
+    if listed != expected_unfinished {
+        v.push(format!(
+            "unfinished_calls() lists {listed:?}, the rows say {expected_unfinished:?}"
+        ));
+    }
+
+    if v.is_empty() {
+        Ok(())
+    } else {
+        Err(Violations(v))
+    }
+}
+
+fn check_interaction(v: &mut Vec<String>, key: &str, i: &Interaction) {
+    let sid = &i.root.call.sid;
+    if !i.root.is_root() {
+        v.push(format!("{key}: message {sid} is not a root row"));
+    }
+    if i.root.derived.display_status != i.summary.display_status {
+        v.push(format!(
+            "{key}: root {sid} stores display_status {:?} but its legs give {:?}",
+            i.root.derived.display_status, i.summary.display_status
+        ));
+    }
+    let has_legs = !i.legs.is_empty();
+    if i.root.derived.merged_from_parent != has_legs {
+        v.push(format!(
+            "{key}: root {sid} stores merged_from_parent {} with {} legs",
+            i.root.derived.merged_from_parent,
+            i.legs.len()
+        ));
+    }
+    for leg in &i.legs {
+        if leg.root_sid != *sid {
+            v.push(format!(
+                "{key}: leg {} folded under {sid} has root {}",
+                leg.call.sid, leg.root_sid
+            ));
+        }
+    }
+    let mut sorted = i.legs.clone();
+    sorted.sort_by(|a, b| crate::model::interaction::oldest_first(&a.call, &b.call));
+    if sorted != i.legs {
+        v.push(format!("{key}: legs of {sid} are not oldest first"));
+    }
+}
+
+/// Checks [`check_invariants`] and panics with every violation.
+///
+/// # Panics
+/// When any invariant does not hold or the store fails.
+pub async fn assert_invariants(store: &dyn Store) {
+    if let Err(violations) = check_invariants(store).await {
+        panic!("{violations}");
+    }
+}
+
+/// A stored call as [`snapshot`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSnapshot {
+    /// SID.
+    pub sid: String,
+    /// Parent SID.
+    pub parent: Option<String>,
+    /// Root of its tree.
+    pub root: String,
+    /// Twilio's status.
+    pub status: String,
+    /// Twilio's direction.
+    pub direction: String,
+    /// Raw `from`.
+    pub from: Option<String>,
+    /// Raw `to`.
+    pub to: Option<String>,
+    /// Seconds.
+    pub duration: Option<u32>,
+    /// Price, normalized (`-0.014`).
+    pub price: Option<String>,
+    /// Start.
+    pub start_time: Option<DateTime<Utc>>,
+    /// End.
+    pub end_time: Option<DateTime<Utc>>,
+    /// Stored actual direction.
+    pub actual_direction: ActualDirection,
+    /// Stored display status.
+    pub display_status: String,
+    /// Stored merged flag.
+    pub merged_from_parent: bool,
+    /// Recording URL.
+    pub recording_url: Option<String>,
+}
+
+impl CallSnapshot {
+    fn of(row: &StoredCall) -> Self {
+        let call = &row.call;
+        Self {
+            sid: call.sid.to_string(),
+            parent: call.parent_call_sid.as_ref().map(ToString::to_string),
+            root: row.root_sid.to_string(),
+            status: call.status.to_string(),
+            direction: call.direction.to_string(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            duration: call.duration,
+            price: call.price.map(|p| p.normalize().to_string()),
+            start_time: call.start_time,
+            end_time: call.end_time,
+            actual_direction: row.derived.actual_direction,
+            display_status: row.derived.display_status.clone(),
+            merged_from_parent: row.derived.merged_from_parent,
+            recording_url: row.recording_url.clone(),
+        }
+    }
+}
+
+/// One message (a root call with its legs) as [`snapshot`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InteractionSnapshot {
+    /// The root call.
+    pub root: CallSnapshot,
+    /// Its legs, oldest first.
+    pub legs: Vec<CallSnapshot>,
+    /// Display status computed from the rows.
+    pub display_status: String,
+    /// Root duration.
+    pub total_duration: u32,
+    /// Talk time.
+    pub talk_time: u32,
+    /// Wait time.
+    pub wait_time: u32,
+    /// Direction of the interaction.
+    pub actual_direction: ActualDirection,
+    /// Whether legs were folded in.
+    pub merged_from_parent: bool,
+    /// `📞 …` subject line.
+    pub subject: String,
+}
+
+/// One conversation as [`snapshot`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationSnapshot {
+    /// `external_id` (display form).
+    pub external_id: String,
+    /// Subject.
+    pub subject: Option<String>,
+    /// `active`/`archived`.
+    pub status: String,
+    /// Contact's display name.
+    pub display_name: Option<String>,
+    /// Contact's formatted number.
+    pub formatted_number: Option<String>,
+    /// Counter.
+    pub total_calls: u64,
+    /// Counter.
+    pub total_duration: u64,
+    /// Counter.
+    pub last_call_direction: Option<ActualDirection>,
+    /// Latest call start.
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Newest root's SID (from the counters).
+    pub last_root_sid: Option<String>,
+    /// The listed last message's root SID.
+    pub last_message: Option<String>,
+    /// Messages, newest first.
+    pub messages: Vec<InteractionSnapshot>,
+}
+
+/// The final state of a store independent of database ids and row
+/// timestamps: conversations by canonical key, each with its counters and
+/// its messages (every call's stored values). Two stores that synced the
+/// same calls must have equal snapshots whatever the arrival order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSnapshot {
+    /// Row counts.
+    pub counts: StoreCounts,
+    /// Conversations by contact key (`contacts.phone_number`).
+    pub conversations: BTreeMap<String, ConversationSnapshot>,
+}
+
+impl StoreSnapshot {
+    /// The conversation keys, sorted.
+    pub fn keys(&self) -> Vec<&str> {
+        self.conversations.keys().map(String::as_str).collect()
+    }
+}
+
+/// Takes a [`StoreSnapshot`] of the whole store.
+pub async fn snapshot(store: &dyn Store) -> Result<StoreSnapshot, StoreError> {
+    let mut conversations = BTreeMap::new();
+    for view in all_conversations(store).await? {
+        let c = &view.conversation;
+        let messages = store
+            .messages(c.id)
+            .await?
+            .iter()
+            .map(|i| InteractionSnapshot {
+                root: CallSnapshot::of(&i.root),
+                legs: i.legs.iter().map(CallSnapshot::of).collect(),
+                display_status: i.summary.display_status.clone(),
+                total_duration: i.summary.total_duration,
+                talk_time: i.summary.talk_time,
+                wait_time: i.summary.wait_time,
+                actual_direction: i.actual_direction,
+                merged_from_parent: i.merged_from_parent(),
+                subject: i.subject.clone(),
+            })
+            .collect();
+        conversations.insert(
+            view.contact.phone_number.clone(),
+            ConversationSnapshot {
+                external_id: c.external_id.clone(),
+                subject: c.subject.clone(),
+                status: c.status.clone(),
+                display_name: view.contact.display_name.clone(),
+                formatted_number: view.contact.formatted_number.clone(),
+                total_calls: c.counters.total_calls,
+                total_duration: c.counters.total_duration,
+                last_call_direction: c.counters.last_call_direction,
+                last_message_at: c.counters.last_message_at,
+                last_root_sid: c.counters.last_root_sid.as_ref().map(ToString::to_string),
+                last_message: view
+                    .last_message
+                    .as_ref()
+                    .map(|m| m.root.call.sid.to_string()),
+                messages,
+            },
+        );
+    }
+    Ok(StoreSnapshot {
+        counts: store.counts().await?,
+        conversations,
+    })
+}

@@ -1,0 +1,936 @@
+//! [`PostgresStore`]: the [`Store`] implementation.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use tokio::sync::Mutex;
+
+use callview_core::call::CallSid;
+use callview_core::model::{
+    fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
+    ConversationState, CounterUpdate, Interaction, NewConversation, NewestRoot, Plan, StoredCall,
+};
+use callview_core::store::{
+    ConversationPage, ConversationQuery, ConversationView, Store, StoreCounts, StoreError,
+};
+
+use crate::options::{redact_url, PostgresOptions};
+use crate::rows::{
+    from_db_time, row_direction, to_db_time, ConversationRow, MessageRow, CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+};
+
+/// The migrations in `callview-postgres/migrations/`, embedded at build time.
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// The key of the session-level advisory lock that serialises syncs across
+/// processes sharing one database (`pg_try_advisory_lock(SYNC_LOCK_KEY)`).
+/// The bytes of `"callview"`.
+pub const SYNC_LOCK_KEY: i64 = 0x6361_6c6c_7669_6577;
+
+/// Statuses after which a call no longer changes.
+const FINAL_STATUSES: &str = "('completed', 'busy', 'failed', 'no-answer', 'canceled')";
+
+/// The PostgreSQL store: the documented schema plus what the call model
+/// needs (see `SCHEMA.md`), behind a connection pool.
+///
+/// Cheap to share: wrap it in an `Arc` (`Arc<dyn Store>`). `Debug` never
+/// shows the password.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use callview_core::Store;
+/// use callview_postgres::PostgresStore;
+///
+/// # async fn demo() -> Result<(), callview_core::StoreError> {
+/// let store = PostgresStore::connect("postgres://callview:secret@localhost/callview").await?;
+/// println!("{store:?}"); // PostgresStore { url: "postgres://callview:***@localhost/callview", .. }
+/// let store: Arc<dyn Store> = Arc::new(store);
+/// store.health().await?;
+/// # Ok(()) }
+/// ```
+pub struct PostgresStore {
+    pool: PgPool,
+    connect_options: PgConnectOptions,
+    url: String,
+    /// The dedicated connection holding the sync lock, while held.
+    sync_lock: Mutex<Option<PgConnection>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lock_held = self.sync_lock.try_lock().map(|g| g.is_some()).ok();
+        f.debug_struct("PostgresStore")
+            .field("url", &self.url)
+            .field("pool_size", &self.pool.size())
+            .field("idle_connections", &self.pool.num_idle())
+            .field("sync_lock_held", &lock_held)
+            .finish()
+    }
+}
+
+/// Whether the error is one a retry or another writer explains.
+fn is_conflict(error: &sqlx::Error) -> bool {
+    matches!(
+        error.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("40001" | "40P01" | "23505")
+    )
+}
+
+/// What went wrong, in words a person can act on.
+fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::PoolTimedOut => {
+            "no connection became available in time (is the database reachable?)".to_owned()
+        }
+        sqlx::Error::PoolClosed => "the connection pool is closed".to_owned(),
+        sqlx::Error::Io(e) => format!("cannot reach the database: {e}"),
+        sqlx::Error::Database(e) => match e.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", e.message()),
+            None => e.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn invalid_id(id: i64) -> StoreError {
+    StoreError::Invalid(format!("conversation id {id} is out of range"))
+}
+
+fn conversation_id(id: ConversationId) -> Option<i32> {
+    i32::try_from(id.0).ok()
+}
+
+impl PostgresStore {
+    /// Connects with the default pool settings and brings the schema up to
+    /// date (creating it, or upgrading a database made by the seed's
+    /// original application in place).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), callview_core::StoreError> {
+    /// let store = callview_postgres::PostgresStore::connect("postgres://localhost/callview").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(PostgresOptions::new(url)).await
+    }
+
+    /// Connects with explicit settings and runs the migrations.
+    ///
+    /// Errors are [`StoreError::Backend`] naming the redacted URL: a URL that
+    /// does not parse, a server that cannot be reached within
+    /// `acquire_timeout`, rejected credentials, a failed migration.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use callview_postgres::{PostgresOptions, PostgresStore};
+    /// # async fn demo() -> Result<(), callview_core::StoreError> {
+    /// let options = PostgresOptions::new("postgres://app:secret@db/callview")
+    ///     .max_connections(20)
+    ///     .acquire_timeout(Duration::from_secs(5))
+    ///     .statement_timeout(Some(Duration::from_secs(30)));
+    /// let store = PostgresStore::connect_with(options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(options: PostgresOptions) -> Result<Self, StoreError> {
+        let url = redact_url(&options.url);
+        let mut connect =
+            PgConnectOptions::from_str(&options.url).map_err(|e| StoreError::Backend {
+                message: format!("invalid database URL {url}: {}", describe(&e)),
+                source: Some(Box::new(e)),
+            })?;
+        // Timestamps are stored as UTC in TIMESTAMP columns: make NOW()
+        // (column defaults, the updated_at triggers) produce UTC too.
+        connect = connect.options([("TimeZone", "UTC")]);
+        if let Some(timeout) = options.statement_timeout {
+            connect = connect.options([("statement_timeout", timeout.as_millis().to_string())]);
+        }
+        if connect.get_application_name().is_none() {
+            connect = connect.application_name("callview");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await
+            .map_err(|e| StoreError::Backend {
+                message: format!("could not connect to {url}: {}", describe(&e)),
+                source: Some(Box::new(e)),
+            })?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend {
+            message: format!("could not bring the schema of {url} up to date: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        tracing::info!(url = %url, max_connections = options.max_connections, "connected to PostgreSQL");
+        Ok(Self {
+            pool,
+            connect_options: connect,
+            url,
+            sync_lock: Mutex::new(None),
+        })
+    }
+
+    /// The database URL with its password masked, as used in every message.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), callview_core::StoreError> {
+    /// let store = callview_postgres::PostgresStore::connect("postgres://u:pw@localhost/db").await?;
+    /// assert_eq!(store.redacted_url(), "postgres://u:***@localhost/db");
+    /// # Ok(()) }
+    /// ```
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection pool, for queries of your own.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: &callview_postgres::PostgresStore) -> Result<(), sqlx::Error> {
+    /// let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+    ///     .fetch_one(store.pool())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Releases the sync lock (if held) and closes every connection. Later
+    /// calls fail with [`StoreError::Backend`].
+    ///
+    /// ```no_run
+    /// # async fn demo(store: callview_postgres::PostgresStore) {
+    /// store.close().await;
+    /// # }
+    /// ```
+    pub async fn close(&self) {
+        if let Some(conn) = self.sync_lock.lock().await.take() {
+            let _ = conn.close().await;
+        }
+        self.pool.close().await;
+    }
+
+    /// Maps a database error into a [`StoreError`] that says what was being
+    /// done, on which (redacted) database.
+    fn error(&self, what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        let what = what.to_owned();
+        move |e| {
+            let message = format!("{what} on {}: {}", self.url, describe(&e));
+            if is_conflict(&e) {
+                StoreError::Conflict(message)
+            } else {
+                StoreError::Backend {
+                    message,
+                    source: Some(Box::new(e)),
+                }
+            }
+        }
+    }
+
+    async fn read_tx(&self, what: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(self.error(what))
+    }
+
+    /// Step 1 of `apply`: contacts and conversations, reusing what exists.
+    /// Returns canonical key → conversation id.
+    async fn create_conversations(
+        &self,
+        tx: &mut PgConnection,
+        new: &[NewConversation],
+    ) -> Result<HashMap<String, i32>, StoreError> {
+        if new.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut by_key: BTreeMap<&str, &NewConversation> = BTreeMap::new();
+        for n in new {
+            by_key.insert(n.key.as_str(), n);
+        }
+        let keys: Vec<String> = by_key.keys().map(|k| (*k).to_owned()).collect();
+        let displays: Vec<String> = by_key.values().map(|n| n.display.clone()).collect();
+        let subjects: Vec<String> = by_key.values().map(|n| n.subject.clone()).collect();
+
+        sqlx::query(
+            "INSERT INTO contacts (phone_number, formatted_number, display_name, created_at, updated_at) \
+             SELECT t.k, t.d, t.d, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
+             FROM UNNEST($1::text[], $2::text[]) AS t(k, d) \
+             ON CONFLICT (phone_number) DO NOTHING",
+        )
+        .bind(&keys)
+        .bind(&displays)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error("creating contacts"))?;
+
+        sqlx::query(
+            "INSERT INTO conversations (contact_id, external_id, subject, created_at, updated_at) \
+             SELECT c.id, t.d, t.s, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
+             FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, d, s) \
+             JOIN contacts c ON c.phone_number = t.k \
+             WHERE NOT EXISTS (SELECT 1 FROM conversations v WHERE v.contact_id = c.id) \
+             ON CONFLICT (external_id) DO NOTHING",
+        )
+        .bind(&keys)
+        .bind(&displays)
+        .bind(&subjects)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error("creating conversations"))?;
+
+        let mut ids = self.conversations_by_key(tx, &keys).await?;
+
+        // A conversation whose display form is already another contact's
+        // `external_id` (possible in a database adopted from the original
+        // application): give it an unambiguous external id instead.
+        for n in by_key.values().filter(|n| !ids.contains_key(&n.key)) {
+            let external_id = format!("{} [{}]", n.display, n.key);
+            tracing::warn!(key = %n.key, %external_id, "external_id taken by another contact; using a qualified one");
+            sqlx::query(
+                "INSERT INTO conversations (contact_id, external_id, subject, created_at, updated_at) \
+                 SELECT c.id, $2, $3, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
+                 FROM contacts c WHERE c.phone_number = $1 \
+                 ON CONFLICT (external_id) DO NOTHING",
+            )
+            .bind(&n.key)
+            .bind(&external_id)
+            .bind(&n.subject)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error("creating a conversation"))?;
+        }
+        if ids.len() < keys.len() {
+            ids = self.conversations_by_key(tx, &keys).await?;
+        }
+        if let Some(missing) = keys.iter().find(|k| !ids.contains_key(*k)) {
+            return Err(StoreError::Conflict(format!(
+                "could not create a conversation for {missing} on {}: its external id is taken",
+                self.url
+            )));
+        }
+        Ok(ids)
+    }
+
+    async fn conversations_by_key(
+        &self,
+        tx: &mut PgConnection,
+        keys: &[String],
+    ) -> Result<HashMap<String, i32>, StoreError> {
+        let rows: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT c.phone_number, min(v.id) FROM contacts c \
+             JOIN conversations v ON v.contact_id = c.id \
+             WHERE c.phone_number = ANY($1) GROUP BY c.phone_number",
+        )
+        .bind(keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.error("finding conversations"))?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Step 2 of `apply`: every call row, one statement.
+    async fn write_calls(
+        &self,
+        tx: &mut PgConnection,
+        plan: &Plan,
+        resolve: &Resolver,
+    ) -> Result<(), StoreError> {
+        if plan.calls.is_empty() {
+            return Ok(());
+        }
+        // One row per SID (the last write wins), or Postgres refuses the upsert.
+        let mut seen = HashSet::new();
+        let writes: Vec<_> = plan
+            .calls
+            .iter()
+            .rev()
+            .filter(|w| seen.insert(w.call.sid.clone()))
+            .collect();
+        let n = writes.len();
+        let mut conversation_ids = Vec::with_capacity(n);
+        let mut sids = Vec::with_capacity(n);
+        let mut directions = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut froms = Vec::with_capacity(n);
+        let mut tos = Vec::with_capacity(n);
+        let mut durations: Vec<Option<i32>> = Vec::with_capacity(n);
+        let mut prices: Vec<Option<Decimal>> = Vec::with_capacity(n);
+        let mut price_units: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut starts: Vec<Option<NaiveDateTime>> = Vec::with_capacity(n);
+        let mut ends: Vec<Option<NaiveDateTime>> = Vec::with_capacity(n);
+        let mut recordings: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut parents: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut metadata: Vec<Value> = Vec::with_capacity(n);
+        let mut roots = Vec::with_capacity(n);
+        for w in writes {
+            let call = &w.call;
+            conversation_ids.push(resolve.id(&w.conversation)?);
+            sids.push(call.sid.to_string());
+            directions.push(call.direction.as_str().to_owned());
+            statuses.push(call.status.as_str().to_owned());
+            froms.push(call.from.clone().unwrap_or_default());
+            tos.push(call.to.clone().unwrap_or_default());
+            durations.push(call.duration.map(|d| i32::try_from(d).unwrap_or(i32::MAX)));
+            prices.push(call.price);
+            price_units.push(call.price_unit.clone());
+            starts.push(call.start_time.map(to_db_time));
+            ends.push(call.end_time.map(to_db_time));
+            recordings.push(w.recording_url.clone());
+            parents.push(call.parent_call_sid.as_ref().map(|p| p.to_string()));
+            metadata.push(w.metadata());
+            roots.push(w.root_sid.to_string());
+        }
+        sqlx::query(
+            "INSERT INTO messages (conversation_id, twilio_sid, direction, status, from_number, \
+                 to_number, duration, price, price_unit, start_time, end_time, recording_url, \
+                 parent_call_sid, metadata, root_call_sid, created_at, updated_at) \
+             SELECT t.*, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
+             FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::int4[], $8::numeric[], $9::text[], $10::timestamp[], $11::timestamp[], \
+                 $12::text[], $13::text[], $14::jsonb[], $15::text[]) AS t \
+             ON CONFLICT (twilio_sid) DO UPDATE SET \
+                 conversation_id = EXCLUDED.conversation_id, \
+                 direction = EXCLUDED.direction, \
+                 status = EXCLUDED.status, \
+                 from_number = EXCLUDED.from_number, \
+                 to_number = EXCLUDED.to_number, \
+                 duration = EXCLUDED.duration, \
+                 price = EXCLUDED.price, \
+                 price_unit = EXCLUDED.price_unit, \
+                 start_time = EXCLUDED.start_time, \
+                 end_time = EXCLUDED.end_time, \
+                 recording_url = EXCLUDED.recording_url, \
+                 parent_call_sid = EXCLUDED.parent_call_sid, \
+                 metadata = EXCLUDED.metadata, \
+                 root_call_sid = EXCLUDED.root_call_sid, \
+                 updated_at = EXCLUDED.updated_at",
+        )
+        .bind(&conversation_ids)
+        .bind(&sids)
+        .bind(&directions)
+        .bind(&statuses)
+        .bind(&froms)
+        .bind(&tos)
+        .bind(&durations)
+        .bind(&prices)
+        .bind(&price_units)
+        .bind(&starts)
+        .bind(&ends)
+        .bind(&recordings)
+        .bind(&parents)
+        .bind(&metadata)
+        .bind(&roots)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error("writing calls"))?;
+        Ok(())
+    }
+
+    /// Step 3 of `apply`: counters merged into each conversation's metadata.
+    async fn write_counters(
+        &self,
+        tx: &mut PgConnection,
+        counters: &[CounterUpdate],
+        resolve: &Resolver,
+    ) -> Result<(), StoreError> {
+        if counters.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(counters.len());
+        let mut last_message_at: Vec<Option<NaiveDateTime>> = Vec::with_capacity(counters.len());
+        let mut values = Vec::with_capacity(counters.len());
+        for update in counters {
+            let c = &update.counters;
+            ids.push(resolve.id(&update.conversation)?);
+            last_message_at.push(c.last_message_at.map(to_db_time));
+            values.push(serde_json::json!({
+                "total_calls": c.total_calls,
+                "total_duration": c.total_duration,
+                "last_call_direction": c.last_call_direction.map(|d| d.as_str()),
+                "last_root_sid": c.last_root_sid.as_ref().map(|s| s.as_str()),
+            }));
+        }
+        sqlx::query(
+            "UPDATE conversations v SET \
+                 last_message_at = u.at, \
+                 metadata = (CASE WHEN jsonb_typeof(v.metadata) = 'object' THEN v.metadata \
+                             ELSE '{}'::jsonb END) || u.counters, \
+                 updated_at = NOW() AT TIME ZONE 'UTC' \
+             FROM UNNEST($1::int4[], $2::timestamp[], $3::jsonb[]) AS u(id, at, counters) \
+             WHERE v.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&last_message_at)
+        .bind(&values)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error("updating conversation counters"))?;
+        Ok(())
+    }
+
+    /// Step 4 of `apply`: empty conversations, then contacts left without one.
+    async fn remove_conversations(
+        &self,
+        tx: &mut PgConnection,
+        removed: &[ConversationId],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<i32> = removed
+            .iter()
+            .filter_map(|id| conversation_id(*id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let contacts: Vec<Option<i32>> = sqlx::query_scalar(
+            "DELETE FROM conversations v WHERE v.id = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = v.id) \
+             RETURNING v.contact_id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.error("removing empty conversations"))?;
+        let contacts: Vec<i32> = contacts.into_iter().flatten().collect();
+        if !contacts.is_empty() {
+            sqlx::query(
+                "DELETE FROM contacts c WHERE c.id = ANY($1) \
+                 AND NOT EXISTS (SELECT 1 FROM conversations v WHERE v.contact_id = c.id)",
+            )
+            .bind(&contacts)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error("removing unused contacts"))?;
+        }
+        Ok(())
+    }
+
+    /// Conversations with their contacts, and each one's last interaction,
+    /// from a query selecting [`CONVERSATION_COLUMNS`].
+    async fn views(
+        &self,
+        tx: &mut PgConnection,
+        rows: Vec<ConversationRow>,
+    ) -> Result<Vec<ConversationView>, StoreError> {
+        let (ids, roots): (Vec<i32>, Vec<String>) = rows
+            .iter()
+            .filter_map(|r| r.last_root_sid.clone().map(|sid| (r.id, sid)))
+            .unzip();
+        let mut by_conversation: HashMap<i64, Vec<StoredCall>> = HashMap::new();
+        if !ids.is_empty() {
+            let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m \
+                 JOIN UNNEST($1::int4[], $2::text[]) AS l(cid, root) \
+                   ON m.conversation_id = l.cid AND m.root_call_sid = l.root"
+            )))
+            .bind(&ids)
+            .bind(&roots)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.error("loading last messages"))?;
+            for row in messages {
+                let stored = row.into_stored();
+                by_conversation
+                    .entry(stored.conversation_id.0)
+                    .or_default()
+                    .push(stored);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let conversation = row.conversation();
+                let contact = row.contact();
+                let last_message = by_conversation
+                    .remove(&i64::from(row.id))
+                    .and_then(|calls| pick_last(fold_interactions(calls), &row.last_root_sid));
+                ConversationView {
+                    conversation,
+                    contact,
+                    last_message,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Resolves a plan's conversation references to row ids.
+struct Resolver {
+    created: HashMap<String, i32>,
+}
+
+impl Resolver {
+    fn id(&self, r: &ConversationRef) -> Result<i32, StoreError> {
+        match r {
+            ConversationRef::Existing(id) => conversation_id(*id).ok_or_else(|| invalid_id(id.0)),
+            ConversationRef::New(key) => self.created.get(key).copied().ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "the plan writes to a new conversation {key:?} it does not create"
+                ))
+            }),
+        }
+    }
+}
+
+/// The interaction of `root` among `interactions` (newest first), else the newest.
+fn pick_last(interactions: Vec<Interaction>, root: &Option<String>) -> Option<Interaction> {
+    let position = interactions
+        .iter()
+        .position(|i| Some(i.root.call.sid.as_str()) == root.as_deref())
+        .unwrap_or(0);
+    interactions.into_iter().nth(position)
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    id: i32,
+    key: String,
+    calls: i64,
+    root_calls: i64,
+    root_duration: i64,
+    last_call_at: Option<NaiveDateTime>,
+    newest_sid: Option<String>,
+    newest_start: Option<NaiveDateTime>,
+    newest_actual: Option<String>,
+    newest_direction: Option<String>,
+}
+
+impl StateRow {
+    fn into_state(self) -> ConversationState {
+        let newest_root = self.newest_sid.and_then(CallSid::new).map(|sid| {
+            let actual = self
+                .newest_actual
+                .map(|a| serde_json::json!({ "actual_direction": a }));
+            NewestRoot {
+                start_time: self.newest_start.map(from_db_time),
+                sid,
+                direction: row_direction(
+                    actual.as_ref(),
+                    self.newest_direction.as_deref().unwrap_or(""),
+                ),
+            }
+        });
+        ConversationState {
+            id: ConversationId(i64::from(self.id)),
+            key: self.key,
+            rest: Aggregate {
+                calls: self.calls.max(0) as u64,
+                root_calls: self.root_calls.max(0) as u64,
+                root_duration: self.root_duration.max(0) as u64,
+                newest_root,
+                last_call_at: self.last_call_at.map(from_db_time),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn load_trees(&self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
+        if sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sids: Vec<&str> = sids.iter().map(CallSid::as_str).collect();
+        let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m \
+             WHERE m.root_call_sid IN ( \
+                 SELECT s.root_call_sid FROM messages s \
+                 WHERE s.twilio_sid = ANY($1) OR s.parent_call_sid = ANY($1)) \
+             ORDER BY m.root_call_sid COLLATE \"C\", m.twilio_sid COLLATE \"C\""
+        )))
+        .bind(&sids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("loading call trees"))?;
+        Ok(rows.into_iter().map(MessageRow::into_stored).collect())
+    }
+
+    async fn load_conversations(
+        &self,
+        lookup: &ConversationLookup,
+    ) -> Result<Vec<ConversationState>, StoreError> {
+        if lookup.keys.is_empty() && lookup.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i32> = lookup
+            .ids
+            .iter()
+            .filter_map(|id| conversation_id(*id))
+            .collect();
+        let exclude: Vec<&str> = lookup.exclude.iter().map(CallSid::as_str).collect();
+        let rows: Vec<StateRow> = sqlx::query_as(
+            "SELECT v.id, COALESCE(c.phone_number, '') AS key, \
+                 a.calls, a.root_calls, a.root_duration, a.last_call_at, \
+                 n.twilio_sid AS newest_sid, n.start_time AS newest_start, \
+                 n.actual AS newest_actual, n.direction AS newest_direction \
+             FROM conversations v \
+             LEFT JOIN contacts c ON c.id = v.contact_id \
+             CROSS JOIN LATERAL ( \
+                 SELECT count(*) AS calls, \
+                     count(*) FILTER (WHERE m.root_call_sid = m.twilio_sid) AS root_calls, \
+                     COALESCE(sum(GREATEST(COALESCE(m.duration, 0), 0)) \
+                         FILTER (WHERE m.root_call_sid = m.twilio_sid), 0)::int8 AS root_duration, \
+                     max(m.start_time) AS last_call_at \
+                 FROM messages m \
+                 WHERE m.conversation_id = v.id AND m.twilio_sid <> ALL($3)) a \
+             LEFT JOIN LATERAL ( \
+                 SELECT m.twilio_sid, m.start_time, m.direction, \
+                     m.metadata->>'actual_direction' AS actual \
+                 FROM messages m \
+                 WHERE m.conversation_id = v.id AND m.root_call_sid = m.twilio_sid \
+                   AND m.twilio_sid <> ALL($3) \
+                 ORDER BY (m.start_time IS NOT NULL) DESC, m.start_time DESC, \
+                     m.twilio_sid COLLATE \"C\" DESC \
+                 LIMIT 1) n ON true \
+             WHERE v.id IN ( \
+                 SELECT k.id FROM conversations k JOIN contacts kc ON kc.id = k.contact_id \
+                 WHERE kc.phone_number = ANY($1) \
+                 UNION SELECT i.id FROM conversations i WHERE i.id = ANY($2)) \
+             ORDER BY v.id",
+        )
+        .bind(&lookup.keys)
+        .bind(&ids)
+        .bind(&exclude)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("loading conversations"))?;
+        Ok(rows.into_iter().map(StateRow::into_state).collect())
+    }
+
+    async fn apply(&self, plan: &Plan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.error("starting a transaction"))?;
+        let created = self
+            .create_conversations(&mut tx, &plan.new_conversations)
+            .await?;
+        let resolve = Resolver { created };
+        self.write_calls(&mut tx, plan, &resolve).await?;
+        self.write_counters(&mut tx, &plan.counters, &resolve)
+            .await?;
+        self.remove_conversations(&mut tx, &plan.removed).await?;
+        tx.commit()
+            .await
+            .map_err(self.error("committing the sync batch"))?;
+        Ok(())
+    }
+
+    async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM sync_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.error("reading a sync cursor"))
+    }
+
+    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sync_cursors (name, value, updated_at) \
+             VALUES ($1, $2, NOW() AT TIME ZONE 'UTC') \
+             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("writing a sync cursor"))?;
+        Ok(())
+    }
+
+    async fn newest_call_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let newest: Option<NaiveDateTime> =
+            sqlx::query_scalar("SELECT max(start_time) FROM messages")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(self.error("reading the newest call"))?;
+        Ok(newest.map(from_db_time))
+    }
+
+    async fn unfinished_calls(&self, limit: u32) -> Result<Vec<StoredCall>, StoreError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m \
+             WHERE m.status NOT IN {FINAL_STATUSES} \
+             ORDER BY m.start_time ASC NULLS FIRST, m.twilio_sid COLLATE \"C\" \
+             LIMIT $1"
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("listing unfinished calls"))?;
+        Ok(rows.into_iter().map(MessageRow::into_stored).collect())
+    }
+
+    async fn set_recording_url(&self, sid: &CallSid, url: Option<&str>) -> Result<(), StoreError> {
+        let result = sqlx::query("UPDATE messages SET recording_url = $2 WHERE twilio_sid = $1")
+            .bind(sid.as_str())
+            .bind(url)
+            .execute(&self.pool)
+            .await
+            .map_err(self.error("setting a recording URL"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("call {sid}")));
+        }
+        Ok(())
+    }
+
+    async fn list_conversations(
+        &self,
+        query: &ConversationQuery,
+    ) -> Result<ConversationPage, StoreError> {
+        let what = "listing conversations";
+        let mut tx = self.read_tx(what).await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM conversations")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(self.error(what))?;
+        let rows: Vec<ConversationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
+             LEFT JOIN contacts c ON c.id = v.contact_id \
+             ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC \
+             LIMIT $1 OFFSET $2"
+        )))
+        .bind(i64::from(query.limit))
+        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.error(what))?;
+        let conversations = self.views(&mut tx, rows).await?;
+        tx.commit().await.map_err(self.error(what))?;
+        Ok(ConversationPage {
+            conversations,
+            total: total.max(0) as u64,
+        })
+    }
+
+    async fn conversation(&self, id: ConversationId) -> Result<ConversationView, StoreError> {
+        let not_found = || StoreError::NotFound(format!("conversation {id}"));
+        let db_id = conversation_id(id).ok_or_else(not_found)?;
+        let what = "reading a conversation";
+        let mut tx = self.read_tx(what).await?;
+        let row: Option<ConversationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
+             LEFT JOIN contacts c ON c.id = v.contact_id WHERE v.id = $1"
+        )))
+        .bind(db_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.error(what))?;
+        let row = row.ok_or_else(not_found)?;
+        let view = self
+            .views(&mut tx, vec![row])
+            .await?
+            .pop()
+            .ok_or_else(not_found)?;
+        tx.commit().await.map_err(self.error(what))?;
+        Ok(view)
+    }
+
+    async fn conversation_calls(&self, id: ConversationId) -> Result<Vec<StoredCall>, StoreError> {
+        let not_found = || StoreError::NotFound(format!("conversation {id}"));
+        let db_id = conversation_id(id).ok_or_else(not_found)?;
+        let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = $1 \
+             ORDER BY m.start_time ASC NULLS LAST, m.twilio_sid COLLATE \"C\""
+        )))
+        .bind(db_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("reading a conversation's calls"))?;
+        if rows.is_empty() {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
+                    .bind(db_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(self.error("reading a conversation"))?;
+            if !exists {
+                return Err(not_found());
+            }
+        }
+        Ok(rows.into_iter().map(MessageRow::into_stored).collect())
+    }
+
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        let (contacts, conversations, calls): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM conversations), \
+                    (SELECT count(*) FROM messages)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.error("counting rows"))?;
+        Ok(StoreCounts {
+            contacts: contacts.max(0) as u64,
+            conversations: conversations.max(0) as u64,
+            calls: calls.max(0) as u64,
+        })
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(self.error("checking the database"))?;
+        Ok(())
+    }
+
+    /// Takes `pg_try_advisory_lock(SYNC_LOCK_KEY)` on a dedicated connection
+    /// (outside the pool, so a sync never starves the pool). `false` when
+    /// another process, or this store already, holds it.
+    async fn try_lock_sync(&self) -> Result<bool, StoreError> {
+        let mut held = self.sync_lock.lock().await;
+        if held.is_some() {
+            return Ok(false);
+        }
+        let mut conn = PgConnection::connect_with(&self.connect_options)
+            .await
+            .map_err(self.error("opening the sync lock connection"))?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SYNC_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(self.error("taking the sync lock"))?;
+        if locked {
+            *held = Some(conn);
+        } else {
+            let _ = conn.close().await;
+        }
+        Ok(locked)
+    }
+
+    /// Releases the advisory lock and closes its connection. Closing the
+    /// session releases the lock even when the unlock itself fails.
+    async fn unlock_sync(&self) -> Result<(), StoreError> {
+        let Some(mut conn) = self.sync_lock.lock().await.take() else {
+            return Ok(());
+        };
+        let unlocked: Result<bool, sqlx::Error> =
+            sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
+                .bind(SYNC_LOCK_KEY)
+                .fetch_one(&mut conn)
+                .await;
+        match unlocked {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(url = %self.url, "the sync lock was not held by its connection")
+            }
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %describe(&e), "could not release the sync lock; closing its connection releases it")
+            }
+        }
+        let _ = conn.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,556 @@
+//! The HTTP API: routes, handlers and the middleware around them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use callview_core::store::ConversationQuery;
+use callview_core::sync::Preset;
+use callview_core::twilio::Secret;
+use callview_core::{ConversationId, Normalizer, Store, StoreError, SyncMode};
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::ApiError;
+use crate::params::{self, QueryParams, DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT};
+use crate::sync_runner::{SyncRunner, SyncTrigger};
+use crate::views;
+
+/// How long one request may take before it is answered 503 `timeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request body accepted (1 MiB).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Every route the API serves, as `(method, path)` with axum's `{id}`
+/// placeholders. The OpenAPI document describes exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/conversations"),
+    ("GET", "/api/conversations/{id}"),
+    ("GET", "/api/conversations/{id}/messages"),
+    ("GET", "/api/calls/active"),
+    ("POST", "/api/sync/today"),
+    ("POST", "/api/sync/recent"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/healthz"),
+];
+
+/// What the handlers share: the store, the sync runner (optional) and the
+/// API's options. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    store: Arc<dyn Store>,
+    sync: Option<Arc<SyncRunner>>,
+    normalizer: Normalizer,
+    token: Option<TokenCheck>,
+    webhook: Option<Arc<crate::webhook::WebhookConfig>>,
+}
+
+/// The API token, kept as a digest so comparisons take the same time
+/// whatever the token's length or the guess.
+#[derive(Clone)]
+struct TokenCheck {
+    digest: [u8; 20],
+    _token: Secret,
+}
+
+impl TokenCheck {
+    fn new(token: &str) -> Self {
+        Self {
+            digest: digest(token.as_bytes()),
+            _token: Secret::new(token),
+        }
+    }
+
+    fn matches(&self, given: &[u8]) -> bool {
+        bool::from(self.digest.ct_eq(&digest(given)))
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 20] {
+    let mut hasher = Sha1::new();
+    hasher.update(b"callview-api-token:");
+    hasher.update(bytes);
+    hasher.finalize().into()
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("sync", &self.inner.sync)
+            .field("normalizer", &self.inner.normalizer)
+            .field(
+                "api_token",
+                &self.inner.token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over a store, without sync (the sync endpoints answer 503
+    /// `sync_unavailable`) and without an API token.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            inner: Arc::new(StateInner {
+                store,
+                sync: None,
+                normalizer: Normalizer::default(),
+                token: None,
+                webhook: None,
+            }),
+        }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut StateInner)) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => StateInner {
+                store: Arc::clone(&shared.store),
+                sync: shared.sync.clone(),
+                normalizer: shared.normalizer,
+                token: shared.token.clone(),
+                webhook: shared.webhook.clone(),
+            },
+        };
+        f(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Adds the sync runner behind `POST /api/sync/*`, the scheduler and `/healthz`'s `last_sync`.
+    pub fn with_sync(self, runner: Arc<SyncRunner>) -> Self {
+        self.edit(|s| s.sync = Some(runner))
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every `/api` route
+    /// (`None` or an empty token: no check).
+    pub fn with_api_token(self, token: Option<&str>) -> Self {
+        let token = token.filter(|t| !t.is_empty()).map(TokenCheck::new);
+        self.edit(|s| s.token = token)
+    }
+
+    /// Sets the normalizer used for display forms.
+    pub fn with_normalizer(self, normalizer: Normalizer) -> Self {
+        self.edit(|s| s.normalizer = normalizer)
+    }
+
+    /// Accepts Twilio status callbacks on `POST /webhooks/twilio/call-status` (see [`crate::webhook`]).
+    pub fn with_webhook(self, config: crate::webhook::WebhookConfig) -> Self {
+        self.edit(|s| s.webhook = Some(Arc::new(config)))
+    }
+
+    /// The status-callback webhook's configuration, when there is one.
+    pub fn webhook(&self) -> Option<&crate::webhook::WebhookConfig> {
+        self.inner.webhook.as_deref()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The sync runner, when there is one.
+    pub fn sync_runner(&self) -> Option<&Arc<SyncRunner>> {
+        self.inner.sync.as_ref()
+    }
+
+    /// Whether an API token is required.
+    pub fn has_api_token(&self) -> bool {
+        self.inner.token.is_some()
+    }
+}
+
+/// The API as an axum [`Router`], with its middleware: bearer-token check
+/// on `/api` (when a token is set), JSON errors for every failure, gzip,
+/// a 30 s request timeout, a 1 MiB body limit and request tracing
+/// (method and path only).
+///
+/// The router answers unknown paths with a JSON 404, so it can be
+/// [nested](Router::nest) under a prefix of another application but not
+/// [merged](Router::merge) with a router that has its own fallback.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/api/conversations", get(list_conversations))
+        .route("/api/conversations/{id}", get(get_conversation))
+        .route("/api/conversations/{id}/messages", get(list_messages))
+        .route("/api/calls/active", get(active_calls))
+        .route("/api/sync/today", post(sync_today))
+        .route("/api/sync/recent", post(sync_recent))
+        .route("/api/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route(crate::webhook::CALL_STATUS_PATH, post(crate::webhook::call_status));
+    with_middleware(routes, state, REQUEST_TIMEOUT)
+}
+
+/// Adds the fallbacks and the middleware (innermost first: token check,
+/// body limit, timeout, JSON errors, compression, tracing) to `routes`.
+fn with_middleware(routes: Router<AppState>, state: AppState, timeout: Duration) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+        .on_failure(DefaultOnFailure::new().level(Level::WARN));
+
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(CompressionLayer::new())
+        .layer(trace)
+        .with_state(state)
+}
+
+fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(check) = &state.inner.token {
+        if is_api_path(req.uri().path()) {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    let (scheme, token) = v.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                });
+            let problem = match given {
+                None => Some("this API needs `Authorization: Bearer <token>`"),
+                Some(token) if !check.matches(token.as_bytes()) => {
+                    Some("the bearer token is not valid")
+                }
+                Some(_) => None,
+            };
+            if let Some(message) = problem {
+                let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+                    .into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"callview\""),
+                );
+                return response;
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Turns every error response that is not already JSON (axum's
+/// rejections, the timeout's and the body limit's) into the API's shape.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => method_not_allowed_error(),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => ApiError::new(
+            status,
+            "timeout",
+            format!(
+                "the request did not finish within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "payload_too_large",
+            format!("the request body is larger than {BODY_LIMIT} bytes"),
+        ),
+        s if s.is_server_error() => ApiError::new(
+            status,
+            "internal",
+            "the server failed to handle the request; the details are in the server log",
+        ),
+        _ => ApiError::new(
+            status,
+            "bad_request",
+            if text.is_empty() {
+                status
+                    .canonical_reason()
+                    .unwrap_or("the request is not valid")
+                    .to_owned()
+            } else {
+                text
+            },
+        ),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(error.body().to_string()))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /api/openapi.json for the API's routes")
+}
+
+fn method_not_allowed_error() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method; see /api/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    method_not_allowed_error()
+}
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<ConversationId, ApiError> {
+    match path {
+        Ok(Path(text)) => params::conversation_id(&text),
+        Err(rejection) => Err(ApiError::bad_request("invalid_id", rejection.body_text())),
+    }
+}
+
+fn missing_conversation(id: ConversationId) -> impl FnOnce(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("conversation {id} does not exist")),
+        other => other.into(),
+    }
+}
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = QueryParams::parse(query.as_deref())?;
+    let limit = params.limit(DEFAULT_LIMIT)?;
+    let offset = params.offset()?;
+    let page = state
+        .store()
+        .list_conversations(&ConversationQuery::page(limit, offset))
+        .await?;
+    let normalizer = state.inner.normalizer;
+    let conversations: Vec<_> = page
+        .conversations
+        .iter()
+        .map(|c| views::conversation(c, &normalizer))
+        .collect();
+    Ok(Json(
+        json!({"conversations": conversations, "total": page.total}),
+    ))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<views::ConversationJson>, ApiError> {
+    let id = path_id(path)?;
+    let view = state
+        .store()
+        .conversation(id)
+        .await
+        .map_err(missing_conversation(id))?;
+    Ok(Json(views::conversation(&view, &state.inner.normalizer)))
+}
+
+async fn list_messages(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(path)?;
+    let params = QueryParams::parse(query.as_deref())?;
+    let limit = params.limit(u32::MAX)?;
+    let offset = params.offset()?;
+    let view = state
+        .store()
+        .conversation(id)
+        .await
+        .map_err(missing_conversation(id))?;
+    let contact = views::contact(&view.contact, &state.inner.normalizer);
+    let interactions = state
+        .store()
+        .messages(id)
+        .await
+        .map_err(missing_conversation(id))?;
+    let total = interactions.len();
+    let messages: Vec<_> = interactions
+        .iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(limit as usize)
+        .map(|m| views::message(m, &contact))
+        .collect();
+    Ok(Json(json!({"messages": messages, "total": total})))
+}
+
+async fn active_calls(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = QueryParams::parse(query.as_deref())?;
+    let limit = params.limit(DEFAULT_ACTIVE_LIMIT)?;
+    let calls = state.store().unfinished_calls(limit).await?;
+    let calls: Vec<_> = calls.iter().map(views::active_call).collect();
+    Ok(Json(json!({"total": calls.len(), "calls": calls})))
+}
+
+async fn run_sync(
+    state: &AppState,
+    preset: Preset,
+    trigger: SyncTrigger,
+) -> Result<Json<Value>, ApiError> {
+    let Some(runner) = state.sync_runner() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sync_unavailable",
+            "this server was started without a Twilio account to sync from",
+        ));
+    };
+    let report = runner.run(SyncMode::Preset(preset), trigger).await?;
+    let window = match preset {
+        Preset::Initial => "last 7 days",
+        Preset::Manual => "last 3 days",
+        Preset::Recent => "last hour",
+    };
+    Ok(Json(json!({
+        "success": true,
+        "message": format!("Synced {} new calls from {window}", report.inserted),
+        "synced": report.inserted,
+        "skipped": report.skipped.len(),
+        "total": report.fetched,
+        "report": report,
+    })))
+}
+
+async fn sync_today(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    run_sync(&state, Preset::Manual, SyncTrigger::Manual).await
+}
+
+async fn sync_recent(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    run_sync(&state, Preset::Recent, SyncTrigger::Recent).await
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let store = state.store().health().await;
+    let last_sync = state.sync_runner().and_then(|r| r.last_outcome());
+    let syncing = state.sync_runner().is_some_and(|r| r.is_running());
+    match store {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({
+                "status": "ok",
+                "store": "ok",
+                "sync_running": syncing,
+                "last_sync": last_sync,
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %crate::error::ErrorChain(&e), "health check: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "store": "unreachable",
+                    "sync_running": syncing,
+                    "last_sync": last_sync,
+                    "error": {"code": "store_unavailable", "message": "the database does not answer; the details are in the server log"},
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_check() {
+        let check = TokenCheck::new("s3cret");
+        assert!(check.matches(b"s3cret"));
+        assert!(!check.matches(b"s3cret "));
+        assert!(!check.matches(b""));
+        assert!(!check.matches(b"other"));
+    }
+
+    #[tokio::test]
+    async fn a_slow_request_times_out_with_a_json_503() {
+        use tower::ServiceExt;
+        let store = Arc::new(callview_sqlite::SqliteStore::open_in_memory().unwrap());
+        let routes = Router::new().route(
+            "/api/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let app = with_middleware(routes, AppState::new(store), Duration::from_millis(50));
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .uri("/api/slow")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(is_json(response.headers()));
+        let body = axum::body::to_bytes(response.into_body(), 10_000)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "timeout");
+    }
+
+    #[test]
+    fn api_paths() {
+        assert!(is_api_path("/api"));
+        assert!(is_api_path("/api/conversations"));
+        assert!(!is_api_path("/apis"));
+        assert!(!is_api_path("/healthz"));
+    }
+}

@@ -1,0 +1,436 @@
+//! The OpenAPI 3.1 description of the API, served at `/api/openapi.json`.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+
+use crate::params::{DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT, MAX_LIMIT};
+
+/// The OpenAPI 3.1 document (built once).
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn ok_response(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn limit_param(default: Option<u32>, description: &str) -> Value {
+    let mut schema = json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT});
+    if let Some(d) = default {
+        schema["default"] = json!(d);
+    }
+    json!({
+        "name": "limit", "in": "query", "required": false,
+        "description": description,
+        "schema": schema
+    })
+}
+
+fn offset_param() -> Value {
+    json!({
+        "name": "offset", "in": "query", "required": false,
+        "description": "How many entries to skip (0 or more).",
+        "schema": {"type": "integer", "minimum": 0, "default": 0}
+    })
+}
+
+fn id_param() -> Value {
+    json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "The conversation's id (a positive whole number).",
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}
+    })
+}
+
+fn sync_operation(summary: &str, description: &str, operation_id: &str) -> Value {
+    json!({
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "tags": ["sync"],
+            "responses": {
+                "200": ok_response("The sync finished.", "SyncResult"),
+                "401": error_response("Missing or wrong bearer token (`unauthorized`)."),
+                "409": error_response("Another sync is running (`sync_in_progress`); try again when it has finished."),
+                "500": error_response("The database failed during the sync (`sync_failed`)."),
+                "502": error_response("Twilio failed or rejected the credentials (`sync_failed`); the message says why."),
+                "503": error_response("No Twilio account is configured (`sync_unavailable`), the server is shutting down (`shutting_down`), or the request took longer than 30 s (`timeout`; the sync goes on)."),
+            }
+        }
+    })
+}
+
+fn build() -> Value {
+    let call_direction = json!({
+        "type": "string",
+        "description": "Twilio's direction: inbound, outbound-api, outbound-dial, trunking-terminating, trunking-originating; values Twilio adds later are passed through.",
+        "examples": ["inbound", "outbound-api", "outbound-dial"]
+    });
+    let call_status = json!({
+        "type": "string",
+        "description": "Twilio's status: queued, initiated, ringing, in-progress, completed, busy, no-answer, canceled, failed; values Twilio adds later are passed through.",
+        "examples": ["completed", "no-answer", "in-progress"]
+    });
+    let common_errors = |mut responses: Value| {
+        responses["401"] = error_response("Missing or wrong bearer token (`unauthorized`).");
+        responses["500"] =
+            error_response("The database failed (`internal`); details are only in the server log.");
+        responses["503"] = error_response("The request took longer than 30 s (`timeout`).");
+        responses
+    };
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "callview API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A business's Twilio call history as conversations: one conversation per outside party, one message per call with its forwarded and transferred legs folded in. Ids are strings; the models' timestamps are Unix milliseconds; an embedded Call's times are ISO 8601. Every error is `{\"error\": {\"code\", \"message\"}}`. When the server has an API token, every `/api` route needs `Authorization: Bearer <token>`."
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}, {}],
+        "tags": [
+            {"name": "conversations"}, {"name": "calls"}, {"name": "sync"}, {"name": "meta"}
+        ],
+        "paths": paths(&common_errors),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The server's API token (CALLVIEW_API_TOKEN)."}
+            },
+            "schemas": schemas(call_direction, call_status)
+        }
+    })
+}
+
+fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
+    json!({
+        "/api/conversations": {
+            "get": {
+                "operationId": "listConversations",
+                "summary": "Conversations, most recent activity first.",
+                "tags": ["conversations"],
+                "parameters": [
+                    limit_param(Some(DEFAULT_LIMIT), &format!("Page size, 1 to {MAX_LIMIT}.")),
+                    offset_param()
+                ],
+                "responses": common_errors(json!({
+                    "200": ok_response("A page of conversations and how many there are in all.", "ConversationList"),
+                    "400": error_response("`limit` or `offset` is not valid (`invalid_parameter`); the message names the parameter and the reason."),
+                }))
+            }
+        },
+        "/api/conversations/{id}": {
+            "get": {
+                "operationId": "getConversation",
+                "summary": "One conversation.",
+                "tags": ["conversations"],
+                "parameters": [id_param()],
+                "responses": common_errors(json!({
+                    "200": ok_response("The conversation.", "Conversation"),
+                    "400": error_response("The id is not a positive whole number (`invalid_id`)."),
+                    "404": error_response("No conversation has this id (`not_found`)."),
+                }))
+            }
+        },
+        "/api/conversations/{id}/messages": {
+            "get": {
+                "operationId": "listMessages",
+                "summary": "A conversation's calls, newest first: one message per root call, its legs folded into `metadata.legs`.",
+                "tags": ["conversations"],
+                "parameters": [
+                    id_param(),
+                    limit_param(None, &format!("At most this many messages, 1 to {MAX_LIMIT}; all when absent.")),
+                    offset_param()
+                ],
+                "responses": common_errors(json!({
+                    "200": ok_response("The messages and how many there are in all.", "MessageList"),
+                    "400": error_response("The id (`invalid_id`), `limit` or `offset` (`invalid_parameter`) is not valid."),
+                    "404": error_response("No conversation has this id (`not_found`)."),
+                }))
+            }
+        },
+        "/api/calls/active": {
+            "get": {
+                "operationId": "listActiveCalls",
+                "summary": "Stored calls whose status is not final yet (queued, ringing, in-progress, ...), oldest first.",
+                "tags": ["calls"],
+                "parameters": [limit_param(Some(DEFAULT_ACTIVE_LIMIT), &format!("At most this many calls, 1 to {MAX_LIMIT}."))],
+                "responses": common_errors(json!({
+                    "200": ok_response("The unfinished calls.", "ActiveCallList"),
+                    "400": error_response("`limit` is not valid (`invalid_parameter`)."),
+                }))
+            }
+        },
+        "/api/sync/today": sync_operation(
+            "Sync the last 3 days now (at most 500 calls).",
+            "Runs the `manual` preset and answers when it has finished. One sync runs at a time: a request while another sync runs is answered 409 `sync_in_progress` at once.",
+            "syncToday"
+        ),
+        "/api/sync/recent": sync_operation(
+            "Sync the last hour now (at most 50 calls).",
+            "Runs the `recent` preset and answers when it has finished. One sync runs at a time: a request while another sync runs is answered 409 `sync_in_progress` at once.",
+            "syncRecent"
+        ),
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "tags": ["meta"],
+                "responses": {
+                    "200": {"description": "The OpenAPI 3.1 document.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "401": error_response("Missing or wrong bearer token (`unauthorized`).")
+                }
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "health",
+                "summary": "Whether the database answers, and how the last sync went. Needs no token.",
+                "tags": ["meta"],
+                "security": [],
+                "responses": {
+                    "200": ok_response("The server and its database are up.", "Health"),
+                    "503": ok_response("The database does not answer.", "Health")
+                }
+            }
+        }
+    })
+}
+
+fn schemas(call_direction: Value, call_status: Value) -> Value {
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "description": "Stable machine-readable code.", "examples": ["invalid_parameter", "invalid_id", "not_found", "method_not_allowed", "unauthorized", "sync_in_progress", "sync_failed", "sync_unavailable", "timeout", "payload_too_large", "internal"]},
+                        "message": {"type": "string", "description": "What went wrong, for people."}
+                    }
+                }
+            }
+        },
+        "CallDirection": call_direction,
+        "CallStatus": call_status,
+        "Contact": {
+            "type": "object",
+            "required": ["id", "handle", "metadata", "created_at", "updated_at"],
+            "properties": {
+                "id": {"type": "string", "description": "Database id."},
+                "handle": {"type": "string", "description": "Canonical key: E.164 (`+19788447773`), `anonymous`, or an internal endpoint (`sip:dispatcher@acme.sip.twilio.com`, `client:alice`)."},
+                "name": {"type": "string", "description": "Display name."},
+                "avatar_url": {"type": "string"},
+                "metadata": {
+                    "type": "object",
+                    "required": ["formatted_number"],
+                    "properties": {
+                        "formatted_number": {"type": "string", "examples": ["+1 (978) 844-7773"]},
+                        "country_code": {"type": "string", "description": "ISO 3166 region of a phone number.", "examples": ["US"]},
+                        "is_mobile": {"type": "boolean", "description": "Present when the number's type is known."}
+                    },
+                    "additionalProperties": true
+                },
+                "created_at": {"type": "integer", "description": "Unix milliseconds."},
+                "updated_at": {"type": "integer", "description": "Unix milliseconds."}
+            }
+        },
+        "Call": {
+            "type": "object",
+            "required": ["sid", "from", "to", "duration", "status", "direction", "start_time"],
+            "properties": {
+                "sid": {"type": "string", "description": "Twilio Call SID."},
+                "from": {"type": "string", "description": "Twilio's raw `from` (empty when none)."},
+                "to": {"type": "string", "description": "Twilio's raw `to` (empty when none)."},
+                "duration": {"type": "integer", "description": "Seconds; 0 while unknown."},
+                "status": {"$ref": "#/components/schemas/CallStatus"},
+                "direction": {"$ref": "#/components/schemas/CallDirection"},
+                "recording_url": {"type": "string"},
+                "price": {"type": "string", "description": "Cost as Twilio wrote it, negative for a charge; absent until Twilio fills it in.", "examples": ["-0.01400"]},
+                "price_unit": {"type": "string", "examples": ["USD"]},
+                "answered_by": {"type": "string"},
+                "start_time": {"type": "string", "format": "date-time", "description": "ISO 8601. For a call never dialled, when Twilio created it."},
+                "end_time": {"type": "string", "format": "date-time"},
+                "parent_call_sid": {"type": "string", "description": "The parent call, for a leg."}
+            }
+        },
+        "ActiveCall": {
+            "allOf": [
+                {"$ref": "#/components/schemas/Call"},
+                {
+                    "type": "object",
+                    "required": ["conversation_id", "root_call_sid"],
+                    "properties": {
+                        "conversation_id": {"type": "string"},
+                        "root_call_sid": {"type": "string", "description": "The root of the call's tree (its own SID for a root call)."}
+                    }
+                }
+            ]
+        },
+        "Message": {
+            "type": "object",
+            "required": ["id", "external_id", "type", "direction", "created_at", "call", "subject", "body", "blurb", "conversation_id", "contact", "metadata"],
+            "properties": {
+                "id": {"type": "string", "description": "The root call's row id."},
+                "external_id": {"type": "string", "description": "The root call's SID."},
+                "type": {"const": "call"},
+                "direction": {"$ref": "#/components/schemas/CallDirection"},
+                "created_at": {"type": "integer", "description": "Unix milliseconds: the root call's start."},
+                "call": {"$ref": "#/components/schemas/Call"},
+                "subject": {"type": "string", "examples": ["📞 Inbound call - 40s"]},
+                "body": {"type": "string"},
+                "blurb": {"type": "string"},
+                "conversation_id": {"type": "string"},
+                "contact": {"$ref": "#/components/schemas/Contact"},
+                "metadata": {
+                    "type": "object",
+                    "required": ["call_sid", "duration", "status", "from_number", "to_number", "total_duration", "talk_time", "wait_time", "merged_from_parent", "display_status", "actual_direction", "twilio_direction", "twilio_status", "legs"],
+                    "properties": {
+                        "call_sid": {"type": "string"},
+                        "duration": {"type": "integer"},
+                        "status": {"$ref": "#/components/schemas/CallStatus"},
+                        "recording_url": {"type": "string"},
+                        "from_number": {"type": "string"},
+                        "to_number": {"type": "string"},
+                        "parent_call_sid": {"type": "string"},
+                        "total_duration": {"type": "integer", "description": "The root call's duration, seconds."},
+                        "talk_time": {"type": "integer", "description": "Seconds of answered legs (the root's duration when it has no legs)."},
+                        "wait_time": {"type": "integer", "description": "total_duration - talk_time."},
+                        "merged_from_parent": {"type": "boolean", "description": "Whether legs were folded in."},
+                        "display_status": {"type": "string", "description": "completed, no-answer, busy, failed, canceled, or the live status."},
+                        "actual_direction": {"type": "string", "enum": ["inbound", "outbound", "internal"]},
+                        "twilio_direction": {"$ref": "#/components/schemas/CallDirection"},
+                        "twilio_status": {"$ref": "#/components/schemas/CallStatus"},
+                        "legs": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}, "description": "Every leg, oldest first."},
+                        "price": {"type": "string"},
+                        "price_unit": {"type": "string"},
+                        "answered_by": {"type": ["string", "null"]},
+                        "queue_time": {"type": ["string", "null"], "description": "Twilio's queue time, milliseconds."}
+                    },
+                    "additionalProperties": true
+                }
+            }
+        },
+        "Conversation": {
+            "type": "object",
+            "required": ["id", "external_id", "subject", "status", "last_message", "last_message_at", "unread_count", "contact", "metadata", "created_at", "updated_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "external_id": {"type": "string", "description": "The party's display form.", "examples": ["+1 (978) 844-7773"]},
+                "subject": {"type": "string", "examples": ["Calls with +1 (978) 844-7773"]},
+                "status": {"type": "string", "enum": ["active", "archived"]},
+                "last_message": {"oneOf": [{"$ref": "#/components/schemas/Message"}, {"type": "null"}]},
+                "last_message_at": {"type": "integer", "description": "Unix milliseconds of the newest call."},
+                "unread_count": {"type": "integer", "const": 0},
+                "contact": {"$ref": "#/components/schemas/Contact"},
+                "metadata": {
+                    "type": "object",
+                    "required": ["total_calls", "total_duration", "last_call_direction"],
+                    "properties": {
+                        "total_calls": {"type": "integer", "description": "Root calls."},
+                        "total_duration": {"type": "integer", "description": "Seconds, root calls."},
+                        "last_call_direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", "internal", null]},
+                        "last_root_sid": {"type": "string"}
+                    }
+                },
+                "created_at": {"type": "integer"},
+                "updated_at": {"type": "integer"}
+            }
+        },
+        "ConversationList": {
+            "type": "object",
+            "required": ["conversations", "total"],
+            "properties": {
+                "conversations": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
+                "total": {"type": "integer"}
+            }
+        },
+        "MessageList": {
+            "type": "object",
+            "required": ["messages", "total"],
+            "properties": {
+                "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                "total": {"type": "integer"}
+            }
+        },
+        "ActiveCallList": {
+            "type": "object",
+            "required": ["calls", "total"],
+            "properties": {
+                "calls": {"type": "array", "items": {"$ref": "#/components/schemas/ActiveCall"}},
+                "total": {"type": "integer"}
+            }
+        },
+        "SyncReport": {
+            "type": "object",
+            "required": ["fetched", "inserted", "updated", "unchanged", "moved", "skipped", "outside_window", "refreshed", "pages", "more_available", "elapsed_ms"],
+            "properties": {
+                "fetched": {"type": "integer", "description": "Records received from Twilio."},
+                "inserted": {"type": "integer", "description": "Calls stored for the first time."},
+                "updated": {"type": "integer", "description": "Stored calls that changed."},
+                "unchanged": {"type": "integer"},
+                "moved": {"type": "integer", "description": "Stored calls moved under a parent that arrived later."},
+                "skipped": {"type": "array", "items": {"type": "object", "required": ["reason"], "properties": {"sid": {"type": ["string", "null"]}, "reason": {"type": "string"}}}},
+                "outside_window": {"type": "integer"},
+                "refreshed": {"type": "integer"},
+                "pages": {"type": "integer"},
+                "more_available": {"type": "boolean", "description": "Whether the preset's cap stopped the run before Twilio ran out of calls."},
+                "since": {"type": ["string", "null"], "format": "date-time"},
+                "started_at": {"type": ["string", "null"], "format": "date-time"},
+                "elapsed_ms": {"type": "integer"}
+            }
+        },
+        "SyncResult": {
+            "type": "object",
+            "required": ["success", "message", "synced", "skipped", "total", "report"],
+            "properties": {
+                "success": {"const": true},
+                "message": {"type": "string", "examples": ["Synced 12 new calls from last 3 days"]},
+                "synced": {"type": "integer", "description": "Calls stored for the first time."},
+                "skipped": {"type": "integer", "description": "Records that could not be stored."},
+                "total": {"type": "integer", "description": "Records received from Twilio."},
+                "report": {"$ref": "#/components/schemas/SyncReport"}
+            }
+        },
+        "SyncOutcome": {
+            "type": "object",
+            "required": ["at", "finished_at", "trigger", "ok", "inserted", "updated", "fetched"],
+            "properties": {
+                "at": {"type": "integer", "description": "Start, Unix milliseconds."},
+                "finished_at": {"type": "integer"},
+                "trigger": {"type": "string", "enum": ["initial", "scheduled", "manual", "recent", "other"]},
+                "ok": {"type": "boolean"},
+                "error": {"type": "string", "description": "Why it failed."},
+                "inserted": {"type": "integer"},
+                "updated": {"type": "integer"},
+                "fetched": {"type": "integer"},
+                "last_success_at": {"type": "integer"}
+            }
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "store", "sync_running", "last_sync"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "store": {"type": "string", "enum": ["ok", "unreachable"]},
+                "sync_running": {"type": "boolean"},
+                "last_sync": {"oneOf": [{"$ref": "#/components/schemas/SyncOutcome"}, {"type": "null"}]},
+                "error": {"$ref": "#/components/schemas/Error/properties/error"}
+            }
+        }
+    })
+}

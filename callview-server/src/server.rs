@@ -1,0 +1,157 @@
+//! Serving the API: the listener check, the sync schedule and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use callview_core::SyncMode;
+use tokio::net::TcpListener;
+
+use crate::api::{router, AppState};
+use crate::sync_runner::run_schedule;
+
+/// How [`serve`] runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The API's state (store, sync runner, token).
+    pub state: AppState,
+    /// The sync to run at start (`None`: none). Needs a sync runner in `state`.
+    pub initial_sync: Option<SyncMode>,
+    /// Run [`SyncMode::incremental`] this often (`None`: never).
+    pub sync_interval: Option<Duration>,
+    /// Allow a non-loopback address without an API token.
+    pub insecure_no_auth: bool,
+    /// On shutdown, how long to wait for a running sync to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Serves `state` with no initial sync, no schedule, and a 60 s shutdown grace.
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            initial_sync: None,
+            sync_interval: None,
+            insecure_no_auth: false,
+            shutdown_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the server did not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A non-loopback address without an API token.
+    #[error("refusing to listen on {addr} without an API token: anyone who can reach this address could read the call history. Either set a token (CALLVIEW_API_TOKEN or --api-token; clients then send `Authorization: Bearer <token>`), or pass --insecure-no-auth if the network in front of the server already restricts access")]
+    Unprotected {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The socket failed.
+    #[error("the listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Checks that a server on `addr` would not expose the API unprotected:
+/// a non-loopback address needs an API token, or `insecure_no_auth`.
+///
+/// ```
+/// use callview_server::check_exposure;
+/// assert!(check_exposure("127.0.0.1:3000".parse().unwrap(), false, false).is_ok());
+/// assert!(check_exposure("0.0.0.0:3000".parse().unwrap(), false, false).is_err());
+/// assert!(check_exposure("0.0.0.0:3000".parse().unwrap(), true, false).is_ok());
+/// assert!(check_exposure("[::]:3000".parse().unwrap(), false, true).is_ok());
+/// ```
+pub fn check_exposure(
+    addr: SocketAddr,
+    has_token: bool,
+    insecure_no_auth: bool,
+) -> Result<(), ServeError> {
+    if addr.ip().to_canonical().is_loopback() || has_token || insecure_no_auth {
+        Ok(())
+    } else {
+        Err(ServeError::Unprotected { addr })
+    }
+}
+
+/// Serves the API on `listener` until SIGINT or SIGTERM, running the
+/// initial sync and the schedule of `config`. On shutdown it stops
+/// accepting, lets requests in flight finish, starts no new sync and waits
+/// (up to `shutdown_grace`) for a running sync to finish.
+pub async fn serve(listener: TcpListener, config: ServerConfig) -> Result<(), ServeError> {
+    serve_with_shutdown(listener, config, shutdown_signal()).await
+}
+
+/// Like [`serve`], stopping when `shutdown` resolves instead of on a signal.
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr()?;
+    check_exposure(addr, config.state.has_api_token(), config.insecure_no_auth)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    let scheduler = config.state.sync_runner().cloned().map(|runner| {
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(run_schedule(
+            runner,
+            config.initial_sync,
+            config.sync_interval,
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
+
+    let app = router(config.state.clone());
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new requests or syncs");
+        let _ = stop_tx.send(true);
+    };
+    tracing::info!(%addr, "serving the API");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await;
+
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+        let _ = scheduler.await;
+    }
+    if let Some(runner) = config.state.sync_runner() {
+        if !runner.shutdown(config.shutdown_grace).await {
+            tracing::warn!(
+                grace_secs = config.shutdown_grace.as_secs(),
+                "the running sync did not finish in time; what it applied so far is kept"
+            );
+        }
+    }
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,320 @@
+//! `POST /webhooks/twilio/call-status`: Twilio's status callbacks, so a
+//! call's status is stored the moment it changes (the live viewer shows it
+//! without waiting for the next sync).
+//!
+//! The route sits outside the `/api` bearer-token check: Twilio cannot send
+//! a bearer token, so the request is authenticated by its
+//! `X-Twilio-Signature` instead, which is
+//! `base64(HMAC-SHA1(auth token, URL + sorted parameters))`, where the URL
+//! is the one Twilio requested (the configured public base URL plus the
+//! path and query) and every POST parameter follows, sorted by name, each
+//! name immediately followed by its value. The comparison takes constant
+//! time. A request without a signature, with a wrong one, or arriving
+//! while no auth token is configured is answered 403 JSON.
+//!
+//! A verified callback is merged into the stored call
+//! ([`callview_core::callback`]: replays and out-of-order events are
+//! ignored, a final status never goes back) and applied through the
+//! planner ([`callview_core::SyncEngine::ingest`]), so the conversation's
+//! counters stay exact. A call not stored yet is fetched from Twilio (when
+//! a client is configured) or built from the callback alone; the next sync
+//! completes it.
+//!
+//! ```
+//! use callview_server::webhook::twilio_signature;
+//! let params = [("CallSid".to_owned(), "CA1".to_owned()), ("CallStatus".to_owned(), "ringing".to_owned())];
+//! let signature = twilio_signature("token", "https://example.com/webhooks/twilio/call-status", &params);
+//! assert_eq!(signature.len(), 28);
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use callview_core::callback::{Merge, StatusCallback};
+use callview_core::twilio::Secret;
+use callview_core::{Call, TwilioClient, TwilioError};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha1::Sha1;
+use subtle::ConstantTimeEq;
+
+use crate::api::AppState;
+use crate::error::ApiError;
+
+/// The webhook's path.
+pub const CALL_STATUS_PATH: &str = "/webhooks/twilio/call-status";
+
+/// How long the webhook waits for Twilio when it fetches a call it does not know.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the status-callback webhook needs: the account's auth token (the
+/// key of Twilio's signatures), the public base URL Twilio calls, and
+/// optionally a Twilio client to fetch calls not stored yet.
+///
+/// `Debug` never shows the token.
+pub struct WebhookConfig {
+    auth_token: Option<Secret>,
+    public_url: Option<String>,
+    client: Option<Arc<dyn TwilioClient>>,
+    /// Callbacks are applied one at a time (read, merge, write), so two
+    /// events of one call arriving together cannot undo each other.
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "[redacted]"))
+            .field("public_url", &self.public_url)
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    /// A webhook verifying signatures with `auth_token` (`None` or empty:
+    /// every callback is refused with 403, as nothing can be verified).
+    pub fn new(auth_token: Option<Secret>) -> Self {
+        Self {
+            auth_token: auth_token.filter(|t| !t.expose().is_empty()),
+            public_url: None,
+            client: None,
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The base URL Twilio uses to reach this server (scheme, host, port
+    /// and any prefix a proxy strips), e.g. `https://calls.example.com`.
+    /// Without it the URL is rebuilt from the request's `Host` and
+    /// `X-Forwarded-Proto` headers.
+    pub fn with_public_url(mut self, url: Option<&str>) -> Self {
+        self.public_url = url
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty());
+        self
+    }
+
+    /// The client used to fetch a call the store does not hold yet.
+    pub fn with_client(mut self, client: Arc<dyn TwilioClient>) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Whether callbacks can be verified (an auth token is set).
+    pub fn is_enabled(&self) -> bool {
+        self.auth_token.is_some()
+    }
+}
+
+/// Twilio's signature of a request to `url` with the POST `params`:
+/// `base64(HMAC-SHA1(auth_token, url + name1 + value1 + name2 + value2 ...))`
+/// with the parameters sorted by name (then value), duplicates once.
+pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(auth_token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `given` is the signature of one of `urls` (compared in
+/// constant time; every candidate is computed and compared).
+fn signature_matches(auth_token: &str, urls: &[String], params: &[(String, String)], given: &str) -> bool {
+    let mut ok = subtle::Choice::from(0);
+    for url in urls {
+        let expected = twilio_signature(auth_token, url, params);
+        ok |= expected.as_bytes().ct_eq(given.as_bytes());
+    }
+    bool::from(ok)
+}
+
+/// The URLs Twilio may have signed: the public URL (or the one rebuilt from
+/// the headers) plus the path and query, and the same with the default
+/// port added or removed (Twilio's helper libraries accept either).
+fn signed_urls(config: &WebhookConfig, headers: &HeaderMap, path_and_query: &str) -> Vec<String> {
+    let base = match &config.public_url {
+        Some(base) => base.clone(),
+        None => {
+            let header_text = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
+                    .filter(|v| !v.is_empty())
+            };
+            let scheme = header_text("x-forwarded-proto").unwrap_or_else(|| "http".into());
+            let host = header_text(header::HOST.as_str()).unwrap_or_default();
+            format!("{scheme}://{host}")
+        }
+    };
+    let url = format!("{base}{path_and_query}");
+    let mut urls = vec![url.clone()];
+    if let Ok(mut parsed) = url::Url::parse(&url) {
+        if parsed.port().is_none() {
+            if let Some(port) = parsed.port_or_known_default() {
+                if parsed.set_port(Some(port)).is_ok() {
+                    // `Url` drops a default port when serialising; add it by hand.
+                    let host = parsed.host_str().unwrap_or_default().to_owned();
+                    urls.push(url.replacen(&host, &format!("{host}:{port}"), 1));
+                }
+            }
+        } else if let Some(port) = parsed.port() {
+            let default = match parsed.scheme() {
+                "https" => Some(443),
+                "http" => Some(80),
+                _ => None,
+            };
+            if default == Some(port) {
+                urls.push(url.replacen(&format!(":{port}"), "", 1));
+            }
+        }
+    }
+    urls
+}
+
+fn forbidden(code: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, code, message)
+}
+
+/// The handler of [`CALL_STATUS_PATH`].
+pub async fn call_status(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let Some(config) = state.webhook().filter(|c| c.is_enabled()) else {
+        return Err(forbidden(
+            "webhook_disabled",
+            "status callbacks are refused: no Twilio auth token is configured to verify them (set TWILIO_AUTH_TOKEN)",
+        ));
+    };
+    let Some(given) = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    else {
+        return Err(forbidden(
+            "missing_signature",
+            "the request has no X-Twilio-Signature header",
+        ));
+    };
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let urls = signed_urls(config, &headers, path_and_query);
+    let token = config.auth_token.as_ref().map(Secret::expose).unwrap_or("");
+    if !signature_matches(token, &urls, &params, given) {
+        tracing::warn!(path = %uri.path(), "refused a status callback with a wrong signature (check --public-url / CALLVIEW_PUBLIC_URL)");
+        return Err(forbidden(
+            "invalid_signature",
+            "the X-Twilio-Signature does not match this request",
+        ));
+    }
+
+    let callback = StatusCallback::from_form(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
+    let Some(runner) = state.sync_runner() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sync_unavailable",
+            "this server was started without a Twilio account to store callbacks for",
+        ));
+    };
+    let engine = runner.engine();
+
+    let _one_at_a_time = config.gate.lock().await;
+    let sid = callback.call_sid.clone();
+    let stored: Option<Call> = state
+        .store()
+        .load_trees(std::slice::from_ref(&sid))
+        .await?
+        .into_iter()
+        .find(|row| row.call.sid == sid)
+        .map(|row| row.call);
+    let current = match stored {
+        Some(call) => Some(call),
+        None => fetch(config, &callback).await,
+    };
+    let call = match callback.merge(current.as_ref()) {
+        Merge::Apply(call) => call,
+        Merge::Ignore(reason) => {
+            tracing::debug!(sid = %sid, reason, "status callback ignored");
+            return Ok(Json(json!({"status": "ignored", "call_sid": sid, "reason": reason})));
+        }
+    };
+    let rules = engine.cached_rules().await?;
+    let stats = engine.ingest(&rules, vec![call]).await?;
+    tracing::info!(sid = %sid, status = ?callback.status.as_ref().map(ToString::to_string), "status callback applied");
+    Ok(Json(json!({"status": "applied", "call_sid": sid, "stats": stats})))
+}
+
+/// The call from Twilio, when a client is configured and answers in time.
+async fn fetch(config: &WebhookConfig, callback: &StatusCallback) -> Option<Call> {
+    let client = config.client.as_ref()?;
+    match tokio::time::timeout(FETCH_TIMEOUT, client.fetch_call(&callback.call_sid)).await {
+        Ok(Ok(call)) => Some(call),
+        Ok(Err(TwilioError::NotFound { .. })) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(sid = %callback.call_sid, error = %crate::error::ErrorChain(&e), "could not fetch the call of a status callback; storing what the callback says");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(sid = %callback.call_sid, "Twilio did not answer in time; storing what the callback says");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twilio_documentation_example() {
+        // The example of Twilio's "Webhooks security" page.
+        let params: Vec<(String, String)> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let signature = twilio_signature(
+            "12345",
+            "https://mycompany.com/myapp.php?foo=1&bar=2",
+            &params,
+        );
+        assert_eq!(signature, "GvWf1cFY/Q7PnoempGyD5oXAezc=");
+    }
+
+    #[test]
+    fn default_ports_are_tried_both_ways() {
+        let config = WebhookConfig::new(Some(Secret::new("t"))).with_public_url(Some("https://x.example/"));
+        let urls = signed_urls(&config, &HeaderMap::new(), "/webhooks/twilio/call-status?a=1");
+        assert_eq!(
+            urls,
+            vec![
+                "https://x.example/webhooks/twilio/call-status?a=1".to_owned(),
+                "https://x.example:443/webhooks/twilio/call-status?a=1".to_owned(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! Response shapes of every endpoint against the TypeScript models, on
+//! SQLite and on PostgreSQL, with data synced from a simulated account.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+
+on_both_stores!(
+    conversations_list_matches_the_models,
+    conversations_page_through_without_gaps,
+    one_conversation_matches_its_list_entry,
+    messages_fold_legs_into_root_calls,
+    active_calls_are_unfinished_calls_with_conversation,
+    sync_endpoints_report_like_the_seed,
+    healthz_reports_store_and_last_sync,
+);
+
+async fn conversations_list_matches_the_models(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    let counts = server.store.counts().await.unwrap();
+    let (status, body) = server.get("/api/conversations").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    assert_eq!(int(&body, "total") as u64, counts.conversations);
+    let list = body["conversations"].as_array().unwrap();
+    assert_eq!(list.len(), 20.min(counts.conversations as usize));
+    let mut previous = i64::MAX;
+    for c in list {
+        assert_conversation(c);
+        let at = int(c, "last_message_at");
+        assert!(at <= previous, "newest activity first");
+        previous = at;
+    }
+}
+
+async fn conversations_page_through_without_gaps(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    let (_, first) = server.get("/api/conversations?limit=200").await;
+    let total = int(&first, "total") as usize;
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    while offset < total {
+        let (status, page) = server
+            .get(&format!("/api/conversations?limit=7&offset={offset}"))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(int(&page, "total") as usize, total);
+        for c in page["conversations"].as_array().unwrap() {
+            seen.push(string(c, "id").to_owned());
+        }
+        offset += 7;
+    }
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(seen.len(), total);
+    assert_eq!(unique.len(), total);
+    let (_, past_end) = server
+        .get(&format!("/api/conversations?offset={}", total + 5))
+        .await;
+    assert_eq!(past_end["conversations"].as_array().unwrap().len(), 0);
+    assert_eq!(int(&past_end, "total") as usize, total);
+}
+
+async fn one_conversation_matches_its_list_entry(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    let (_, list) = server.get("/api/conversations?limit=5").await;
+    for entry in list["conversations"].as_array().unwrap() {
+        let id = string(entry, "id");
+        let (status, one) = server.get(&format!("/api/conversations/{id}")).await;
+        assert_eq!(status, 200, "{one}");
+        assert_conversation(&one);
+        assert_eq!(&one, entry);
+    }
+}
+
+async fn messages_fold_legs_into_root_calls(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    let (_, list) = server.get("/api/conversations?limit=200").await;
+    let mut folded = 0;
+    let mut checked_rows = 0u64;
+    for c in list["conversations"].as_array().unwrap() {
+        let cid = string(c, "id");
+        let (status, body) = server
+            .get(&format!("/api/conversations/{cid}/messages"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(int(&body, "total") as usize, messages.len());
+        assert_eq!(
+            messages.len() as i64,
+            int(&c["metadata"], "total_calls"),
+            "one message per root call"
+        );
+        assert_eq!(
+            &messages[0], &c["last_message"],
+            "last_message is the newest message"
+        );
+        let mut previous: Option<i64> = None;
+        let mut all_sids = HashSet::new();
+        let mut duration = 0;
+        for m in messages {
+            let legs = assert_message(m, cid);
+            folded += usize::from(!legs.is_empty());
+            let at = int(m, "created_at");
+            if let Some(p) = previous {
+                assert!(at <= p, "newest first");
+            }
+            previous = Some(at);
+            duration += int(&m["metadata"], "total_duration");
+            assert!(all_sids.insert(string(m, "external_id").to_owned()));
+            for leg in legs {
+                assert!(all_sids.insert(leg), "a call shown twice");
+            }
+        }
+        assert_eq!(duration, int(&c["metadata"], "total_duration"));
+        checked_rows += all_sids.len() as u64;
+        // Pagination of messages.
+        if messages.len() > 2 {
+            let (_, page) = server
+                .get(&format!(
+                    "/api/conversations/{cid}/messages?limit=1&offset=1"
+                ))
+                .await;
+            assert_eq!(page["messages"].as_array().unwrap().len(), 1);
+            assert_eq!(&page["messages"][0], &messages[1]);
+            assert_eq!(int(&page, "total") as usize, messages.len());
+        }
+    }
+    assert!(folded > 0, "the simulated account has forwarded calls");
+    let counts = server.store.counts().await.unwrap();
+    let total = int(&list, "total");
+    if total <= 200 {
+        assert_eq!(
+            checked_rows, counts.calls,
+            "every stored call is shown exactly once"
+        );
+    }
+}
+
+async fn active_calls_are_unfinished_calls_with_conversation(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    let (status, body) = server.get("/api/calls/active").await;
+    assert_eq!(status, 200, "{body}");
+    let calls = body["calls"].as_array().unwrap();
+    assert_eq!(int(&body, "total") as usize, calls.len());
+    assert!(!calls.is_empty(), "the simulated account has live calls");
+    for call in calls {
+        assert_call(call);
+        assert!(!["completed", "busy", "failed", "no-answer", "canceled"]
+            .contains(&string(call, "status")));
+        let cid = id(call, "conversation_id");
+        assert!(string(call, "root_call_sid").starts_with("CA"));
+        let (status, _) = server.get(&format!("/api/conversations/{cid}")).await;
+        assert_eq!(status, 200);
+    }
+    let (_, one) = server.get("/api/calls/active?limit=1").await;
+    assert_eq!(one["calls"].as_array().unwrap().len(), 1);
+}
+
+async fn sync_endpoints_report_like_the_seed(backend: Backend) {
+    let (server, sim) = loaded(backend).await;
+    sim.generate_live(3);
+    let mut synced_first = None;
+    for (path, window) in [
+        ("/api/sync/today", "last 3 days"),
+        ("/api/sync/recent", "last hour"),
+    ] {
+        let (status, body) = server.post(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["success"], true);
+        let synced = int(&body, "synced");
+        assert_eq!(
+            string(&body, "message"),
+            format!("Synced {synced} new calls from {window}")
+        );
+        int(&body, "skipped");
+        let report = &body["report"];
+        assert_eq!(int(&body, "total"), int(report, "fetched"));
+        assert_eq!(synced, int(report, "inserted"));
+        for key in [
+            "updated",
+            "unchanged",
+            "moved",
+            "pages",
+            "elapsed_ms",
+            "outside_window",
+            "refreshed",
+        ] {
+            int(report, key);
+        }
+        assert!(report["skipped"].is_array());
+        assert!(report["more_available"].is_boolean());
+        synced_first.get_or_insert(synced);
+    }
+    assert!(
+        synced_first.unwrap() >= 3,
+        "the first POST stores the new interactions"
+    );
+    let (_, health) = server.get("/healthz").await;
+    assert_eq!(health["last_sync"]["trigger"], "recent");
+    assert_eq!(health["last_sync"]["ok"], true);
+}
+
+async fn healthz_reports_store_and_last_sync(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"], "ok");
+    assert_eq!(body["sync_running"], false);
+    assert!(
+        body["last_sync"].is_null(),
+        "no sync through the runner yet: {body}"
+    );
+    let (status, _) = server.post("/api/sync/recent").await;
+    assert_eq!(status, 200);
+    let (_, body) = server.get("/healthz").await;
+    let last = &body["last_sync"];
+    millis(last, "at");
+    millis(last, "finished_at");
+    millis(last, "last_success_at");
+    assert_eq!(last["ok"], true);
+    assert!(last.get("error").is_none());
+}

@@ -1,0 +1,512 @@
+//! Shared helpers of the server's integration tests: stores of both kinds,
+//! a simulated account synced into them, a server on a free port, and
+//! checks of the JSON shapes against the TypeScript models.
+#![allow(dead_code, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use callview_core::model::{ConversationLookup, ConversationState};
+use callview_core::simulator::{SimConfig, SimulatedTwilio};
+use callview_core::store::{ConversationPage, ConversationQuery, ConversationView, StoreCounts};
+use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
+use callview_core::{
+    CallSid, ConversationId, PartyRules, Plan, Store, StoreError, StoredCall, SyncEngine, SyncMode,
+    TwilioClient, TwilioError,
+};
+use callview_server::{router, AppState, SyncRunner};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Which store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A new, empty store.
+pub async fn store(backend: Backend) -> Arc<dyn Store> {
+    match backend {
+        Backend::Sqlite => Arc::new(callview_sqlite::SqliteStore::open_in_memory().unwrap()),
+        Backend::Postgres => Arc::new(callview_postgres::testing::fresh_store().await),
+    }
+}
+
+/// A simulated account of `calls` records over 30 days ending now.
+pub fn sim(calls: usize, seed: u64) -> SimulatedTwilio {
+    SimulatedTwilio::new(SimConfig::new(seed, calls))
+}
+
+/// Syncs every call of `sim` into `store`.
+pub async fn load(store: &Arc<dyn Store>, sim: &SimulatedTwilio) {
+    let engine = SyncEngine::new(
+        Arc::new(sim.clone()),
+        Arc::clone(store),
+        PartyRules::default(),
+    );
+    let report = engine
+        .run(
+            SyncMode::Since(Utc::now() - chrono::Duration::days(32)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(report.inserted > 0, "{report:?}");
+}
+
+/// A running API server.
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub runner: Option<Arc<SyncRunner>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// Serves `state` on 127.0.0.1 with a free port.
+pub async fn spawn(state: AppState) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let store = Arc::clone(state.store());
+    let runner = state.sync_runner().cloned();
+    let app = router(state);
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    TestServer {
+        base,
+        http: reqwest::Client::new(),
+        store,
+        runner,
+        handle,
+    }
+}
+
+/// A store of `backend` loaded from a simulated account, served with a sync
+/// runner over that account.
+pub async fn loaded(backend: Backend) -> (TestServer, SimulatedTwilio) {
+    let store = store(backend).await;
+    let sim = sim(400, 7);
+    load(&store, &sim).await;
+    let runner = SyncRunner::new(SyncEngine::new(
+        Arc::new(sim.clone()),
+        Arc::clone(&store),
+        PartyRules::default(),
+    ));
+    (spawn(AppState::new(store).with_sync(runner)).await, sim)
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET with an optional bearer token; the status and the JSON body
+    /// (every answer must be JSON).
+    pub async fn get_with(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        into_json(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.get_with(path, None).await
+    }
+
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        into_json(self.http.post(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        into_json(
+            self.http
+                .request(method, self.url(path))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+pub async fn into_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = response.text().await.unwrap();
+    assert!(
+        content_type.starts_with("application/json"),
+        "status {status}: content-type {content_type:?}, body {text}"
+    );
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: not JSON ({e}): {text}"));
+    (status, value)
+}
+
+/// Asserts the API's error shape and returns the code.
+pub fn assert_error(body: &Value) -> String {
+    let error = body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no error object: {body}"));
+    let code = error["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no code: {body}"));
+    let message = error["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {body}"));
+    assert!(!message.is_empty());
+    assert_eq!(error.len(), 2, "{body}");
+    assert!(!message.contains("panicked") && !message.contains("stack backtrace"));
+    code.to_owned()
+}
+
+// ---- shape checks against the TypeScript models ----
+
+pub fn string<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{key}` should be a string in {v}"))
+}
+
+pub fn int(v: &Value, key: &str) -> i64 {
+    assert!(
+        v[key].is_i64() || v[key].is_u64(),
+        "`{key}` should be an integer in {v}"
+    );
+    v[key].as_i64().unwrap()
+}
+
+/// An id: a string holding a positive whole number.
+pub fn id(v: &Value, key: &str) -> i64 {
+    let text = string(v, key);
+    text.parse::<i64>()
+        .unwrap_or_else(|_| panic!("`{key}` should be a numeric string, got {text:?}"))
+}
+
+/// A Unix-milliseconds timestamp (after 2000, before 2100).
+pub fn millis(v: &Value, key: &str) -> i64 {
+    let t = int(v, key);
+    assert!(
+        (946_684_800_000..4_102_444_800_000).contains(&t),
+        "`{key}` = {t} is not Unix milliseconds"
+    );
+    t
+}
+
+/// An optional field (`?` in TypeScript): absent or of the type, never null.
+pub fn optional_string(v: &Value, key: &str) -> Option<String> {
+    match v.get(key) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => panic!("optional `{key}` should be absent or a string, got {other} in {v}"),
+    }
+}
+
+pub fn iso(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not ISO 8601: {e}"))
+        .with_timezone(&Utc)
+}
+
+pub fn assert_contact(c: &Value) {
+    id(c, "id");
+    let handle = string(c, "handle");
+    assert!(!handle.is_empty());
+    optional_string(c, "name");
+    optional_string(c, "avatar_url");
+    let meta = &c["metadata"];
+    assert!(meta.is_object(), "contact.metadata: {c}");
+    assert!(!string(meta, "formatted_number").is_empty());
+    if handle.starts_with('+') {
+        assert!(optional_string(meta, "country_code").is_some(), "{c}");
+    } else {
+        assert!(meta.get("country_code").is_none(), "{c}");
+    }
+    if let Some(m) = meta.get("is_mobile") {
+        assert!(m.is_boolean());
+    }
+    millis(c, "created_at");
+    millis(c, "updated_at");
+}
+
+pub fn assert_call(c: &Value) {
+    let sid = string(c, "sid");
+    assert!(sid.starts_with("CA"), "{sid}");
+    string(c, "from");
+    string(c, "to");
+    assert!(c["duration"].is_u64(), "duration: {c}");
+    assert!(!string(c, "status").is_empty());
+    assert!(!string(c, "direction").is_empty());
+    optional_string(c, "recording_url");
+    if let Some(price) = optional_string(c, "price") {
+        price.parse::<f64>().unwrap();
+    }
+    optional_string(c, "price_unit");
+    optional_string(c, "answered_by");
+    optional_string(c, "parent_call_sid");
+    let start = iso(string(c, "start_time"));
+    if let Some(end) = optional_string(c, "end_time") {
+        assert!(iso(&end) >= start, "{c}");
+    }
+}
+
+const FINAL: &[&str] = &["completed", "busy", "failed", "no-answer", "canceled"];
+
+/// Checks a Message; returns its legs' SIDs.
+pub fn assert_message(m: &Value, conversation_id: &str) -> Vec<String> {
+    id(m, "id");
+    let sid = string(m, "external_id");
+    assert_eq!(string(m, "type"), "call");
+    let direction = string(m, "direction");
+    millis(m, "created_at");
+    let call = &m["call"];
+    assert_call(call);
+    assert_eq!(string(call, "sid"), sid);
+    assert_eq!(string(call, "direction"), direction);
+    assert!(string(m, "subject").starts_with("📞"), "{}", m["subject"]);
+    assert!(!string(m, "body").is_empty());
+    assert!(!string(m, "blurb").is_empty());
+    assert_eq!(string(m, "conversation_id"), conversation_id);
+    assert_contact(&m["contact"]);
+
+    let meta = &m["metadata"];
+    assert_eq!(string(meta, "call_sid"), sid);
+    assert_eq!(int(meta, "duration"), int(call, "duration"));
+    assert_eq!(string(meta, "status"), string(call, "status"));
+    assert_eq!(string(meta, "twilio_status"), string(call, "status"));
+    assert_eq!(string(meta, "twilio_direction"), direction);
+    assert_eq!(string(meta, "from_number"), string(call, "from"));
+    assert_eq!(string(meta, "to_number"), string(call, "to"));
+    optional_string(meta, "recording_url");
+    optional_string(meta, "parent_call_sid");
+    let total = int(meta, "total_duration");
+    let talk = int(meta, "talk_time");
+    let wait = int(meta, "wait_time");
+    assert_eq!(total, int(call, "duration"));
+    assert_eq!(wait, (total - talk).max(0), "{meta}");
+    assert!(["inbound", "outbound", "internal"].contains(&string(meta, "actual_direction")));
+    let display = string(meta, "display_status");
+    assert!(!display.is_empty());
+    let legs = meta["legs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("legs: {meta}"));
+    assert_eq!(
+        meta["merged_from_parent"].as_bool(),
+        Some(!legs.is_empty()),
+        "{meta}"
+    );
+    let mut previous: Option<DateTime<Utc>> = None;
+    let mut sids = Vec::new();
+    for leg in legs {
+        assert_call(leg);
+        let start = iso(string(leg, "start_time"));
+        if let Some(p) = previous {
+            assert!(p <= start, "legs should be oldest first: {meta}");
+        }
+        previous = Some(start);
+        assert_ne!(string(leg, "sid"), sid);
+        sids.push(string(leg, "sid").to_owned());
+    }
+    if legs.is_empty() {
+        assert_eq!(talk, total);
+    }
+    if FINAL.contains(&string(call, "status")) {
+        assert!(
+            ["completed", "no-answer", "busy", "failed", "canceled"].contains(&display),
+            "{display}"
+        );
+    }
+    sids
+}
+
+pub fn assert_conversation(c: &Value) {
+    let cid = string(c, "id").to_owned();
+    id(c, "id");
+    assert!(!string(c, "external_id").is_empty());
+    assert!(string(c, "subject").starts_with("Calls with "));
+    assert!(["active", "archived"].contains(&string(c, "status")));
+    let last_at = millis(c, "last_message_at");
+    assert_eq!(int(c, "unread_count"), 0);
+    assert_contact(&c["contact"]);
+    assert_eq!(
+        string(&c["contact"]["metadata"], "formatted_number"),
+        string(c, "external_id")
+    );
+    let meta = &c["metadata"];
+    assert!(int(meta, "total_calls") >= 1, "{meta}");
+    assert!(int(meta, "total_duration") >= 0);
+    assert!(["inbound", "outbound", "internal"].contains(&string(meta, "last_call_direction")));
+    millis(c, "created_at");
+    millis(c, "updated_at");
+    let last = &c["last_message"];
+    assert!(last.is_object(), "last_message should be populated: {c}");
+    assert_message(last, &cid);
+    assert_eq!(
+        string(&last["metadata"], "actual_direction"),
+        string(meta, "last_call_direction")
+    );
+    assert!(int(last, "created_at") <= last_at, "{c}");
+}
+
+// ---- test doubles ----
+
+/// A Twilio client that waits before every page (to keep a sync running).
+pub struct SlowTwilio {
+    pub inner: SimulatedTwilio,
+    pub delay: Duration,
+}
+
+#[async_trait]
+impl TwilioClient for SlowTwilio {
+    async fn list_calls_page(
+        &self,
+        filter: &CallFilter,
+        page: Option<&PageToken>,
+    ) -> Result<CallPage, TwilioError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.list_calls_page(filter, page).await
+    }
+    async fn fetch_call(&self, sid: &CallSid) -> Result<callview_core::Call, TwilioError> {
+        self.inner.fetch_call(sid).await
+    }
+    async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
+        self.inner.list_incoming_numbers().await
+    }
+    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
+        self.inner.list_recordings(call_sid).await
+    }
+}
+
+/// A Twilio client whose every request is rejected as bad credentials.
+pub struct RejectingTwilio;
+
+fn rejected() -> TwilioError {
+    TwilioError::Unauthorized {
+        status: 401,
+        message: "Authenticate".into(),
+    }
+}
+
+#[async_trait]
+impl TwilioClient for RejectingTwilio {
+    async fn list_calls_page(
+        &self,
+        _filter: &CallFilter,
+        _page: Option<&PageToken>,
+    ) -> Result<CallPage, TwilioError> {
+        Err(rejected())
+    }
+    async fn fetch_call(&self, _sid: &CallSid) -> Result<callview_core::Call, TwilioError> {
+        Err(rejected())
+    }
+    async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
+        Err(rejected())
+    }
+    async fn list_recordings(&self, _call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
+        Err(rejected())
+    }
+}
+
+/// A store whose database is gone: every method fails with a backend error
+/// whose message must never reach a client.
+pub struct BrokenStore;
+
+pub const SECRET_DETAIL: &str = "connection to 10.9.8.7 refused for user admin";
+
+fn broken() -> StoreError {
+    StoreError::Backend {
+        message: SECRET_DETAIL.into(),
+        source: None,
+    }
+}
+
+#[async_trait]
+impl Store for BrokenStore {
+    async fn load_trees(&self, _sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
+        Err(broken())
+    }
+    async fn load_conversations(
+        &self,
+        _lookup: &ConversationLookup,
+    ) -> Result<Vec<ConversationState>, StoreError> {
+        Err(broken())
+    }
+    async fn apply(&self, _plan: &Plan) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn read_cursor(&self, _name: &str) -> Result<Option<String>, StoreError> {
+        Err(broken())
+    }
+    async fn write_cursor(&self, _name: &str, _value: &str) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn newest_call_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Err(broken())
+    }
+    async fn unfinished_calls(&self, _limit: u32) -> Result<Vec<StoredCall>, StoreError> {
+        Err(broken())
+    }
+    async fn set_recording_url(
+        &self,
+        _sid: &CallSid,
+        _url: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    async fn list_conversations(
+        &self,
+        _query: &ConversationQuery,
+    ) -> Result<ConversationPage, StoreError> {
+        Err(broken())
+    }
+    async fn conversation(&self, _id: ConversationId) -> Result<ConversationView, StoreError> {
+        Err(broken())
+    }
+    async fn conversation_calls(&self, _id: ConversationId) -> Result<Vec<StoredCall>, StoreError> {
+        Err(broken())
+    }
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        Err(broken())
+    }
+    async fn health(&self) -> Result<(), StoreError> {
+        Err(broken())
+    }
+}
+
+/// Runs each listed `async fn name(backend: Backend)` once per store, as
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,132 @@
+//! The OpenAPI document lists every route the router serves, and nothing else.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use callview_server::{AppState, ROUTES};
+use common::*;
+use reqwest::Method;
+
+#[tokio::test]
+async fn the_document_lists_every_route_and_every_listed_route_is_served() {
+    let (server, _sim) = loaded(Backend::Sqlite).await;
+    let (status, doc) = server.get("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["info"]["title"].is_string());
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            assert!(operation["responses"]["200"].is_object(), "{method} {path}");
+            assert!(operation["operationId"].is_string(), "{method} {path}");
+            assert!(operation["summary"].is_string(), "{method} {path}");
+        }
+    }
+    let routes: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, routes);
+
+    // Each documented route answers (not 404/405) with the id filled in.
+    let (_, list) = server.get("/api/conversations?limit=1").await;
+    let id = list["conversations"][0]["id"].as_str().unwrap().to_owned();
+    for (method, path) in &routes {
+        let concrete = path.replace("{id}", &id);
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = server.request(method.clone(), &concrete).await;
+        assert_eq!(status, 200, "{method} {concrete}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_reference_resolves_and_errors_use_the_error_schema() {
+    let server = spawn(AppState::new(store(Backend::Sqlite).await)).await;
+    let (_, doc) = server.get("/api/openapi.json").await;
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "Contact",
+        "Conversation",
+        "Message",
+        "Call",
+        "ActiveCall",
+        "ConversationList",
+        "MessageList",
+        "ActiveCallList",
+        "SyncReport",
+        "SyncResult",
+        "Health",
+        "Error",
+    ] {
+        assert!(schemas.contains_key(name), "{name}");
+    }
+    for reference in text.split("\"$ref\":\"").skip(1) {
+        let target = reference.split('"').next().unwrap();
+        let pointer = target.trim_start_matches('#');
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {target}");
+    }
+    // Every 4xx/5xx response refers to the Error schema (healthz's 503 is a Health body).
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('2') || path == "/healthz" {
+                    continue;
+                }
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Error",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    // The query parameters are described.
+    let params = &doc["paths"]["/api/conversations"]["get"]["parameters"];
+    let names: Vec<_> = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["limit", "offset"]);
+    assert_eq!(params[0]["schema"]["maximum"], 200);
+    assert_eq!(params[0]["schema"]["minimum"], 1);
+    // The models' required fields follow the TypeScript interfaces.
+    let required = |schema: &str| -> Vec<String> {
+        schemas[schema]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for field in [
+        "id",
+        "external_id",
+        "last_message",
+        "unread_count",
+        "contact",
+        "metadata",
+    ] {
+        assert!(
+            required("Conversation").contains(&field.to_owned()),
+            "{field}"
+        );
+    }
+    for field in [
+        "id",
+        "type",
+        "call",
+        "subject",
+        "body",
+        "blurb",
+        "conversation_id",
+        "contact",
+    ] {
+        assert!(required("Message").contains(&field.to_owned()), "{field}");
+    }
+}

@@ -1,0 +1,787 @@
+//! The statements behind each `Store` method, as blocking functions over a
+//! connection. The async wrappers in `lib.rs` run them off the runtime.
+
+use std::collections::HashMap;
+
+use callview_core::call::CallSid;
+use callview_core::endpoint::ActualDirection;
+use callview_core::model::{
+    fold_interactions, Aggregate, CallWrite, ConversationId, ConversationLookup, ConversationRef,
+    ConversationState, NewConversation, NewestRoot, Plan, StoredCall,
+};
+use callview_core::store::{
+    ContactRecord, ConversationPage, ConversationQuery, ConversationRecord, ConversationView,
+    StoreCounts, StoreError,
+};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
+
+use crate::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS};
+use crate::time;
+
+/// Wraps a rusqlite error with what was being done.
+fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let what = what.into();
+    move |e| StoreError::backend(what, e)
+}
+
+/// A JSON array of strings, for `json_each(?)` IN-lists of any length.
+fn json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::Array(
+        items
+            .into_iter()
+            .map(|s| serde_json::Value::String(s.to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// A JSON array of integers.
+fn json_ids(ids: impl IntoIterator<Item = i64>) -> String {
+    serde_json::Value::Array(ids.into_iter().map(serde_json::Value::from).collect()).to_string()
+}
+
+fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} is too large: {value}")))
+}
+
+/// Runs a query whose rows are `messages` rows (selected with
+/// [`MESSAGE_COLUMNS`]) and reads them.
+fn query_calls(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    what: &str,
+) -> Result<Vec<StoredCall>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db(what))?;
+    let mut rows = stmt.query(params).map_err(db(what))?;
+    let mut calls = Vec::new();
+    while let Some(row) = rows.next().map_err(db(what))? {
+        calls.push(rows::stored_call(row)?);
+    }
+    Ok(calls)
+}
+
+/// Runs a query whose rows are conversations with their contacts.
+fn query_conversations(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    what: &str,
+) -> Result<Vec<(ConversationRecord, ContactRecord)>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db(what))?;
+    let mut rows = stmt.query(params).map_err(db(what))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db(what))? {
+        out.push(rows::conversation_and_contact(row)?);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- reads
+
+/// `Store::load_trees`.
+pub(crate) fn load_trees(
+    conn: &Connection,
+    sids: &[CallSid],
+) -> Result<Vec<StoredCall>, StoreError> {
+    if sids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH wanted(sid) AS (SELECT value FROM json_each(?1)),
+              roots(root) AS (
+                  SELECT root_call_sid FROM messages WHERE twilio_sid IN (SELECT sid FROM wanted)
+                  UNION
+                  SELECT root_call_sid FROM messages WHERE parent_call_sid IN (SELECT sid FROM wanted)
+              )
+         SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.root_call_sid IN (SELECT root FROM roots)"
+    );
+    let list = json_array(sids.iter().map(CallSid::as_str));
+    query_calls(
+        conn,
+        &sql,
+        [list],
+        "loading the stored call trees of a batch",
+    )
+}
+
+/// `Store::load_conversations`.
+pub(crate) fn load_conversations(
+    conn: &Connection,
+    lookup: &ConversationLookup,
+) -> Result<Vec<ConversationState>, StoreError> {
+    if lookup.keys.is_empty() && lookup.ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let what = "loading the conversations of a batch";
+    let keys = json_array(lookup.keys.iter().map(String::as_str));
+    let ids = json_ids(lookup.ids.iter().map(|id| id.0));
+    let exclude = json_array(lookup.exclude.iter().map(CallSid::as_str));
+
+    let mut states: Vec<ConversationState> = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT cv.id, ct.phone_number FROM contacts ct
+                 JOIN conversations cv ON cv.contact_id = ct.id
+                 WHERE ct.phone_number IN (SELECT value FROM json_each(?1))
+                 UNION
+                 SELECT cv.id, ct.phone_number FROM conversations cv
+                 JOIN contacts ct ON ct.id = cv.contact_id
+                 WHERE cv.id IN (SELECT value FROM json_each(?2))
+                 ORDER BY 1",
+            )
+            .map_err(db(what))?;
+        let rows = stmt
+            .query_map([&keys, &ids], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(db(what))?;
+        for row in rows {
+            let (id, key) = row.map_err(db(what))?;
+            states.push(ConversationState {
+                id: ConversationId(id),
+                key,
+                rest: Aggregate::default(),
+            });
+        }
+    }
+    if states.is_empty() {
+        return Ok(states);
+    }
+    let index: HashMap<i64, usize> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.0, i))
+        .collect();
+    let found = json_ids(states.iter().map(|s| s.id.0));
+
+    // Totals over the rows outside `exclude`.
+    {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT m.conversation_id,
+                        count(*),
+                        coalesce(sum(m.root_call_sid = m.twilio_sid), 0),
+                        coalesce(sum(CASE WHEN m.root_call_sid = m.twilio_sid
+                                          THEN coalesce(m.duration, 0) ELSE 0 END), 0),
+                        max(m.start_time)
+                 FROM messages m
+                 WHERE m.conversation_id IN (SELECT value FROM json_each(?1))
+                   AND m.twilio_sid NOT IN (SELECT value FROM json_each(?2))
+                 GROUP BY m.conversation_id",
+            )
+            .map_err(db(what))?;
+        let mut rows = stmt.query([&found, &exclude]).map_err(db(what))?;
+        while let Some(row) = rows.next().map_err(db(what))? {
+            let id: i64 = row.get(0).map_err(db(what))?;
+            let last: Option<String> = row.get(4).map_err(db(what))?;
+            let Some(&i) = index.get(&id) else { continue };
+            let rest = &mut states[i].rest;
+            rest.calls = rows::non_negative(row.get(1).map_err(db(what))?);
+            rest.root_calls = rows::non_negative(row.get(2).map_err(db(what))?);
+            rest.root_duration = rows::non_negative(row.get(3).map_err(db(what))?);
+            rest.last_call_at = parse_optional_time(last, || format!("conversation {id}"))?;
+        }
+    }
+
+    // The newest root of each: greatest (start_time IS NOT NULL, start_time, twilio_sid).
+    {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT r.conversation_id, r.twilio_sid, r.start_time, r.direction,
+                        json_extract(n.metadata, '$.actual_direction')
+                 FROM (
+                     SELECT m.id, m.conversation_id, m.twilio_sid, m.start_time, m.direction,
+                            row_number() OVER (
+                                PARTITION BY m.conversation_id
+                                ORDER BY m.start_time IS NOT NULL DESC, m.start_time DESC,
+                                         m.twilio_sid DESC
+                            ) AS rank
+                     FROM messages m
+                     WHERE m.conversation_id IN (SELECT value FROM json_each(?1))
+                       AND m.root_call_sid = m.twilio_sid
+                       AND m.twilio_sid NOT IN (SELECT value FROM json_each(?2))
+                 ) r
+                 JOIN messages n ON n.id = r.id
+                 WHERE r.rank = 1",
+            )
+            .map_err(db(what))?;
+        let mut rows = stmt.query([&found, &exclude]).map_err(db(what))?;
+        while let Some(row) = rows.next().map_err(db(what))? {
+            let id: i64 = row.get(0).map_err(db(what))?;
+            let sid: String = row.get(1).map_err(db(what))?;
+            let start: Option<String> = row.get(2).map_err(db(what))?;
+            let direction: String = row.get(3).map_err(db(what))?;
+            let actual: Option<String> = row.get(4).ok().flatten();
+            let Some(&i) = index.get(&id) else { continue };
+            let Some(sid) = CallSid::new(sid) else {
+                continue;
+            };
+            let direction = actual
+                .as_deref()
+                .and_then(ActualDirection::parse)
+                .unwrap_or_else(|| rows::direction_from_column(&direction));
+            let start_time = parse_optional_time(start, || format!("call {sid}"))?;
+            states[i].rest.newest_root = Some(NewestRoot {
+                start_time,
+                sid,
+                direction,
+            });
+        }
+    }
+    Ok(states)
+}
+
+fn parse_optional_time(
+    text: Option<String>,
+    what: impl FnOnce() -> String,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    match text {
+        None => Ok(None),
+        Some(text) => time::parse(&text)
+            .map(Some)
+            .ok_or_else(|| StoreError::Backend {
+                message: format!(
+                    "{} has a start time that is not a timestamp: {text:?}",
+                    what()
+                ),
+                source: None,
+            }),
+    }
+}
+
+/// `Store::read_cursor`.
+pub(crate) fn read_cursor(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    let what = || format!("reading the sync cursor {name:?}");
+    conn.prepare_cached("SELECT value FROM sync_cursors WHERE name = ?1")
+        .map_err(db(what()))?
+        .query_row([name], |r| r.get(0))
+        .optional()
+        .map_err(db(what()))
+}
+
+/// `Store::newest_call_start`.
+pub(crate) fn newest_call_start(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let what = "reading the newest call start time";
+    let newest: Option<String> = conn
+        .prepare_cached("SELECT max(start_time) FROM messages")
+        .map_err(db(what))?
+        .query_row([], |r| r.get(0))
+        .map_err(db(what))?;
+    parse_optional_time(newest, || "the newest call".to_owned())
+}
+
+/// `Store::unfinished_calls`.
+pub(crate) fn unfinished_calls(
+    conn: &Connection,
+    limit: u32,
+) -> Result<Vec<StoredCall>, StoreError> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.status NOT IN ('completed', 'busy', 'failed', 'no-answer', 'canceled')
+         ORDER BY m.start_time ASC NULLS FIRST, m.twilio_sid ASC
+         LIMIT ?1"
+    );
+    query_calls(
+        conn,
+        &sql,
+        [i64::from(limit)],
+        "loading the unfinished calls",
+    )
+}
+
+/// `Store::list_conversations` (in one read transaction, for a consistent page).
+pub(crate) fn list_conversations(
+    conn: &mut Connection,
+    query: &ConversationQuery,
+) -> Result<ConversationPage, StoreError> {
+    let what = "listing conversations";
+    let tx = conn.transaction().map_err(db(what))?;
+    let total: i64 = tx
+        .prepare_cached("SELECT count(*) FROM conversations")
+        .map_err(db(what))?
+        .query_row([], |r| r.get(0))
+        .map_err(db(what))?;
+    let sql = format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations cv
+         JOIN contacts ct ON ct.id = cv.contact_id
+         ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC
+         LIMIT ?1 OFFSET ?2"
+    );
+    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+    let records = query_conversations(&tx, &sql, params![i64::from(query.limit), offset], what)?;
+    let conversations = views(&tx, records)?;
+    tx.finish().map_err(db(what))?;
+    Ok(ConversationPage {
+        conversations,
+        total: rows::non_negative(total),
+    })
+}
+
+/// `Store::conversation`.
+pub(crate) fn conversation(
+    conn: &mut Connection,
+    id: ConversationId,
+) -> Result<ConversationView, StoreError> {
+    let what = format!("loading conversation {id}");
+    let tx = conn.transaction().map_err(db(what.clone()))?;
+    let sql = format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations cv
+         JOIN contacts ct ON ct.id = cv.contact_id
+         WHERE cv.id = ?1"
+    );
+    let records = query_conversations(&tx, &sql, [id.0], &what)?;
+    let view = views(&tx, records)?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))?;
+    tx.finish().map_err(db(what))?;
+    Ok(view)
+}
+
+/// Adds each conversation's last interaction: the fold of the rows whose
+/// root is its `last_root_sid`, all loaded in one query.
+fn views(
+    conn: &Connection,
+    records: Vec<(ConversationRecord, ContactRecord)>,
+) -> Result<Vec<ConversationView>, StoreError> {
+    let roots: Vec<&str> = records
+        .iter()
+        .filter_map(|(c, _)| c.counters.last_root_sid.as_ref().map(CallSid::as_str))
+        .collect();
+    let mut by_root: HashMap<CallSid, Vec<StoredCall>> = HashMap::new();
+    if !roots.is_empty() {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m
+             WHERE m.root_call_sid IN (SELECT value FROM json_each(?1))"
+        );
+        let calls = query_calls(
+            conn,
+            &sql,
+            [json_array(roots)],
+            "loading the last interactions of conversations",
+        )?;
+        for call in calls {
+            by_root.entry(call.root_sid.clone()).or_default().push(call);
+        }
+    }
+    Ok(records
+        .into_iter()
+        .map(|(conversation, contact)| {
+            let last_message = conversation
+                .counters
+                .last_root_sid
+                .as_ref()
+                .and_then(|sid| by_root.get(sid))
+                .and_then(|rows| fold_interactions(rows.clone()).into_iter().next());
+            ConversationView {
+                conversation,
+                contact,
+                last_message,
+            }
+        })
+        .collect())
+}
+
+/// `Store::conversation_calls`.
+pub(crate) fn conversation_calls(
+    conn: &mut Connection,
+    id: ConversationId,
+) -> Result<Vec<StoredCall>, StoreError> {
+    let what = format!("loading the calls of conversation {id}");
+    let tx = conn.transaction().map_err(db(what.clone()))?;
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1")
+        .map_err(db(what.clone()))?
+        .exists([id.0])
+        .map_err(db(what.clone()))?;
+    if !exists {
+        return Err(StoreError::NotFound(format!("conversation {id}")));
+    }
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ?1");
+    let calls = query_calls(&tx, &sql, [id.0], &what)?;
+    tx.finish().map_err(db(what))?;
+    Ok(calls)
+}
+
+/// `Store::counts`.
+pub(crate) fn counts(conn: &Connection) -> Result<StoreCounts, StoreError> {
+    let what = "counting rows";
+    let (contacts, conversations, calls): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM contacts),
+                    (SELECT count(*) FROM conversations),
+                    (SELECT count(*) FROM messages)",
+        )
+        .map_err(db(what))?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(db(what))?;
+    Ok(StoreCounts {
+        contacts: rows::non_negative(contacts),
+        conversations: rows::non_negative(conversations),
+        calls: rows::non_negative(calls),
+    })
+}
+
+/// `Store::health`.
+pub(crate) fn health(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached("SELECT 1")
+        .map_err(db("checking the database answers"))?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map_err(db("checking the database answers"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- writes
+
+/// `Store::apply`: the whole plan in one `BEGIN IMMEDIATE` transaction.
+/// `lock` renews the sync lease in the same transaction when this store
+/// holds it.
+pub(crate) fn apply(
+    conn: &mut Connection,
+    plan: &Plan,
+    lock: Option<&SyncLease<'_>>,
+) -> Result<(), StoreError> {
+    let now = time::format(&time::now());
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db("starting the transaction of a plan"))?;
+
+    // 1. Contacts and conversations.
+    let mut created: HashMap<&str, i64> = HashMap::with_capacity(plan.new_conversations.len());
+    for new in &plan.new_conversations {
+        let id = create_conversation(&tx, new, &now)?;
+        created.insert(new.key.as_str(), id);
+    }
+
+    // 2. Calls.
+    for write in &plan.calls {
+        let conversation_id = resolve(&tx, &created, &write.conversation)?;
+        upsert_call(&tx, write, conversation_id, &now)?;
+    }
+
+    // 3. Counters.
+    for update in &plan.counters {
+        let id = resolve(&tx, &created, &update.conversation)?;
+        let c = &update.counters;
+        let what = || format!("updating the counters of conversation {id}");
+        let changed = tx
+            .prepare_cached(
+                "UPDATE conversations
+                 SET last_message_at = ?2,
+                     metadata = json_set(
+                         CASE WHEN json_valid(metadata) AND json_type(metadata) = 'object'
+                              THEN metadata ELSE '{}' END,
+                         '$.total_calls', ?3,
+                         '$.total_duration', ?4,
+                         '$.last_call_direction', ?5,
+                         '$.last_root_sid', ?6),
+                     updated_at = ?7
+                 WHERE id = ?1",
+            )
+            .map_err(db(what()))?
+            .execute(params![
+                id,
+                c.last_message_at.as_ref().map(time::format),
+                to_i64(c.total_calls, "total_calls")?,
+                to_i64(c.total_duration, "total_duration")?,
+                c.last_call_direction.map(ActualDirection::as_str),
+                c.last_root_sid.as_ref().map(CallSid::as_str),
+                now,
+            ])
+            .map_err(db(what()))?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("conversation {id}")));
+        }
+    }
+
+    // 4. Conversations left empty, and then their contacts.
+    for id in &plan.removed {
+        let what = || format!("removing the empty conversation {id}");
+        let contact: Option<i64> = tx
+            .prepare_cached(
+                "DELETE FROM conversations
+                 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = ?1)
+                 RETURNING contact_id",
+            )
+            .map_err(db(what()))?
+            .query_row([id.0], |r| r.get(0))
+            .optional()
+            .map_err(db(what()))?;
+        if let Some(contact) = contact {
+            tx.prepare_cached(
+                "DELETE FROM contacts
+                 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM conversations WHERE contact_id = ?1)",
+            )
+            .map_err(db(what()))?
+            .execute([contact])
+            .map_err(db(what()))?;
+        }
+    }
+
+    if let Some(lease) = lock {
+        lease.renew(&tx)?;
+    }
+    tx.commit().map_err(db("committing a plan"))
+}
+
+/// Step 1 for one new conversation: reuses the contact with the key and its
+/// conversation when they exist. Returns the conversation's id.
+fn create_conversation(
+    conn: &Connection,
+    new: &NewConversation,
+    now: &str,
+) -> Result<i64, StoreError> {
+    let what = || format!("creating the conversation of {:?}", new.key);
+    conn.prepare_cached(
+        "INSERT INTO contacts (phone_number, formatted_number, display_name, metadata,
+                               created_at, updated_at)
+         VALUES (?1, ?2, ?2, '{}', ?3, ?3)
+         ON CONFLICT (phone_number) DO NOTHING",
+    )
+    .map_err(db(what()))?
+    .execute(params![new.key, new.display, now])
+    .map_err(db(what()))?;
+    let contact: i64 = conn
+        .prepare_cached("SELECT id FROM contacts WHERE phone_number = ?1")
+        .map_err(db(what()))?
+        .query_row([&new.key], |r| r.get(0))
+        .map_err(db(what()))?;
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM conversations WHERE contact_id = ?1 ORDER BY id LIMIT 1")
+        .map_err(db(what()))?
+        .query_row([contact], |r| r.get(0))
+        .optional()
+        .map_err(db(what()))?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    // `external_id` is unique; two keys with the same display form (which
+    // the normalizer does not produce) would otherwise fail the whole plan.
+    let mut external_id = new.display.clone();
+    let mut attempt = 1;
+    while conn
+        .prepare_cached("SELECT 1 FROM conversations WHERE external_id = ?1")
+        .map_err(db(what()))?
+        .exists([&external_id])
+        .map_err(db(what()))?
+    {
+        external_id = if attempt == 1 {
+            format!("{} ({})", new.display, new.key)
+        } else {
+            format!("{} ({}) #{attempt}", new.display, new.key)
+        };
+        attempt += 1;
+    }
+    conn.prepare_cached(
+        "INSERT INTO conversations (contact_id, external_id, subject, status, metadata,
+                                    created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'active', '{}', ?4, ?4)
+         RETURNING id",
+    )
+    .map_err(db(what()))?
+    .query_row(params![contact, external_id, new.subject, now], |r| {
+        r.get(0)
+    })
+    .map_err(db(what()))
+}
+
+/// The conversation id a plan entry refers to.
+fn resolve(
+    conn: &Connection,
+    created: &HashMap<&str, i64>,
+    conversation: &ConversationRef,
+) -> Result<i64, StoreError> {
+    match conversation {
+        ConversationRef::Existing(id) => Ok(id.0),
+        ConversationRef::New(key) => match created.get(key.as_str()) {
+            Some(id) => Ok(*id),
+            // Not created by this plan: accept a conversation stored under the key.
+            None => conn
+                .prepare_cached(
+                    "SELECT cv.id FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id
+                     WHERE ct.phone_number = ?1 ORDER BY cv.id LIMIT 1",
+                )
+                .map_err(db(format!("finding the conversation of {key:?}")))?
+                .query_row([key], |r| r.get(0))
+                .optional()
+                .map_err(db(format!("finding the conversation of {key:?}")))?
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "the plan writes to a new conversation {key:?} it does not create"
+                    ))
+                }),
+        },
+    }
+}
+
+/// Step 2 for one call: insert, or update every column but `created_at`.
+fn upsert_call(
+    conn: &Connection,
+    write: &CallWrite,
+    conversation_id: i64,
+    now: &str,
+) -> Result<(), StoreError> {
+    let call = &write.call;
+    let what = || format!("writing call {}", call.sid);
+    let metadata = write.metadata().to_string();
+    conn.prepare_cached(
+        "INSERT INTO messages (conversation_id, twilio_sid, direction, status, from_number,
+                               to_number, duration, price, price_unit, start_time, end_time,
+                               recording_url, parent_call_sid, root_call_sid, metadata,
+                               created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)
+         ON CONFLICT (twilio_sid) DO UPDATE SET
+             conversation_id = excluded.conversation_id,
+             direction = excluded.direction,
+             status = excluded.status,
+             from_number = excluded.from_number,
+             to_number = excluded.to_number,
+             duration = excluded.duration,
+             price = excluded.price,
+             price_unit = excluded.price_unit,
+             start_time = excluded.start_time,
+             end_time = excluded.end_time,
+             recording_url = excluded.recording_url,
+             parent_call_sid = excluded.parent_call_sid,
+             root_call_sid = excluded.root_call_sid,
+             metadata = excluded.metadata,
+             updated_at = excluded.updated_at",
+    )
+    .map_err(db(what()))?
+    .execute(params![
+        conversation_id,
+        call.sid.as_str(),
+        call.direction.as_str(),
+        call.status.as_str(),
+        call.from.as_deref().unwrap_or(""),
+        call.to.as_deref().unwrap_or(""),
+        call.duration.map(i64::from),
+        call.price.map(|p| p.to_string()),
+        call.price_unit,
+        call.start_time.as_ref().map(time::format),
+        call.end_time.as_ref().map(time::format),
+        write.recording_url,
+        call.parent_call_sid.as_ref().map(CallSid::as_str),
+        write.root_sid.as_str(),
+        metadata,
+        now,
+    ])
+    .map_err(db(what()))?;
+    Ok(())
+}
+
+/// `Store::write_cursor`.
+pub(crate) fn write_cursor(
+    conn: &mut Connection,
+    name: &str,
+    value: &str,
+    lock: Option<&SyncLease<'_>>,
+) -> Result<(), StoreError> {
+    let what = || format!("writing the sync cursor {name:?}");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db(what()))?;
+    tx.prepare_cached(
+        "INSERT INTO sync_cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .map_err(db(what()))?
+    .execute(params![name, value, time::format(&time::now())])
+    .map_err(db(what()))?;
+    if let Some(lease) = lock {
+        lease.renew(&tx)?;
+    }
+    tx.commit().map_err(db(what()))
+}
+
+/// `Store::set_recording_url`.
+pub(crate) fn set_recording_url(
+    conn: &Connection,
+    sid: &CallSid,
+    url: Option<&str>,
+) -> Result<(), StoreError> {
+    let what = || format!("setting the recording URL of call {sid}");
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET recording_url = ?2, updated_at = ?3 WHERE twilio_sid = ?1",
+        )
+        .map_err(db(what()))?
+        .execute(params![sid.as_str(), url, time::format(&time::now())])
+        .map_err(db(what()))?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("call {sid}")));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- sync lock
+
+/// The name of the one sync lock.
+const SYNC_LOCK: &str = "sync";
+
+/// A lease on the sync lock: who holds it and for how long each renewal
+/// extends it.
+#[derive(Debug)]
+pub(crate) struct SyncLease<'a> {
+    pub(crate) holder: &'a str,
+    pub(crate) duration: chrono::Duration,
+}
+
+impl SyncLease<'_> {
+    fn expiry(&self) -> String {
+        time::format(&(time::now() + self.duration))
+    }
+
+    /// Extends the lease (when still held by this holder).
+    fn renew(&self, conn: &Connection) -> Result<(), StoreError> {
+        conn.prepare_cached(
+            "UPDATE sync_locks SET expires_at = ?3 WHERE name = ?1 AND holder = ?2",
+        )
+        .map_err(db("renewing the sync lock"))?
+        .execute(params![SYNC_LOCK, self.holder, self.expiry()])
+        .map_err(db("renewing the sync lock"))?;
+        Ok(())
+    }
+
+    /// Takes the lock unless someone (this holder included) holds an
+    /// unexpired lease.
+    pub(crate) fn try_acquire(&self, conn: &mut Connection) -> Result<bool, StoreError> {
+        let what = "taking the sync lock";
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db(what))?;
+        let now = time::format(&time::now());
+        let held: Option<String> = tx
+            .prepare_cached("SELECT holder FROM sync_locks WHERE name = ?1 AND expires_at > ?2")
+            .map_err(db(what))?
+            .query_row(params![SYNC_LOCK, now], |r| r.get(0))
+            .optional()
+            .map_err(db(what))?;
+        if let Some(holder) = held {
+            tracing::debug!(%holder, "the sync lock is held");
+            return Ok(false);
+        }
+        tx.prepare_cached(
+            "INSERT INTO sync_locks (name, holder, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                 acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+        )
+        .map_err(db(what))?
+        .execute(params![SYNC_LOCK, self.holder, now, self.expiry()])
+        .map_err(db(what))?;
+        tx.commit().map_err(db(what))?;
+        Ok(true)
+    }
+
+    /// Releases the lock if this holder has it.
+    pub(crate) fn release(&self, conn: &Connection) -> Result<(), StoreError> {
+        conn.prepare_cached("DELETE FROM sync_locks WHERE name = ?1 AND holder = ?2")
+            .map_err(db("releasing the sync lock"))?
+            .execute(params![SYNC_LOCK, self.holder])
+            .map_err(db("releasing the sync lock"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! Reading rows back into the core's types.
+
+use callview_core::call::CallSid;
+use callview_core::endpoint::ActualDirection;
+use callview_core::model::{ConversationCounters, ConversationId, Derived, StoredCall};
+use callview_core::store::{ContactRecord, ConversationRecord, StoreError};
+use callview_core::{Call, CallDirection};
+use chrono::{DateTime, Utc};
+use rusqlite::types::FromSql;
+use rusqlite::Row;
+use serde_json::{json, Map, Value};
+
+use crate::time;
+
+/// The `messages` columns [`stored_call`] reads, in order (alias `m`).
+pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.twilio_sid, m.direction, \
+     m.status, m.from_number, m.to_number, m.duration, m.price, m.price_unit, m.start_time, \
+     m.end_time, m.recording_url, m.parent_call_sid, m.root_call_sid, m.metadata, \
+     m.created_at, m.updated_at";
+
+/// The `conversations` (alias `cv`) and `contacts` (alias `ct`) columns
+/// [`conversation_and_contact`] reads, in order.
+pub(crate) const CONVERSATION_COLUMNS: &str = "cv.id, cv.external_id, cv.subject, cv.status, \
+     cv.last_message_at, cv.metadata, cv.created_at, cv.updated_at, ct.id, ct.phone_number, \
+     ct.formatted_number, ct.display_name, ct.metadata, ct.created_at, ct.updated_at";
+
+/// Reads the columns of one row, naming the row in every error.
+struct Columns<'a, 'r> {
+    row: &'a Row<'r>,
+    what: String,
+}
+
+impl Columns<'_, '_> {
+    fn get<T: FromSql>(&self, index: usize, column: &str) -> Result<T, StoreError> {
+        self.row.get(index).map_err(|e| {
+            StoreError::backend(format!("reading column `{column}` of {}", self.what), e)
+        })
+    }
+
+    fn error(&self, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend {
+            message: format!("{} is stored incorrectly: {reason}", self.what),
+            source: None,
+        }
+    }
+
+    fn time(&self, index: usize, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.get::<Option<String>>(index, column)? {
+            None => Ok(None),
+            Some(text) => time::parse(&text)
+                .map(Some)
+                .ok_or_else(|| self.error(format!("`{column}` is not a timestamp: {text:?}"))),
+        }
+    }
+
+    fn required_time(&self, index: usize, column: &str) -> Result<DateTime<Utc>, StoreError> {
+        self.time(index, column)?
+            .ok_or_else(|| self.error(format!("`{column}` is empty")))
+    }
+
+    fn json(&self, index: usize, column: &str) -> Result<Value, StoreError> {
+        let text: Option<String> = self.get(index, column)?;
+        match text.as_deref().map(str::trim) {
+            None | Some("") => Ok(Value::Object(Map::new())),
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                StoreError::backend(format!("{}: `{column}` is not valid JSON", self.what), e)
+            }),
+        }
+    }
+}
+
+/// One `messages` row (selected with [`MESSAGE_COLUMNS`]) as a [`StoredCall`].
+///
+/// The call is parsed from `metadata.raw`; rows without it (written by the
+/// seed's original application) are rebuilt from the columns. A row that
+/// does not parse is an error naming its SID.
+pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
+    let sid: String = row
+        .get(2)
+        .map_err(|e| StoreError::backend("reading the `twilio_sid` of a messages row", e))?;
+    let cols = Columns {
+        row,
+        what: format!("call {sid}"),
+    };
+    let id: i64 = cols.get(0, "id")?;
+    let conversation_id: i64 = cols.get(1, "conversation_id")?;
+    let direction: String = cols.get(3, "direction")?;
+    let status: String = cols.get(4, "status")?;
+    let recording_url: Option<String> = cols.get(12, "recording_url")?;
+    let parent_call_sid: Option<String> = cols.get(13, "parent_call_sid")?;
+    let root_call_sid: String = cols.get(14, "root_call_sid")?;
+    let metadata = cols.json(15, "metadata")?;
+    let created_at = cols.required_time(16, "created_at")?;
+    let updated_at = cols.required_time(17, "updated_at")?;
+
+    let call = match metadata.get("raw") {
+        Some(raw) if !raw.is_null() => Call::from_json(raw).map_err(|e| {
+            StoreError::backend(
+                format!("the stored Twilio record of call {sid} does not parse"),
+                e,
+            )
+        })?,
+        _ => rebuild_call(
+            &cols,
+            &sid,
+            &direction,
+            &status,
+            &parent_call_sid,
+            &metadata,
+        )?,
+    };
+
+    let actual_direction = metadata
+        .get("actual_direction")
+        .and_then(Value::as_str)
+        .and_then(ActualDirection::parse)
+        .unwrap_or_else(|| direction_from_column(&direction));
+    let display_status = metadata
+        .get("display_status")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| status.clone());
+    let merged_from_parent = metadata
+        .get("merged_from_parent")
+        .and_then(Value::as_bool)
+        .unwrap_or(parent_call_sid.is_some());
+    let root_sid =
+        CallSid::new(root_call_sid).ok_or_else(|| cols.error("`root_call_sid` is empty"))?;
+
+    Ok(StoredCall {
+        id,
+        conversation_id: ConversationId(conversation_id),
+        root_sid,
+        call,
+        derived: Derived {
+            actual_direction,
+            display_status,
+            merged_from_parent,
+        },
+        recording_url,
+        created_at,
+        updated_at,
+    })
+}
+
+/// The actual direction a row without `metadata.actual_direction` implies.
+pub(crate) fn direction_from_column(direction: &str) -> ActualDirection {
+    ActualDirection::parse(direction).unwrap_or_else(|| {
+        if CallDirection::parse(direction).is_outbound() {
+            ActualDirection::Outbound
+        } else {
+            ActualDirection::Inbound
+        }
+    })
+}
+
+/// Builds a REST-form record from the columns and parses it.
+fn rebuild_call(
+    cols: &Columns<'_, '_>,
+    sid: &str,
+    direction: &str,
+    status: &str,
+    parent_call_sid: &Option<String>,
+    metadata: &Value,
+) -> Result<Call, StoreError> {
+    let from: String = cols.get(5, "from_number")?;
+    let to: String = cols.get(6, "to_number")?;
+    let duration: Option<i64> = cols.get(7, "duration")?;
+    let price: Option<String> = cols.get(8, "price")?;
+    let price_unit: Option<String> = cols.get(9, "price_unit")?;
+    let start_time = cols.time(10, "start_time")?;
+    let end_time = cols.time(11, "end_time")?;
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| Value::String(time::format(&t)));
+    let record = json!({
+        "sid": sid,
+        "parent_call_sid": parent_call_sid,
+        "from": from,
+        "to": to,
+        "status": status,
+        "direction": direction,
+        "start_time": time(start_time),
+        "end_time": time(end_time),
+        "duration": duration.map(|d| d.to_string()),
+        "price": price,
+        "price_unit": price_unit,
+        "answered_by": metadata.get("answered_by").cloned().unwrap_or(Value::Null),
+        "queue_time": metadata.get("queue_time").cloned().unwrap_or(Value::Null),
+    });
+    Call::from_json(&record).map_err(|e| {
+        StoreError::backend(format!("the stored columns of call {sid} do not parse"), e)
+    })
+}
+
+/// One row selected with [`CONVERSATION_COLUMNS`].
+pub(crate) fn conversation_and_contact(
+    row: &Row<'_>,
+) -> Result<(ConversationRecord, ContactRecord), StoreError> {
+    let id: i64 = row
+        .get(0)
+        .map_err(|e| StoreError::backend("reading the id of a conversations row", e))?;
+    let cols = Columns {
+        row,
+        what: format!("conversation {id}"),
+    };
+    let metadata = cols.json(5, "metadata")?;
+    let last_message_at = cols.time(4, "last_message_at")?;
+    let conversation = ConversationRecord {
+        id: ConversationId(id),
+        external_id: cols.get(1, "external_id")?,
+        subject: cols.get(2, "subject")?,
+        status: cols
+            .get::<Option<String>>(3, "status")?
+            .unwrap_or_else(|| "active".to_owned()),
+        counters: counters(&metadata, last_message_at),
+        created_at: cols.required_time(6, "created_at")?,
+        updated_at: cols.required_time(7, "updated_at")?,
+    };
+    let contact_id: i64 = cols.get(8, "contact id")?;
+    let cols = Columns {
+        row,
+        what: format!("contact {contact_id}"),
+    };
+    let contact = ContactRecord {
+        id: contact_id,
+        phone_number: cols.get(9, "phone_number")?,
+        formatted_number: cols.get(10, "formatted_number")?,
+        display_name: cols.get(11, "display_name")?,
+        metadata: cols.json(12, "metadata")?,
+        created_at: cols.required_time(13, "created_at")?,
+        updated_at: cols.required_time(14, "updated_at")?,
+    };
+    Ok((conversation, contact))
+}
+
+/// The counters kept in `conversations.metadata`; missing or malformed
+/// values read as zero / none.
+fn counters(metadata: &Value, last_message_at: Option<DateTime<Utc>>) -> ConversationCounters {
+    ConversationCounters {
+        total_calls: json_u64(metadata.get("total_calls")),
+        total_duration: json_u64(metadata.get("total_duration")),
+        last_call_direction: metadata
+            .get("last_call_direction")
+            .and_then(Value::as_str)
+            .and_then(ActualDirection::parse),
+        last_message_at,
+        last_root_sid: metadata
+            .get("last_root_sid")
+            .and_then(Value::as_str)
+            .and_then(CallSid::new),
+    }
+}
+
+fn json_u64(value: Option<&Value>) -> u64 {
+    match value {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .unwrap_or(0),
+        Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Converts a stored integer to `u64`, negative as 0.
+pub(crate) fn non_negative(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}

@@ -1,0 +1,200 @@
+//! Connection settings and migrations.
+
+use std::time::Duration;
+
+use callview_core::store::StoreError;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::time;
+
+/// How long a statement waits for another connection's lock.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One migration: its version, name and SQL.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// Every migration, in order. Versions are never reused or edited once
+/// released: add a new file instead.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_initial.sql",
+    sql: include_str!("../migrations/0001_initial.sql"),
+}];
+
+/// The `schema_migrations` table itself (not a migration: it must exist
+/// before any can be recorded).
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)";
+
+/// Settings every connection gets: the busy timeout, foreign keys,
+/// temporary data (statement journals, sorts) in memory rather than in
+/// temporary files, and a larger statement cache.
+pub(crate) fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Settings of the write connection: WAL (files only; in-memory databases
+/// keep their `memory` journal), `synchronous = NORMAL` (durable at each
+/// checkpoint, never corrupt), a 16 MiB page cache, and a WAL file cut
+/// back to 64 MiB after checkpoints.
+pub(crate) fn configure_writer(conn: &Connection, in_memory: bool) -> rusqlite::Result<()> {
+    configure_common(conn)?;
+    if !in_memory {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(format!(
+                    "could not switch the journal to WAL (it is {mode})"
+                )),
+            ));
+        }
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA cache_size = -16384;
+         PRAGMA journal_size_limit = 67108864;",
+    )?;
+    Ok(())
+}
+
+/// Settings of a read connection: it never writes.
+pub(crate) fn configure_reader(conn: &Connection) -> rusqlite::Result<()> {
+    configure_common(conn)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    Ok(())
+}
+
+/// Applies the migrations not applied yet, each in the same transaction as
+/// its `schema_migrations` row; all of them in one `BEGIN IMMEDIATE`
+/// transaction, so two processes opening a new file do not both migrate.
+/// Returns the versions applied.
+pub(crate) fn migrate(conn: &mut Connection, label: &str) -> Result<Vec<i64>, StoreError> {
+    let ctx = |what: &str| format!("{what} ({label})");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| StoreError::backend(ctx("starting the migration transaction"), e))?;
+    tx.execute_batch(MIGRATIONS_TABLE)
+        .map_err(|e| StoreError::backend(ctx("creating schema_migrations"), e))?;
+    let current: Option<i64> = tx
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(|e| StoreError::backend(ctx("reading schema_migrations"), e))?
+        .flatten();
+    let current = current.unwrap_or(0);
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > latest {
+        return Err(StoreError::Backend {
+            message: format!(
+                "the database {label} has schema version {current}, newer than this build \
+                 of callview supports ({latest}); use a newer callview"
+            ),
+            source: None,
+        });
+    }
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.execute_batch(migration.sql).map_err(|e| {
+            StoreError::backend(ctx(&format!("applying migration {}", migration.name)), e)
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![migration.version, time::format(&time::now())],
+        )
+        .map_err(|e| {
+            StoreError::backend(ctx(&format!("recording migration {}", migration.name)), e)
+        })?;
+        tracing::info!(
+            migration = migration.name,
+            database = label,
+            "applied migration"
+        );
+        applied.push(migration.version);
+    }
+    tx.commit()
+        .map_err(|e| StoreError::backend(ctx("committing the migrations"), e))?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_named_after_their_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1);
+            assert!(
+                m.name.starts_with(&format!("{:04}_", m.version)),
+                "{}",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn migrating_twice_applies_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure_writer(&conn, true).unwrap();
+        assert_eq!(migrate(&mut conn, "test").unwrap(), vec![1]);
+        assert!(migrate(&mut conn, "test").unwrap().is_empty());
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "test").unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 'x')",
+            [],
+        )
+        .unwrap();
+        let err = migrate(&mut conn, "test").unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn the_updated_at_trigger_stamps_rows_updated_without_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "test").unwrap();
+        conn.execute(
+            "INSERT INTO contacts (phone_number, created_at, updated_at)
+             VALUES ('+1', '2000-01-01T00:00:00.000000Z', '2000-01-01T00:00:00.000000Z')",
+            [],
+        )
+        .unwrap();
+        conn.execute("UPDATE contacts SET display_name = 'x'", [])
+            .unwrap();
+        let stamped: String = conn
+            .query_row("SELECT updated_at FROM contacts", [], |r| r.get(0))
+            .unwrap();
+        assert!(stamped.as_str() > "2000-01-01T00:00:00.000000Z");
+        assert_eq!(stamped.len(), 27, "{stamped}");
+        assert!(time::parse(&stamped).is_some());
+        conn.execute(
+            "UPDATE contacts SET display_name = 'y', updated_at = '2001-01-01T00:00:00.000000Z'",
+            [],
+        )
+        .unwrap();
+        let kept: String = conn
+            .query_row("SELECT updated_at FROM contacts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "2001-01-01T00:00:00.000000Z");
+    }
+}
