@@ -141,12 +141,28 @@ impl BenchDb {
 
     /// Removes the database (drops the PostgreSQL database, deletes the
     /// SQLite directory). Connections still open to it are closed by force.
+    /// With `CALLVIEW_BENCH_KEEP=1` in the environment it is kept instead,
+    /// and its URL printed (to look at it afterwards).
     pub async fn remove(mut self) -> Result<()> {
+        if std::env::var("CALLVIEW_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            eprintln!(
+                "[callview-bench] keeping the {} database {}",
+                self.kind, self.url
+            );
+            if let Some(mut pg) = self.pg.take() {
+                pg.dropped = true;
+            }
+            if let Some(dir) = self.dir.take() {
+                let _ = dir.keep();
+            }
+            return Ok(());
+        }
         if let Some(pg) = self.pg.take() {
             pg.drop_database().await?;
         }
         if let Some(dir) = self.dir.take() {
-            dir.close().context("removing the temporary SQLite directory")?;
+            dir.close()
+                .context("removing the temporary SQLite directory")?;
         }
         Ok(())
     }

@@ -35,7 +35,8 @@ const CONVERSATIONS_SQL: &str = "SELECT ct.phone_number, ct.formatted_number, ct
      FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id \
      ORDER BY ct.phone_number, cv.external_id";
 
-const CALLS_SQL: &str = "SELECT m.twilio_sid, ct.phone_number, m.root_call_sid, m.parent_call_sid, \
+const CALLS_SQL: &str =
+    "SELECT m.twilio_sid, ct.phone_number, m.root_call_sid, m.parent_call_sid, \
      m.direction, m.status, m.from_number, m.to_number, CAST(m.duration AS TEXT), \
      CAST(m.price AS TEXT), m.price_unit, CAST(m.start_time AS TEXT), CAST(m.end_time AS TEXT), \
      m.recording_url, CAST(m.metadata AS TEXT) \
@@ -106,8 +107,15 @@ async fn postgres_digest(url: &str) -> Result<StateDigest> {
     let mut out = Vec::new();
     for (sql, width) in [(CONVERSATIONS_SQL, 8usize), (CALLS_SQL, 15)] {
         // Byte order for text, as in SQLite.
-        let sql = sql.replace("ORDER BY ct.phone_number, cv.external_id", "ORDER BY ct.phone_number COLLATE \"C\", cv.external_id COLLATE \"C\"")
-            .replace("ORDER BY m.twilio_sid", "ORDER BY m.twilio_sid COLLATE \"C\"");
+        let sql = sql
+            .replace(
+                "ORDER BY ct.phone_number, cv.external_id",
+                "ORDER BY ct.phone_number COLLATE \"C\", cv.external_id COLLATE \"C\"",
+            )
+            .replace(
+                "ORDER BY m.twilio_sid",
+                "ORDER BY m.twilio_sid COLLATE \"C\"",
+            );
         let mut hasher = DefaultHasher::new();
         let mut count = 0u64;
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut conn);

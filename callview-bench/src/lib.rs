@@ -31,8 +31,8 @@ pub mod raw;
 pub mod report;
 pub mod scenarios;
 pub mod sim;
-pub mod synthetic;
 pub mod sync;
+pub mod synthetic;
 pub mod timing;
 
 use std::time::Duration;
@@ -114,6 +114,12 @@ pub struct Options {
     pub repetitions: Option<usize>,
     /// No progress messages on stderr.
     pub quiet: bool,
+    /// Skip the raw-limit step of `ingest` (to profile the sync alone).
+    pub skip_raw: bool,
+    /// The `callview-bench` executable, to run each `memory` sync in a
+    /// fresh process of its own (`None`: in this process, whose heap keeps
+    /// what earlier runs freed).
+    pub sync_exe: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -129,6 +135,8 @@ impl Default for Options {
             api_duration: None,
             repetitions: None,
             quiet: false,
+            skip_raw: false,
+            sync_exe: None,
         }
     }
 }

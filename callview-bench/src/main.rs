@@ -75,6 +75,26 @@ struct Cli {
     #[arg(long)]
     callview_bin: Option<PathBuf>,
 
+    /// Skip the raw-limit step of `ingest` (to profile the sync alone).
+    #[arg(long)]
+    no_raw: bool,
+
+    /// (internal, `__sync`) The simulator's URL.
+    #[arg(long, hide = true)]
+    base_url: Option<String>,
+
+    /// (internal, `__sync`) The simulated account.
+    #[arg(long, hide = true)]
+    account_sid: Option<String>,
+
+    /// (internal, `__sync`) The window's start, RFC 3339.
+    #[arg(long, hide = true)]
+    since: Option<String>,
+
+    /// (internal, `__sync`) The database.
+    #[arg(long, hide = true)]
+    db_url: Option<String>,
+
     /// No progress messages.
     #[arg(long, short)]
     quiet: bool,
@@ -94,6 +114,9 @@ enum ScenarioArg {
     Incremental,
     /// Every scenario in turn.
     All,
+    /// (internal) One measured backfill in this process, for `memory`.
+    #[value(name = "__sync", hide = true)]
+    Sync,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -132,12 +155,31 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let ScenarioArg::Sync = cli.scenario {
+        let (Some(base), Some(account), Some(since), Some(db)) =
+            (&cli.base_url, &cli.account_sid, &cli.since, &cli.db_url)
+        else {
+            anyhow::bail!("__sync needs --base-url, --account-sid, --since and --db-url");
+        };
+        let since = chrono::DateTime::parse_from_rfc3339(since)?.with_timezone(&chrono::Utc);
+        let result = callview_bench::scenarios::memory::child_sync(
+            base,
+            account,
+            since,
+            db,
+            cli.concurrency.max(1),
+        )
+        .await?;
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(());
+    }
     let mut options = if cli.smoke {
         Options::smoke()
     } else {
         Options::default()
     };
     options.quiet = cli.quiet;
+    options.skip_raw = cli.no_raw;
     options.calls = cli.calls;
     options.stores = cli.store.map(|s| match s {
         StoreArg::Sqlite => vec![StoreKind::Sqlite],
@@ -153,6 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     options.api_duration = cli.duration.map(Duration::from_secs_f64);
     options.repetitions = cli.repetitions;
+    options.sync_exe = std::env::current_exe().ok();
     if cli.in_process_sim {
         options.simulator = SimulatorMode::InProcess;
     } else if let Some(bin) = cli.callview_bin {
@@ -165,6 +208,7 @@ async fn run(cli: Cli) -> Result<()> {
         ScenarioArg::Api => vec![Scenario::Api],
         ScenarioArg::Incremental => vec![Scenario::Incremental],
         ScenarioArg::All => Scenario::ALL.to_vec(),
+        ScenarioArg::Sync => unreachable!("handled above"),
     };
     let mut reports: Vec<Report> = Vec::new();
     for scenario in scenarios {

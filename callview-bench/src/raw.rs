@@ -61,7 +61,9 @@ pub async fn sqlite_raw(source: PathBuf, scratch: PathBuf) -> Result<RawResult> 
 fn sqlite_raw_blocking(source: &Path, scratch: &Path) -> Result<RawResult> {
     let target = scratch.join("raw.db");
     // The store's own schema (migrations, indexes, triggers).
-    drop(callview_sqlite::SqliteStore::open(&target.display().to_string())?);
+    drop(callview_sqlite::SqliteStore::open(
+        &target.display().to_string(),
+    )?);
     let mut out = rusqlite::Connection::open(&target)?;
     // The store's writer settings (callview-sqlite/src/schema.rs).
     out.busy_timeout(Duration::from_secs(5))?;
@@ -83,7 +85,9 @@ fn sqlite_raw_blocking(source: &Path, scratch: &Path) -> Result<RawResult> {
     timed += start.elapsed();
     for (t, table) in TABLES.iter().enumerate() {
         let columns: Vec<String> = input
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            ))?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let list = columns.join(", ");
@@ -201,11 +205,10 @@ pub async fn postgres_raw(source_url: &str, admin_url: &str, scratch: &Path) -> 
             }
         }
         file.flush().await?;
-        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {table}"
-        )))
-        .fetch_one(&mut source)
-        .await?;
+        let rows: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut source)
+                .await?;
         files.push((table, list, path, bytes, rows.max(0) as u64));
     }
     let _ = source.close().await;

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use callview_core::simulator::{
-    account_sid_for_seed, ServerOptions, SimConfig, SimulatedTwilio,
-};
+use callview_core::simulator::{account_sid_for_seed, ServerOptions, SimConfig, SimulatedTwilio};
 use callview_core::twilio::{Credentials, HttpTwilioClient, Secret, TwilioConfig};
 use callview_core::TwilioClient;
 use chrono::{DateTime, Utc};
@@ -73,9 +71,7 @@ impl SimServer {
     /// Starts a simulator for `calls` records the way `mode` says.
     pub async fn start(mode: &SimulatorMode, calls: usize, quiet: bool) -> Result<Self> {
         match mode {
-            SimulatorMode::InProcess => {
-                Self::in_process(calls, ServerOptions::default()).await
-            }
+            SimulatorMode::InProcess => Self::in_process(calls, ServerOptions::default()).await,
             SimulatorMode::Child(bin) => Self::child(bin, calls).await,
             SimulatorMode::Auto => match find_or_build_callview(quiet) {
                 Ok(bin) => Self::child(&bin, calls).await,
@@ -187,16 +183,32 @@ impl SimServer {
 
     /// The real HTTP client, pointed at this simulator.
     pub fn client(&self) -> Result<Arc<dyn TwilioClient>> {
-        let config = TwilioConfig {
-            credentials: Credentials::AuthToken {
-                account_sid: self.account_sid.clone(),
-                auth_token: Secret::new("simulator"),
-            },
-            base_url: self.base_url.clone(),
-        };
-        Ok(Arc::new(
-            HttpTwilioClient::new(config).context("building the Twilio client")?,
-        ))
+        http_client(&self.base_url, &self.account_sid)
+    }
+
+    /// How many records of the account have no start time yet (queued or
+    /// ringing calls): a backfill's `StartTime>` filter does not list them
+    /// (as Twilio does not), so a backfill stores `calls` minus these.
+    /// Asked over HTTP, so it works for a child process too.
+    pub async fn unstarted_calls(&self) -> Result<usize> {
+        // They sort first in the newest-first list, which has no filter.
+        let client = self.client()?;
+        let filter = callview_core::twilio::CallFilter::default();
+        let mut token = None;
+        let mut count = 0;
+        loop {
+            let page = client.list_calls_page(&filter, token.as_ref()).await?;
+            let unstarted = page
+                .calls
+                .iter()
+                .take_while(|c| c.start_time.is_none())
+                .count();
+            count += unstarted;
+            if unstarted < page.calls.len() || page.next.is_none() {
+                return Ok(count);
+            }
+            token = page.next;
+        }
     }
 
     /// The in-process account. Fails for a child process.
@@ -229,6 +241,20 @@ impl Drop for SimServer {
     }
 }
 
+/// The real HTTP client for the simulated account `account_sid` at `base_url`.
+pub fn http_client(base_url: &str, account_sid: &str) -> Result<Arc<dyn TwilioClient>> {
+    let config = TwilioConfig {
+        credentials: Credentials::AuthToken {
+            account_sid: account_sid.to_owned(),
+            auth_token: Secret::new("simulator"),
+        },
+        base_url: base_url.to_owned(),
+    };
+    Ok(Arc::new(
+        HttpTwilioClient::new(config).context("building the Twilio client")?,
+    ))
+}
+
 /// The `callview` binary next to this executable (`target/<profile>/`),
 /// built with cargo when missing.
 pub fn find_or_build_callview(quiet: bool) -> Result<PathBuf> {
@@ -248,7 +274,9 @@ pub fn find_or_build_callview(quiet: bool) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    let profile_dir = dirs.last().context("no directory for the callview binary")?;
+    let profile_dir = dirs
+        .last()
+        .context("no directory for the callview binary")?;
     let release = profile_dir.ends_with("release");
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -276,7 +304,10 @@ pub fn find_or_build_callview(quiet: bool) -> Result<PathBuf> {
     }
     let built = profile_dir.join("callview");
     if !built.is_file() {
-        bail!("cargo built callview but {} does not exist", built.display());
+        bail!(
+            "cargo built callview but {} does not exist",
+            built.display()
+        );
     }
     Ok(built)
 }

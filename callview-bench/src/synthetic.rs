@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use callview_core::model::ConversationLookup;
 use callview_core::{
-    Call, CallDirection, CallSid, CallStatus, ConversationId, Normalizer, OwnedNumbers,
-    PartyRules, Store,
+    Call, CallDirection, CallSid, CallStatus, ConversationId, Normalizer, OwnedNumbers, PartyRules,
+    Store,
 };
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
@@ -249,8 +249,10 @@ mod tests {
     fn numbers_are_valid_and_distinct() {
         let normalizer = Normalizer::default();
         let mut seen = std::collections::HashSet::new();
-        let indices: std::collections::BTreeSet<usize> =
-            (0..300_000).step_by(997).chain([1, 19, 20, 199_999]).collect();
+        let indices: std::collections::BTreeSet<usize> = (0..300_000)
+            .step_by(997)
+            .chain([1, 19, 20, 199_999])
+            .collect();
         for i in indices {
             let number = customer_number(i);
             let canonical = normalizer.canonical_phone(&number);

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use callview_core::call::CallSid;
-use callview_core::model::{ConversationId, ConversationLookup, ConversationState, Plan, StoredCall};
+use callview_core::model::{
+    ConversationId, ConversationLookup, ConversationState, Plan, StoredCall,
+};
 use callview_core::store::{
     ConversationPage, ConversationQuery, ConversationView, StoreCounts, StoreError,
 };
@@ -84,7 +86,12 @@ impl TimedStore {
 #[async_trait]
 impl Store for TimedStore {
     async fn load_trees(&self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
-        timed(&self.timings, "store.load_trees", self.inner.load_trees(sids)).await
+        timed(
+            &self.timings,
+            "store.load_trees",
+            self.inner.load_trees(sids),
+        )
+        .await
     }
 
     async fn load_conversations(
@@ -104,7 +111,12 @@ impl Store for TimedStore {
     }
 
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
-        timed(&self.timings, "store.read_cursor", self.inner.read_cursor(name)).await
+        timed(
+            &self.timings,
+            "store.read_cursor",
+            self.inner.read_cursor(name),
+        )
+        .await
     }
 
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
@@ -156,7 +168,12 @@ impl Store for TimedStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<ConversationView, StoreError> {
-        timed(&self.timings, "store.conversation", self.inner.conversation(id)).await
+        timed(
+            &self.timings,
+            "store.conversation",
+            self.inner.conversation(id),
+        )
+        .await
     }
 
     async fn conversation_calls(&self, id: ConversationId) -> Result<Vec<StoredCall>, StoreError> {
@@ -177,7 +194,12 @@ impl Store for TimedStore {
     }
 
     async fn try_lock_sync(&self) -> Result<bool, StoreError> {
-        timed(&self.timings, "store.try_lock_sync", self.inner.try_lock_sync()).await
+        timed(
+            &self.timings,
+            "store.try_lock_sync",
+            self.inner.try_lock_sync(),
+        )
+        .await
     }
 
     async fn unlock_sync(&self) -> Result<(), StoreError> {
@@ -220,7 +242,12 @@ impl TwilioClient for TimedClient {
     }
 
     async fn fetch_call(&self, sid: &CallSid) -> Result<Call, TwilioError> {
-        timed(&self.timings, "twilio.fetch_call", self.inner.fetch_call(sid)).await
+        timed(
+            &self.timings,
+            "twilio.fetch_call",
+            self.inner.fetch_call(sid),
+        )
+        .await
     }
 
     async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {

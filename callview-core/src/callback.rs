@@ -93,7 +93,7 @@ pub enum CallbackError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Merge {
     /// Hand this call to the planner.
-    Apply(Call),
+    Apply(Box<Call>),
     /// Nothing to write, with the reason (a replay, an older event, a
     /// non-final status after a final one).
     Ignore(&'static str),
@@ -198,7 +198,9 @@ impl StatusCallback {
         let previous = current.and_then(last_sequence);
         if let (Some(previous), Some(incoming)) = (previous, self.sequence_number) {
             if incoming <= previous {
-                return Merge::Ignore("an event already applied or older than the last one applied");
+                return Merge::Ignore(
+                    "an event already applied or older than the last one applied",
+                );
             }
         }
         let mut call = match current {
@@ -246,7 +248,7 @@ impl StatusCallback {
                 }),
             );
         }
-        Merge::Apply(call)
+        Merge::Apply(Box::new(call))
     }
 
     fn new_call(&self) -> Call {
@@ -299,7 +301,7 @@ mod tests {
 
     fn applied(merge: Merge) -> Call {
         match merge {
-            Merge::Apply(call) => call,
+            Merge::Apply(call) => *call,
             Merge::Ignore(why) => panic!("ignored: {why}"),
         }
     }
@@ -313,11 +315,18 @@ mod tests {
         assert!(done.end_time.is_some());
         assert_eq!(last_sequence(&done), Some(3));
         // The in-progress event arrives late: ignored.
-        assert!(matches!(form("in-progress", "2").merge(Some(&done)), Merge::Ignore(_)));
+        assert!(matches!(
+            form("in-progress", "2").merge(Some(&done)),
+            Merge::Ignore(_)
+        ));
         // A replay: ignored.
-        assert!(matches!(form("completed", "3").merge(Some(&done)), Merge::Ignore(_)));
+        assert!(matches!(
+            form("completed", "3").merge(Some(&done)),
+            Merge::Ignore(_)
+        ));
         // Without sequence numbers, a final status is still never regressed.
-        let unnumbered = StatusCallback::from_form([("CallSid", "CA1"), ("CallStatus", "ringing")]).unwrap();
+        let unnumbered =
+            StatusCallback::from_form([("CallSid", "CA1"), ("CallStatus", "ringing")]).unwrap();
         assert!(matches!(unnumbered.merge(Some(&done)), Merge::Ignore(_)));
         // The raw record stays parseable and keeps the marker.
         let back = Call::from_json(&done.raw).unwrap();

@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod filters;
 mod options;
 mod rows;
 mod store;

@@ -22,6 +22,7 @@ use callview_core::store::{
     ConversationPage, ConversationQuery, ConversationView, Store, StoreCounts, StoreError,
 };
 
+use crate::filters::{bind_filter, conversation_filter, LAST_DISPLAY_STATUS};
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
     from_db_time, row_direction, to_db_time, ConversationRow, MessageRow, CONVERSATION_COLUMNS,
@@ -459,15 +460,17 @@ impl PostgresStore {
                 "last_root_sid": c.last_root_sid.as_ref().map(|s| s.as_str()),
             }));
         }
-        sqlx::query(
+        // With the counters, the newest root's display status (read from
+        // its row, written in step 2 when it changed) for the status filter.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE conversations v SET \
                  last_message_at = u.at, \
                  metadata = (CASE WHEN jsonb_typeof(v.metadata) = 'object' THEN v.metadata \
-                             ELSE '{}'::jsonb END) || u.counters, \
+                             ELSE '{{}}'::jsonb END) || u.counters || {LAST_DISPLAY_STATUS}, \
                  updated_at = NOW() AT TIME ZONE 'UTC' \
              FROM UNNEST($1::int4[], $2::timestamp[], $3::jsonb[]) AS u(id, at, counters) \
-             WHERE v.id = u.id",
-        )
+             WHERE v.id = u.id"
+        )))
         .bind(&ids)
         .bind(&last_message_at)
         .bind(&values)
@@ -791,17 +794,29 @@ impl Store for PostgresStore {
         query: &ConversationQuery,
     ) -> Result<ConversationPage, StoreError> {
         let what = "listing conversations";
+        let filter = conversation_filter(query);
+        let where_clause = filter.sql();
         let mut tx = self.read_tx(what).await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM conversations")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(self.error(what))?;
-        let rows: Vec<ConversationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
-             LEFT JOIN contacts c ON c.id = v.contact_id \
-             ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC \
-             LIMIT $1 OFFSET $2"
-        )))
+        let total: i64 = bind_filter!(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM conversations v {where_clause}"
+            ))),
+            filter
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(self.error(what))?;
+        let (limit, offset) = (filter.next(), filter.next() + 1);
+        let rows: Vec<ConversationRow> = bind_filter!(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
+                 LEFT JOIN contacts c ON c.id = v.contact_id \
+                 {where_clause} \
+                 ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC \
+                 LIMIT ${limit} OFFSET ${offset}"
+            ))),
+            filter
+        )
         .bind(i64::from(query.limit))
         .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)

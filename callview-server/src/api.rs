@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use callview_core::store::ConversationQuery;
 use callview_core::sync::Preset;
 use callview_core::twilio::Secret;
 use callview_core::{ConversationId, Normalizer, Store, StoreError, SyncMode};
@@ -25,6 +24,7 @@ use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::error::ApiError;
+use crate::events::EventHub;
 use crate::params::{self, QueryParams, DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT};
 use crate::sync_runner::{SyncRunner, SyncTrigger};
 use crate::views;
@@ -44,8 +44,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sync/today"),
     ("POST", "/api/sync/recent"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/api/events"),
     ("GET", "/healthz"),
 ];
+
+/// The path of the server-sent event stream. Besides the bearer header it
+/// accepts the API token as `?token=` (an `EventSource` cannot send
+/// headers); query strings are never logged.
+pub const EVENTS_PATH: &str = "/api/events";
 
 /// What the handlers share: the store, the sync runner (optional) and the
 /// API's options. Cheap to clone.
@@ -60,6 +66,7 @@ struct StateInner {
     normalizer: Normalizer,
     token: Option<TokenCheck>,
     webhook: Option<Arc<crate::webhook::WebhookConfig>>,
+    events: EventHub,
 }
 
 /// The API token, kept as a digest so comparisons take the same time
@@ -114,6 +121,7 @@ impl AppState {
                 normalizer: Normalizer::default(),
                 token: None,
                 webhook: None,
+                events: EventHub::new(),
             }),
         }
     }
@@ -127,6 +135,7 @@ impl AppState {
                 normalizer: shared.normalizer,
                 token: shared.token.clone(),
                 webhook: shared.webhook.clone(),
+                events: shared.events.clone(),
             },
         };
         f(&mut inner);
@@ -135,9 +144,22 @@ impl AppState {
         }
     }
 
-    /// Adds the sync runner behind `POST /api/sync/*`, the scheduler and `/healthz`'s `last_sync`.
+    /// Adds the sync runner behind `POST /api/sync/*`, the scheduler and
+    /// `/healthz`'s `last_sync`. `GET /api/events` then streams the
+    /// runner's events ([`SyncRunner::events`]).
     pub fn with_sync(self, runner: Arc<SyncRunner>) -> Self {
-        self.edit(|s| s.sync = Some(runner))
+        self.edit(|s| {
+            s.events = runner.events().clone();
+            s.sync = Some(runner);
+        })
+    }
+
+    /// Where live updates are published: what `GET /api/events` streams.
+    /// Publish [`ServerEvent::changed`](crate::events::ServerEvent::changed)
+    /// here after changing stored calls outside a sync, so open viewers
+    /// refresh.
+    pub fn events(&self) -> &EventHub {
+        &self.inner.events
     }
 
     /// Requires `Authorization: Bearer <token>` on every `/api` route
@@ -195,8 +217,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sync/today", post(sync_today))
         .route("/api/sync/recent", post(sync_recent))
         .route("/api/openapi.json", get(openapi))
+        .route(EVENTS_PATH, get(events))
         .route("/healthz", get(healthz))
-        .route(crate::webhook::CALL_STATUS_PATH, post(crate::webhook::call_status));
+        .route("/", get(crate::viewer::index))
+        .route("/assets/{*path}", get(crate::viewer::asset))
+        .route(
+            crate::webhook::CALL_STATUS_PATH,
+            post(crate::webhook::call_status),
+        );
     with_middleware(routes, state, REQUEST_TIMEOUT)
 }
 
@@ -233,7 +261,7 @@ fn is_api_path(path: &str) -> bool {
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(check) = &state.inner.token {
         if is_api_path(req.uri().path()) {
-            let given = req
+            let header_token = req
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
@@ -241,6 +269,12 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
                     let (scheme, token) = v.trim().split_once(' ')?;
                     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
                 });
+            // An EventSource cannot send headers: the event stream also
+            // takes `?token=`.
+            let query_token = (req.uri().path() == EVENTS_PATH)
+                .then(|| query_token(req.uri().query()))
+                .flatten();
+            let given = header_token.or(query_token.as_deref());
             let problem = match given {
                 None => Some("this API needs `Authorization: Bearer <token>`"),
                 Some(token) if !check.matches(token.as_bytes()) => {
@@ -260,6 +294,13 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         }
     }
     next.run(req).await
+}
+
+/// The `token` parameter of a query string.
+fn query_token(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.trim().to_owned())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -360,13 +401,9 @@ async fn list_conversations(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let params = QueryParams::parse(query.as_deref())?;
-    let limit = params.limit(DEFAULT_LIMIT)?;
-    let offset = params.offset()?;
-    let page = state
-        .store()
-        .list_conversations(&ConversationQuery::page(limit, offset))
-        .await?;
     let normalizer = state.inner.normalizer;
+    let query = params.conversation_query(DEFAULT_LIMIT, &normalizer)?;
+    let page = state.store().list_conversations(&query).await?;
     let conversations: Vec<_> = page
         .conversations
         .iter()
@@ -497,6 +534,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+async fn events(State(state): State<AppState>) -> Response {
+    state.events().sse().into_response()
 }
 
 async fn openapi() -> Json<Value> {

@@ -12,17 +12,22 @@
 //! * [`SyncRunner`] runs one sync at a time and remembers the last outcome.
 //! * [`db::open_store`] opens SQLite or PostgreSQL from a database URL.
 //! * [`demo`] keeps a simulated account busy for the demo mode.
+//! * [`viewer`] is the web viewer ("Call Viewer") the router serves at `/`:
+//!   plain HTML, CSS and JavaScript modules embedded in the binary.
+//! * [`events`] streams live updates (`GET /api/events`) to the viewer.
 //!
 //! ## Endpoints
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /api/conversations?limit=20&offset=0` | `{"conversations": [Conversation], "total": n}` |
+//! | `GET /` | the web viewer |
+//! | `GET /api/conversations?limit=20&offset=0` | `{"conversations": [Conversation], "total": n}`; filters `q`, `direction`, `status`, `since`, `until` |
 //! | `GET /api/conversations/{id}` | `Conversation` |
 //! | `GET /api/conversations/{id}/messages` | `{"messages": [Message], "total": n}` |
 //! | `GET /api/calls/active` | `{"calls": [Call + conversation_id], "total": n}` |
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
+//! | `GET /api/events` | `text/event-stream` of live updates (`sync_started`, `sync_progress`, `sync`, `changed`) |
 //! | `GET /healthz` | `{"status", "store", "sync_running", "last_sync"}` (503 when the store does not answer) |
 //!
 //! Errors are `{"error": {"code", "message"}}`. One sync runs at a time: a
@@ -45,14 +50,17 @@ pub mod api;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod openapi;
 pub mod params;
 pub mod server;
 pub mod sync_runner;
+pub mod viewer;
 pub mod views;
 pub mod webhook;
 
-pub use api::{router, AppState, ROUTES};
+pub use api::{router, AppState, EVENTS_PATH, ROUTES};
 pub use error::ApiError;
+pub use events::{EventHub, ServerEvent};
 pub use server::{check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig};
 pub use sync_runner::{SyncOutcome, SyncRunError, SyncRunner, SyncTrigger};

@@ -151,6 +151,12 @@ struct ServeArgs {
     /// Allow a non-loopback --listen address without an API token.
     #[arg(long)]
     insecure_no_auth: bool,
+
+    /// The base URL Twilio uses to reach this server (e.g. behind a proxy:
+    /// `https://calls.example.com`), to check the signatures of status
+    /// callbacks on /webhooks/twilio/call-status (signed with TWILIO_AUTH_TOKEN).
+    #[arg(long, env = "CALLVIEW_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -449,9 +455,17 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         let client = twilio_from_env()?.context("no Twilio configuration")?;
         (client, None)
     };
+    let webhook = callview_server::webhook::WebhookConfig::new(
+        env_var("TWILIO_AUTH_TOKEN")
+            .filter(|_| !demo_mode)
+            .map(Secret::new),
+    )
+    .with_public_url(args.public_url.as_deref())
+    .with_client(Arc::clone(&client));
     let runner = SyncRunner::new(SyncEngine::new(client, Arc::clone(&store), rules.clone()));
     let state = AppState::new(store)
         .with_sync(runner)
+        .with_webhook(webhook)
         .with_api_token(token)
         .with_normalizer(rules.normalizer);
 

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-use crate::params::{DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::params::{DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_CHARS};
 
 /// The OpenAPI 3.1 document (built once).
 pub fn document() -> &'static Value {
@@ -44,6 +44,40 @@ fn offset_param() -> Value {
         "description": "How many entries to skip (0 or more).",
         "schema": {"type": "integer", "minimum": 0, "default": 0}
     })
+}
+
+/// The filters of `GET /api/conversations`.
+fn conversation_filter_params() -> Vec<Value> {
+    let instant = |name: &str, description: &str| {
+        json!({
+            "name": name, "in": "query", "required": false,
+            "description": description,
+            "schema": {"oneOf": [
+                {"type": "integer", "description": "Unix milliseconds."},
+                {"type": "string", "format": "date-time"}
+            ]},
+            "examples": {"millis": {"value": 1770391033000_i64}, "rfc3339": {"value": "2026-02-06T15:17:13Z"}}
+        })
+    };
+    vec![
+        json!({
+            "name": "q", "in": "query", "required": false,
+            "description": format!("A number in any format (`(978) 844-7773`, `978.844.7773`, `+1 978 844 7773`, or a part such as `844-77`; numbers without a country code are read in the server's default region) or a name; case-insensitive. Matches the contact's number (its E.164 key), display name and display form. At most {MAX_SEARCH_CHARS} characters; empty means no search."),
+            "schema": {"type": "string", "maxLength": MAX_SEARCH_CHARS}
+        }),
+        json!({
+            "name": "direction", "in": "query", "required": false,
+            "description": "Only conversations whose newest call has this actual direction.",
+            "schema": {"type": "string", "enum": ["inbound", "outbound", "internal"]}
+        }),
+        json!({
+            "name": "status", "in": "query", "required": false,
+            "description": "Only conversations whose newest call's display status is in the group: `missed` (no-answer, busy, failed, canceled), `answered` (completed), `in-progress` (queued, initiated, ringing, in-progress), or exactly `no-answer`, `busy`, `failed`, `canceled`.",
+            "schema": {"type": "string", "enum": ["missed", "answered", "in-progress", "no-answer", "busy", "failed", "canceled"]}
+        }),
+        instant("since", "Only conversations whose last activity (`last_message_at`) is at or after this instant."),
+        instant("until", "Only conversations whose last activity is before this instant (not after `since`)."),
+    ]
 }
 
 fn id_param() -> Value {
@@ -115,19 +149,27 @@ fn build() -> Value {
 }
 
 fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
+    let list_params: Vec<Value> = [
+        limit_param(
+            Some(DEFAULT_LIMIT),
+            &format!("Page size, 1 to {MAX_LIMIT}."),
+        ),
+        offset_param(),
+    ]
+    .into_iter()
+    .chain(conversation_filter_params())
+    .collect();
     json!({
         "/api/conversations": {
             "get": {
                 "operationId": "listConversations",
-                "summary": "Conversations, most recent activity first.",
+                "summary": "Conversations, most recent activity first, optionally filtered.",
+                "description": "Every filter given must hold; `total` counts the conversations that match. The filters run in the database.",
                 "tags": ["conversations"],
-                "parameters": [
-                    limit_param(Some(DEFAULT_LIMIT), &format!("Page size, 1 to {MAX_LIMIT}.")),
-                    offset_param()
-                ],
+                "parameters": list_params,
                 "responses": common_errors(json!({
-                    "200": ok_response("A page of conversations and how many there are in all.", "ConversationList"),
-                    "400": error_response("`limit` or `offset` is not valid (`invalid_parameter`); the message names the parameter and the reason."),
+                    "200": ok_response("A page of the matching conversations and how many match in all.", "ConversationList"),
+                    "400": error_response("`limit`, `offset`, `q`, `direction`, `status`, `since` or `until` is not valid, or `since` is after `until` (`invalid_parameter`); the message names the parameter and the reason."),
                 }))
             }
         },
@@ -191,6 +233,23 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 "responses": {
                     "200": {"description": "The OpenAPI 3.1 document.", "content": {"application/json": {"schema": {"type": "object"}}}},
                     "401": error_response("Missing or wrong bearer token (`unauthorized`).")
+                }
+            }
+        },
+        "/api/events": {
+            "get": {
+                "operationId": "events",
+                "summary": "Live updates as server-sent events, for the viewer to refresh what it shows.",
+                "description": "A `text/event-stream` that stays open. Each event's name is its `type` and its data the JSON object: `hello` (first, on connecting), `sync_started` {trigger}, `sync_progress` {trigger, fetched, pages} after each page a sync applied, `sync` {trigger, ok, inserted, updated, moved, fetched, error?} when a sync finished, `changed` {inserted, updated} when calls changed outside a sync, `resync` when this stream missed events (reload everything). Every event has `at` (Unix milliseconds). A `: keep-alive` comment comes every 15 s. Besides the bearer header, this route takes the token as `?token=` (an EventSource cannot send headers); query strings are never logged.",
+                "tags": ["meta"],
+                "parameters": [{
+                    "name": "token", "in": "query", "required": false,
+                    "description": "The API token, for clients that cannot send `Authorization`.",
+                    "schema": {"type": "string"}
+                }],
+                "responses": {
+                    "200": {"description": "The event stream.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "401": error_response("Missing or wrong token (`unauthorized`).")
                 }
             }
         },

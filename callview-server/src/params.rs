@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use callview_core::ConversationId;
+use callview_core::store::{ConversationQuery, Search, StatusFilter};
+use callview_core::{ActualDirection, ConversationId, Normalizer};
+use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
 
@@ -13,6 +15,8 @@ pub const MAX_LIMIT: u32 = 200;
 pub const DEFAULT_LIMIT: u32 = 20;
 /// The `limit` of `GET /api/calls/active` when none is given.
 pub const DEFAULT_ACTIVE_LIMIT: u32 = 100;
+/// The longest `q` accepted, in characters.
+pub const MAX_SEARCH_CHARS: usize = 100;
 
 /// The decoded query string. A parameter given twice is an error.
 #[derive(Debug, Default)]
@@ -55,6 +59,151 @@ impl QueryParams {
             Some(text) => whole_number("offset", text),
         }
     }
+
+    /// The raw value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// `GET /api/conversations`: `limit` (default `default_limit`),
+    /// `offset`, and the filters `q`, `direction`, `status`, `since`,
+    /// `until` (see [`ConversationFilters`]).
+    pub fn conversation_query(
+        &self,
+        default_limit: u32,
+        normalizer: &Normalizer,
+    ) -> Result<ConversationQuery, ApiError> {
+        let mut query = ConversationQuery::page(self.limit(default_limit)?, self.offset()?);
+        let filters = ConversationFilters::parse(self, normalizer)?;
+        if let Some(search) = filters.search {
+            query = query.with_search(search);
+        }
+        if let Some(direction) = filters.direction {
+            query = query.with_direction(direction);
+        }
+        if let Some(status) = filters.status {
+            query = query.with_status(status);
+        }
+        if let Some(since) = filters.since {
+            query = query.with_since(since);
+        }
+        if let Some(until) = filters.until {
+            query = query.with_until(until);
+        }
+        Ok(query)
+    }
+}
+
+/// The filters of `GET /api/conversations`, each optional:
+///
+/// * `q`: a number in any format (`(978) 844-7773`, `978.844.7773`,
+///   `+19788447773`, a part like `844-77`) or a name; at most
+///   [`MAX_SEARCH_CHARS`] characters; empty means no search.
+/// * `direction`: `inbound`, `outbound` or `internal` (the newest call's).
+/// * `status`: `missed`, `answered`, `in-progress`, `no-answer`, `busy`,
+///   `failed` or `canceled` (the newest call's display status).
+/// * `since` / `until`: Unix milliseconds or an RFC 3339 time; the
+///   conversation's last activity is at or after `since` and before `until`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConversationFilters {
+    /// `q`.
+    pub search: Option<Search>,
+    /// `direction`.
+    pub direction: Option<ActualDirection>,
+    /// `status`.
+    pub status: Option<StatusFilter>,
+    /// `since`.
+    pub since: Option<DateTime<Utc>>,
+    /// `until`.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl ConversationFilters {
+    /// Reads and checks the filters; every mistake is a 400
+    /// `invalid_parameter` naming the parameter.
+    pub fn parse(params: &QueryParams, normalizer: &Normalizer) -> Result<Self, ApiError> {
+        let search = match params.get("q") {
+            None => None,
+            Some(text) if text.chars().count() > MAX_SEARCH_CHARS => {
+                let message = format!("`q` is longer than {MAX_SEARCH_CHARS} characters");
+                return Err(invalid(message));
+            }
+            Some(text) if text.chars().any(char::is_control) => {
+                return Err(invalid("`q` contains control characters"))
+            }
+            Some(text) if text.trim().is_empty() => None,
+            Some(text) => Some(Search::new(text, normalizer)),
+        };
+        let direction = match params.get("direction") {
+            None => None,
+            Some(text) => Some(ActualDirection::parse(text.trim()).ok_or_else(|| {
+                invalid(format!(
+                    "`direction` must be one of inbound, outbound, internal; got {text:?}"
+                ))
+            })?),
+        };
+        let status = match params.get("status") {
+            None => None,
+            Some(text) => Some(StatusFilter::parse(text.trim()).ok_or_else(|| {
+                let names: Vec<&str> = StatusFilter::ALL.iter().map(|s| s.as_str()).collect();
+                invalid(format!(
+                    "`status` must be one of {}; got {text:?}",
+                    names.join(", ")
+                ))
+            })?),
+        };
+        let since = params
+            .get("since")
+            .map(|t| instant("since", t))
+            .transpose()?;
+        let until = params
+            .get("until")
+            .map(|t| instant("until", t))
+            .transpose()?;
+        if let (Some(since), Some(until)) = (since, until) {
+            if since > until {
+                return Err(invalid(format!(
+                    "`since` ({}) is after `until` ({})",
+                    since.to_rfc3339(),
+                    until.to_rfc3339()
+                )));
+            }
+        }
+        Ok(Self {
+            search,
+            direction,
+            status,
+            since,
+            until,
+        })
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_parameter", message)
+}
+
+/// An instant: Unix milliseconds (`1770391033000`) or RFC 3339
+/// (`2026-02-06T15:17:13Z`, `2026-02-06T10:17:13-05:00`).
+fn instant(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    let trimmed = text.trim();
+    let help = "give Unix milliseconds (1770391033000) or an RFC 3339 time (2026-02-06T15:17:13Z)";
+    if trimmed.is_empty() {
+        return Err(invalid(format!(
+            "`{name}` is empty; {help} or leave it out"
+        )));
+    }
+    let digits = trimmed.strip_prefix('-').unwrap_or(trimmed);
+    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+        return trimmed
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or_else(|| invalid(format!("`{name}` is out of range, got {trimmed}")));
+    }
+    DateTime::parse_from_rfc3339(trimmed)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| invalid(format!("`{name}` is not a time: {help}; got {trimmed:?}")))
 }
 
 fn whole_number(name: &str, text: &str) -> Result<u64, ApiError> {
@@ -136,6 +285,50 @@ mod tests {
             assert!(e.message().contains("`offset`"), "{bad}: {}", e.message());
         }
         assert!(QueryParams::parse(Some("limit=1&limit=2")).is_err());
+    }
+
+    #[test]
+    fn conversation_filters() {
+        let n = Normalizer::default();
+        let query = q("q=%28978%29+844-7773&direction=inbound&status=missed&since=1770391033000&until=2026-02-07T00:00:00%2B01:00&limit=5")
+            .conversation_query(20, &n)
+            .unwrap();
+        assert_eq!(query.limit, 5);
+        assert_eq!(query.search.as_ref().unwrap().text, "(978) 844-7773");
+        assert!(query
+            .search
+            .as_ref()
+            .unwrap()
+            .digits
+            .contains(&"19788447773".to_owned()));
+        assert_eq!(query.direction, Some(ActualDirection::Inbound));
+        assert_eq!(query.status, Some(StatusFilter::Missed));
+        assert_eq!(query.since.unwrap().timestamp_millis(), 1_770_391_033_000);
+        assert_eq!(
+            query.until.unwrap().to_rfc3339(),
+            "2026-02-06T23:00:00+00:00"
+        );
+        // Absent or empty search: no filter at all.
+        assert!(!q("").conversation_query(20, &n).unwrap().has_filters());
+        assert!(!q("q=+").conversation_query(20, &n).unwrap().has_filters());
+        for (bad, name) in [
+            ("direction=up", "direction"),
+            ("status=", "status"),
+            ("since=soon", "since"),
+            ("until=", "until"),
+            ("since=2&until=1", "since"),
+            ("q=%07", "q"),
+        ] {
+            let e = q(bad).conversation_query(20, &n).unwrap_err();
+            assert_eq!(e.code(), "invalid_parameter", "{bad}");
+            assert!(
+                e.message().contains(&format!("`{name}`")),
+                "{bad}: {}",
+                e.message()
+            );
+        }
+        let long = format!("q={}", "x".repeat(MAX_SEARCH_CHARS + 1));
+        assert!(q(&long).conversation_query(20, &n).is_err());
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub fn check_exposure(
 
 /// Serves the API on `listener` until SIGINT or SIGTERM, running the
 /// initial sync and the schedule of `config`. On shutdown it stops
-/// accepting, lets requests in flight finish, starts no new sync and waits
+/// accepting, ends the open event streams, lets requests in flight finish,
+/// starts no new sync and waits
 /// (up to `shutdown_grace`) for a running sync to finish.
 pub async fn serve(listener: TcpListener, config: ServerConfig) -> Result<(), ServeError> {
     serve_with_shutdown(listener, config, shutdown_signal()).await
@@ -105,10 +106,13 @@ pub async fn serve_with_shutdown(
     });
 
     let app = router(config.state.clone());
+    let events = config.state.events().clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new requests or syncs");
         let _ = stop_tx.send(true);
+        // Open event streams would otherwise hold the graceful shutdown.
+        events.close();
     };
     tracing::info!(%addr, "serving the API");
     let served = axum::serve(listener, app)

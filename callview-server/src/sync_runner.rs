@@ -6,17 +6,22 @@
 //! only waits for its result. A second sync asked for while one runs is
 //! refused at once with [`SyncRunError::InProgress`] (the API answers 409
 //! `sync_in_progress`); the scheduler simply skips that tick.
+//!
+//! Every sync is announced on the runner's [`EventHub`] (`GET /api/events`):
+//! `sync_started`, `sync_progress` after each page it applied, and `sync`
+//! with its counts when it finished.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use callview_core::sync::SyncError;
+use callview_core::sync::{Progress, SyncError};
 use callview_core::{SyncEngine, SyncMode, SyncReport};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::ErrorChain;
+use crate::events::{self, EventHub, ServerEvent};
 
 /// What started a sync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -95,6 +100,7 @@ pub struct SyncRunner {
     gate: Arc<tokio::sync::Mutex<()>>,
     last: Mutex<Option<SyncOutcome>>,
     closed: AtomicBool,
+    events: EventHub,
 }
 
 impl std::fmt::Debug for SyncRunner {
@@ -114,7 +120,14 @@ impl SyncRunner {
             gate: Arc::new(tokio::sync::Mutex::new(())),
             last: Mutex::new(None),
             closed: AtomicBool::new(false),
+            events: EventHub::new(),
         })
+    }
+
+    /// Where this runner announces syncs (`sync_started`, `sync_progress`,
+    /// `sync`); the API's `GET /api/events` streams it.
+    pub fn events(&self) -> &EventHub {
+        &self.events
     }
 
     /// The engine.
@@ -151,7 +164,20 @@ impl SyncRunner {
         let task = tokio::spawn(async move {
             let _guard = guard;
             let started = Utc::now();
-            let result = this.engine.run(mode, None).await;
+            this.events.publish(ServerEvent::SyncStarted {
+                trigger,
+                at: started.timestamp_millis(),
+            });
+            let hub = this.events.clone();
+            let on_page = move |p: Progress| {
+                hub.publish(ServerEvent::SyncProgress {
+                    trigger,
+                    fetched: p.fetched,
+                    pages: p.pages,
+                    at: events::now(),
+                });
+            };
+            let result = this.engine.run(mode, Some(&on_page)).await;
             let result = result.map_err(SyncRunError::from_sync);
             this.record(trigger, started, &result);
             result
@@ -173,6 +199,7 @@ impl SyncRunner {
             return;
         };
         let previous_success = last.as_ref().and_then(|l| l.last_success_at);
+        let moved = result.as_ref().map_or(0, |r| r.moved);
         let outcome = match result {
             Ok(report) => SyncOutcome {
                 at: started.timestamp_millis(),
@@ -207,6 +234,16 @@ impl SyncRunner {
                 }
             }
         };
+        self.events.publish(ServerEvent::Sync {
+            trigger,
+            ok: outcome.ok,
+            inserted: outcome.inserted,
+            updated: outcome.updated,
+            moved,
+            fetched: outcome.fetched,
+            error: outcome.error.clone(),
+            at: finished,
+        });
         *last = Some(outcome);
     }
 

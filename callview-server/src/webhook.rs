@@ -16,7 +16,8 @@
 //! ([`callview_core::callback`]: replays and out-of-order events are
 //! ignored, a final status never goes back) and applied through the
 //! planner ([`callview_core::SyncEngine::ingest`]), so the conversation's
-//! counters stay exact. A call not stored yet is fetched from Twilio (when
+//! counters stay exact, and announced on `GET /api/events` (a `changed`
+//! event) so open viewers refresh at once. A call not stored yet is fetched from Twilio (when
 //! a client is configured) or built from the callback alone; the next sync
 //! completes it.
 //!
@@ -70,7 +71,10 @@ pub struct WebhookConfig {
 impl std::fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("public_url", &self.public_url)
             .field("client", &self.client.is_some())
             .finish()
@@ -131,7 +135,12 @@ pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]
 
 /// Whether `given` is the signature of one of `urls` (compared in
 /// constant time; every candidate is computed and compared).
-fn signature_matches(auth_token: &str, urls: &[String], params: &[(String, String)], given: &str) -> bool {
+fn signature_matches(
+    auth_token: &str,
+    urls: &[String],
+    params: &[(String, String)],
+    given: &str,
+) -> bool {
     let mut ok = subtle::Choice::from(0);
     for url in urls {
         let expected = twilio_signature(auth_token, url, params);
@@ -251,16 +260,32 @@ pub async fn call_status(
         None => fetch(config, &callback).await,
     };
     let call = match callback.merge(current.as_ref()) {
-        Merge::Apply(call) => call,
+        Merge::Apply(call) => *call,
         Merge::Ignore(reason) => {
             tracing::debug!(sid = %sid, reason, "status callback ignored");
-            return Ok(Json(json!({"status": "ignored", "call_sid": sid, "reason": reason})));
+            return Ok(Json(
+                json!({"status": "ignored", "call_sid": sid, "reason": reason}),
+            ));
         }
     };
     let rules = engine.cached_rules().await?;
     let stats = engine.ingest(&rules, vec![call]).await?;
+    // Open viewers (`GET /api/events`) refresh at once.
+    state.events().publish(crate::events::ServerEvent::changed(
+        stats.inserted,
+        stats.updated + stats.moved,
+    ));
+    if stats.inserted + stats.updated + stats.moved > 0 {
+        // Open viewers refresh (GET /api/events).
+        state.events().publish(crate::events::ServerEvent::changed(
+            stats.inserted,
+            stats.updated,
+        ));
+    }
     tracing::info!(sid = %sid, status = ?callback.status.as_ref().map(ToString::to_string), "status callback applied");
-    Ok(Json(json!({"status": "applied", "call_sid": sid, "stats": stats})))
+    Ok(Json(
+        json!({"status": "applied", "call_sid": sid, "stats": stats}),
+    ))
 }
 
 /// The call from Twilio, when a client is configured and answers in time.
@@ -289,9 +314,9 @@ mod tests {
         // The example of Twilio's "Webhooks security" page.
         let params: Vec<(String, String)> = [
             ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+12349013030"),
+            ("Caller", "+14158675310"),
             ("Digits", "1234"),
-            ("From", "+12349013030"),
+            ("From", "+14158675310"),
             ("To", "+18005551212"),
         ]
         .iter()
@@ -307,8 +332,13 @@ mod tests {
 
     #[test]
     fn default_ports_are_tried_both_ways() {
-        let config = WebhookConfig::new(Some(Secret::new("t"))).with_public_url(Some("https://x.example/"));
-        let urls = signed_urls(&config, &HeaderMap::new(), "/webhooks/twilio/call-status?a=1");
+        let config =
+            WebhookConfig::new(Some(Secret::new("t"))).with_public_url(Some("https://x.example/"));
+        let urls = signed_urls(
+            &config,
+            &HeaderMap::new(),
+            "/webhooks/twilio/call-status?a=1",
+        );
         assert_eq!(
             urls,
             vec![

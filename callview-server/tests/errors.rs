@@ -92,7 +92,8 @@ async fn bad_paging_parameters_name_the_parameter(backend: Backend) {
 async fn unknown_routes_and_methods_are_json(backend: Backend) {
     let (server, _sim) = loaded(backend).await;
     for path in [
-        "/",
+        "/nope",
+        "/assets/nope.js",
         "/api",
         "/api/nope",
         "/api/conversations/1/nope",

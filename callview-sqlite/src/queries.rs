@@ -293,26 +293,143 @@ pub(crate) fn unfinished_calls(
     )
 }
 
+/// A `WHERE` clause over `conversations cv` and its parameters, in order.
+#[derive(Debug, Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<rusqlite::types::Value>,
+}
+
+impl Filter {
+    fn param(&mut self, value: impl Into<rusqlite::types::Value>) -> &'static str {
+        self.params.push(value.into());
+        "?"
+    }
+
+    fn one_of(&mut self, expression: &str, values: &[&str]) {
+        let marks: Vec<&str> = values.iter().map(|v| self.param(v.to_string())).collect();
+        self.clauses
+            .push(format!("{expression} IN ({})", marks.join(", ")));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+/// `%text%` for `LIKE ... ESCAPE '\'`, with the wildcards of `text` escaped.
+fn contains_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Up to this many matches, a filtered page is read through the filter's
+/// index and sorted; above, by walking the list's order (see
+/// [`conversation_filter`]).
+const SORT_MATCHES_UP_TO: i64 = 5_000;
+
+/// The filters of a conversations query, in SQL.
+///
+/// With `use_indexes`, the direction and status expressions are exactly
+/// those of `idx_conversations_last_direction` and
+/// `idx_conversations_last_status`, so SQLite reads the matches from them
+/// (the count, and a page of few matches, which it then sorts). Without,
+/// they are written `+json_extract(...)`, which keeps SQLite from choosing
+/// those indexes: it walks `idx_conversations_activity` in the list's order
+/// and stops at the page's last row, which is faster when many
+/// conversations match (the indexes cannot give the order for a list of
+/// several values).
+fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
+    let indexed = if use_indexes { "" } else { "+" };
+    let mut f = Filter::default();
+    if let Some(search) = &query.search {
+        let mut matches = Vec::new();
+        for digits in &search.digits {
+            let mark = f.param(contains_pattern(digits));
+            matches.push(format!("s.phone_number LIKE {mark} ESCAPE '\\'"));
+        }
+        if !search.text.is_empty() {
+            let pattern = contains_pattern(&search.text);
+            for column in ["s.display_name", "s.formatted_number", "s.phone_number"] {
+                let mark = f.param(pattern.clone());
+                matches.push(format!("{column} LIKE {mark} ESCAPE '\\'"));
+            }
+        }
+        if !matches.is_empty() {
+            f.clauses.push(format!(
+                "cv.contact_id IN (SELECT s.id FROM contacts s WHERE {})",
+                matches.join(" OR ")
+            ));
+        }
+    }
+    if let Some(values) = query.direction_values() {
+        f.one_of(
+            &format!("{indexed}json_extract(cv.metadata, '$.last_call_direction')"),
+            values,
+        );
+    }
+    if let Some(status) = query.status {
+        f.one_of(
+            &format!("{indexed}json_extract(cv.metadata, '$.last_display_status')"),
+            status.display_statuses(),
+        );
+    }
+    if let Some(since) = &query.since {
+        let mark = f.param(time::format(since));
+        f.clauses.push(format!("cv.last_message_at >= {mark}"));
+    }
+    if let Some(until) = &query.until {
+        let mark = f.param(time::format(until));
+        f.clauses.push(format!("cv.last_message_at < {mark}"));
+    }
+    f
+}
+
 /// `Store::list_conversations` (in one read transaction, for a consistent page).
 pub(crate) fn list_conversations(
     conn: &mut Connection,
     query: &ConversationQuery,
 ) -> Result<ConversationPage, StoreError> {
     let what = "listing conversations";
+    let count_filter = conversation_filter(query, true);
     let tx = conn.transaction().map_err(db(what))?;
     let total: i64 = tx
-        .prepare_cached("SELECT count(*) FROM conversations")
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM conversations cv {}",
+            count_filter.sql()
+        ))
         .map_err(db(what))?
-        .query_row([], |r| r.get(0))
+        .query_row(
+            rusqlite::params_from_iter(count_filter.params.iter()),
+            |r| r.get(0),
+        )
         .map_err(db(what))?;
+    let filter = conversation_filter(query, total <= SORT_MATCHES_UP_TO);
+    let where_clause = filter.sql();
     let sql = format!(
         "SELECT {CONVERSATION_COLUMNS} FROM conversations cv
          JOIN contacts ct ON ct.id = cv.contact_id
+         {where_clause}
          ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC
-         LIMIT ?1 OFFSET ?2"
+         LIMIT ? OFFSET ?"
     );
     let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-    let records = query_conversations(&tx, &sql, params![i64::from(query.limit), offset], what)?;
+    let mut params = filter.params;
+    params.push(i64::from(query.limit).into());
+    params.push(offset.into());
+    let records = query_conversations(&tx, &sql, rusqlite::params_from_iter(params), what)?;
     let conversations = views(&tx, records)?;
     tx.finish().map_err(db(what))?;
     Ok(ConversationPage {
@@ -462,7 +579,8 @@ pub(crate) fn apply(
         upsert_call(&tx, write, conversation_id, &now)?;
     }
 
-    // 3. Counters.
+    // 3. Counters, and the newest root's display status (read from its
+    //    row, written in step 2 when it changed) for the status filter.
     for update in &plan.counters {
         let id = resolve(&tx, &created, &update.conversation)?;
         let c = &update.counters;
@@ -477,7 +595,10 @@ pub(crate) fn apply(
                          '$.total_calls', ?3,
                          '$.total_duration', ?4,
                          '$.last_call_direction', ?5,
-                         '$.last_root_sid', ?6),
+                         '$.last_root_sid', ?6,
+                         '$.last_display_status',
+                         (SELECT json_extract(m.metadata, '$.display_status')
+                          FROM messages m WHERE m.twilio_sid = ?6)),
                      updated_at = ?7
                  WHERE id = ?1",
             )

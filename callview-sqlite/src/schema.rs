@@ -20,11 +20,18 @@ pub(crate) struct Migration {
 
 /// Every migration, in order. Versions are never reused or edited once
 /// released: add a new file instead.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial.sql",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial.sql",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_conversation_filters.sql",
+        sql: include_str!("../migrations/0002_conversation_filters.sql"),
+    },
+];
 
 /// The `schema_migrations` table itself (not a migration: it must exist
 /// before any can be recorded).
@@ -148,12 +155,12 @@ mod tests {
     fn migrating_twice_applies_once() {
         let mut conn = Connection::open_in_memory().unwrap();
         configure_writer(&conn, true).unwrap();
-        assert_eq!(migrate(&mut conn, "test").unwrap(), vec![1]);
+        assert_eq!(migrate(&mut conn, "test").unwrap(), vec![1, 2]);
         assert!(migrate(&mut conn, "test").unwrap().is_empty());
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(rows, 1);
+        assert_eq!(rows, 2);
     }
 
     #[test]

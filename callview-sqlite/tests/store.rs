@@ -321,7 +321,10 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
             .unwrap()
     };
     let first = applied(&path);
-    assert_eq!(first.iter().map(|(v, _)| *v).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 
     for _ in 0..2 {
         let store = SqliteStore::open(&format!("sqlite://{}", path.display())).unwrap();
@@ -844,7 +847,8 @@ async fn columns_hold_raw_values_fixed_width_times_and_exact_prices() {
     assert_eq!(
         counters,
         json!({"total_calls": 3, "total_duration": 90,
-               "last_call_direction": "inbound", "last_root_sid": "CA_F"})
+               "last_call_direction": "inbound", "last_root_sid": "CA_F",
+               "last_display_status": "no-answer"})
     );
 
     // Other keys in a conversation's metadata survive counter updates.

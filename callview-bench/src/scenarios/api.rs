@@ -114,7 +114,11 @@ pub async fn run(options: &Options) -> Result<ApiResult> {
     let shape = Shape {
         conversations: (calls / 10).max(2),
         calls,
-        big: if options.smoke { 100 } else { 1_000.min(calls / 2) },
+        big: if options.smoke {
+            100
+        } else {
+            1_000.min(calls / 2)
+        },
     };
     let duration = options.api_duration.unwrap_or(if options.smoke {
         Duration::from_millis(150)
@@ -159,20 +163,28 @@ async fn one_store(
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let parameters = list_parameters(&client, &server.base).await.unwrap_or_default();
+    let parameters = list_parameters(&client, &server.base)
+        .await
+        .unwrap_or_default();
     let deep = (loaded.conversations / 2).max(1);
     let mut endpoints = vec![
-        (LIST_FIRST, Some("/api/conversations?limit=20".to_owned()), None),
+        (
+            LIST_FIRST,
+            Some("/api/conversations?limit=20".to_owned()),
+            None,
+        ),
         (
             LIST_DEEP,
             Some(format!("/api/conversations?limit=20&offset={deep}")),
             None,
         ),
     ];
-    endpoints.push(match cursor_path(&client, &server.base, &parameters, deep).await {
-        Ok(path) => (LIST_CURSOR, Some(path), None),
-        Err(why) => (LIST_CURSOR, None, Some(why.to_string())),
-    });
+    endpoints.push(
+        match cursor_path(&client, &server.base, &parameters, deep).await {
+            Ok(path) => (LIST_CURSOR, Some(path), None),
+            Err(why) => (LIST_CURSOR, None, Some(why.to_string())),
+        },
+    );
     endpoints.push(match search_parameter(&parameters) {
         Some(name) => (
             LIST_SEARCH,
@@ -201,7 +213,9 @@ async fn one_store(
         let mut stats = Vec::new();
         if let Some(path) = &path {
             let url = format!("{}{path}", server.base);
-            check(&client, &url).await.with_context(|| format!("{kind}: GET {path}"))?;
+            check(&client, &url)
+                .await
+                .with_context(|| format!("{kind}: GET {path}"))?;
             for clients in CLIENTS {
                 options.progress(format!("api: {kind}: {name}, {clients} client(s)"));
                 stats.push(measure(&client, &url, clients, duration).await);
@@ -410,7 +424,14 @@ impl ApiResult {
         let mut report = Report::new("api", options.smoke);
         let mut load = Table::new(
             "Data loaded (generated calls planned and applied in pages of 1,000)",
-            &["store", "calls", "conversations", "load time", "calls/s", "big conversation"],
+            &[
+                "store",
+                "calls",
+                "conversations",
+                "load time",
+                "calls/s",
+                "big conversation",
+            ],
         );
         for s in &self.stores {
             load.row(vec![
@@ -419,7 +440,10 @@ impl ApiResult {
                 thousands(s.loaded.conversations as f64),
                 secs(s.loaded.secs),
                 thousands(s.loaded.calls as f64 / s.loaded.secs.max(1e-9)),
-                format!("id {} ({} calls)", s.loaded.big_conversation, self.shape.big),
+                format!(
+                    "id {} ({} calls)",
+                    s.loaded.big_conversation, self.shape.big
+                ),
             ]);
         }
         report.tables.push(load);
@@ -428,7 +452,9 @@ impl ApiResult {
                 "HTTP API over loopback, {:.1} s per measurement (in-process load generator)",
                 self.duration_secs
             ),
-            &["store", "endpoint", "clients", "p50", "p99", "max", "req/s", "errors", "body"],
+            &[
+                "store", "endpoint", "clients", "p50", "p99", "max", "req/s", "errors", "body",
+            ],
         );
         for s in &self.stores {
             for e in &s.endpoints {

@@ -100,9 +100,7 @@ async fn one_store(
     let mut stores = Vec::new();
     for (db, concurrency) in [(concurrent, options.concurrency), (sequential, 1)] {
         let store = db.open_store().await?;
-        options.progress(format!(
-            "backfill: {kind}, {concurrency} reader(s)"
-        ));
+        options.progress(format!("backfill: {kind}, {concurrency} reader(s)"));
         let sync = measured_sync(
             sim.client()?,
             store.clone(),

@@ -54,7 +54,11 @@ pub struct StoreIncremental {
 impl StoreIncremental {
     /// Median wall time of the default runs, milliseconds.
     pub fn median_ms(&self) -> f64 {
-        let mut times: Vec<f64> = self.runs.iter().map(|r| r.sync.wall_secs * 1000.0).collect();
+        let mut times: Vec<f64> = self
+            .runs
+            .iter()
+            .map(|r| r.sync.wall_secs * 1000.0)
+            .collect();
         times.sort_by(f64::total_cmp);
         times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
     }
@@ -85,7 +89,9 @@ pub async fn run(options: &Options) -> Result<IncrementalResult> {
         .unwrap_or(if options.smoke { 1 } else { 5 })
         .max(1);
     let stores = options.stores_or(&[StoreKind::Sqlite, StoreKind::Postgres]);
-    options.progress(format!("incremental: generating a simulated account of {calls} calls"));
+    options.progress(format!(
+        "incremental: generating a simulated account of {calls} calls"
+    ));
     let sim = SimServer::in_process(calls, ServerOptions::default()).await?;
     // Calls still queued have no start time and would take a slot of the
     // cap in every run: let them start.
@@ -213,9 +219,21 @@ async fn add_calls(
             .cloned()
             .unwrap_or_else(|| (synthetic::customer_number(i), synthetic::COMPANY.to_owned()));
         let start = lo + chrono::Duration::seconds(span * i as i64 / NEW_CALLS as i64);
-        let sid = CallSid::new(format!("CA{:032x}", (0xe7u128 << 120) | u128::from(*serial)))
-            .context("a SID")?;
-        let call = synthetic::call(sid, None, "inbound", &from, &to, start, 42, &sim.account_sid);
+        let sid = CallSid::new(format!(
+            "CA{:032x}",
+            (0xe7u128 << 120) | u128::from(*serial)
+        ))
+        .context("a SID")?;
+        let call = synthetic::call(
+            sid,
+            None,
+            "inbound",
+            &from,
+            &to,
+            start,
+            42,
+            &sim.account_sid,
+        );
         newest = newest.max(start);
         account.insert(call);
     }
@@ -245,7 +263,11 @@ impl IncrementalResult {
         for s in &self.stores {
             let all = s.runs.iter().chain(s.capped_page.iter());
             for (i, r) in all.enumerate() {
-                let twilio = r.sync.timings.get("twilio.list_calls_page").map_or(0.0, |t| t.total_ms)
+                let twilio = r
+                    .sync
+                    .timings
+                    .get("twilio.list_calls_page")
+                    .map_or(0.0, |t| t.total_ms)
                     + r.sync
                         .timings
                         .get("twilio.list_incoming_numbers")
@@ -260,7 +282,8 @@ impl IncrementalResult {
                 table.row(vec![
                     s.store.label().to_owned(),
                     (i + 1).to_string(),
-                    r.page_size.map_or("1000 (default)".to_owned(), |p| p.to_string()),
+                    r.page_size
+                        .map_or("1000 (default)".to_owned(), |p| p.to_string()),
                     r.sync.report.fetched.to_string(),
                     r.sync.report.inserted.to_string(),
                     ms(r.sync.wall_secs * 1000.0),

@@ -1,0 +1,150 @@
+//! The smoke version of every benchmark scenario (about 2,000 calls, one
+//! repetition, short measurements), so the benchmark code cannot rot.
+//!
+//! These tests check that the figures are sane (every call generated is
+//! stored, raw limits and ratios are positive, concurrent and sequential
+//! syncs end in the same state), never how fast anything is.
+//!
+//! They need PostgreSQL like the rest of the suite
+//! (`postgres://postgres@127.0.0.1:5432`, or `CALLVIEW_BENCH_PG_URL` /
+//! `CALLVIEW_TEST_PG_URL`).
+
+use callview_bench::scenarios::{api, backfill, incremental, ingest, memory};
+use callview_bench::{Options, Report, StoreKind, Verdict};
+
+fn sane_report(report: &Report) {
+    let text = report.render();
+    assert!(text.contains(&report.scenario), "{text}");
+    assert!(!report.tables.is_empty());
+    assert!(!report.targets.is_empty());
+    let json = serde_json::to_string(report).unwrap();
+    assert!(json.contains("\"targets\""));
+    assert!(!report.markdown().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_smoke() {
+    let options = Options::smoke();
+    let result = ingest::run(&options).await.unwrap();
+    assert_eq!(result.stores.len(), 2);
+    let expected = (result.calls_generated - result.calls_unstarted) as u64;
+    assert!(expected > 0);
+    for s in &result.stores {
+        assert_eq!(s.sync.report.inserted, expected, "{}", s.store);
+        assert_eq!(s.counts.calls, expected, "{}", s.store);
+        assert!(s.sync.report.skipped.is_empty());
+        assert!(s.sync.calls_per_sec > 0.0);
+        assert!(s.sync.peak_rss_mib >= s.sync.rss_before_mib);
+        assert!(s.sync.peak_rss_mib > 0.0);
+        let raw = s.raw.as_ref().expect("the raw limit ran");
+        assert_eq!(raw.calls, s.counts.calls);
+        assert_eq!(raw.conversations, s.counts.conversations);
+        assert!(raw.calls_per_sec > 0.0);
+        assert!(s.ratio.unwrap() > 0.0);
+        assert!(s.db_bytes > 0);
+        assert!(s.sync.timings.contains_key("store.apply"));
+    }
+    sane_report(&result.report(&options));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_smoke() {
+    let options = Options::smoke();
+    let result = memory::run(&options).await.unwrap();
+    assert_eq!(result.sizes.len(), 2);
+    assert!(result.sizes[0] < result.sizes[1]);
+    // Both sizes with the default readers, the smaller one also with one.
+    assert_eq!(result.runs.len(), 3);
+    assert_eq!(result.main_runs(StoreKind::Sqlite).count(), 2);
+    assert!(result.runs.iter().any(|r| r.concurrency == 1));
+    for r in &result.runs {
+        assert_eq!(r.store, StoreKind::Sqlite);
+        assert_eq!(r.stored as usize, r.listable);
+        assert!(r.peak_rss_mib >= r.rss_before_mib && r.peak_rss_mib > 0.0);
+    }
+    assert!(result.growth(StoreKind::Sqlite).unwrap() > 0.0);
+    sane_report(&result.report(&options));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_smoke() {
+    let options = Options {
+        stores: Some(vec![StoreKind::Sqlite, StoreKind::Postgres]),
+        ..Options::smoke()
+    };
+    let result = backfill::run(&options).await.unwrap();
+    assert_eq!(result.stores.len(), 2);
+    for s in &result.stores {
+        assert_eq!(s.runs.len(), 2);
+        assert_eq!(s.runs[0].concurrency, options.concurrency);
+        assert_eq!(s.runs[1].concurrency, 1);
+        assert!(s.identical, "{}: {:?}", s.store, s.runs);
+        assert_eq!(s.snapshots_equal, Some(true), "{}", s.store);
+        let stored = s.runs[0].sync.report.inserted;
+        assert!(stored > 0);
+        assert_eq!(s.runs[1].sync.report.inserted, stored);
+        assert_eq!(s.runs[0].digest.calls, stored);
+        // The concurrent run read more slices than the sequential one.
+        assert!(s.runs[0].sync.report.pages > s.runs[1].sync.report.pages);
+    }
+    let report = result.report(&options);
+    assert!(report
+        .targets
+        .iter()
+        .filter(|t| t.name.contains("state"))
+        .all(|t| t.verdict == Verdict::Met));
+    sane_report(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_smoke() {
+    let options = Options::smoke();
+    let result = api::run(&options).await.unwrap();
+    assert_eq!(result.stores.len(), 2);
+    for s in &result.stores {
+        assert_eq!(s.loaded.calls as usize, result.shape.calls, "{}", s.store);
+        assert_eq!(
+            s.loaded.conversations as usize, result.shape.conversations,
+            "{}",
+            s.store
+        );
+        for name in [api::LIST_FIRST, api::LIST_DEEP, api::MESSAGES] {
+            let e = s.endpoints.iter().find(|e| e.name == name).unwrap();
+            assert_eq!(e.stats.len(), api::CLIENTS.len(), "{name}");
+            for st in &e.stats {
+                assert!(st.requests > 0, "{name}");
+                assert_eq!(st.errors, 0, "{name}");
+                assert!(st.p50_ms > 0.0 && st.p50_ms <= st.p99_ms, "{name}");
+                assert!(st.rps > 0.0 && st.body_bytes > 0, "{name}");
+            }
+        }
+        // Endpoints the API does not have are reported, not measured.
+        for e in &s.endpoints {
+            assert!(e.stats.is_empty() == e.missing.is_some(), "{}", e.name);
+        }
+    }
+    sane_report(&result.report(&options));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_smoke() {
+    let options = Options::smoke();
+    let result = incremental::run(&options).await.unwrap();
+    assert_eq!(result.stores.len(), 2);
+    for s in &result.stores {
+        assert!(s.calls_before > 0);
+        assert_eq!(s.runs.len(), 1);
+        let runs = s.runs.iter().chain(s.capped_page.iter());
+        for r in runs {
+            assert_eq!(
+                r.sync.report.inserted,
+                incremental::NEW_CALLS as u64,
+                "{}",
+                s.store
+            );
+            assert!(r.sync.wall_secs > 0.0);
+        }
+        assert!(s.median_ms() > 0.0);
+    }
+    sane_report(&result.report(&options));
+}

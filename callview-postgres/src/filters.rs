@@ -1,0 +1,191 @@
+//! The filters of `list_conversations` (`ConversationQuery`'s search,
+//! direction, status and time range) as SQL over `conversations v`, and the
+//! `last_display_status` the status filter reads.
+//!
+//! `conversations.metadata.last_display_status` is the display status of the
+//! newest root call (the row named by `metadata.last_root_sid`). `apply`
+//! sets it with the counters, in the same statement, from the row step 2
+//! just wrote ([`LAST_DISPLAY_STATUS`]); migration 3 fills it in for
+//! conversations stored before.
+
+use callview_core::store::ConversationQuery;
+use chrono::NaiveDateTime;
+
+use crate::rows::to_db_time;
+
+/// A `jsonb` object `{"last_display_status": ...}` for the counters update
+/// of `apply` (whose `UNNEST` alias is `u`, holding `u.counters`): the
+/// display status of the row named by `last_root_sid`, or, for a row
+/// without one (written by the seed's original application), what its
+/// columns say.
+pub(crate) const LAST_DISPLAY_STATUS: &str = "jsonb_build_object('last_display_status', ( \
+     SELECT COALESCE(m.metadata->>'display_status', \
+         CASE WHEN COALESCE(m.duration, 0) > 0 THEN 'completed' \
+              WHEN m.status IN ('busy', 'failed', 'canceled') THEN m.status \
+              WHEN m.status IN ('completed', 'no-answer') THEN 'no-answer' \
+              ELSE m.status END) \
+     FROM messages m WHERE m.twilio_sid = u.counters->>'last_root_sid'))";
+
+/// A parameter of a filter.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Param {
+    Text(String),
+    Texts(Vec<String>),
+    Time(NaiveDateTime),
+}
+
+/// A `WHERE` clause (empty without filters) and its parameters, numbered
+/// from `$1`.
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
+    clauses: Vec<String>,
+    pub(crate) params: Vec<Param>,
+}
+
+impl Filter {
+    fn param(&mut self, value: Param) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    /// `WHERE ...`, or nothing.
+    pub(crate) fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The number the next parameter gets (`$n`).
+    pub(crate) fn next(&self) -> usize {
+        self.params.len() + 1
+    }
+}
+
+/// `%text%` for `LIKE`/`ILIKE` (backslash escapes), with the wildcards of
+/// `text` escaped.
+fn contains_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// The filters of `query` over `conversations v`.
+pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
+    let mut f = Filter::default();
+    if let Some(search) = &query.search {
+        let mut matches = Vec::new();
+        for digits in &search.digits {
+            let p = f.param(Param::Text(contains_pattern(digits)));
+            matches.push(format!("s.phone_number LIKE {p}"));
+        }
+        let mut outside = Vec::new();
+        if !search.text.is_empty() {
+            let p = f.param(Param::Text(contains_pattern(&search.text)));
+            for column in ["s.display_name", "s.formatted_number", "s.phone_number"] {
+                matches.push(format!("{column} ILIKE {p}"));
+            }
+            outside.push(format!("v.external_id ILIKE {p}"));
+        }
+        if !matches.is_empty() {
+            let mut any = vec![format!(
+                "v.contact_id IN (SELECT s.id FROM contacts s WHERE {})",
+                matches.join(" OR ")
+            )];
+            any.extend(outside);
+            f.clauses.push(format!("({})", any.join(" OR ")));
+        }
+    }
+    if let Some(values) = query.direction_values() {
+        let p = f.param(Param::Texts(
+            values.iter().map(|v| (*v).to_owned()).collect(),
+        ));
+        f.clauses.push(format!(
+            "v.metadata->>'last_call_direction' = ANY({p}::text[])"
+        ));
+    }
+    if let Some(status) = query.status {
+        let values = status.display_statuses();
+        let p = f.param(Param::Texts(
+            values.iter().map(|v| (*v).to_owned()).collect(),
+        ));
+        f.clauses.push(format!(
+            "v.metadata->>'last_display_status' = ANY({p}::text[])"
+        ));
+    }
+    if let Some(since) = query.since {
+        let p = f.param(Param::Time(to_db_time(since)));
+        f.clauses.push(format!("v.last_message_at >= {p}"));
+    }
+    if let Some(until) = query.until {
+        let p = f.param(Param::Time(to_db_time(until)));
+        f.clauses.push(format!("v.last_message_at < {p}"));
+    }
+    f
+}
+
+/// Binds a filter's parameters, in order, to a `sqlx` query.
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr) => {{
+        let mut query = $query;
+        for param in &$filter.params {
+            query = match param {
+                $crate::filters::Param::Text(v) => query.bind(v.clone()),
+                $crate::filters::Param::Texts(v) => query.bind(v.clone()),
+                $crate::filters::Param::Time(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+pub(crate) use bind_filter;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callview_core::store::{Search, StatusFilter};
+    use callview_core::{ActualDirection, Normalizer};
+
+    #[test]
+    fn no_filter_no_where() {
+        let f = conversation_filter(&ConversationQuery::page(20, 0));
+        assert_eq!(f.sql(), "");
+        assert_eq!(f.next(), 1);
+    }
+
+    #[test]
+    fn filters_are_numbered_in_order() {
+        let query = ConversationQuery::page(20, 0)
+            .with_search(Search::new("978-844", &Normalizer::default()))
+            .with_direction(ActualDirection::Inbound)
+            .with_status(StatusFilter::Missed);
+        let f = conversation_filter(&query);
+        let sql = f.sql();
+        assert!(sql.contains("s.phone_number LIKE $1"), "{sql}");
+        assert!(sql.contains("ILIKE $2"), "{sql}");
+        assert!(
+            sql.contains("'last_call_direction' = ANY($3::text[])"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("'last_display_status' = ANY($4::text[])"),
+            "{sql}"
+        );
+        assert_eq!(f.next(), 5);
+        assert_eq!(f.params[0], Param::Text("%978844%".into()));
+        assert_eq!(f.params[1], Param::Text("%978-844%".into()));
+    }
+
+    #[test]
+    fn wildcards_are_escaped() {
+        assert_eq!(contains_pattern("50%_\\"), "%50\\%\\_\\\\%");
+    }
+}

@@ -1,0 +1,697 @@
+// Call Viewer: the conversation list on the left, the selected
+// conversation's calls on the right, kept current by the server's events.
+//
+// What is shown is in the address's fragment, so reloads, links and the
+// Back button keep it: #c=<conversation id>&q=&status=&direction=&since=&until=
+// (since/until are dates, YYYY-MM-DD, in the browser's time zone).
+
+import { ApiError, adoptTokenFromAddress, request, setToken, token } from "./api.js";
+import { connect, health } from "./live.js";
+import * as fmt from "./format.js";
+import { callCard, conversationRow, el, names, refreshTimes, skeletonCards, skeletonRows } from "./render.js";
+
+const PAGE = 50;
+const THREAD_PAGE = 50;
+const MAX_LIMIT = 200;
+const SEARCH_DELAY_MS = 250;
+const HEALTH_EVERY_MS = 30000;
+const PROGRESS_REFRESH_MS = 3000;
+const FILTER_KEYS = ["q", "status", "direction", "since", "until"];
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  layout: $("layout"),
+  filters: $("filters"),
+  search: $("search"),
+  direction: $("direction"),
+  since: $("since"),
+  until: $("until"),
+  clear: $("clear-filters"),
+  count: $("list-count"),
+  scroll: $("list-scroll"),
+  list: $("conversation-list"),
+  end: $("list-end"),
+  loadMore: $("load-more"),
+  thread: $("thread"),
+  threadEmpty: $("thread-empty"),
+  threadContent: $("thread-content"),
+  connection: $("connection"),
+  lastSync: $("last-sync"),
+  syncNow: $("sync-now"),
+  notice: $("notice"),
+  tokenForm: $("token-form"),
+  tokenInput: $("token-input"),
+  announcer: $("announcer"),
+};
+
+const state = {
+  filters: { q: "", status: "", direction: "", since: "", until: "" },
+  selected: null,
+  list: { items: [], total: 0, loading: false, generation: 0, abort: null, error: null },
+  thread: { id: null, conversation: null, messages: [], total: 0, abort: null, generation: 0 },
+  sync: { running: false, lastSuccessAt: null, lastError: null },
+  connection: "connecting",
+  refreshing: false,
+  refreshAgain: false,
+  lastProgressRefresh: 0,
+  live: null,
+};
+
+// ------------------------------------------------------------ address
+
+function readAddress() {
+  const params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+  const filters = {};
+  for (const key of FILTER_KEYS) filters[key] = (params.get(key) || "").trim();
+  const c = params.get("c");
+  return { filters, selected: c && /^\d+$/.test(c) ? c : null };
+}
+
+function hashFor(selected, filters = state.filters) {
+  const params = new URLSearchParams();
+  if (selected) params.set("c", selected);
+  for (const key of FILTER_KEYS) if (filters[key]) params.set(key, filters[key]);
+  const text = params.toString();
+  return text ? `#${text}` : "#";
+}
+
+function writeAddress({ push = false } = {}) {
+  const hash = hashFor(state.selected);
+  if (hash === (window.location.hash || "#")) return;
+  const target = window.location.pathname + window.location.search + hash;
+  if (push) window.history.pushState(null, "", target);
+  else window.history.replaceState(null, "", target);
+}
+
+function sameFilters(a, b) {
+  return FILTER_KEYS.every((k) => (a[k] || "") === (b[k] || ""));
+}
+
+// ------------------------------------------------------------ notices
+
+function showNotice(message, kind = "error") {
+  ui.notice.textContent = message;
+  ui.notice.dataset.kind = kind;
+  ui.notice.hidden = false;
+  clearTimeout(showNotice.timer);
+  showNotice.timer = setTimeout(() => {
+    ui.notice.hidden = true;
+  }, kind === "error" ? 10000 : 5000);
+}
+
+function announce(text) {
+  ui.announcer.textContent = "";
+  window.setTimeout(() => {
+    ui.announcer.textContent = text;
+  }, 50);
+}
+
+function needToken(rejected) {
+  document.body.classList.add("needs-token");
+  ui.tokenForm.hidden = false;
+  if (rejected) showNotice("The access token was not accepted. Enter the server's token.");
+  ui.tokenInput.focus();
+}
+
+/** Handles an API failure; returns true when it was shown. */
+function failed(error, what) {
+  if (error && error.name === "AbortError") return true;
+  if (error instanceof ApiError && error.status === 401) {
+    needToken(Boolean(token()));
+    return true;
+  }
+  const message = error instanceof ApiError ? error.message : String(error);
+  showNotice(`${what}: ${message}`);
+  return false;
+}
+
+// ------------------------------------------------------------ query
+
+function dayStart(text, plusDays = 0) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || "");
+  if (!m) return undefined;
+  return new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + plusDays).getTime();
+}
+
+function apiFilters() {
+  const f = state.filters;
+  return {
+    q: f.q,
+    status: f.status,
+    direction: f.direction,
+    since: dayStart(f.since),
+    until: dayStart(f.until, 1),
+  };
+}
+
+function hasFilters() {
+  return FILTER_KEYS.some((k) => state.filters[k]);
+}
+
+function describeCount(total) {
+  const n = fmt.count(total);
+  const noun = total === 1 ? "conversation" : "conversations";
+  const status = { missed: "with a missed last call", answered: "with an answered last call", "in-progress": "with a live call" }[state.filters.status];
+  if (status) return `${n} ${noun} ${status}`;
+  return hasFilters() ? `${n} matching ${noun}` : `${n} ${noun}`;
+}
+
+// ------------------------------------------------------------ list
+
+function rowHref(id) {
+  return hashFor(id);
+}
+
+function renderList({ flash = new Set() } = {}) {
+  const { items, total } = state.list;
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".conv");
+  const focusedId = focused ? focused.dataset.conversationId : null;
+  const rows = items.map((c) => conversationRow(c, rowHref(c.id), c.id === state.selected));
+  if (rows.length === 0) {
+    const text = hasFilters() ? "No conversation matches these filters." : state.sync.running ? "No calls yet: the first sync is running…" : "No calls stored yet.";
+    rows.push(el("li", { class: "empty" }, text));
+  }
+  ui.list.replaceChildren(...rows);
+  for (const id of flash) {
+    const link = ui.list.querySelector(`.conv[data-conversation-id="${id}"]`);
+    if (link) link.classList.add("flash");
+  }
+  if (focusedId) {
+    const again = ui.list.querySelector(`.conv[data-conversation-id="${focusedId}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
+  ui.list.setAttribute("aria-busy", "false");
+  ui.count.textContent = describeCount(total);
+  ui.clear.hidden = !hasFilters();
+  ui.loadMore.hidden = items.length >= total;
+}
+
+async function loadList() {
+  const list = state.list;
+  list.generation += 1;
+  const generation = list.generation;
+  if (list.abort) list.abort.abort();
+  list.abort = new AbortController();
+  list.loading = true;
+  ui.list.setAttribute("aria-busy", "true");
+  ui.list.replaceChildren(...skeletonRows(8));
+  ui.count.textContent = "Loading…";
+  ui.loadMore.hidden = true;
+  try {
+    const page = await request("api/conversations", {
+      params: { limit: PAGE, offset: 0, ...apiFilters() },
+      signal: list.abort.signal,
+    });
+    if (generation !== list.generation) return;
+    list.items = page.conversations;
+    list.total = page.total;
+    ui.scroll.scrollTop = 0;
+    renderList();
+  } catch (error) {
+    if (generation !== list.generation) return;
+    if (!failed(error, "Loading conversations")) {
+      ui.list.replaceChildren(el("li", { class: "empty" }, "The conversations could not be loaded."));
+    }
+    ui.count.textContent = "";
+    ui.list.setAttribute("aria-busy", "false");
+  } finally {
+    if (generation === list.generation) list.loading = false;
+  }
+}
+
+async function loadMore() {
+  const list = state.list;
+  if (list.loading || list.items.length >= list.total) return;
+  const generation = list.generation;
+  list.loading = true;
+  ui.loadMore.disabled = true;
+  try {
+    const page = await request("api/conversations", {
+      params: { limit: PAGE, offset: list.items.length, ...apiFilters() },
+    });
+    if (generation !== list.generation) return;
+    const known = new Set(list.items.map((c) => c.id));
+    const fresh = page.conversations.filter((c) => !known.has(c.id));
+    list.items = list.items.concat(fresh);
+    list.total = page.total;
+    const start = ui.list.querySelector(".empty");
+    if (start) start.remove();
+    ui.list.append(...fresh.map((c) => conversationRow(c, rowHref(c.id), c.id === state.selected)));
+    ui.count.textContent = describeCount(list.total);
+    ui.loadMore.hidden = list.items.length >= list.total;
+  } catch (error) {
+    failed(error, "Loading more conversations");
+  } finally {
+    if (generation === list.generation) list.loading = false;
+    ui.loadMore.disabled = false;
+  }
+}
+
+/** Reloads what the list shows (as many rows as are loaded) without resetting it. */
+async function refreshList() {
+  const list = state.list;
+  if (list.loading) return;
+  const generation = list.generation;
+  const want = Math.max(PAGE, list.items.length);
+  const items = [];
+  let total = 0;
+  for (let offset = 0; offset < want; offset += MAX_LIMIT) {
+    const page = await request("api/conversations", {
+      params: { limit: Math.min(MAX_LIMIT, want - offset), offset, ...apiFilters() },
+    });
+    if (generation !== list.generation) return;
+    items.push(...page.conversations);
+    total = page.total;
+    if (page.conversations.length === 0) break;
+  }
+  const before = new Map(list.items.map((c) => [c.id, c.updated_at]));
+  const flash = new Set(items.filter((c) => before.get(c.id) !== c.updated_at).map((c) => c.id));
+  const scroll = ui.scroll.scrollTop;
+  list.items = items;
+  list.total = total;
+  renderList({ flash: before.size ? flash : new Set() });
+  ui.scroll.scrollTop = scroll;
+}
+
+// ------------------------------------------------------------ thread
+
+function threadHeader(conversation) {
+  const { name, number } = names(conversation);
+  const contact = conversation.contact || {};
+  const meta = conversation.metadata;
+  const details = [number, contact.metadata && contact.metadata.country_code, contact.metadata && contact.metadata.is_mobile === true ? "mobile" : null]
+    .filter(Boolean)
+    .join(" · ");
+  return el(
+    "header",
+    { class: "thread-header" },
+    el("a", { class: "button back-link", href: hashFor(null), "aria-label": "Back to the conversation list", text: "← Back" }),
+    el(
+      "div",
+      { class: "thread-title" },
+      el("h2", { id: "thread-title", text: name }),
+      el("p", { text: details || contact.handle || "" }),
+    ),
+    el(
+      "div",
+      { class: "thread-stats" },
+      el("span", { class: "stat" }, el("strong", { text: fmt.count(meta.total_calls) }), meta.total_calls === 1 ? "call" : "calls"),
+      el("span", { class: "stat" }, el("strong", { text: fmt.duration(meta.total_duration) }), "total time"),
+    ),
+  );
+}
+
+function renderThread({ flash = new Set() } = {}) {
+  const t = state.thread;
+  const cards = t.messages.map(callCard);
+  const list = el("ol", { class: "calls", "aria-label": "Calls, newest first" }, cards);
+  for (const sid of flash) {
+    const card = list.querySelector(`.call[data-sid="${sid}"]`);
+    if (card) card.classList.add("flash");
+  }
+  const more =
+    t.messages.length < t.total
+      ? el("div", { class: "more-calls" }, el("button", { type: "button", class: "button", id: "older-calls", text: `Show older calls (${fmt.count(t.total - t.messages.length)})` }))
+      : null;
+  if (more) more.querySelector("button").addEventListener("click", loadOlderCalls);
+  ui.threadContent.replaceChildren(threadHeader(t.conversation), list, more || "");
+  ui.threadContent.dataset.conversationId = t.id;
+  ui.threadContent.hidden = false;
+  ui.threadEmpty.hidden = true;
+  ui.thread.setAttribute("aria-labelledby", "thread-title");
+}
+
+function showThreadPlaceholder(title, text) {
+  ui.threadContent.hidden = true;
+  ui.threadContent.replaceChildren();
+  delete ui.threadContent.dataset.conversationId;
+  ui.threadEmpty.hidden = false;
+  ui.threadEmpty.querySelector("h2").textContent = title;
+  ui.threadEmpty.querySelector("p").textContent = text;
+  ui.thread.setAttribute("aria-labelledby", "thread-heading");
+}
+
+async function fetchThread(id, limit, signal) {
+  const [conversation, page] = await Promise.all([
+    request(`api/conversations/${id}`, { signal }),
+    request(`api/conversations/${id}/messages`, { params: { limit, offset: 0 }, signal }),
+  ]);
+  return { conversation, page };
+}
+
+async function openThread(id) {
+  const t = state.thread;
+  if (t.abort) t.abort.abort();
+  t.generation += 1;
+  const generation = t.generation;
+  if (!id) {
+    t.id = null;
+    showThreadPlaceholder("Select a conversation", "Its calls appear here, newest first, with forwarded legs, times and recordings.");
+    return;
+  }
+  t.abort = new AbortController();
+  t.id = id;
+  ui.threadEmpty.hidden = true;
+  ui.threadContent.hidden = false;
+  ui.threadContent.replaceChildren(
+    el("div", { class: "thread-header" }, el("div", { class: "thread-title" }, el("span", { class: "bone wide shimmer" }))),
+    el("ol", { class: "calls", "aria-busy": "true" }, skeletonCards(3)),
+  );
+  try {
+    const { conversation, page } = await fetchThread(id, THREAD_PAGE, t.abort.signal);
+    if (generation !== t.generation) return;
+    t.conversation = conversation;
+    t.messages = page.messages;
+    t.total = page.total;
+    renderThread();
+    ui.thread.scrollTop = 0;
+  } catch (error) {
+    if (generation !== t.generation) return;
+    if (error instanceof ApiError && error.status === 404) {
+      showThreadPlaceholder("Conversation not found", "It no longer exists: its calls may have moved into another conversation.");
+    } else if (!failed(error, "Loading the calls")) {
+      showThreadPlaceholder("The calls could not be loaded", error.message || "");
+    }
+  }
+}
+
+async function loadOlderCalls() {
+  const t = state.thread;
+  const generation = t.generation;
+  try {
+    const page = await request(`api/conversations/${t.id}/messages`, {
+      params: { limit: THREAD_PAGE, offset: t.messages.length },
+    });
+    if (generation !== t.generation) return;
+    const known = new Set(t.messages.map((m) => m.external_id));
+    t.messages = t.messages.concat(page.messages.filter((m) => !known.has(m.external_id)));
+    t.total = page.total;
+    const scroll = ui.thread.scrollTop;
+    renderThread();
+    ui.thread.scrollTop = scroll;
+  } catch (error) {
+    failed(error, "Loading older calls");
+  }
+}
+
+function signature(message) {
+  const m = message.metadata;
+  return [m.display_status, m.status, m.duration, m.price, m.recording_url, m.legs.map((l) => `${l.sid}:${l.status}:${l.duration}`).join(",")].join("|");
+}
+
+async function refreshThread() {
+  const t = state.thread;
+  if (!t.id || !t.conversation) return;
+  const generation = t.generation;
+  try {
+    const limit = Math.min(MAX_LIMIT, Math.max(THREAD_PAGE, t.messages.length));
+    const { conversation, page } = await fetchThread(t.id, limit);
+    if (generation !== t.generation) return;
+    const before = new Map(t.messages.map((m) => [m.external_id, signature(m)]));
+    const flash = new Set(page.messages.filter((m) => before.get(m.external_id) !== signature(m)).map((m) => m.external_id));
+    t.conversation = conversation;
+    t.messages = page.messages;
+    t.total = page.total;
+    const scroll = ui.thread.scrollTop;
+    renderThread({ flash });
+    ui.thread.scrollTop = scroll;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      showThreadPlaceholder("Conversation not found", "It no longer exists: its calls moved into another conversation.");
+    }
+  }
+}
+
+// ------------------------------------------------------------ live
+
+async function refreshAll() {
+  if (state.refreshing) {
+    state.refreshAgain = true;
+    return;
+  }
+  state.refreshing = true;
+  try {
+    do {
+      state.refreshAgain = false;
+      await Promise.all([refreshList(), refreshThread()]);
+    } while (state.refreshAgain);
+  } catch (error) {
+    failed(error, "Refreshing");
+  } finally {
+    state.refreshing = false;
+  }
+}
+
+function setConnection(value) {
+  state.connection = value;
+  const text = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" }[value] || value;
+  ui.connection.dataset.state = value;
+  ui.connection.querySelector(".connection-text").textContent = text;
+  ui.connection.title = value === "live" ? "Updates appear as they are synced" : "Live updates are paused; the page reconnects by itself";
+}
+
+function renderSyncState() {
+  const s = state.sync;
+  const label = ui.lastSync.querySelector(".last-sync-text");
+  let text;
+  if (s.running) text = "Syncing…";
+  else if (s.lastError) text = `Last sync failed${s.lastSuccessAt ? ` · ok ${fmt.ago(s.lastSuccessAt)}` : ""}`;
+  else if (s.lastSuccessAt) text = `Last sync ${fmt.ago(s.lastSuccessAt)}`;
+  else text = "Last sync: —";
+  label.textContent = text;
+  ui.lastSync.dataset.error = s.lastError && !s.running ? "true" : "false";
+  ui.lastSync.title = s.lastError || (s.lastSuccessAt ? fmt.fullTime(s.lastSuccessAt) : "");
+  const busy = s.running || ui.syncNow.dataset.requested === "true";
+  ui.syncNow.setAttribute("aria-busy", busy ? "true" : "false");
+  ui.syncNow.querySelector(".button-label").textContent = busy ? "Syncing…" : "Sync now";
+}
+
+async function pollHealth() {
+  const h = await health();
+  if (!h) {
+    if (state.connection !== "live") setConnection(navigator.onLine === false ? "offline" : "reconnecting");
+    return;
+  }
+  state.sync.running = Boolean(h.sync_running);
+  const last = h.last_sync;
+  if (last) {
+    state.sync.lastSuccessAt = last.last_success_at || null;
+    state.sync.lastError = last.ok ? null : last.error || "the sync failed";
+  }
+  renderSyncState();
+}
+
+function onEvent(type, data) {
+  switch (type) {
+    case "sync_started":
+      state.sync.running = true;
+      renderSyncState();
+      break;
+    case "sync_progress": {
+      // A long sync (the first one) shows what it stored so far.
+      const now = Date.now();
+      if ((data.trigger === "initial" || state.list.total === 0) && now - state.lastProgressRefresh > PROGRESS_REFRESH_MS) {
+        state.lastProgressRefresh = now;
+        refreshAll();
+      }
+      break;
+    }
+    case "sync":
+      state.sync.running = false;
+      if (data.ok) {
+        state.sync.lastSuccessAt = data.at;
+        state.sync.lastError = null;
+      } else {
+        state.sync.lastError = data.error || "the sync failed";
+      }
+      renderSyncState();
+      if ((data.inserted || 0) + (data.updated || 0) + (data.moved || 0) > 0) {
+        refreshAll();
+        const n = (data.inserted || 0) + (data.updated || 0);
+        if (n > 0) announce(`${n} ${n === 1 ? "call" : "calls"} updated`);
+      }
+      break;
+    case "changed":
+    case "resync":
+      refreshAll();
+      if (type === "resync") pollHealth();
+      break;
+    default:
+      break;
+  }
+}
+
+async function syncNow() {
+  if (ui.syncNow.dataset.requested === "true") return;
+  ui.syncNow.dataset.requested = "true";
+  ui.syncNow.disabled = true;
+  renderSyncState();
+  try {
+    const result = await request("api/sync/today", { method: "POST" });
+    showNotice(result.message || "Synced.", "info");
+    if (state.connection !== "live") await refreshAll();
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "sync_in_progress") showNotice("A sync is already running; its calls appear when it finishes.", "info");
+    else failed(error, "Sync");
+  } finally {
+    ui.syncNow.dataset.requested = "false";
+    ui.syncNow.disabled = false;
+    await pollHealth();
+  }
+}
+
+// ------------------------------------------------------------ wiring
+
+function selectedChanged(id, { focusThread = false } = {}) {
+  state.selected = id;
+  for (const link of ui.list.querySelectorAll(".conv")) {
+    if (link.dataset.conversationId === id) link.setAttribute("aria-current", "true");
+    else link.removeAttribute("aria-current");
+  }
+  ui.layout.classList.toggle("show-thread", Boolean(id));
+  openThread(id);
+  if (focusThread && id) ui.thread.focus({ preventScroll: true });
+}
+
+function fillInputs() {
+  const f = state.filters;
+  if (ui.search.value.trim() !== f.q) ui.search.value = f.q;
+  ui.direction.value = f.direction;
+  ui.since.value = f.since;
+  ui.until.value = f.until;
+  for (const radio of ui.filters.querySelectorAll('input[name="status"]')) radio.checked = radio.value === f.status;
+}
+
+function filtersChanged() {
+  writeAddress();
+  loadList();
+}
+
+function applyAddress() {
+  const { filters, selected } = readAddress();
+  const newFilters = !sameFilters(filters, state.filters);
+  if (newFilters) {
+    state.filters = filters;
+    fillInputs();
+    loadList();
+  }
+  if (selected !== state.selected) selectedChanged(selected);
+}
+
+function wire() {
+  let searchTimer = null;
+  ui.search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const q = ui.search.value.trim();
+      if (q === state.filters.q) return;
+      state.filters.q = q;
+      filtersChanged();
+    }, SEARCH_DELAY_MS);
+  });
+  ui.filters.addEventListener("submit", (e) => e.preventDefault());
+  ui.filters.addEventListener("change", (e) => {
+    const target = e.target;
+    if (target === ui.search) return;
+    if (target.name === "status") state.filters.status = target.value;
+    else if (target === ui.direction) state.filters.direction = ui.direction.value;
+    else if (target === ui.since) state.filters.since = ui.since.value;
+    else if (target === ui.until) state.filters.until = ui.until.value;
+    else return;
+    filtersChanged();
+  });
+  ui.clear.addEventListener("click", () => {
+    state.filters = { q: "", status: "", direction: "", since: "", until: "" };
+    fillInputs();
+    filtersChanged();
+    ui.search.focus();
+  });
+
+  ui.list.addEventListener("click", (e) => {
+    const link = e.target.closest(".conv");
+    if (!link || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+    e.preventDefault();
+    const id = link.dataset.conversationId;
+    if (id !== state.selected) {
+      state.selected = id;
+      writeAddress({ push: true });
+      selectedChanged(id);
+    } else {
+      ui.layout.classList.add("show-thread");
+    }
+  });
+  ui.list.addEventListener("keydown", (e) => {
+    const links = [...ui.list.querySelectorAll(".conv")];
+    const index = links.indexOf(document.activeElement);
+    if (index < 0) return;
+    let next = null;
+    if (e.key === "ArrowDown") next = links[index + 1];
+    else if (e.key === "ArrowUp") next = links[index - 1];
+    else if (e.key === "Home") next = links[0];
+    else if (e.key === "End") next = links[links.length - 1];
+    if (next) {
+      e.preventDefault();
+      next.focus();
+    }
+    if (e.key === "ArrowDown" && index >= links.length - 3) loadMore();
+  });
+  ui.loadMore.addEventListener("click", loadMore);
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver(
+      (entries) => {
+        if (entries.some((en) => en.isIntersecting)) loadMore();
+      },
+      { root: ui.scroll, rootMargin: "240px" },
+    ).observe(ui.end);
+  }
+
+  document.querySelector(".skip-link").addEventListener("click", (e) => {
+    e.preventDefault();
+    ui.thread.focus();
+  });
+  document.addEventListener("keydown", (e) => {
+    const typing = e.target.closest && e.target.closest("input, select, textarea, [contenteditable]");
+    if (e.key === "/" && !typing && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      ui.search.focus();
+      ui.search.select();
+    } else if (e.key === "Escape" && ui.layout.classList.contains("show-thread") && window.matchMedia("(max-width: 760px)").matches) {
+      window.location.hash = hashFor(null);
+    }
+  });
+  window.addEventListener("hashchange", applyAddress);
+  ui.syncNow.addEventListener("click", syncNow);
+  ui.tokenForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const value = ui.tokenInput.value.trim();
+    if (!value) return;
+    setToken(value);
+    ui.tokenInput.value = "";
+    ui.tokenForm.hidden = true;
+    ui.notice.hidden = true;
+    document.body.classList.remove("needs-token");
+    start();
+  });
+  window.setInterval(() => {
+    refreshTimes();
+    renderSyncState();
+  }, 30000);
+  window.setInterval(pollHealth, HEALTH_EVERY_MS);
+}
+
+function start() {
+  const { filters, selected } = readAddress();
+  state.filters = filters;
+  fillInputs();
+  loadList();
+  state.selected = null;
+  selectedChanged(selected);
+  pollHealth();
+  if (state.live) state.live.reconnect();
+  else state.live = connect({ onState: setConnection, onEvent });
+}
+
+adoptTokenFromAddress();
+wire();
+renderSyncState();
+start();

@@ -1,0 +1,247 @@
+// Building the DOM for conversations and calls. Everything is created with
+// DOM methods and textContent: no HTML strings, so no value from the API is
+// ever parsed as markup.
+
+import * as fmt from "./format.js";
+
+/** `el("p", {class: "x", text: "hi"}, child, ...)`. */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = value;
+    else if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function timeElement(value, className) {
+  const d = fmt.toDate(value);
+  return el("time", {
+    class: className,
+    datetime: d.toISOString(),
+    title: fmt.fullTime(d),
+    "data-relative": "true",
+    text: fmt.ago(d),
+  });
+}
+
+/** Re-renders every relative time on the page. */
+export function refreshTimes(root = document) {
+  const now = Date.now();
+  for (const t of root.querySelectorAll("time[data-relative]")) {
+    t.textContent = fmt.ago(t.getAttribute("datetime"), now);
+  }
+}
+
+function badge(actualDirection, displayStatus) {
+  const [, group] = fmt.status(displayStatus);
+  return el(
+    "span",
+    { class: "dir-badge", dataset: { direction: actualDirection || "inbound", status: group } },
+    fmt.directionIcon(actualDirection),
+  );
+}
+
+/** The name and number of a conversation's contact. */
+export function names(conversation) {
+  const contact = conversation.contact || {};
+  const formatted = (contact.metadata && contact.metadata.formatted_number) || conversation.external_id;
+  const name = contact.name || formatted;
+  return { name, number: name === formatted ? "" : formatted };
+}
+
+/** One row of the conversation list: a link selecting the conversation. */
+export function conversationRow(conversation, href, selected) {
+  const last = conversation.last_message;
+  const meta = (last && last.metadata) || {};
+  const actual = meta.actual_direction || conversation.metadata.last_call_direction || "inbound";
+  const displayStatus = meta.display_status || "";
+  const [statusLabel, group] = fmt.status(displayStatus);
+  const { name, number } = names(conversation);
+  const calls = conversation.metadata.total_calls;
+  const sub = el(
+    "span",
+    { class: "conv-sub" },
+    el("span", { class: "status-word", dataset: { status: group }, text: statusLabel }),
+    ` · ${fmt.direction(actual)}`,
+    number ? ` · ${number}` : "",
+  );
+  const link = el(
+    "a",
+    {
+      class: "conv",
+      href,
+      "aria-current": selected ? "true" : null,
+      "aria-label": `${name}, ${fmt.direction(actual).toLowerCase()} call, ${statusLabel.toLowerCase()}, ${fmt.ago(conversation.last_message_at)}, ${calls} ${calls === 1 ? "call" : "calls"}`,
+      dataset: {
+        conversationId: conversation.id,
+        status: displayStatus,
+        group,
+        direction: actual,
+        updated: String(conversation.updated_at),
+      },
+    },
+    badge(actual, displayStatus),
+    el("span", { class: "conv-main" }, el("span", { class: "conv-name", text: name }), sub),
+    el(
+      "span",
+      { class: "conv-meta" },
+      timeElement(conversation.last_message_at),
+      el("span", { class: "count", title: `${calls} ${calls === 1 ? "call" : "calls"}`, text: fmt.count(calls) }),
+    ),
+  );
+  return el("li", {}, link);
+}
+
+export function skeletonRows(n) {
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    rows.push(
+      el(
+        "li",
+        { class: "skeleton", "aria-hidden": "true" },
+        el(
+          "div",
+          { class: "skeleton-row shimmer" },
+          el("span", { class: "bone round" }),
+          el("span", {}, el("span", { class: "bone wide", style: null }), el("span", { class: "bone narrow" })),
+          el("span", { class: "bone" }),
+        ),
+      ),
+    );
+  }
+  return rows;
+}
+
+function endpoint(raw) {
+  if (!raw) return "(unknown)";
+  return raw;
+}
+
+function copyButton(sid) {
+  const button = el("button", { type: "button", class: "copy", "aria-label": `Copy call SID ${sid}`, text: "Copy" });
+  button.addEventListener("click", async () => {
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(sid);
+      ok = true;
+    } catch {
+      // No clipboard access (plain HTTP on another host): select the text instead.
+      const code = button.previousElementSibling;
+      const range = document.createRange();
+      range.selectNodeContents(code);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+    }
+    button.dataset.copied = ok ? "true" : "false";
+    button.textContent = ok ? "Copied" : "Selected";
+    setTimeout(() => {
+      button.dataset.copied = "false";
+      button.textContent = "Copy";
+    }, 1600);
+  });
+  return button;
+}
+
+function legItem(leg) {
+  const [label, group] = fmt.legStatus(leg);
+  const detail = [];
+  if (leg.duration > 0) detail.push(fmt.duration(leg.duration));
+  detail.push(fmt.when(leg.start_time));
+  return el(
+    "li",
+    { class: "leg", dataset: { sid: leg.sid, status: leg.status } },
+    el("span", { class: "leg-target", text: `→ ${endpoint(leg.to)}` }),
+    el("span", { class: "status-badge", dataset: { status: group }, text: label }),
+    el("span", { class: "leg-detail", text: detail.join(" · ") }),
+  );
+}
+
+/** One card per interaction (a root call with its legs folded in). */
+export function callCard(message) {
+  const meta = message.metadata;
+  const call = message.call;
+  const actual = meta.actual_direction;
+  const [statusLabel, group] = fmt.status(meta.display_status);
+  const title = `${fmt.direction(actual)} call`;
+  const legs = meta.legs || [];
+  // A running call has no duration yet.
+  const running = group === "live" && !meta.total_duration;
+  const seconds = (value) => (running ? "—" : fmt.duration(value));
+  const figures = el(
+    "dl",
+    { class: "figures" },
+    el("div", {}, el("dt", { text: "Total" }), el("dd", { text: seconds(meta.total_duration) })),
+    el("div", {}, el("dt", { text: "Talk" }), el("dd", { text: seconds(meta.talk_time) })),
+    el("div", {}, el("dt", { text: "Wait" }), el("dd", { text: seconds(meta.wait_time) })),
+    el("div", {}, el("dt", { text: "Cost" }), el("dd", { text: fmt.cost(meta.price, meta.price_unit) })),
+  );
+  const parties = el(
+    "p",
+    { class: "parties" },
+    "From ",
+    el("strong", { text: endpoint(meta.from_number) }),
+    " to ",
+    el("strong", { text: endpoint(meta.to_number) }),
+    meta.answered_by ? ` · answered by ${meta.answered_by}` : "",
+  );
+  const legList = legs.length
+    ? [
+        el("p", { class: "legs-title", text: legs.length === 1 ? "1 leg" : `${legs.length} legs` }),
+        el("ul", { class: "legs", "aria-label": "Forwarded and transferred legs" }, legs.map(legItem)),
+      ]
+    : [];
+  const recording = call.recording_url || meta.recording_url;
+  const foot = el(
+    "div",
+    { class: "call-foot" },
+    el("span", { class: "sid" }, "SID ", el("code", { text: call.sid }), copyButton(call.sid)),
+    recording
+      ? el("audio", { controls: true, preload: "none", src: recording, "aria-label": `Recording of the ${title.toLowerCase()}` })
+      : null,
+  );
+  return el(
+    "li",
+    {},
+    el(
+      "article",
+      {
+        class: "call",
+        "aria-label": `${title}, ${statusLabel.toLowerCase()}, ${fmt.fullTime(call.start_time)}`,
+        dataset: { sid: call.sid, status: meta.display_status, group, legs: String(legs.length) },
+      },
+      el(
+        "div",
+        { class: "call-top" },
+        badge(actual, meta.display_status),
+        el("span", { class: "call-title", text: title }),
+        el("span", { class: "status-badge", dataset: { status: group }, text: statusLabel }),
+        el(
+          "span",
+          { class: "call-time" },
+          el("time", { datetime: fmt.toDate(call.start_time).toISOString(), title: fmt.fullTime(call.start_time), text: fmt.when(call.start_time) }),
+        ),
+      ),
+      figures,
+      parties,
+      legList,
+      foot,
+    ),
+  );
+}
+
+export function skeletonCards(n) {
+  const cards = [];
+  for (let i = 0; i < n; i++) {
+    cards.push(el("li", { "aria-hidden": "true" }, el("div", { class: "call skeleton-card shimmer" })));
+  }
+  return cards;
+}

@@ -1,0 +1,860 @@
+//! The web viewer in a real browser: Debian's headless Chromium driven
+//! through `chromedriver` (WebDriver, with `fantoccini`), against the
+//! server on a simulated account.
+//!
+//! These tests need `chromium` and `chromedriver` (`apt-get install
+//! chromium chromium-driver`; `.ci/run` installs them). Without them they
+//! fail, naming what to install: a browser test that skips would hide a
+//! broken viewer.
+//!
+//! Screenshots of the main view are written to `artifacts/` at the
+//! workspace root (`viewer.png`, `viewer-dark.png`, `viewer-phone.png`).
+
+mod common;
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callview_core::simulator::SimulatedTwilio;
+use callview_core::{Call, PartyRules, Store, SyncEngine, SyncMode};
+use callview_server::{serve_with_shutdown, AppState, ServerConfig, SyncRunner, SyncTrigger};
+use chrono::Utc;
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(20);
+
+// ------------------------------------------------------------ the browser
+
+/// Finds a program on the PATH (or at a Debian path).
+fn program(name: &str, fallback: &str) -> PathBuf {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    let fallback = PathBuf::from(fallback);
+    assert!(
+        fallback.is_file(),
+        "`{name}` is not installed: the browser tests need Debian's chromium and chromedriver \
+         (apt-get install -y chromium chromium-driver)"
+    );
+    fallback
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A headless Chromium session; chromedriver is stopped on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver and a Chromium window of `width` x `height`
+    /// (CSS pixels), with `extra` command-line flags.
+    async fn launch(width: u32, height: u32, extra: &[&str]) -> Self {
+        let chromium = program("chromium", CHROMIUM);
+        let chromedriver = program("chromedriver", "/usr/bin/chromedriver");
+        let port = free_port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
+        let profile = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--hide-scrollbars".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+            format!("--window-size={width},{height}"),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": chromium.to_str().unwrap(), "args": args}),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let client = loop {
+            let attempt =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(capabilities.clone())
+                    .connect(&url)
+                    .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(_) if started.elapsed() < WAIT => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    panic!("chromedriver on port {port} did not start a Chromium session: {e}")
+                }
+            }
+        };
+        let browser = Self {
+            client,
+            driver,
+            _profile: profile,
+        };
+        // --window-size sets the outer window; make the viewport exact.
+        browser.set_viewport(width, height).await;
+        browser
+    }
+
+    async fn set_viewport(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+        let inner = self
+            .js("return [window.innerWidth, window.innerHeight];")
+            .await;
+        let (w, h) = (inner[0].as_u64().unwrap(), inner[1].as_u64().unwrap());
+        let (dw, dh) = (
+            u64::from(width) - w.min(u64::from(width)),
+            u64::from(height) - h.min(u64::from(height)),
+        );
+        if dw > 0 || dh > 0 {
+            self.client
+                .set_window_size(width + dw as u32, height + dh as u32)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Runs `expression` (a JavaScript expression) until it is truthy; returns its value.
+    async fn wait_for(&self, what: &str, expression: &str) -> Value {
+        let script = format!("try {{ return ({expression}); }} catch (e) {{ return null; }}");
+        let started = Instant::now();
+        loop {
+            let value = self.js(&script).await;
+            let truthy = match &value {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                Value::Object(_) => true,
+            };
+            if truthy {
+                return value;
+            }
+            if started.elapsed() > WAIT {
+                let page = self
+                    .js("return document.body ? document.body.innerText.slice(0, 2000) : ''")
+                    .await;
+                panic!("timed out waiting for {what} ({expression}); the page shows:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"));
+        self.js(&format!(
+            "document.querySelector({}).scrollIntoView({{block: 'center'}});",
+            json!(css)
+        ))
+        .await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap();
+        element.clear().await.unwrap();
+        element.send_keys(text).await.unwrap();
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = artifacts();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// The conversation ids the list shows, in order.
+    async fn rows(&self) -> Vec<String> {
+        let value = self
+            .js("return [...document.querySelectorAll('#conversation-list .conv')].map(a => a.dataset.conversationId);")
+            .await;
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Ends the session (chromedriver stops on drop).
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+fn artifacts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("artifacts")
+}
+
+// ------------------------------------------------------------ the server
+
+struct Viewer {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+    sim: SimulatedTwilio,
+    store: Arc<dyn Store>,
+    runner: Arc<SyncRunner>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Viewer {
+    /// The full server (`serve_with_shutdown`) over a SQLite store loaded
+    /// from a simulated account, without a schedule: the tests sync.
+    async fn start(token: Option<&str>) -> Self {
+        let store = store(Backend::Sqlite).await;
+        let sim = sim(400, 7);
+        load(&store, &sim).await;
+        let runner = SyncRunner::new(SyncEngine::new(
+            Arc::new(sim.clone()),
+            Arc::clone(&store),
+            PartyRules::default(),
+        ));
+        // A first sync by the runner, so the page shows when it was.
+        let _ = runner
+            .run(
+                SyncMode::Since(Utc::now() - chrono::Duration::hours(1)),
+                SyncTrigger::Initial,
+            )
+            .await
+            .unwrap();
+        let state = AppState::new(Arc::clone(&store))
+            .with_sync(Arc::clone(&runner))
+            .with_api_token(token);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            serve_with_shutdown(listener, ServerConfig::new(state), async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            token: token.map(str::to_owned),
+            sim,
+            store,
+            runner,
+            stop: Some(stop),
+            served,
+        }
+    }
+
+    async fn api(&self, path: &str) -> Value {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let (status, body) = into_json(request.send().await.unwrap()).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    async fn sync(&self) {
+        let report = self
+            .runner
+            .run(
+                SyncMode::Since(Utc::now() - chrono::Duration::days(2)),
+                SyncTrigger::Other,
+            )
+            .await
+            .unwrap();
+        assert!(report.inserted + report.updated > 0, "{report:?}");
+    }
+
+    /// Ends the server; it must stop although browsers hold event streams open.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.served)
+            .await
+            .expect("the server stops with event streams open")
+            .unwrap();
+    }
+}
+
+/// A conversation of the first page whose last interaction folded in legs
+/// (preferably a finished one with several legs, which shows the most).
+async fn conversation_with_legs(viewer: &Viewer) -> (String, String, Vec<String>) {
+    let page = viewer.api("/api/conversations?limit=50").await;
+    let conversations = page["conversations"].as_array().unwrap();
+    let legs_of = |c: &Value| {
+        c["last_message"]["metadata"]["legs"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let finished = |c: &Value| c["last_message"]["metadata"]["display_status"] == "completed";
+    let best = conversations
+        .iter()
+        .find(|c| legs_of(c) >= 2 && finished(c))
+        .or_else(|| {
+            conversations
+                .iter()
+                .find(|c| legs_of(c) >= 1 && finished(c))
+        })
+        .or_else(|| conversations.iter().find(|c| legs_of(c) >= 1));
+    let c = best.expect("a conversation on the first page with a forwarded call");
+    let last = &c["last_message"];
+    let legs = last["metadata"]["legs"].as_array().unwrap();
+    (
+        c["id"].as_str().unwrap().to_owned(),
+        last["external_id"].as_str().unwrap().to_owned(),
+        legs.iter()
+            .map(|l| l["sid"].as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+/// An inbound call from a new number, still in progress, started a minute ago
+/// (on the simulated clock).
+fn live_call(sim: &SimulatedTwilio) -> Call {
+    let (owned, now) = sim.with_account(|a| (a.owned_numbers()[0].phone_number.clone(), a.now()));
+    let start = now - chrono::Duration::seconds(60);
+    let rfc = |t: chrono::DateTime<Utc>| callview_core::call::format_rfc2822(&t);
+    Call::from_json(&json!({
+        "sid": "CAfeedfacefeedfacefeedfacefeedface",
+        "account_sid": sim.account_sid(),
+        "parent_call_sid": null,
+        "from": "+12025550143",
+        "to": owned,
+        "direction": "inbound",
+        "status": "in-progress",
+        "start_time": rfc(start),
+        "end_time": null,
+        "date_created": rfc(start),
+        "date_updated": rfc(start),
+        "duration": null,
+        "price": null,
+        "price_unit": "USD",
+        "queue_time": "0",
+        "api_version": "2010-04-01",
+    }))
+    .unwrap()
+}
+
+// ------------------------------------------------------------ the tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
+    let viewer = Viewer::start(None).await;
+    let browser = Browser::launch(1280, 800, &[]).await;
+    browser
+        .client
+        .goto(&format!("{}/", viewer.base))
+        .await
+        .unwrap();
+
+    // The list renders: the first page, newest first, and the total.
+    let all = viewer.api("/api/conversations?limit=50").await;
+    let expected: Vec<String> = all["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    let full_list = format!(
+        "document.querySelectorAll('#conversation-list .conv').length >= {}",
+        expected.len()
+    );
+    browser.wait_for("the list", &full_list).await;
+    assert_eq!(browser.rows().await, expected);
+    let total = all["total"].as_u64().unwrap();
+    let count_text = browser
+        .js("return document.getElementById('list-count').textContent")
+        .await;
+    assert!(
+        count_text.as_str().unwrap().contains(&total.to_string()),
+        "{count_text} should show {total}"
+    );
+    browser
+        .wait_for(
+            "the live connection",
+            "document.getElementById('connection').dataset.state === 'live'",
+        )
+        .await;
+
+    // Selecting a conversation shows its calls, legs folded into their call.
+    let (id, sid, legs) = conversation_with_legs(&viewer).await;
+    browser
+        .click(&format!(".conv[data-conversation-id=\"{id}\"]"))
+        .await;
+    let card = format!("#thread-content[data-conversation-id=\"{id}\"] .call[data-sid=\"{sid}\"]");
+    browser
+        .wait_for(
+            "the selected thread",
+            &format!("document.querySelector({})", json!(card)),
+        )
+        .await;
+    let shown_legs = browser
+        .js(&format!(
+            "return [...document.querySelectorAll({})].map(l => l.dataset.sid);",
+            json!(format!("{card} .leg"))
+        ))
+        .await;
+    assert_eq!(shown_legs, json!(legs), "the legs of {sid}");
+    let messages = viewer
+        .api(&format!("/api/conversations/{id}/messages?limit=50"))
+        .await;
+    let cards = browser
+        .js("return [...document.querySelectorAll('#thread-content .call')].map(c => c.dataset.sid);")
+        .await;
+    let expected_cards: Vec<&str> = messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(cards, json!(expected_cards), "one card per interaction");
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(url.fragment(), Some(format!("c={id}").as_str()));
+    browser
+        .wait_for("fonts and layout", "document.fonts.status === 'loaded'")
+        .await;
+    browser
+        .js("document.getElementById('list-scroll').scrollTop = 0;")
+        .await;
+    let shot = browser.screenshot("viewer.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // Searching a number written another way finds its conversation.
+    let target = all["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            let handle = c["contact"]["handle"].as_str().unwrap();
+            handle.starts_with("+1") && handle.len() == 12
+        })
+        .expect("a NANP contact");
+    let handle = target["contact"]["handle"].as_str().unwrap();
+    let written = format!("({}) {}-{}", &handle[2..5], &handle[5..8], &handle[8..12]);
+    browser.type_into("#search", &written).await;
+    let found = viewer
+        .api(&format!(
+            "/api/conversations?limit=50&q={}",
+            url::form_urlencoded::byte_serialize(written.as_bytes()).collect::<String>()
+        ))
+        .await;
+    let found_ids: Vec<String> = found["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(found_ids.contains(&target["id"].as_str().unwrap().to_owned()));
+    browser
+        .wait_for(
+            "the search results",
+            &format!(
+                "JSON.stringify([...document.querySelectorAll('#conversation-list .conv')].map(a => a.dataset.conversationId)) === {}",
+                json!(serde_json::to_string(&found_ids).unwrap())
+            ),
+        )
+        .await;
+    browser.click("#clear-filters").await;
+    browser.wait_for("the whole list again", &full_list).await;
+
+    // The missed-calls filter shows only conversations whose last call was missed.
+    let missed = viewer
+        .api("/api/conversations?limit=50&status=missed")
+        .await;
+    let missed_ids: Vec<String> = missed["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!missed_ids.is_empty());
+    for c in missed["conversations"].as_array().unwrap() {
+        let status = c["last_message"]["metadata"]["display_status"]
+            .as_str()
+            .unwrap();
+        assert!(
+            ["no-answer", "busy", "failed", "canceled"].contains(&status),
+            "{status}"
+        );
+    }
+    browser.click("input[name=status][value=missed]").await;
+    browser
+        .wait_for(
+            "the missed calls",
+            &format!(
+                "JSON.stringify([...document.querySelectorAll('#conversation-list .conv')].map(a => a.dataset.conversationId)) === {}",
+                json!(serde_json::to_string(&missed_ids).unwrap())
+            ),
+        )
+        .await;
+    let groups = browser
+        .js("return [...new Set([...document.querySelectorAll('#conversation-list .conv')].map(a => a.dataset.group))];")
+        .await;
+    assert_eq!(groups, json!(["missed"]));
+    let missed_total = missed["total"].as_u64().unwrap();
+    let count_text = browser
+        .js("return document.getElementById('list-count').textContent")
+        .await;
+    assert!(
+        count_text
+            .as_str()
+            .unwrap()
+            .contains(&missed_total.to_string()),
+        "{count_text}"
+    );
+    browser.click("#clear-filters").await;
+    browser.wait_for("the whole list again", &full_list).await;
+
+    // A call arriving and completing in the simulator updates the open page
+    // without a reload.
+    browser.js("window.__stillTheSamePage = true;").await;
+    let call = live_call(&viewer.sim);
+    let call_sid = call.sid.to_string();
+    viewer.sim.insert(call);
+    viewer.sync().await;
+    let new_row = browser
+        .wait_for(
+            "the new call in the list",
+            "(() => { const a = [...document.querySelectorAll('#conversation-list .conv')] \
+               .find(a => a.textContent.includes('(202) 555-0143')); \
+               return a && a.dataset.group === 'live' && a.dataset.conversationId; })()",
+        )
+        .await;
+    let new_id = new_row.as_str().unwrap().to_owned();
+    browser
+        .click(&format!(".conv[data-conversation-id=\"{new_id}\"]"))
+        .await;
+    let live_card = format!(".call[data-sid=\"{call_sid}\"]");
+    browser
+        .wait_for(
+            "the ongoing call's card",
+            &format!(
+                "document.querySelector({}).dataset.group === 'live'",
+                json!(live_card)
+            ),
+        )
+        .await;
+    viewer
+        .sim
+        .complete_call(&callview_core::CallSid::new(&call_sid).unwrap());
+    viewer.sync().await;
+    browser
+        .wait_for(
+            "the card to show the answered call",
+            &format!(
+                "document.querySelector({}).dataset.group === 'answered' && \
+                 document.querySelector('.conv[data-conversation-id=\"{new_id}\"]').dataset.group === 'answered'",
+                json!(live_card)
+            ),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js("return window.__stillTheSamePage === true")
+            .await,
+        json!(true)
+    );
+    let last_sync = browser
+        .js("return document.querySelector('#last-sync').textContent")
+        .await;
+    assert!(
+        last_sync.as_str().unwrap().starts_with("Last sync"),
+        "{last_sync}"
+    );
+
+    // "Sync now" runs the manual sync.
+    let before = viewer.runner.last_outcome().unwrap().finished_at;
+    browser.click("#sync-now").await;
+    browser
+        .wait_for(
+            "the sync's notice",
+            "!document.getElementById('notice').hidden",
+        )
+        .await;
+    let after = viewer.runner.last_outcome().unwrap();
+    assert!(
+        after.finished_at >= before && after.trigger == SyncTrigger::Manual,
+        "{after:?}"
+    );
+
+    browser.close().await;
+    let _ = viewer.store.counts().await.unwrap();
+    viewer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_reads_well_in_dark_mode_on_a_phone_and_by_keyboard() {
+    let viewer = Viewer::start(None).await;
+    let (id, sid, _) = conversation_with_legs(&viewer).await;
+
+    // Dark mode, as the system asks for it.
+    let dark = Browser::launch(
+        1280,
+        800,
+        &[
+            "--force-dark-mode",
+            "--blink-settings=preferredColorScheme=0",
+        ],
+    )
+    .await;
+    dark.client
+        .goto(&format!("{}/#c={id}", viewer.base))
+        .await
+        .unwrap();
+    assert_eq!(
+        dark.js("return matchMedia('(prefers-color-scheme: dark)').matches")
+            .await,
+        json!(true)
+    );
+    dark.wait_for(
+        "the thread",
+        &format!("document.querySelector('.call[data-sid=\"{sid}\"]')"),
+    )
+    .await;
+    dark.wait_for("the list", "document.querySelectorAll('.conv').length > 0")
+        .await;
+    let background = dark
+        .js("return getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_eq!(background, json!("rgb(13, 17, 23)"), "a dark background");
+    dark.screenshot("viewer-dark.png").await;
+    dark.close().await;
+
+    // A phone: the list first, the thread on its own with a way back.
+    let phone = Browser::launch(390, 844, &[]).await;
+    phone
+        .client
+        .goto(&format!("{}/", viewer.base))
+        .await
+        .unwrap();
+    phone
+        .wait_for("the list", "document.querySelectorAll('.conv').length > 0")
+        .await;
+    let display = |css: &str| format!("getComputedStyle(document.querySelector('{css}')).display");
+    assert_eq!(
+        phone
+            .js(&format!("return {}", display(".thread-pane")))
+            .await,
+        json!("none")
+    );
+    let width = phone
+        .js("return document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(width, json!(true), "nothing wider than the phone");
+    phone
+        .click(&format!(".conv[data-conversation-id=\"{id}\"]"))
+        .await;
+    phone
+        .wait_for(
+            "the thread",
+            &format!("document.querySelector('.call[data-sid=\"{sid}\"]')"),
+        )
+        .await;
+    assert_eq!(
+        phone.js(&format!("return {}", display(".list-pane"))).await,
+        json!("none")
+    );
+    assert_eq!(
+        phone
+            .js("return document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        json!(true)
+    );
+    phone.screenshot("viewer-phone.png").await;
+    phone.click(".back-link").await;
+    phone
+        .wait_for(
+            "the list again",
+            &format!("{} !== 'none'", display(".list-pane")),
+        )
+        .await;
+    phone.close().await;
+
+    // The keyboard: "/" reaches the search, arrows move through the list,
+    // Enter opens a conversation; every control has an accessible name.
+    let keys = Browser::launch(1280, 800, &[]).await;
+    keys.client
+        .goto(&format!("{}/", viewer.base))
+        .await
+        .unwrap();
+    keys.wait_for("the list", "document.querySelectorAll('.conv').length > 2")
+        .await;
+    let body = keys.client.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("/").await.unwrap();
+    assert_eq!(
+        keys.js("return document.activeElement.id").await,
+        json!("search")
+    );
+    keys.js("document.querySelector('.conv').focus();").await;
+    let rows = keys.rows().await;
+    let focused = keys.client.find(Locator::Css(".conv")).await.unwrap();
+    focused
+        .send_keys(&char::from(fantoccini::key::Key::Down).to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.js("return document.activeElement.dataset.conversationId")
+            .await,
+        json!(rows[1])
+    );
+    let second = keys
+        .client
+        .find(Locator::Css(&format!(
+            ".conv[data-conversation-id=\"{}\"]",
+            rows[1]
+        )))
+        .await
+        .unwrap();
+    second
+        .send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+        .await
+        .unwrap();
+    keys.wait_for(
+        "the thread opened by keyboard",
+        &format!(
+            "document.querySelector('#thread-content').dataset.conversationId === '{}'",
+            rows[1]
+        ),
+    )
+    .await;
+    let unnamed = keys
+        .js(
+            "return [...document.querySelectorAll('button, input, select, a[href]')]
+               .filter(e => e.offsetParent !== null || e.type === 'radio')
+               .filter(e => {
+                 const labelled = e.getAttribute('aria-label')
+                   || (e.labels && [...e.labels].map(l => l.textContent).join('').trim())
+                   || e.textContent.trim() || e.getAttribute('title');
+                 return !labelled;
+               })
+               .map(e => e.outerHTML.slice(0, 120));",
+        )
+        .await;
+    assert_eq!(unnamed, json!([]), "controls without an accessible name");
+    keys.close().await;
+    viewer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_api_token_the_viewer_takes_it_once_and_keeps_it_out_of_the_address() {
+    let viewer = Viewer::start(Some("s3cret-token")).await;
+    let browser = Browser::launch(1280, 800, &[]).await;
+
+    // Without the token, the page asks for it.
+    browser
+        .client
+        .goto(&format!("{}/", viewer.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the token form",
+            "!document.getElementById('token-form').hidden",
+        )
+        .await;
+    browser.type_into("#token-input", "s3cret-token").await;
+    browser.click("#token-form button[type=submit]").await;
+    browser
+        .wait_for("the list", "document.querySelectorAll('.conv').length > 0")
+        .await;
+    browser
+        .wait_for(
+            "the live connection",
+            "document.getElementById('connection').dataset.state === 'live'",
+        )
+        .await;
+
+    // `?token=` once: used, kept for the tab, dropped from the address.
+    browser.js("sessionStorage.clear();").await;
+    browser
+        .client
+        .goto(&format!(
+            "{}/?token=s3cret-token#status=missed",
+            viewer.base
+        ))
+        .await
+        .unwrap();
+    browser
+        .wait_for("the list", "document.querySelectorAll('.conv').length > 0")
+        .await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains("s3cret"), "{url}");
+    assert_eq!(url.fragment(), Some("status=missed"));
+    assert_eq!(
+        browser
+            .js("return sessionStorage.getItem('callview.token')")
+            .await,
+        json!("s3cret-token")
+    );
+    browser
+        .wait_for(
+            "the live connection",
+            "document.getElementById('connection').dataset.state === 'live'",
+        )
+        .await;
+    browser.close().await;
+    viewer.stop().await;
+}
