@@ -418,7 +418,10 @@ impl Call {
         let Value::Object(object) = value else {
             return Err(CallParseError {
                 sid: None,
-                reason: format!("a call record should be an object, found {}", kind_of(value)),
+                reason: format!(
+                    "a call record should be an object, found {}",
+                    kind_of(value)
+                ),
             });
         };
         let mut record = Record { object, sid: None };
@@ -433,7 +436,9 @@ impl Call {
             Some(text) => Some(
                 text.parse::<Decimal>()
                     .or_else(|_| Decimal::from_scientific(&text))
-                    .map_err(|_| record.error(format!("field `price` is not a number: {text:?}")))?,
+                    .map_err(|_| {
+                        record.error(format!("field `price` is not a number: {text:?}"))
+                    })?,
             ),
         };
         let subresource_uris = match record.get("subresource_uris") {
@@ -506,7 +511,10 @@ impl Call {
         map.insert("from_formatted".into(), text(&self.from_formatted));
         map.insert("phone_number_sid".into(), text(&self.phone_number_sid));
         map.insert("status".into(), Value::String(self.status.to_string()));
-        map.insert("direction".into(), Value::String(self.direction.to_string()));
+        map.insert(
+            "direction".into(),
+            Value::String(self.direction.to_string()),
+        );
         map.insert("start_time".into(), time(&self.start_time));
         map.insert("end_time".into(), time(&self.end_time));
         map.insert("date_created".into(), time(&self.date_created));
@@ -669,7 +677,16 @@ mod tests {
         assert_eq!(rest_json["start_time"], "Fri, 06 Feb 2026 15:17:13 +0000");
         assert_eq!(rest_json["duration"], "40");
         let rest = Call::from_json(&rest_json).unwrap();
-        assert_eq!(Call { raw: Value::Null, ..rest }, Call { raw: Value::Null, ..cli });
+        assert_eq!(
+            Call {
+                raw: Value::Null,
+                ..rest
+            },
+            Call {
+                raw: Value::Null,
+                ..cli
+            }
+        );
     }
 
     #[test]

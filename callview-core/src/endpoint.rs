@@ -429,7 +429,9 @@ impl PartyRules {
     /// anything unrecognised are external.
     pub fn is_internal(&self, endpoint: &Endpoint) -> bool {
         match endpoint.kind {
-            EndpointKind::Phone | EndpointKind::SipPhone => self.owned.contains(&endpoint.canonical),
+            EndpointKind::Phone | EndpointKind::SipPhone => {
+                self.owned.contains(&endpoint.canonical)
+            }
             EndpointKind::SipEndpoint | EndpointKind::Client => true,
             EndpointKind::Anonymous | EndpointKind::Other => false,
         }

@@ -121,6 +121,8 @@ pub struct SyncReport {
     pub outside_window: u64,
     /// Stored unfinished calls fetched again.
     pub refreshed: u64,
+    /// Day slices skipped because an earlier, interrupted run completed them.
+    pub resumed_slices: u64,
     /// Pages requested.
     pub pages: u64,
     /// Whether the cap stopped the run before Twilio ran out of calls.
@@ -169,6 +171,26 @@ pub struct Progress {
 pub const WATERMARK_CURSOR: &str = "watermark";
 /// The cursor holding the account's owned numbers (JSON array of E.164).
 pub const OWNED_NUMBERS_CURSOR: &str = "owned_numbers";
+/// The cursor holding the day slices an unfinished uncapped run completed
+/// (JSON `{"done": [[from, to], ...]}`), so a run after a crash or an error
+/// does not fetch them again. Cleared when a run completes.
+pub const RESUME_CURSOR: &str = "resume";
+
+/// Slices completed by interrupted runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Resume {
+    done: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Resume {
+    fn covers(&self, slice: &Slice) -> bool {
+        slice.to.is_some_and(|to| {
+            self.done
+                .iter()
+                .any(|(from, end)| *from <= slice.from && to <= *end)
+        })
+    }
+}
 /// How many day slices an uncapped sync reads at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// How many unfinished calls an incremental run looks at again.
@@ -182,6 +204,9 @@ pub struct SyncEngine {
     rules: PartyRules,
     page_size: u32,
     concurrency: usize,
+    /// Serialises plan-and-apply across every clone of this engine, so a
+    /// status callback never interleaves with a sync page.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -204,6 +229,7 @@ impl SyncEngine {
             rules,
             page_size: crate::twilio::MAX_PAGE_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -255,7 +281,16 @@ impl SyncEngine {
     }
 
     /// Plans and applies one batch of calls; returns what it did.
-    pub async fn ingest(&self, rules: &PartyRules, batch: Vec<Call>) -> Result<PlanStats, StoreError> {
+    ///
+    /// Planning reads the store and applying writes it: the two run under
+    /// one lock shared by every clone of the engine, so writes from this
+    /// process (sync pages, status callbacks) never interleave.
+    pub async fn ingest(
+        &self,
+        rules: &PartyRules,
+        batch: Vec<Call>,
+    ) -> Result<PlanStats, StoreError> {
+        let _writer = self.writer.lock().await;
         let plan = plan_batch(self.store.as_ref(), rules, batch).await?;
         if !plan.is_empty() {
             self.store.apply(&plan).await?;
@@ -312,7 +347,25 @@ impl SyncEngine {
         // A capped run takes the newest calls first, so it reads one
         // sequence of pages; an uncapped one may read day slices concurrently.
         let concurrency = if cap.is_some() { 1 } else { self.concurrency };
-        let slices = plan_slices(since, started_at, concurrency);
+        let mut slices = plan_slices(since, started_at, concurrency);
+        let mut resume = Resume::default();
+        if cap.is_none() {
+            resume = self
+                .store
+                .read_cursor(RESUME_CURSOR)
+                .await?
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default();
+            let before = slices.len();
+            slices.retain(|slice| !resume.covers(slice));
+            report.resumed_slices = (before - slices.len()) as u64;
+            if report.resumed_slices > 0 {
+                tracing::info!(
+                    skipped = report.resumed_slices,
+                    "resuming: day slices completed by an interrupted run are not fetched again"
+                );
+            }
+        }
         let mut remaining = cap.unwrap_or(usize::MAX);
         let mut pages = self.pages(slices, concurrency);
         while let Some(item) = pages.next().await {
@@ -336,6 +389,12 @@ impl SyncEngine {
             }
             let stats = self.ingest(&rules, batch).await?;
             report.add(stats);
+            if let (None, None, Some(to)) = (cap, &page.next, slice.to) {
+                // The slice's last page is applied: remember it is complete.
+                resume.done.push((slice.from, to));
+                let json = serde_json::to_string(&resume).unwrap_or_default();
+                self.store.write_cursor(RESUME_CURSOR, &json).await?;
+            }
             if let Some(progress) = progress {
                 progress(Progress {
                     fetched: report.fetched,
@@ -354,6 +413,14 @@ impl SyncEngine {
         }
 
         let complete = !report.more_available;
+        if cap.is_none() && !resume.done.is_empty() {
+            self.store
+                .write_cursor(
+                    RESUME_CURSOR,
+                    &serde_json::to_string(&Resume::default()).unwrap_or_default(),
+                )
+                .await?;
+        }
         let covers_watermark = watermark.is_none_or(|w| since <= w);
         if complete && covers_watermark {
             self.store
@@ -501,25 +568,30 @@ impl SyncEngine {
             let stream = futures::stream::iter(slices).flat_map(move |slice| {
                 let client = client.clone();
                 let filter = slice.filter(page_size);
-                futures::stream::unfold(Some(None), move |token: Option<Option<crate::twilio::PageToken>>| {
-                    let client = client.clone();
-                    let filter = filter.clone();
-                    async move {
-                        let token = token?;
-                        match client.list_calls_page(&filter, token.as_ref()).await {
-                            Ok(page) => {
-                                let next = page.next.clone().map(Some);
-                                Some((Ok((page, slice)), next))
+                futures::stream::unfold(
+                    Some(None),
+                    move |token: Option<Option<crate::twilio::PageToken>>| {
+                        let client = client.clone();
+                        let filter = filter.clone();
+                        async move {
+                            let token = token?;
+                            match client.list_calls_page(&filter, token.as_ref()).await {
+                                Ok(page) => {
+                                    let next = page.next.clone().map(Some);
+                                    Some((Ok((page, slice)), next))
+                                }
+                                Err(e) => Some((Err(e), None)),
                             }
-                            Err(e) => Some((Err(e), None)),
                         }
-                    }
-                })
+                    },
+                )
             });
             return stream.boxed();
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<PageItem>(concurrency);
-        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(slices)));
+        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            slices,
+        )));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..concurrency {
             let client = self.client.clone();
@@ -532,7 +604,8 @@ impl SyncEngine {
                         Err(_) => None,
                     };
                     let Some(slice) = slice else { return };
-                    let mut pages = std::pin::pin!(call_pages(client.as_ref(), slice.filter(page_size)));
+                    let mut pages =
+                        std::pin::pin!(call_pages(client.as_ref(), slice.filter(page_size)));
                     while let Some(page) = pages.next().await {
                         let failed = page.is_err();
                         if tx.send(page.map(|p| (p, slice))).await.is_err() || failed {

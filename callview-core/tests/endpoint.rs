@@ -1,7 +1,9 @@
 //! Endpoint classification, canonical and display forms, and the external
 //! party of a call (`call-model.md` sections 1 and 2).
 
-use callview_core::endpoint::{ActualDirection, EndpointKind, Normalizer, OwnedNumbers, PartyRules};
+use callview_core::endpoint::{
+    ActualDirection, EndpointKind, Normalizer, OwnedNumbers, PartyRules,
+};
 use callview_core::{Call, CallDirection, CallSid, CallStatus};
 use proptest::prelude::*;
 
@@ -32,17 +34,49 @@ fn classification_table() {
         ("011 33 1 42 68 53 00", Phone, "+33142685300"),
         ("+55 11 98765 4321", Phone, "+5511987654321"),
         // SIP URIs carrying a number.
-        ("sip:+15085140320@acme.sip.twilio.com", SipPhone, "+15085140320"),
-        ("sip:15085140320@host;transport=udp", SipPhone, "+15085140320"),
+        (
+            "sip:+15085140320@acme.sip.twilio.com",
+            SipPhone,
+            "+15085140320",
+        ),
+        (
+            "sip:15085140320@host;transport=udp",
+            SipPhone,
+            "+15085140320",
+        ),
         ("sip:5085140320@host", SipPhone, "+15085140320"),
-        ("sip:+15085140320@acme.sip.twilio.com:5060;transport=tls", SipPhone, "+15085140320"),
-        ("SIP:+15085140320@ACME.sip.twilio.com", SipPhone, "+15085140320"),
+        (
+            "sip:+15085140320@acme.sip.twilio.com:5060;transport=tls",
+            SipPhone,
+            "+15085140320",
+        ),
+        (
+            "SIP:+15085140320@ACME.sip.twilio.com",
+            SipPhone,
+            "+15085140320",
+        ),
         ("sips:+15085140320@host", SipPhone, "+15085140320"),
         // SIP endpoints: lowercased, parameters and port dropped.
-        ("sip:dispatcher@acme.sip.twilio.com", SipEndpoint, "sip:dispatcher@acme.sip.twilio.com"),
-        ("sip:Dispatcher@ACME.sip.twilio.com;transport=udp", SipEndpoint, "sip:dispatcher@acme.sip.twilio.com"),
-        ("sip:dispatcher@acme.sip.twilio.com:5060", SipEndpoint, "sip:dispatcher@acme.sip.twilio.com"),
-        ("sip:1001@pbx.example.com", SipEndpoint, "sip:1001@pbx.example.com"),
+        (
+            "sip:dispatcher@acme.sip.twilio.com",
+            SipEndpoint,
+            "sip:dispatcher@acme.sip.twilio.com",
+        ),
+        (
+            "sip:Dispatcher@ACME.sip.twilio.com;transport=udp",
+            SipEndpoint,
+            "sip:dispatcher@acme.sip.twilio.com",
+        ),
+        (
+            "sip:dispatcher@acme.sip.twilio.com:5060",
+            SipEndpoint,
+            "sip:dispatcher@acme.sip.twilio.com",
+        ),
+        (
+            "sip:1001@pbx.example.com",
+            SipEndpoint,
+            "sip:1001@pbx.example.com",
+        ),
         // Clients.
         ("client:alice", Client, "client:alice"),
         ("client:Bob.Smith", Client, "client:Bob.Smith"),
@@ -71,7 +105,11 @@ fn classification_table() {
     ];
     for (raw, kind, canonical) in table {
         let e = n().classify(Some(raw));
-        assert_eq!((e.kind, e.canonical.as_str()), (*kind, *canonical), "classifying {raw:?}");
+        assert_eq!(
+            (e.kind, e.canonical.as_str()),
+            (*kind, *canonical),
+            "classifying {raw:?}"
+        );
     }
     assert_eq!(n().classify(None).kind, Anonymous);
 }
@@ -80,12 +118,18 @@ fn classification_table() {
 fn display_forms() {
     let d = |raw: &str| n().display(&n().classify(Some(raw)));
     assert_eq!(d("+19788447773"), "+1 (978) 844-7773");
-    assert_eq!(d("sip:+15085140320@acme.sip.twilio.com"), "+1 (508) 514-0320");
+    assert_eq!(
+        d("sip:+15085140320@acme.sip.twilio.com"),
+        "+1 (508) 514-0320"
+    );
     assert_eq!(d("+44 20 7946 0958"), "+44 20 7946 0958");
     assert_eq!(d("+33142685300"), "+33 1 42 68 53 00");
     assert_eq!(d("restricted"), "Anonymous");
     assert_eq!(d("client:alice"), "client:alice");
-    assert_eq!(d("sip:dispatcher@acme.sip.twilio.com"), "sip:dispatcher@acme.sip.twilio.com");
+    assert_eq!(
+        d("sip:dispatcher@acme.sip.twilio.com"),
+        "sip:dispatcher@acme.sip.twilio.com"
+    );
     assert_eq!(n().display_key("anonymous"), "Anonymous");
     assert_eq!(n().display_key("+19788447773"), "+1 (978) 844-7773");
 }
@@ -93,23 +137,42 @@ fn display_forms() {
 #[test]
 fn default_region_is_configurable() {
     let gb = Normalizer::new("gb").unwrap();
-    assert_eq!(gb.classify(Some("020 7946 0958")).canonical, "+442079460958");
-    assert_eq!(gb.classify(Some("00 33 1 42 68 53 00")).canonical, "+33142685300");
-    assert_eq!(gb.classify(Some("+1 978 844 7773")).canonical, "+19788447773");
-    assert_eq!(n().classify(Some("020 7946 0958")).kind, EndpointKind::Other);
+    assert_eq!(
+        gb.classify(Some("020 7946 0958")).canonical,
+        "+442079460958"
+    );
+    assert_eq!(
+        gb.classify(Some("00 33 1 42 68 53 00")).canonical,
+        "+33142685300"
+    );
+    assert_eq!(
+        gb.classify(Some("+1 978 844 7773")).canonical,
+        "+19788447773"
+    );
+    assert_eq!(
+        n().classify(Some("020 7946 0958")).kind,
+        EndpointKind::Other
+    );
     assert!(Normalizer::new("XX").is_err());
     assert!(Normalizer::new("").is_err());
 }
 
 fn call(from: &str, to: &str, direction: &str) -> Call {
-    let mut c = Call::new(CallSid::new("CA1").unwrap(), CallStatus::Completed, CallDirection::parse(direction));
+    let mut c = Call::new(
+        CallSid::new("CA1").unwrap(),
+        CallStatus::Completed,
+        CallDirection::parse(direction),
+    );
     c.from = Some(from.into()).filter(|s: &String| !s.is_empty());
     c.to = Some(to.into());
     c
 }
 
 fn rules() -> PartyRules {
-    PartyRules::new(n(), OwnedNumbers::from_raw(&n(), ["+19788447773", "+1 (617) 500-6181"]))
+    PartyRules::new(
+        n(),
+        OwnedNumbers::from_raw(&n(), ["+19788447773", "+1 (617) 500-6181"]),
+    )
 }
 
 #[test]
@@ -117,28 +180,104 @@ fn external_party_rules() {
     let r = rules();
     let cases: &[(&str, &str, &str, &str, ActualDirection)] = &[
         // 1. external caller to our number
-        ("+15551230000", "+19788447773", "inbound", "+15551230000", ActualDirection::Inbound),
+        (
+            "+15551230000",
+            "+19788447773",
+            "inbound",
+            "+15551230000",
+            ActualDirection::Inbound,
+        ),
         // 2. our number to an external party
-        ("+19788447773", "+15551230000", "outbound-api", "+15551230000", ActualDirection::Outbound),
+        (
+            "+19788447773",
+            "+15551230000",
+            "outbound-api",
+            "+15551230000",
+            ActualDirection::Outbound,
+        ),
         // forwarded leg: customer's caller ID to a SIP dispatcher
-        ("+15551230000", "sip:dispatcher@acme.sip.twilio.com", "outbound-dial", "+15551230000", ActualDirection::Inbound),
+        (
+            "+15551230000",
+            "sip:dispatcher@acme.sip.twilio.com",
+            "outbound-dial",
+            "+15551230000",
+            ActualDirection::Inbound,
+        ),
         // dispatcher dials a customer through SIP: Twilio says inbound
-        ("sip:dispatcher@acme.sip.twilio.com", "sip:+15085140320@acme.sip.twilio.com", "inbound", "+15085140320", ActualDirection::Outbound),
+        (
+            "sip:dispatcher@acme.sip.twilio.com",
+            "sip:+15085140320@acme.sip.twilio.com",
+            "inbound",
+            "+15085140320",
+            ActualDirection::Outbound,
+        ),
         // 3. both external: Twilio's direction decides
-        ("+15551230000", "+15559990000", "inbound", "+15551230000", ActualDirection::Inbound),
-        ("+15551230000", "+15559990000", "outbound-dial", "+15559990000", ActualDirection::Outbound),
-        ("+15551230000", "+15559990000", "trunking-originating", "+15551230000", ActualDirection::Inbound),
-        ("+15551230000", "+15559990000", "trunking-terminating", "+15559990000", ActualDirection::Outbound),
+        (
+            "+15551230000",
+            "+15559990000",
+            "inbound",
+            "+15551230000",
+            ActualDirection::Inbound,
+        ),
+        (
+            "+15551230000",
+            "+15559990000",
+            "outbound-dial",
+            "+15559990000",
+            ActualDirection::Outbound,
+        ),
+        (
+            "+15551230000",
+            "+15559990000",
+            "trunking-originating",
+            "+15551230000",
+            ActualDirection::Inbound,
+        ),
+        (
+            "+15551230000",
+            "+15559990000",
+            "trunking-terminating",
+            "+15559990000",
+            ActualDirection::Outbound,
+        ),
         // anonymous caller is external
-        ("", "+19788447773", "inbound", "anonymous", ActualDirection::Inbound),
-        ("+266696687", "+19788447773", "inbound", "anonymous", ActualDirection::Inbound),
+        (
+            "",
+            "+19788447773",
+            "inbound",
+            "anonymous",
+            ActualDirection::Inbound,
+        ),
+        (
+            "+266696687",
+            "+19788447773",
+            "inbound",
+            "anonymous",
+            ActualDirection::Inbound,
+        ),
         // 4. both internal
-        ("client:alice", "sip:dispatcher@acme.sip.twilio.com", "inbound", "sip:dispatcher@acme.sip.twilio.com", ActualDirection::Internal),
-        ("sip:dispatcher@acme.sip.twilio.com", "+1 617 500 6181", "inbound", "+16175006181", ActualDirection::Internal),
+        (
+            "client:alice",
+            "sip:dispatcher@acme.sip.twilio.com",
+            "inbound",
+            "sip:dispatcher@acme.sip.twilio.com",
+            ActualDirection::Internal,
+        ),
+        (
+            "sip:dispatcher@acme.sip.twilio.com",
+            "+1 617 500 6181",
+            "inbound",
+            "+16175006181",
+            ActualDirection::Internal,
+        ),
     ];
     for (from, to, dir, party, actual) in cases {
         let p = r.external_party(&call(from, to, dir));
-        assert_eq!((p.endpoint.canonical.as_str(), p.direction), (*party, *actual), "{from} -> {to} ({dir})");
+        assert_eq!(
+            (p.endpoint.canonical.as_str(), p.direction),
+            (*party, *actual),
+            "{from} -> {to} ({dir})"
+        );
         assert_eq!(p.external, *actual != ActualDirection::Internal);
     }
 }

@@ -3,7 +3,7 @@
 //! The PostgreSQL implementation of [`callview_core::Store`], on the seed's
 //! documented schema (`contacts`, `conversations`, `messages`) plus what the
 //! call model needs (`messages.root_call_sid`, `messages.updated_at`,
-//! `sync_cursors`, a few indexes). `SCHEMA.md` lists every deviation.
+//! `sync_cursors`, a few indexes). `docs/postgres-schema.md` lists every deviation.
 //!
 //! * [`PostgresStore::connect`] / [`PostgresStore::connect_with`] open a pool
 //!   and run the embedded migrations. They create the schema in an empty

@@ -41,7 +41,7 @@ pub const SYNC_LOCK_KEY: i64 = 0x6361_6c6c_7669_6577;
 const FINAL_STATUSES: &str = "('completed', 'busy', 'failed', 'no-answer', 'canceled')";
 
 /// The PostgreSQL store: the documented schema plus what the call model
-/// needs (see `SCHEMA.md`), behind a connection pool.
+/// needs (see `docs/postgres-schema.md`), behind a connection pool.
 ///
 /// Cheap to share: wrap it in an `Arc` (`Arc<dyn Store>`). `Debug` never
 /// shows the password.

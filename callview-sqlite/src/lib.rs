@@ -151,12 +151,16 @@ fn parse_target(url_or_path: &str) -> Result<Target, StoreError> {
     Ok(Target::File(PathBuf::from(rest)))
 }
 
-/// Names a lock holder uniquely among the stores of every process.
+/// Names a lock holder uniquely among the stores of every process:
+/// `pid <pid> on <host> store <n> at <time>`. The pid and host let another
+/// process on the same machine see that a holder has died
+/// ([`queries::holder_is_dead`]).
 fn new_holder() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!(
-        "pid {} store {} at {}",
+        "pid {} on {} store {} at {}",
         std::process::id(),
+        queries::this_host(),
         NEXT.fetch_add(1, Ordering::Relaxed),
         time::format(&time::now())
     )
@@ -573,6 +577,24 @@ mod tests {
             parse_target("sqlite://x.db?mode=ro"),
             Err(StoreError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn dead_holders_on_this_machine_are_recognised() {
+        let host = queries::this_host();
+        // A pid far above Linux's pid_max cannot be running.
+        assert!(queries::holder_is_dead(&format!(
+            "pid 99999999 on {host} store 1 at x"
+        )));
+        assert!(
+            !queries::holder_is_dead(&new_holder()),
+            "this process is alive"
+        );
+        assert!(!queries::holder_is_dead(
+            "pid 99999999 on another-machine store 1 at x"
+        ));
+        assert!(!queries::holder_is_dead("garbage"));
+        assert!(!queries::holder_is_dead("pid notanumber on x"));
     }
 
     #[test]

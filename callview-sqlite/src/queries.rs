@@ -2,6 +2,7 @@
 //! connection. The async wrappers in `lib.rs` run them off the runtime.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
@@ -840,6 +841,35 @@ pub(crate) fn set_recording_url(
 
 // ---------------------------------------------------------------- sync lock
 
+/// This machine's host name, as lock holders record it.
+pub(crate) fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().replace(char::is_whitespace, "_"))
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// Whether a lock holder (`pid <pid> on <host> ...`) is a process of this
+/// machine that no longer runs. Holders of other machines, or on systems
+/// without `/proc`, are never judged dead: their lease must run out.
+pub(crate) fn holder_is_dead(holder: &str) -> bool {
+    let mut words = holder.split_whitespace();
+    let (Some("pid"), Some(pid), Some("on"), Some(host)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host != this_host() || pid == std::process::id() || !Path::new("/proc/self").exists() {
+        return false;
+    }
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The name of the one sync lock.
 const SYNC_LOCK: &str = "sync";
 
@@ -882,8 +912,11 @@ impl SyncLease<'_> {
             .optional()
             .map_err(db(what))?;
         if let Some(holder) = held {
-            tracing::debug!(%holder, "the sync lock is held");
-            return Ok(false);
+            if !holder_is_dead(&holder) {
+                tracing::debug!(%holder, "the sync lock is held");
+                return Ok(false);
+            }
+            tracing::warn!(%holder, "taking over the sync lock of a process that no longer runs");
         }
         tx.prepare_cached(
             "INSERT INTO sync_locks (name, holder, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4)

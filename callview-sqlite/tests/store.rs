@@ -435,10 +435,40 @@ async fn a_read_only_file_gives_a_clear_error() {
     drop(SqliteStore::open(path.to_str().unwrap()).unwrap());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
     if writes_ignore_permissions(&path) {
-        eprintln!("skipped: this process (root?) may write read-only files");
+        // Root writes whatever the permissions: make the file system
+        // read-only instead (a tmpfs mounted, filled, then remounted ro).
+        read_only_file_system_gives_a_clear_error(&dir);
         return;
     }
     let message = backend_message(SqliteStore::open(path.to_str().unwrap()).unwrap_err());
+    assert!(message.contains(path.to_str().unwrap()), "{message}");
+    assert!(message.contains("read-only"), "{message}");
+}
+
+/// Runs `mount` (root only), panicking with the reason when it fails.
+fn mount(args: &[&str]) {
+    let output = std::process::Command::new("mount")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "mount {args:?} failed (this test needs root to mount a tmpfs): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn read_only_file_system_gives_a_clear_error(dir: &tempfile::TempDir) {
+    let mount_point = dir.path().join("ro-fs");
+    std::fs::create_dir(&mount_point).unwrap();
+    let target = mount_point.to_str().unwrap();
+    mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs", target]);
+    let path = mount_point.join("calls.db");
+    drop(SqliteStore::open(path.to_str().unwrap()).unwrap());
+    mount(&["-o", "remount,ro", target]);
+    let result = SqliteStore::open(path.to_str().unwrap());
+    let _ = std::process::Command::new("umount").arg(target).status();
+    let message = backend_message(result.unwrap_err());
     assert!(message.contains(path.to_str().unwrap()), "{message}");
     assert!(message.contains("read-only"), "{message}");
 }

@@ -160,7 +160,9 @@ async fn raw_one(options: &Options, db: &BenchDb, mut result: StoreResult) -> Re
     options.progress(format!("ingest: {kind}: raw limit"));
     let raw = match kind {
         StoreKind::Sqlite => {
-            let path = db.sqlite_path().ok_or_else(|| anyhow::anyhow!("no SQLite path"))?;
+            let path = db
+                .sqlite_path()
+                .ok_or_else(|| anyhow::anyhow!("no SQLite path"))?;
             let scratch = db
                 .scratch_dir()
                 .ok_or_else(|| anyhow::anyhow!("no scratch directory"))?
@@ -290,6 +292,14 @@ impl IngestResult {
                 "targets are judged at {} calls or more",
                 thousands(DEFAULT_CALLS as f64)
             ));
+        }
+        if self.stores.len() > 1 {
+            report.notes.push(
+                "the stores sync one after the other in this process: the RSS before (and so the \
+                 peak of) the later ones includes heap the earlier ones freed but the allocator \
+                 kept; `memory` measures each sync in a fresh process"
+                    .into(),
+            );
         }
         if self.stores.iter().any(|s| !s.sync.peak_reset) {
             report

@@ -178,25 +178,27 @@ pub async fn run(options: &Options) -> Result<MemoryResult> {
                 ));
                 let outcome = match &options.sync_exe {
                     Some(exe) => sync_in_child(exe, &sim, &db, concurrency).await,
-                    None => async {
-                        let store = db.open_store().await?;
-                        let sync = measured_sync(
-                            sim.client()?,
-                            store,
-                            SyncMode::Since(sim.since()),
-                            concurrency,
-                            None,
-                        )
-                        .await?;
-                        Ok(ChildSync {
-                            inserted: sync.report.inserted,
-                            wall_secs: sync.wall_secs,
-                            rss_before_mib: sync.rss_before_mib,
-                            peak_rss_mib: sync.peak_rss_mib,
-                            process: "this process".to_owned(),
-                        })
+                    None => {
+                        async {
+                            let store = db.open_store().await?;
+                            let sync = measured_sync(
+                                sim.client()?,
+                                store,
+                                SyncMode::Since(sim.since()),
+                                concurrency,
+                                None,
+                            )
+                            .await?;
+                            Ok(ChildSync {
+                                inserted: sync.report.inserted,
+                                wall_secs: sync.wall_secs,
+                                rss_before_mib: sync.rss_before_mib,
+                                peak_rss_mib: sync.peak_rss_mib,
+                                process: "this process".to_owned(),
+                            })
+                        }
+                        .await
                     }
-                    .await,
                 };
                 db.remove().await?;
                 let sync = outcome?;
@@ -262,8 +264,7 @@ impl MemoryResult {
         stores.sort();
         stores.dedup();
         for store in stores {
-            if let Some(large) = self.main_runs(store).max_by_key(|r| r.calls)
-            {
+            if let Some(large) = self.main_runs(store).max_by_key(|r| r.calls) {
                 let mb = large.peak_rss_mib * 1.048576;
                 report.targets.push(TargetCheck::new(
                     format!("{store} peak RSS, {} calls", thousands(large.calls as f64)),

@@ -135,12 +135,20 @@ impl Interaction {
 
 /// Orders calls oldest first: by start time (calls without one last), then SID.
 pub fn oldest_first(a: &Call, b: &Call) -> std::cmp::Ordering {
-    (a.start_time.is_none(), a.start_time, &a.sid).cmp(&(b.start_time.is_none(), b.start_time, &b.sid))
+    (a.start_time.is_none(), a.start_time, &a.sid).cmp(&(
+        b.start_time.is_none(),
+        b.start_time,
+        &b.sid,
+    ))
 }
 
 /// Orders calls newest first: by start time (calls without one last), then SID descending.
 pub fn newest_first(a: &Call, b: &Call) -> std::cmp::Ordering {
-    (b.start_time.is_some(), b.start_time, &b.sid).cmp(&(a.start_time.is_some(), a.start_time, &a.sid))
+    (b.start_time.is_some(), b.start_time, &b.sid).cmp(&(
+        a.start_time.is_some(),
+        a.start_time,
+        &a.sid,
+    ))
 }
 
 fn direction_word(direction: ActualDirection) -> &'static str {
@@ -161,7 +169,10 @@ fn is_live(summary: &Summary) -> bool {
 fn subject(direction: ActualDirection, summary: &Summary) -> String {
     let word = direction_word(direction);
     if summary.display_status == "completed" {
-        format!("📞 {word} call - {}", format_duration(summary.total_duration))
+        format!(
+            "📞 {word} call - {}",
+            format_duration(summary.total_duration)
+        )
     } else if is_live(summary) {
         format!("📞 {word} call - {}", summary.display_status)
     } else {

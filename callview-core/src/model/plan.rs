@@ -194,7 +194,10 @@ impl Prepared {
             let sid = call.sid.clone();
             batch_sids.insert(sid.clone());
             // An older version never overwrites a newer one; it then counts as unchanged.
-            if !calls.get(&sid).is_some_and(|current| is_older(&call, current)) {
+            if !calls
+                .get(&sid)
+                .is_some_and(|current| is_older(&call, current))
+            {
                 calls.insert(sid, call);
             }
         }

@@ -53,7 +53,10 @@ impl Db {
             .values()
             .filter(|r| {
                 sids.contains(&r.call.sid)
-                    || r.call.parent_call_sid.as_ref().is_some_and(|p| sids.contains(p))
+                    || r.call
+                        .parent_call_sid
+                        .as_ref()
+                        .is_some_and(|p| sids.contains(p))
             })
             .map(|r| &r.root_sid)
             .collect();
@@ -173,27 +176,42 @@ impl Db {
     }
 
     fn keys(&self) -> Vec<String> {
-        self.conversations.values().map(|(k, _)| k.clone()).collect()
+        self.conversations
+            .values()
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Counters always equal what the rows say.
     fn check_counters(&self) {
         for (id, (key, counters)) in &self.conversations {
-            let rows: Vec<&StoredCall> =
-                self.rows.values().filter(|r| r.conversation_id == *id).collect();
+            let rows: Vec<&StoredCall> = self
+                .rows
+                .values()
+                .filter(|r| r.conversation_id == *id)
+                .collect();
             assert!(!rows.is_empty(), "conversation {key} is empty");
             let c = counters.as_ref().expect("counters set");
             let roots: Vec<&&StoredCall> = rows.iter().filter(|r| r.is_root()).collect();
             assert_eq!(c.total_calls, roots.len() as u64, "{key}");
             assert_eq!(
                 c.total_duration,
-                roots.iter().map(|r| u64::from(r.call.duration_secs())).sum::<u64>()
+                roots
+                    .iter()
+                    .map(|r| u64::from(r.call.duration_secs()))
+                    .sum::<u64>()
             );
-            assert_eq!(c.last_message_at, rows.iter().filter_map(|r| r.call.start_time).max());
+            assert_eq!(
+                c.last_message_at,
+                rows.iter().filter_map(|r| r.call.start_time).max()
+            );
             for r in &rows {
                 if !r.is_root() {
                     let root = &self.rows[&r.root_sid];
-                    assert_eq!(root.conversation_id, r.conversation_id, "leg outside its root's conversation");
+                    assert_eq!(
+                        root.conversation_id, r.conversation_id,
+                        "leg outside its root's conversation"
+                    );
                 }
             }
         }
@@ -202,7 +220,18 @@ impl Db {
 
 fn forwarded_pair() -> (Call, Call) {
     let parent = call("CA01", CUSTOMER, COMPANY, "inbound", "completed", 10, 60);
-    let leg = child(call("CA02", CUSTOMER, DISPATCHER, "outbound-dial", "completed", 10, 45), "CA01");
+    let leg = child(
+        call(
+            "CA02",
+            CUSTOMER,
+            DISPATCHER,
+            "outbound-dial",
+            "completed",
+            10,
+            45,
+        ),
+        "CA01",
+    );
     (parent, leg)
 }
 
@@ -236,21 +265,38 @@ fn a_parent_arriving_later_pulls_its_children_and_removes_the_empty_conversation
     let stats = db.ingest(vec![parent]);
     assert_eq!((stats.inserted, stats.moved), (1, 1));
     assert_eq!(db.keys(), vec![CUSTOMER.to_string()]);
-    assert_eq!(db.rows[&CallSid::new("CA02").unwrap()].root_sid.as_str(), "CA01");
+    assert_eq!(
+        db.rows[&CallSid::new("CA02").unwrap()].root_sid.as_str(),
+        "CA01"
+    );
     assert_eq!(db.counters(CUSTOMER).total_calls, 1);
 }
 
 #[test]
 fn grandchildren_follow_the_root() {
     let (parent, leg) = forwarded_pair();
-    let grandchild = child(call("CA03", DISPATCHER, "+15559990000", "outbound-dial", "completed", 11, 20), "CA02");
+    let grandchild = child(
+        call(
+            "CA03",
+            DISPATCHER,
+            "+15559990000",
+            "outbound-dial",
+            "completed",
+            11,
+            20,
+        ),
+        "CA02",
+    );
     let mut db = Db::default();
     db.ingest(vec![grandchild]);
     db.ingest(vec![leg]);
     db.ingest(vec![parent]);
     for sid in ["CA01", "CA02", "CA03"] {
         assert_eq!(db.key_of(sid), CUSTOMER, "{sid}");
-        assert_eq!(db.rows[&CallSid::new(sid).unwrap()].root_sid.as_str(), "CA01");
+        assert_eq!(
+            db.rows[&CallSid::new(sid).unwrap()].root_sid.as_str(),
+            "CA01"
+        );
     }
     assert_eq!(db.keys().len(), 1);
 }
@@ -258,10 +304,25 @@ fn grandchildren_follow_the_root() {
 #[test]
 fn an_internal_root_takes_the_party_of_its_first_external_leg() {
     let root = call("CA10", DISPATCHER, COMPANY, "inbound", "completed", 20, 90);
-    let leg = child(call("CA11", COMPANY, CUSTOMER, "outbound-dial", "completed", 20, 80), "CA10");
+    let leg = child(
+        call(
+            "CA11",
+            COMPANY,
+            CUSTOMER,
+            "outbound-dial",
+            "completed",
+            20,
+            80,
+        ),
+        "CA10",
+    );
     let mut db = Db::default();
     db.ingest(vec![root]);
-    assert_eq!(db.keys(), vec![COMPANY.to_string()], "internal call keyed by its `to` side");
+    assert_eq!(
+        db.keys(),
+        vec![COMPANY.to_string()],
+        "internal call keyed by its `to` side"
+    );
     db.ingest(vec![leg]);
     assert_eq!(db.keys(), vec![CUSTOMER.to_string()]);
     let c = db.counters(CUSTOMER);
@@ -317,9 +378,21 @@ fn counters_follow_the_newest_root() {
     assert_eq!((c.total_calls, c.total_duration), (2, 10));
     assert_eq!(c.last_call_direction, Some(ActualDirection::Outbound));
     assert_eq!(c.last_root_sid.as_ref().unwrap().as_str(), "CA31");
-    db.ingest(vec![call("CA29", CUSTOMER, COMPANY, "inbound", "completed", 0, 7)]);
+    db.ingest(vec![call(
+        "CA29",
+        CUSTOMER,
+        COMPANY,
+        "inbound",
+        "completed",
+        0,
+        7,
+    )]);
     let c = db.counters(CUSTOMER);
-    assert_eq!(c.last_root_sid.as_ref().unwrap().as_str(), "CA31", "an older call does not become the last");
+    assert_eq!(
+        c.last_root_sid.as_ref().unwrap().as_str(),
+        "CA31",
+        "an older call does not become the last"
+    );
     assert_eq!(c.total_calls, 3);
 }
 
@@ -327,17 +400,56 @@ fn counters_follow_the_newest_root() {
 fn every_arrival_order_gives_the_same_state() {
     let calls = vec![
         call("CA40", CUSTOMER, COMPANY, "inbound", "completed", 1, 60),
-        child(call("CA41", CUSTOMER, DISPATCHER, "outbound-dial", "no-answer", 1, 0), "CA40"),
-        child(call("CA42", CUSTOMER, "client:alice", "outbound-dial", "completed", 1, 50), "CA40"),
+        child(
+            call(
+                "CA41",
+                CUSTOMER,
+                DISPATCHER,
+                "outbound-dial",
+                "no-answer",
+                1,
+                0,
+            ),
+            "CA40",
+        ),
+        child(
+            call(
+                "CA42",
+                CUSTOMER,
+                "client:alice",
+                "outbound-dial",
+                "completed",
+                1,
+                50,
+            ),
+            "CA40",
+        ),
         call("CA43", DISPATCHER, COMPANY, "inbound", "completed", 3, 30),
-        child(call("CA44", COMPANY, "+15557770000", "outbound-dial", "completed", 3, 25), "CA43"),
+        child(
+            call(
+                "CA44",
+                COMPANY,
+                "+15557770000",
+                "outbound-dial",
+                "completed",
+                3,
+                25,
+            ),
+            "CA43",
+        ),
         call("CA45", "anonymous", COMPANY, "inbound", "busy", 4, 0),
     ];
     let state = |db: &Db| {
         let mut v: Vec<(String, String, String)> = db
             .rows
             .values()
-            .map(|r| (r.call.sid.to_string(), r.root_sid.to_string(), db.key_of(r.call.sid.as_str())))
+            .map(|r| {
+                (
+                    r.call.sid.to_string(),
+                    r.root_sid.to_string(),
+                    db.key_of(r.call.sid.as_str()),
+                )
+            })
             .collect();
         v.sort();
         let mut c: Vec<(String, ConversationCounters)> = db
@@ -373,11 +485,25 @@ fn every_arrival_order_gives_the_same_state() {
 #[test]
 fn display_status_of_a_merged_entry() {
     let parent = call("CA50", CUSTOMER, COMPANY, "inbound", "completed", 1, 30);
-    let leg = child(call("CA51", CUSTOMER, DISPATCHER, "outbound-dial", "no-answer", 1, 0), "CA50");
+    let leg = child(
+        call(
+            "CA51",
+            CUSTOMER,
+            DISPATCHER,
+            "outbound-dial",
+            "no-answer",
+            1,
+            0,
+        ),
+        "CA50",
+    );
     let mut db = Db::default();
     db.ingest(vec![parent, leg]);
     let root = &db.rows[&CallSid::new("CA50").unwrap()];
-    assert_eq!(root.derived.display_status, "no-answer", "nobody answered the forwarded leg");
+    assert_eq!(
+        root.derived.display_status, "no-answer",
+        "nobody answered the forwarded leg"
+    );
     let leg = &db.rows[&CallSid::new("CA51").unwrap()];
     assert_eq!(leg.derived.display_status, "no-answer");
     assert!(leg.derived.merged_from_parent);

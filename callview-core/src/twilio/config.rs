@@ -119,13 +119,20 @@ impl TwilioConfig {
     pub fn from_lookup(
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, super::TwilioError> {
-        let var = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let account_sid = var("TWILIO_ACCOUNT_SID");
         let auth_token = var("TWILIO_AUTH_TOKEN");
         let api_key = var("TWILIO_API_KEY");
         let api_secret = var("TWILIO_API_SECRET");
         let base_url = var("TWILIO_API_BASE_URL");
-        if account_sid.is_none() && auth_token.is_none() && api_key.is_none() && api_secret.is_none()
+        if account_sid.is_none()
+            && auth_token.is_none()
+            && api_key.is_none()
+            && api_secret.is_none()
         {
             return Ok(None);
         }
@@ -163,7 +170,11 @@ mod tests {
     use super::*;
 
     fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
