@@ -71,6 +71,16 @@ impl BenchDb {
     /// A new, empty database. `pg_admin_url` names a PostgreSQL server and
     /// a user that may create databases.
     pub async fn create(kind: StoreKind, pg_admin_url: &str) -> Result<Self> {
+        Self::create_with(kind, pg_admin_url, &[]).await
+    }
+
+    /// [`BenchDb::create`], with PostgreSQL settings for the new database
+    /// (`ALTER DATABASE ... SET name = value`; ignored for SQLite).
+    pub async fn create_with(
+        kind: StoreKind,
+        pg_admin_url: &str,
+        pg_settings: &[(&str, &str)],
+    ) -> Result<Self> {
         match kind {
             StoreKind::Sqlite => {
                 let dir = tempfile::Builder::new()
@@ -87,6 +97,23 @@ impl BenchDb {
             }
             StoreKind::Postgres => {
                 let pg = PgDatabase::create(pg_admin_url).await?;
+                if !pg_settings.is_empty() {
+                    let mut conn = admin_connection(pg_admin_url).await?;
+                    for (name, value) in pg_settings {
+                        anyhow::ensure!(
+                            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                                && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                            "unexpected setting {name} = {value}"
+                        );
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "ALTER DATABASE \"{}\" SET {name} = {value}",
+                            pg.name
+                        )))
+                        .execute(&mut conn)
+                        .await?;
+                    }
+                    let _ = conn.close().await;
+                }
                 Ok(Self {
                     kind,
                     url: pg.url.clone(),

@@ -80,13 +80,21 @@ impl Scenario {
 
     /// Runs the scenario and returns its report.
     pub async fn run(self, options: &Options) -> anyhow::Result<Report> {
-        Ok(match self {
+        let mut report = match self {
             Self::Ingest => scenarios::ingest::run(options).await?.report(options),
             Self::Memory => scenarios::memory::run(options).await?.report(options),
             Self::Backfill => scenarios::backfill::run(options).await?.report(options),
             Self::Api => scenarios::api::run(options).await?.report(options),
             Self::Incremental => scenarios::incremental::run(options).await?.report(options),
-        })
+        };
+        if options.pg_jit_off {
+            report.notes.push(
+                "what-if run: the PostgreSQL databases were created with `jit = off` \
+                 (ALTER DATABASE ... SET jit = off); callview-postgres does not do this today"
+                    .into(),
+            );
+        }
+        Ok(report)
     }
 }
 
@@ -120,6 +128,10 @@ pub struct Options {
     /// fresh process of its own (`None`: in this process, whose heap keeps
     /// what earlier runs freed).
     pub sync_exe: Option<std::path::PathBuf>,
+    /// What-if experiment: create the PostgreSQL databases with
+    /// `jit = off` (`ALTER DATABASE ... SET jit = off`), to measure what
+    /// turning PostgreSQL's JIT compiler off would change.
+    pub pg_jit_off: bool,
 }
 
 impl Default for Options {
@@ -137,6 +149,7 @@ impl Default for Options {
             quiet: false,
             skip_raw: false,
             sync_exe: None,
+            pg_jit_off: false,
         }
     }
 }
@@ -166,6 +179,16 @@ impl Options {
             Some(stores) if !stores.is_empty() => stores.clone(),
             _ => default.to_vec(),
         }
+    }
+
+    /// Creates a database for `kind` with the options' settings.
+    pub async fn create_db(&self, kind: StoreKind) -> anyhow::Result<db::BenchDb> {
+        let settings: &[(&str, &str)] = if self.pg_jit_off {
+            &[("jit", "off")]
+        } else {
+            &[]
+        };
+        db::BenchDb::create_with(kind, &self.pg_url, settings).await
     }
 
     /// Prints a progress line on stderr unless quiet.

@@ -95,6 +95,10 @@ struct Cli {
     #[arg(long, hide = true)]
     db_url: Option<String>,
 
+    /// What-if experiment: create the PostgreSQL databases with `jit = off`.
+    #[arg(long)]
+    pg_jit_off: bool,
+
     /// No progress messages.
     #[arg(long, short)]
     quiet: bool,
@@ -132,7 +136,7 @@ enum StoreArg {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -180,6 +184,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     options.quiet = cli.quiet;
     options.skip_raw = cli.no_raw;
+    options.pg_jit_off = cli.pg_jit_off;
     options.calls = cli.calls;
     options.stores = cli.store.map(|s| match s {
         StoreArg::Sqlite => vec![StoreKind::Sqlite],

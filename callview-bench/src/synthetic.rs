@@ -204,8 +204,8 @@ pub struct Loaded {
     pub conversations: u64,
     /// Seconds.
     pub secs: f64,
-    /// The big conversation's id.
-    pub big_conversation: ConversationId,
+    /// The big conversation's id (`None` when the shape has none).
+    pub big_conversation: Option<ConversationId>,
 }
 
 /// Plans and applies the dataset batch by batch (1,000 rows each, as a
@@ -219,19 +219,24 @@ pub async fn load(store: &Arc<dyn Store>, shape: Shape) -> Result<Loaded> {
     }
     let secs = clock.elapsed().as_secs_f64();
     let counts = store.counts().await?;
-    let key = Normalizer::default()
-        .canonical_phone(&customer_number(0))
-        .context("customer 0's number does not parse")?;
-    let lookup = ConversationLookup {
-        keys: vec![key],
-        ..ConversationLookup::default()
+    let big = if shape.big > 0 {
+        let key = Normalizer::default()
+            .canonical_phone(&customer_number(0))
+            .context("customer 0's number does not parse")?;
+        let lookup = ConversationLookup {
+            keys: vec![key],
+            ..ConversationLookup::default()
+        };
+        let id = store
+            .load_conversations(&lookup)
+            .await?
+            .first()
+            .map(|c| c.id)
+            .context("the big conversation was not stored")?;
+        Some(id)
+    } else {
+        None
     };
-    let big = store
-        .load_conversations(&lookup)
-        .await?
-        .first()
-        .map(|c| c.id)
-        .context("the big conversation was not stored")?;
     Ok(Loaded {
         shape,
         calls: counts.calls,

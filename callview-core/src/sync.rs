@@ -555,8 +555,8 @@ type PageItem = Result<(crate::twilio::CallPage, Slice), TwilioError>;
 
 impl SyncEngine {
     /// Every page of every slice: read in order with one reader, or by
-    /// `concurrency` tasks feeding a bounded channel (memory stays bounded
-    /// by a few pages).
+    /// `concurrency` tasks feeding a channel of capacity one (memory stays
+    /// bounded by a page per reader).
     fn pages(
         &self,
         slices: Vec<Slice>,
@@ -588,7 +588,8 @@ impl SyncEngine {
             });
             return stream.boxed();
         }
-        let (tx, rx) = tokio::sync::mpsc::channel::<PageItem>(concurrency);
+        // Capacity 1: each reader holds at most the page it is sending.
+        let (tx, rx) = tokio::sync::mpsc::channel::<PageItem>(1);
         let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
             slices,
         )));

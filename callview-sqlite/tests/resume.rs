@@ -11,7 +11,7 @@ use callview_core::testkit::{self, CallBuilder, MockTwilio, COMPANY};
 use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
 use callview_core::{Call, CallSid, Store, SyncEngine, SyncError, TwilioClient, TwilioError};
 use callview_sqlite::SqliteStore;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 /// Serves `inner` but fails every call-list request after the first `ok`.
 struct FailingAfter {
@@ -43,11 +43,10 @@ impl TwilioClient for FailingAfter {
     }
 }
 
-fn account() -> Arc<MockTwilio> {
+fn account(now: DateTime<Utc>) -> Arc<MockTwilio> {
     let mock = MockTwilio::new()
         .with_page_size(2)
         .with_owned_numbers([COMPANY]);
-    let now = Utc::now();
     mock.set_calls((0..60u64).map(|i| {
         CallBuilder::new(&testkit::sid(i + 1))
             .from(&format!("+1978844{:04}", 7000 + i % 7))
@@ -69,10 +68,11 @@ fn engine(client: Arc<dyn TwilioClient>, store: Arc<dyn Store>) -> SyncEngine {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_backfill_resumes_without_fetching_completed_slices_again() {
-    let since = SyncMode::Since(Utc::now() - Duration::days(40));
+    let now = Utc::now();
+    let since = SyncMode::Since(now - Duration::days(40));
 
     // A clean sync, for reference: the state and how many pages it takes.
-    let mock = account();
+    let mock = account(now);
     let clean: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
     let report = engine(mock.clone(), clean.clone())
         .run(since, None)
@@ -83,7 +83,7 @@ async fn an_interrupted_backfill_resumes_without_fetching_completed_slices_again
     let expected = testkit::snapshot(clean.as_ref()).await.unwrap();
 
     // The same sync, failing after 20 pages: an error, committed pages kept.
-    let mock = account();
+    let mock = account(now);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
     let failing = Arc::new(FailingAfter {
         inner: mock.clone(),

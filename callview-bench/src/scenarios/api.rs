@@ -128,7 +128,7 @@ pub async fn run(options: &Options) -> Result<ApiResult> {
     let stores = options.stores_or(&[StoreKind::Sqlite, StoreKind::Postgres]);
     let mut results = Vec::new();
     for kind in stores {
-        let db = BenchDb::create(kind, &options.pg_url).await?;
+        let db = options.create_db(kind).await?;
         let outcome = one_store(options, &db, shape, duration).await;
         db.remove().await?;
         results.push(outcome?);
@@ -158,6 +158,9 @@ async fn one_store(
         loaded.secs,
         loaded.calls as f64 / loaded.secs.max(1e-9)
     ));
+    let big = loaded
+        .big_conversation
+        .context("the dataset has no big conversation")?;
     let server = Server::start(store.clone()).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -202,10 +205,7 @@ async fn one_store(
     });
     endpoints.push((
         MESSAGES,
-        Some(format!(
-            "/api/conversations/{}/messages",
-            loaded.big_conversation
-        )),
+        Some(format!("/api/conversations/{big}/messages")),
         None,
     ));
     let mut results = Vec::new();
@@ -440,10 +440,10 @@ impl ApiResult {
                 thousands(s.loaded.conversations as f64),
                 secs(s.loaded.secs),
                 thousands(s.loaded.calls as f64 / s.loaded.secs.max(1e-9)),
-                format!(
-                    "id {} ({} calls)",
-                    s.loaded.big_conversation, self.shape.big
-                ),
+                match s.loaded.big_conversation {
+                    Some(id) => format!("id {id} ({} calls)", self.shape.big),
+                    None => "-".to_owned(),
+                },
             ]);
         }
         report.tables.push(load);

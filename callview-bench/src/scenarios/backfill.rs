@@ -74,8 +74,8 @@ pub async fn run(options: &Options) -> Result<BackfillResult> {
     .await?;
     let mut results = Vec::new();
     for kind in stores {
-        let concurrent = BenchDb::create(kind, &options.pg_url).await?;
-        let sequential = BenchDb::create(kind, &options.pg_url).await?;
+        let concurrent = options.create_db(kind).await?;
+        let sequential = options.create_db(kind).await?;
         let outcome = one_store(options, &sim, &concurrent, &sequential).await;
         concurrent.remove().await?;
         sequential.remove().await?;

@@ -5,7 +5,6 @@
 //!
 //! Target: under 100 ms of callview time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -15,7 +14,7 @@ use callview_core::{CallSid, Preset, SyncMode, TwilioClient};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::db::{BenchDb, StoreKind};
+use crate::db::StoreKind;
 use crate::report::{ms, secs, thousands, Report, Table, TargetCheck, Verdict};
 use crate::sim::SimServer;
 use crate::sync::{measured_sync, SyncRun};
@@ -101,28 +100,27 @@ pub async fn run(options: &Options) -> Result<IncrementalResult> {
         }
     });
     let mut newest = newest_start(&sim).await?;
+    // The database: the generated dataset of `api` (loaded much faster than
+    // a sync of the account); the new calls come from its customers.
+    let shape = synthetic::Shape {
+        conversations: (calls / 10).max(2),
+        calls,
+        big: 0,
+    };
     let mut serial = 0u64;
     let mut results = Vec::new();
     for kind in stores {
-        let db = BenchDb::create(kind, &options.pg_url).await?;
+        let db = options.create_db(kind).await?;
         let outcome = async {
             let store = db.open_store().await?;
             options.progress(format!("incremental: loading {calls} calls into {kind}"));
-            let in_process: Arc<dyn TwilioClient> = Arc::new(sim.account()?.clone());
-            let load = measured_sync(
-                in_process,
-                store.clone(),
-                SyncMode::Since(sim.since()),
-                options.concurrency,
-                None,
-            )
-            .await?;
-            let calls_before = store.counts().await?.calls;
+            let loaded = synthetic::load(&store, shape).await?;
+            let calls_before = loaded.calls;
             let mut runs = Vec::new();
             for i in 0..=repetitions {
                 // The last repetition asks for pages of the cap's size.
                 let page_size = (i == repetitions).then_some(Preset::Recent.cap() as u32);
-                newest = add_calls(&sim, newest, &mut serial).await?;
+                newest = add_calls(&sim, shape, newest, &mut serial).await?;
                 let sync = measured_sync(
                     sim.client()?,
                     store.clone(),
@@ -143,7 +141,7 @@ pub async fn run(options: &Options) -> Result<IncrementalResult> {
             Ok::<_, anyhow::Error>(StoreIncremental {
                 store: kind,
                 calls_before,
-                load_secs: load.wall_secs,
+                load_secs: loaded.secs,
                 runs,
                 capped_page,
             })
@@ -179,11 +177,13 @@ async fn newest_start(sim: &SimServer) -> Result<DateTime<Utc>> {
         .unwrap_or(sim.now))
 }
 
-/// Adds [`NEW_CALLS`] completed calls from recent callers, all starting
-/// after `after` and not after now (waiting a moment if needed). Returns
-/// the newest start.
+/// Adds [`NEW_CALLS`] completed inbound calls from customers of the
+/// generated dataset (existing conversations) to one of the account's own
+/// numbers, all starting after `after` and not after now (waiting a moment
+/// if needed). Returns the newest start.
 async fn add_calls(
     sim: &SimServer,
+    shape: synthetic::Shape,
     after: DateTime<Utc>,
     serial: &mut u64,
 ) -> Result<DateTime<Utc>> {
@@ -193,31 +193,17 @@ async fn add_calls(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let hi = Utc::now();
-    // Recent inbound root calls give the callers (existing conversations).
-    let recent = account
-        .list_calls_page(
-            &CallFilter {
-                page_size: 400,
-                ..CallFilter::default()
-            },
-            None,
-        )
-        .await?;
-    let callers: Vec<(String, String)> = recent
-        .calls
-        .iter()
-        .filter(|c| c.parent_call_sid.is_none() && c.direction.as_str() == "inbound")
-        .filter_map(|c| Some((c.from.clone()?, c.to.clone()?)))
-        .filter(|(from, _)| from.starts_with('+'))
-        .collect();
+    let company = account
+        .with_account(|a| a.owned_numbers())
+        .first()
+        .map(|n| n.phone_number.clone())
+        .context("the simulated account owns no number")?;
     let span = (hi - lo).num_seconds().max(1);
+    let others = shape.conversations.saturating_sub(1).max(1) as u64;
     let mut newest = after;
     for i in 0..NEW_CALLS {
         *serial += 1;
-        let (from, to) = callers
-            .get(i % callers.len().max(1))
-            .cloned()
-            .unwrap_or_else(|| (synthetic::customer_number(i), synthetic::COMPANY.to_owned()));
+        let customer = synthetic::customer_number(1 + (*serial * 7_919 % others) as usize);
         let start = lo + chrono::Duration::seconds(span * i as i64 / NEW_CALLS as i64);
         let sid = CallSid::new(format!(
             "CA{:032x}",
@@ -228,8 +214,8 @@ async fn add_calls(
             sid,
             None,
             "inbound",
-            &from,
-            &to,
+            &customer,
+            &company,
             start,
             42,
             &sim.account_sid,
@@ -319,7 +305,8 @@ impl IncrementalResult {
                 },
             ));
             report.notes.push(format!(
-                "{}: loading the {} calls took {} (in-process client, not measured)",
+                "{}: loading the {} generated calls took {} (planned and applied in pages of \
+                 1,000, not measured)",
                 s.store,
                 thousands(s.calls_before as f64),
                 secs(s.load_secs)

@@ -80,7 +80,7 @@ pub async fn run(options: &Options) -> Result<IngestResult> {
     // would otherwise inflate the RSS before the next store's sync.
     let mut synced = Vec::new();
     for kind in stores {
-        let db = BenchDb::create(kind, &options.pg_url).await?;
+        let db = options.create_db(kind).await?;
         match sync_one(options, &sim, &db).await {
             Ok(partial) => synced.push((db, partial)),
             Err(e) => {
