@@ -6,7 +6,7 @@
 //! expands into one `#[tokio::test]` per function in the backend's test
 //! crate:
 //!
-//! ```ignore
+//! ```text
 //! // callview-sqlite/tests/conformance.rs
 //! callview_core::conformance_tests!(callview_sqlite::SqliteStore::open_in_memory().unwrap());
 //! // callview-postgres/tests/conformance.rs (an async expression works too)
