@@ -186,31 +186,6 @@ impl SimServer {
         http_client(&self.base_url, &self.account_sid)
     }
 
-    /// How many records of the account have no start time yet (queued or
-    /// ringing calls): a backfill's `StartTime>` filter does not list them
-    /// (as Twilio does not), so a backfill stores `calls` minus these.
-    /// Asked over HTTP, so it works for a child process too.
-    pub async fn unstarted_calls(&self) -> Result<usize> {
-        // They sort first in the newest-first list, which has no filter.
-        let client = self.client()?;
-        let filter = callview_core::twilio::CallFilter::default();
-        let mut token = None;
-        let mut count = 0;
-        loop {
-            let page = client.list_calls_page(&filter, token.as_ref()).await?;
-            let unstarted = page
-                .calls
-                .iter()
-                .take_while(|c| c.start_time.is_none())
-                .count();
-            count += unstarted;
-            if unstarted < page.calls.len() || page.next.is_none() {
-                return Ok(count);
-            }
-            token = page.next;
-        }
-    }
-
     /// The in-process account. Fails for a child process.
     pub fn account(&self) -> Result<&SimulatedTwilio> {
         self.sim

@@ -6,7 +6,9 @@
 //! No database type appears here.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
@@ -48,6 +50,12 @@ impl StoreError {
             message: message.into(),
             source: Some(Box::new(source)),
         }
+    }
+}
+
+impl From<CursorError> for StoreError {
+    fn from(e: CursorError) -> Self {
+        Self::Invalid(e.to_string())
     }
 }
 
@@ -103,6 +111,14 @@ pub struct ConversationView {
 /// Which conversations to list: a page, and optional filters that every
 /// store applies in SQL (all given filters must hold).
 ///
+/// The list is ordered by `last_message_at DESC NULLS LAST, id DESC`. A page
+/// starts either `offset` rows into that order ([`ConversationQuery::page`])
+/// or just after a [`ConversationCursor`] taken from a previous page
+/// ([`ConversationQuery::with_cursor`], keyset pagination: the store seeks
+/// to the position in its index instead of skipping rows, so a deep page
+/// costs what the first one does). A cursor with an `offset` above 0 is
+/// [`StoreError::Invalid`].
+///
 /// ```
 /// use callview_core::store::{ConversationQuery, Search, StatusFilter};
 /// use callview_core::{ActualDirection, Normalizer};
@@ -133,6 +149,9 @@ pub struct ConversationQuery {
     pub since: Option<DateTime<Utc>>,
     /// Only conversations whose `last_message_at` is before this.
     pub until: Option<DateTime<Utc>>,
+    /// Start just after this position of the list (keyset pagination)
+    /// rather than `offset` rows into it; `offset` must then be 0.
+    pub after: Option<ConversationCursor>,
 }
 
 impl ConversationQuery {
@@ -146,7 +165,45 @@ impl ConversationQuery {
             status: None,
             since: None,
             until: None,
+            after: None,
         }
+    }
+
+    /// Starts the page just after `cursor` (a [`ConversationPage::next_cursor`]
+    /// of the same list), instead of at `offset`.
+    ///
+    /// The filters are not part of the cursor: pass the same ones with each
+    /// page. Rows whose position changes between two requests (new
+    /// activity moves a conversation to the top) are never listed twice:
+    /// each page holds only rows after the cursor's position.
+    ///
+    /// ```
+    /// use callview_core::store::{ConversationCursor, ConversationQuery};
+    /// use callview_core::ConversationId;
+    /// let cursor = ConversationCursor::new(None, ConversationId(7));
+    /// let query = ConversationQuery::page(20, 0).with_cursor(cursor.clone());
+    /// assert_eq!(query.after, Some(cursor));
+    /// assert!(query.validate().is_ok());
+    /// // A cursor and an offset together are refused.
+    /// assert!(ConversationQuery::page(20, 40).with_cursor(query.after.unwrap()).validate().is_err());
+    /// ```
+    pub fn with_cursor(mut self, cursor: ConversationCursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+
+    /// Checks the query can be run: a cursor and an `offset` above 0
+    /// together are [`StoreError::Invalid`] (they are two ways of saying
+    /// where the page starts). Every store calls this first.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.after.is_some() && self.offset > 0 {
+            return Err(StoreError::Invalid(format!(
+                "a cursor and an offset ({}) cannot be used together; \
+                 give one or the other",
+                self.offset
+            )));
+        }
+        Ok(())
     }
 
     /// Keeps only conversations matching `search`.
@@ -180,7 +237,7 @@ impl ConversationQuery {
         self
     }
 
-    /// Whether any filter is set.
+    /// Whether any filter is set (a cursor is not a filter).
     pub fn has_filters(&self) -> bool {
         self.search.is_some()
             || self.direction.is_some()
@@ -368,8 +425,171 @@ impl std::fmt::Display for StatusFilter {
 pub struct ConversationPage {
     /// The page, newest activity first.
     pub conversations: Vec<ConversationView>,
-    /// How many conversations match in all.
+    /// How many conversations match in all (whatever the page's position).
     pub total: u64,
+    /// Where the next page starts ([`ConversationQuery::with_cursor`]):
+    /// the position of this page's last row, when at least one matching
+    /// row comes after it; `None` on the last page (and for a `limit` of 0).
+    pub next_cursor: Option<ConversationCursor>,
+}
+
+/// A position in the conversations list (keyset pagination): just after
+/// the row with this `last_message_at` and id, in the list's order
+/// `last_message_at DESC NULLS LAST, id DESC`.
+///
+/// Its text form ([`Display`](std::fmt::Display), [`ConversationCursor::parse`])
+/// is opaque to clients and URL-safe: base64url (no padding) of a small
+/// versioned string. Only the exact text a store handed out parses back.
+///
+/// ```
+/// use callview_core::store::ConversationCursor;
+/// use callview_core::ConversationId;
+/// use chrono::{TimeZone, Utc};
+///
+/// let at = Utc.with_ymd_and_hms(2026, 2, 6, 15, 17, 13).unwrap();
+/// let cursor = ConversationCursor::new(Some(at), ConversationId(42));
+/// let text = cursor.to_string();
+/// assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+/// assert_eq!(ConversationCursor::parse(&text).unwrap(), cursor);
+///
+/// // Rows after the cursor: older activity, the same activity with a
+/// // smaller id, and every row without activity.
+/// assert!(cursor.precedes(Some(at), ConversationId(41)));
+/// assert!(!cursor.precedes(Some(at), ConversationId(42)));
+/// assert!(cursor.precedes(None, ConversationId(1_000)));
+///
+/// let err = ConversationCursor::parse("not a cursor").unwrap_err();
+/// assert!(err.to_string().contains("cursor"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConversationCursor {
+    last_message_at: Option<DateTime<Utc>>,
+    id: ConversationId,
+}
+
+impl ConversationCursor {
+    /// The version tag at the start of the decoded text.
+    const VERSION: &'static str = "v1";
+    /// The longest text [`ConversationCursor::parse`] looks at.
+    pub const MAX_LEN: usize = 64;
+
+    /// The position just after the row with `last_message_at` (truncated to
+    /// the microsecond, as both stores keep it) and `id`.
+    pub fn new(last_message_at: Option<DateTime<Utc>>, id: ConversationId) -> Self {
+        Self {
+            last_message_at: last_message_at.map(|t| t.trunc_subsecs(6)),
+            id,
+        }
+    }
+
+    /// The position just after `record`.
+    pub fn after(record: &ConversationRecord) -> Self {
+        Self::new(record.counters.last_message_at, record.id)
+    }
+
+    /// The `last_message_at` of the row the cursor follows (`None`: it is
+    /// among the rows without activity, which come last).
+    pub fn last_message_at(&self) -> Option<DateTime<Utc>> {
+        self.last_message_at
+    }
+
+    /// The id of the row the cursor follows.
+    pub fn id(&self) -> ConversationId {
+        self.id
+    }
+
+    /// Whether a row with `last_message_at` and `id` comes after the cursor
+    /// in the list's order (and so belongs to the pages it starts).
+    pub fn precedes(&self, last_message_at: Option<DateTime<Utc>>, id: ConversationId) -> bool {
+        match (self.last_message_at, last_message_at) {
+            (Some(mine), Some(theirs)) => theirs < mine || (theirs == mine && id < self.id),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => id < self.id,
+        }
+    }
+
+    /// The decoded text: `v1:<unix microseconds, empty for none>:<id>`.
+    fn plain(&self) -> String {
+        let at = self
+            .last_message_at
+            .map(|t| t.timestamp_micros().to_string())
+            .unwrap_or_default();
+        format!("{}:{at}:{}", Self::VERSION, self.id.0)
+    }
+
+    /// Reads the text form; anything but a text this type wrote is a
+    /// [`CursorError`] saying why.
+    pub fn parse(text: &str) -> Result<Self, CursorError> {
+        let fail = |reason: &str| CursorError {
+            reason: reason.to_owned(),
+        };
+        if text.is_empty() {
+            return Err(fail("it is empty"));
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(fail("it is too long"));
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| fail("it is not base64url"))?;
+        let plain = String::from_utf8(bytes).map_err(|_| fail("it is not text"))?;
+        let mut parts = plain.split(':');
+        let (Some(version), Some(at), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(fail("it does not have the cursor's form"));
+        };
+        if version != Self::VERSION {
+            return Err(fail("its version is not supported"));
+        }
+        let last_message_at = if at.is_empty() {
+            None
+        } else {
+            let micros: i64 = at.parse().map_err(|_| fail("its time is not a number"))?;
+            Some(
+                DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| fail("its time is out of range"))?,
+            )
+        };
+        let id = ConversationId(id.parse().map_err(|_| fail("its id is not a number"))?);
+        let cursor = Self::new(last_message_at, id);
+        // Only the canonical text (no `+1`, leading zeros, stray bits).
+        if cursor.to_string() != text {
+            return Err(fail("it is not in canonical form"));
+        }
+        Ok(cursor)
+    }
+}
+
+impl std::fmt::Display for ConversationCursor {
+    /// The opaque, URL-safe text form.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.plain()))
+    }
+}
+
+impl std::str::FromStr for ConversationCursor {
+    type Err = CursorError;
+
+    fn from_str(text: &str) -> Result<Self, CursorError> {
+        Self::parse(text)
+    }
+}
+
+/// A text that is not a [`ConversationCursor`]; says why, never echoes the
+/// text. Converts into [`StoreError::Invalid`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid conversations cursor: {reason}")]
+pub struct CursorError {
+    reason: String,
+}
+
+impl CursorError {
+    /// Why the text was refused.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
 }
 
 /// How many rows a store holds.
@@ -419,7 +639,12 @@ pub trait Store: Send + Sync {
     async fn set_recording_url(&self, sid: &CallSid, url: Option<&str>) -> Result<(), StoreError>;
 
     /// A page of the conversations matching `query`'s filters, newest
-    /// activity first, with how many match in all. The filters run in the
+    /// activity first, with how many match in all. The page starts
+    /// `query.offset` rows in, or just after `query.after` (keyset
+    /// pagination: a seek in the list's index, whatever the depth); both
+    /// together are [`StoreError::Invalid`] ([`ConversationQuery::validate`]).
+    /// [`ConversationPage::next_cursor`] is the position of the page's last
+    /// row when more rows follow. The filters run in the
     /// database (see [`ConversationQuery`]); the status filter reads
     /// `conversations.metadata.last_display_status`, which
     /// [`Store::apply`] keeps equal to the display status of the row named
@@ -456,5 +681,112 @@ pub trait Store: Send + Sync {
     /// (`call-model.md` section 4).
     async fn messages(&self, id: ConversationId) -> Result<Vec<Interaction>, StoreError> {
         Ok(fold_interactions(self.conversation_calls(id).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_770_000_000 + secs, 123_456_000)
+            .unwrap()
+    }
+
+    #[test]
+    fn cursors_round_trip_and_are_url_safe() {
+        for cursor in [
+            ConversationCursor::new(Some(at(0)), ConversationId(1)),
+            ConversationCursor::new(Some(at(-1_770_000_000 - 86_400)), ConversationId(i64::MAX)),
+            ConversationCursor::new(None, ConversationId(42)),
+            ConversationCursor::new(None, ConversationId(-3)),
+        ] {
+            let text = cursor.to_string();
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{text}"
+            );
+            assert!(text.len() <= ConversationCursor::MAX_LEN, "{text}");
+            assert_eq!(ConversationCursor::parse(&text), Ok(cursor));
+            assert_eq!(text.parse::<ConversationCursor>(), Ok(cursor));
+        }
+    }
+
+    #[test]
+    fn cursors_keep_microseconds() {
+        let precise = Utc.timestamp_opt(1_770_000_000, 123_456_789).unwrap();
+        let cursor = ConversationCursor::new(Some(precise), ConversationId(1));
+        assert_eq!(
+            cursor.last_message_at().unwrap().timestamp_nanos_opt(),
+            Some(1_770_000_000_123_456_000)
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        let encode = |plain: &str| URL_SAFE_NO_PAD.encode(plain);
+        let valid = ConversationCursor::new(Some(at(0)), ConversationId(9)).to_string();
+        for (text, why) in [
+            (String::new(), "empty"),
+            ("x".repeat(ConversationCursor::MAX_LEN + 1), "too long"),
+            ("not a cursor!".to_owned(), "base64url"),
+            (format!("{valid}="), "base64url"),
+            (encode("v1:5"), "form"),
+            (encode("v1:5:6:7"), "form"),
+            (encode("v2:5:6"), "version"),
+            (encode("v1:soon:6"), "time"),
+            (encode("v1:99999999999999999999:6"), "time"),
+            (encode(&format!("v1:{}:6", i64::MAX)), "out of range"),
+            (encode("v1:5:x"), "id"),
+            (encode("v1:5:"), "id"),
+            (encode("v1:+5:6"), "canonical"),
+            (encode("v1:5:06"), "canonical"),
+            (URL_SAFE_NO_PAD.encode([0xff, 0xfe]), "not text"),
+        ] {
+            let err = ConversationCursor::parse(&text).unwrap_err();
+            assert!(err.reason().contains(why), "{text:?}: {err}");
+            assert!(err.to_string().contains("cursor"), "{err}");
+            let store: StoreError = err.into();
+            assert!(matches!(store, StoreError::Invalid(_)), "{store:?}");
+        }
+    }
+
+    #[test]
+    fn precedes_follows_the_list_order() {
+        // The list's order, newest first, rows without activity last.
+        let rows = [
+            (Some(at(10)), 3),
+            (Some(at(10)), 2),
+            (Some(at(5)), 9),
+            (Some(at(5)), 1),
+            (None, 8),
+            (None, 4),
+        ];
+        for (i, (t, id)) in rows.iter().enumerate() {
+            let cursor = ConversationCursor::new(*t, ConversationId(*id));
+            let after: Vec<_> = rows
+                .iter()
+                .filter(|(t, id)| cursor.precedes(*t, ConversationId(*id)))
+                .copied()
+                .collect();
+            assert_eq!(after, rows[i + 1..], "after {t:?}/{id}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_and_an_offset_are_refused_together() {
+        let cursor = ConversationCursor::new(None, ConversationId(1));
+        assert!(ConversationQuery::page(5, 0)
+            .with_cursor(cursor)
+            .validate()
+            .is_ok());
+        let err = ConversationQuery::page(5, 1)
+            .with_cursor(cursor)
+            .validate()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(m) if m.contains("offset")));
+        assert!(ConversationQuery::page(5, 9).validate().is_ok());
     }
 }

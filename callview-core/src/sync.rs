@@ -136,6 +136,14 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// Reports (and logs) records Twilio sent that could not be parsed.
+    fn note_rejected(&mut self, rejected: Vec<CallParseError>) {
+        for rejected in rejected {
+            tracing::warn!(sid = ?rejected.sid, reason = %rejected.reason, "skipped a call record Twilio sent");
+            self.skipped.push(rejected.into());
+        }
+    }
+
     fn add(&mut self, stats: PlanStats) {
         self.inserted += stats.inserted;
         self.updated += stats.updated;
@@ -372,10 +380,7 @@ impl SyncEngine {
             let (page, slice) = item?;
             report.pages += 1;
             report.fetched += (page.calls.len() + page.rejected.len()) as u64;
-            for rejected in page.rejected {
-                tracing::warn!(sid = ?rejected.sid, reason = %rejected.reason, "skipped a call record Twilio sent");
-                report.skipped.push(rejected.into());
-            }
+            report.note_rejected(page.rejected);
             let mut batch = Vec::with_capacity(page.calls.len());
             for call in page.calls {
                 if !slice.contains(&call) {
@@ -408,6 +413,14 @@ impl SyncEngine {
         }
         drop(pages);
 
+        if !report.more_available {
+            self.sweep_undated(&rules, since, &mut remaining, &mut report)
+                .await?;
+        }
+        if !report.more_available {
+            self.sweep_late(&rules, started_at, &mut remaining, &mut report)
+                .await?;
+        }
         if matches!(mode, SyncMode::Incremental { .. }) {
             self.refresh_unfinished(&rules, since, &mut report).await?;
         }
@@ -440,6 +453,103 @@ impl SyncEngine {
         Ok(report)
     }
 
+    /// Lists the calls Twilio never dialled, which have no start time and so
+    /// are left out by the window's `StartTime>` filter.
+    ///
+    /// Such a call can only be queued, canceled or failed, so each of those
+    /// statuses is listed without a time bound. Twilio lists newest first
+    /// with undated calls ahead of dated ones, so each listing stops at the
+    /// first page that holds a dated call: usually one request per status.
+    /// Undated calls created before `since` are outside the window.
+    async fn sweep_undated(
+        &self,
+        rules: &PartyRules,
+        since: DateTime<Utc>,
+        remaining: &mut usize,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        for status in UNDATED_STATUSES {
+            let filter = CallFilter {
+                status: Some(crate::call::CallStatus::parse(status)),
+                page_size: self.page_size,
+                ..CallFilter::default()
+            };
+            let mut token = None;
+            loop {
+                let page = self.client.list_calls_page(&filter, token.as_ref()).await?;
+                report.pages += 1;
+                report.fetched += (page.calls.len() + page.rejected.len()) as u64;
+                report.note_rejected(page.rejected);
+                let mut dated = false;
+                let mut batch = Vec::new();
+                for call in page.calls {
+                    if call.start_time.is_some() {
+                        dated = true;
+                    } else if call.date_created.is_some_and(|t| t < since) {
+                        report.outside_window += 1;
+                    } else if *remaining == 0 {
+                        report.more_available = true;
+                    } else {
+                        *remaining -= 1;
+                        batch.push(call);
+                    }
+                }
+                let stats = self.ingest(rules, batch).await?;
+                report.add(stats);
+                match page.next {
+                    Some(next) if !dated => token = Some(next),
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists the calls that started since the run began: a call still
+    /// undated (queued) when its slice was read, and dialled before the
+    /// undated sweep reached it, was in neither listing. It started after
+    /// the run began, so this listing has it.
+    async fn sweep_late(
+        &self,
+        rules: &PartyRules,
+        started_at: DateTime<Utc>,
+        remaining: &mut usize,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let filter = CallFilter {
+            start_time_after: Some(started_at - LATE_MARGIN),
+            page_size: self.page_size,
+            ..CallFilter::default()
+        };
+        let mut token = None;
+        loop {
+            let page = self.client.list_calls_page(&filter, token.as_ref()).await?;
+            report.pages += 1;
+            report.fetched += (page.calls.len() + page.rejected.len()) as u64;
+            report.note_rejected(page.rejected);
+            let mut batch = Vec::with_capacity(page.calls.len());
+            for call in page.calls {
+                if *remaining == 0 {
+                    report.more_available = true;
+                } else {
+                    *remaining -= 1;
+                    batch.push(call);
+                }
+            }
+            let stats = self.ingest(rules, batch).await?;
+            report.add(stats);
+            match page.next {
+                Some(next) if *remaining > 0 => token = Some(next),
+                Some(_) => {
+                    report.more_available = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     /// Fetches again the stored calls that are not final and started before
     /// the window (those inside it were just listed).
     async fn refresh_unfinished(
@@ -469,6 +579,13 @@ impl SyncEngine {
         Ok(())
     }
 }
+
+/// How far before a run's start [`SyncEngine::sweep_late`] lists: clock
+/// skew between Twilio and this machine.
+const LATE_MARGIN: Duration = Duration::minutes(1);
+
+/// The statuses a call Twilio never dialled (no start time) can have.
+const UNDATED_STATUSES: [&str; 3] = ["queued", "canceled", "failed"];
 
 /// A part of a sync window: calls that started at or after `from` and
 /// before `to` (open-ended when `to` is `None`). Calls without a start time

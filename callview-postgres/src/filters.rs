@@ -32,11 +32,30 @@ pub(crate) enum Param {
     Text(String),
     Texts(Vec<String>),
     Time(NaiveDateTime),
+    Int(i64),
+}
+
+/// Where a segment of the conversations list starts.
+///
+/// The list (`last_message_at DESC NULLS LAST, id DESC`, the order of
+/// `idx_conversations_activity`) is two segments of that index: the rows
+/// with a `last_message_at`, then those without. A position inside the
+/// first is a row comparison the index scan starts at; the second is an
+/// `IS NULL` index condition ordered by id. (One `OR` of the two would be a
+/// filter over a walk from the top of the index: the scan a cursor avoids.)
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Start {
+    /// From the top (then `OFFSET`).
+    Top,
+    /// Rows with a `last_message_at` after `(at, id)`.
+    After { at: NaiveDateTime, id: i64 },
+    /// Rows without a `last_message_at`, with an id below `before` if given.
+    Unstarted { before: Option<i64> },
 }
 
 /// A `WHERE` clause (empty without filters) and its parameters, numbered
 /// from `$1`.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Filter {
     clauses: Vec<String>,
     pub(crate) params: Vec<Param>,
@@ -60,6 +79,26 @@ impl Filter {
     /// The number the next parameter gets (`$n`).
     pub(crate) fn next(&self) -> usize {
         self.params.len() + 1
+    }
+
+    /// Keeps only the rows from `start` on.
+    pub(crate) fn start_at(&mut self, start: &Start) {
+        match start {
+            Start::Top => {}
+            Start::After { at, id } => {
+                let at = self.param(Param::Time(*at));
+                let id = self.param(Param::Int(*id));
+                self.clauses
+                    .push(format!("(v.last_message_at, v.id) < ({at}, {id})"));
+            }
+            Start::Unstarted { before } => {
+                self.clauses.push("v.last_message_at IS NULL".to_owned());
+                if let Some(before) = before {
+                    let id = self.param(Param::Int(*before));
+                    self.clauses.push(format!("v.id < {id}"));
+                }
+            }
+        }
     }
 }
 
@@ -141,6 +180,7 @@ macro_rules! bind_filter {
                 $crate::filters::Param::Text(v) => query.bind(v.clone()),
                 $crate::filters::Param::Texts(v) => query.bind(v.clone()),
                 $crate::filters::Param::Time(v) => query.bind(*v),
+                $crate::filters::Param::Int(v) => query.bind(*v),
             };
         }
         query
@@ -182,6 +222,29 @@ mod tests {
         assert_eq!(f.next(), 5);
         assert_eq!(f.params[0], Param::Text("%978844%".into()));
         assert_eq!(f.params[1], Param::Text("%978-844%".into()));
+    }
+
+    #[test]
+    fn starts_follow_the_filters() {
+        let query = ConversationQuery::page(20, 0).with_status(StatusFilter::Busy);
+        let mut f = conversation_filter(&query);
+        let at = chrono::DateTime::from_timestamp(1_770_391_033, 0)
+            .unwrap()
+            .naive_utc();
+        f.start_at(&Start::After { at, id: 7 });
+        assert!(
+            f.sql()
+                .ends_with("AND (v.last_message_at, v.id) < ($2, $3)"),
+            "{}",
+            f.sql()
+        );
+        assert_eq!(f.params[2], Param::Int(7));
+        let mut f = conversation_filter(&ConversationQuery::page(20, 0));
+        f.start_at(&Start::Unstarted { before: Some(3) });
+        assert_eq!(f.sql(), "WHERE v.last_message_at IS NULL AND v.id < $1");
+        let mut f = conversation_filter(&ConversationQuery::page(20, 0));
+        f.start_at(&Start::Top);
+        assert_eq!(f.sql(), "");
     }
 
     #[test]

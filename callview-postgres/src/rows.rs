@@ -91,15 +91,18 @@ impl MessageRow {
     /// The call: `metadata.raw` when it holds a valid record for this SID,
     /// otherwise rebuilt from the columns (rows written by the seed's
     /// original application have no `raw`).
-    fn call(&self) -> Call {
-        let metadata = self.metadata.as_ref();
-        if let Some(raw @ Value::Object(_)) = metadata.and_then(|m| m.get("raw")) {
-            if let Ok(call) = Call::from_json(raw) {
+    /// The record moves out of the metadata (no copy); the fallback does
+    /// not need it.
+    fn call(&mut self) -> Call {
+        if let Some(raw @ Value::Object(_)) = self.metadata.as_mut().and_then(|m| m.get_mut("raw"))
+        {
+            if let Ok(call) = Call::from_value(raw.take()) {
                 if call.sid.as_str() == self.twilio_sid.trim() {
                     return call;
                 }
             }
         }
+        let metadata = self.metadata.as_ref();
         let base = self.rest_json();
         let mut with_extras = base.clone();
         for key in ["answered_by", "queue_time"] {
@@ -151,7 +154,7 @@ impl MessageRow {
     }
 
     /// The row as the call model sees it.
-    pub(crate) fn into_stored(self) -> StoredCall {
+    pub(crate) fn into_stored(mut self) -> StoredCall {
         let call = self.call();
         let metadata = self.metadata.as_ref();
         let derived = Derived {

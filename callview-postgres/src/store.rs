@@ -7,7 +7,6 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
-use serde_json::Value;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -19,10 +18,11 @@ use callview_core::model::{
     ConversationState, CounterUpdate, Interaction, NewConversation, NewestRoot, Plan, StoredCall,
 };
 use callview_core::store::{
-    ConversationPage, ConversationQuery, ConversationView, Store, StoreCounts, StoreError,
+    ConversationCursor, ConversationPage, ConversationQuery, ConversationView, Store, StoreCounts,
+    StoreError,
 };
 
-use crate::filters::{bind_filter, conversation_filter, LAST_DISPLAY_STATUS};
+use crate::filters::{bind_filter, conversation_filter, Filter, Start, LAST_DISPLAY_STATUS};
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
     from_db_time, row_direction, to_db_time, ConversationRow, MessageRow, CONVERSATION_COLUMNS,
@@ -374,7 +374,7 @@ impl PostgresStore {
         let mut ends: Vec<Option<NaiveDateTime>> = Vec::with_capacity(n);
         let mut recordings: Vec<Option<String>> = Vec::with_capacity(n);
         let mut parents: Vec<Option<String>> = Vec::with_capacity(n);
-        let mut metadata: Vec<Value> = Vec::with_capacity(n);
+        let mut metadata: Vec<String> = Vec::with_capacity(n);
         let mut roots = Vec::with_capacity(n);
         for w in writes {
             let call = &w.call;
@@ -391,17 +391,23 @@ impl PostgresStore {
             ends.push(call.end_time.map(to_db_time));
             recordings.push(w.recording_url.clone());
             parents.push(call.parent_call_sid.as_ref().map(|p| p.to_string()));
-            metadata.push(w.metadata());
+            metadata.push(w.metadata_json());
             roots.push(w.root_sid.to_string());
         }
         sqlx::query(
             "INSERT INTO messages (conversation_id, twilio_sid, direction, status, from_number, \
                  to_number, duration, price, price_unit, start_time, end_time, recording_url, \
                  parent_call_sid, metadata, root_call_sid, created_at, updated_at) \
-             SELECT t.*, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
+             SELECT t.conversation_id, t.twilio_sid, t.direction, t.status, t.from_number, \
+                 t.to_number, t.duration, t.price, t.price_unit, t.start_time, t.end_time, \
+                 t.recording_url, t.parent_call_sid, t.metadata::jsonb, t.root_call_sid, \
+                 NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
              FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                  $7::int4[], $8::numeric[], $9::text[], $10::timestamp[], $11::timestamp[], \
-                 $12::text[], $13::text[], $14::jsonb[], $15::text[]) AS t \
+                 $12::text[], $13::text[], $14::text[], $15::text[]) \
+                 AS t(conversation_id, twilio_sid, direction, status, from_number, to_number, \
+                      duration, price, price_unit, start_time, end_time, recording_url, \
+                      parent_call_sid, metadata, root_call_sid) \
              ON CONFLICT (twilio_sid) DO UPDATE SET \
                  conversation_id = EXCLUDED.conversation_id, \
                  direction = EXCLUDED.direction, \
@@ -518,6 +524,48 @@ impl PostgresStore {
             .map_err(self.error("removing unused contacts"))?;
         }
         Ok(())
+    }
+
+    /// Up to `limit` rows of the conversations list matching `filter`,
+    /// from `start` on, skipping `offset`.
+    async fn list_rows(
+        &self,
+        tx: &mut PgConnection,
+        filter: &Filter,
+        start: &Start,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let mut filter = filter.clone();
+        filter.start_at(start);
+        let where_clause = filter.sql();
+        let (limit_at, offset_at) = (filter.next(), filter.next() + 1);
+        let order = "ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC";
+        let sql = if offset > 0 {
+            // The skipped rows are only stepped over in the subquery, never
+            // joined to their contact nor projected (the last root's
+            // subquery); without filters it is an index-only scan of
+            // `idx_conversations_activity`.
+            format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
+                 LEFT JOIN contacts c ON c.id = v.contact_id \
+                 WHERE v.id IN (SELECT v.id FROM conversations v {where_clause} \
+                                {order} LIMIT ${limit_at} OFFSET ${offset_at}) \
+                 {order}"
+            )
+        } else {
+            format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
+                 LEFT JOIN contacts c ON c.id = v.contact_id \
+                 {where_clause} {order} LIMIT ${limit_at} OFFSET ${offset_at}"
+            )
+        };
+        bind_filter!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), filter)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.error("listing conversations"))
     }
 
     /// Conversations with their contacts, and each one's last interaction,
@@ -797,40 +845,74 @@ impl Store for PostgresStore {
         &self,
         query: &ConversationQuery,
     ) -> Result<ConversationPage, StoreError> {
+        query.validate()?;
         let what = "listing conversations";
         let filter = conversation_filter(query);
         let where_clause = filter.sql();
         let mut tx = self.read_tx(what).await?;
-        let total: i64 = bind_filter!(
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM conversations v {where_clause}"
-            ))),
-            filter
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(self.error(what))?;
-        let (limit, offset) = (filter.next(), filter.next() + 1);
-        let rows: Vec<ConversationRow> = bind_filter!(
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
-                 LEFT JOIN contacts c ON c.id = v.contact_id \
-                 {where_clause} \
-                 ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC \
-                 LIMIT ${limit} OFFSET ${offset}"
-            ))),
-            filter
-        )
-        .bind(i64::from(query.limit))
-        .bind(i64::try_from(query.offset).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(self.error(what))?;
+        // Unfiltered, the number the triggers of migration 4 keep.
+        let count_sql = if query.has_filters() {
+            format!("SELECT count(*) FROM conversations v {where_clause}")
+        } else {
+            "SELECT COALESCE(sum(delta), 0)::int8 FROM conversation_count".to_owned()
+        };
+        let total: i64 = bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)), filter)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(self.error(what))?;
+        // One row more than the page says whether another page follows.
+        let want = i64::from(query.limit) + 1;
+        let mut rows = match &query.after {
+            None => {
+                let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+                self.list_rows(&mut tx, &filter, &Start::Top, want, offset)
+                    .await?
+            }
+            Some(cursor) => {
+                let id = cursor.id().0;
+                match cursor.last_message_at() {
+                    Some(at) => {
+                        let start = Start::After {
+                            at: to_db_time(at),
+                            id,
+                        };
+                        let mut rows = self.list_rows(&mut tx, &filter, &start, want, 0).await?;
+                        let missing = want - rows.len() as i64;
+                        if missing > 0 {
+                            let unstarted = Start::Unstarted { before: None };
+                            rows.extend(
+                                self.list_rows(&mut tx, &filter, &unstarted, missing, 0)
+                                    .await?,
+                            );
+                        }
+                        rows
+                    }
+                    None => {
+                        let unstarted = Start::Unstarted { before: Some(id) };
+                        self.list_rows(&mut tx, &filter, &unstarted, want, 0)
+                            .await?
+                    }
+                }
+            }
+        };
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| {
+                ConversationCursor::new(
+                    r.last_message_at.map(from_db_time),
+                    ConversationId(i64::from(r.id)),
+                )
+            })
+        } else {
+            None
+        };
         let conversations = self.views(&mut tx, rows).await?;
         tx.commit().await.map_err(self.error(what))?;
         Ok(ConversationPage {
             conversations,
             total: total.max(0) as u64,
+            next_cursor,
         })
     }
 

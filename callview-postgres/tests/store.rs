@@ -131,6 +131,9 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
     assert_eq!(
         triggers,
         [
+            "conversation_count_delete",
+            "conversation_count_insert",
+            "conversation_count_truncate",
             "update_contacts_updated_at",
             "update_conversations_updated_at",
             "update_messages_updated_at",
@@ -149,6 +152,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
         [
             "contacts_phone_number_key",
             "contacts_pkey",
+            "conversation_count_pkey",
             "conversations_contact_id_fkey",
             "conversations_external_id_key",
             "conversations_pkey",

@@ -399,7 +399,7 @@ fn missing_conversation(id: ConversationId) -> impl FnOnce(StoreError) -> ApiErr
 async fn list_conversations(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::ConversationListJson>, ApiError> {
     let params = QueryParams::parse(query.as_deref())?;
     let normalizer = state.inner.normalizer;
     let query = params.conversation_query(DEFAULT_LIMIT, &normalizer)?;
@@ -409,9 +409,11 @@ async fn list_conversations(
         .iter()
         .map(|c| views::conversation(c, &normalizer))
         .collect();
-    Ok(Json(
-        json!({"conversations": conversations, "total": page.total}),
-    ))
+    Ok(Json(views::ConversationListJson {
+        conversations,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+        total: page.total,
+    }))
 }
 
 async fn get_conversation(
@@ -431,7 +433,7 @@ async fn list_messages(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::MessageListJson>, ApiError> {
     let id = path_id(path)?;
     let params = QueryParams::parse(query.as_deref())?;
     let limit = params.limit(u32::MAX)?;
@@ -454,18 +456,21 @@ async fn list_messages(
         .take(limit as usize)
         .map(|m| views::message(m, &contact))
         .collect();
-    Ok(Json(json!({"messages": messages, "total": total})))
+    Ok(Json(views::MessageListJson { messages, total }))
 }
 
 async fn active_calls(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::ActiveCallListJson>, ApiError> {
     let params = QueryParams::parse(query.as_deref())?;
     let limit = params.limit(DEFAULT_ACTIVE_LIMIT)?;
     let calls = state.store().unfinished_calls(limit).await?;
     let calls: Vec<_> = calls.iter().map(views::active_call).collect();
-    Ok(Json(json!({"total": calls.len(), "calls": calls})))
+    Ok(Json(views::ActiveCallListJson {
+        total: calls.len(),
+        calls,
+    }))
 }
 
 async fn run_sync(

@@ -182,6 +182,15 @@ struct SimulateArgs {
     live: bool,
 }
 
+/// jemalloc, configured in `.cargo/config.toml` (two arenas, freed pages
+/// returned after 20 ms): glibc's malloc kept a 100,000-call backfill at
+/// about 195 MiB RSS for a live heap under 100 MiB, because each page is
+/// parsed on one thread and freed on another (figures in
+/// `callview-bench/RESULTS.md`).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {

@@ -46,6 +46,14 @@ fn offset_param() -> Value {
     })
 }
 
+fn cursor_param() -> Value {
+    json!({
+        "name": "cursor", "in": "query", "required": false,
+        "description": "Where the page starts: the `next_cursor` of the previous page, passed back unchanged (an opaque, URL-safe string). Keyset pagination: a page after a cursor costs what the first page does, however deep, and rows written between two requests are never listed twice. Give the same filters with each page. Not together with an `offset` above 0; absent or empty means the first page.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": 64}
+    })
+}
+
 /// The filters of `GET /api/conversations`.
 fn conversation_filter_params() -> Vec<Value> {
     let instant = |name: &str, description: &str| {
@@ -155,6 +163,7 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
             &format!("Page size, 1 to {MAX_LIMIT}."),
         ),
         offset_param(),
+        cursor_param(),
     ]
     .into_iter()
     .chain(conversation_filter_params())
@@ -164,12 +173,12 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
             "get": {
                 "operationId": "listConversations",
                 "summary": "Conversations, most recent activity first, optionally filtered.",
-                "description": "Every filter given must hold; `total` counts the conversations that match. The filters run in the database.",
+                "description": "Every filter given must hold; `total` counts the conversations that match. The filters run in the database. Page with `offset`, or follow `next_cursor` (pass it back as `cursor`) until it is null: cursor pages stay cheap at any depth.",
                 "tags": ["conversations"],
                 "parameters": list_params,
                 "responses": common_errors(json!({
                     "200": ok_response("A page of the matching conversations and how many match in all.", "ConversationList"),
-                    "400": error_response("`limit`, `offset`, `q`, `direction`, `status`, `since` or `until` is not valid, or `since` is after `until` (`invalid_parameter`); the message names the parameter and the reason."),
+                    "400": error_response("`limit`, `offset`, `cursor`, `q`, `direction`, `status`, `since` or `until` is not valid, `since` is after `until`, or `cursor` comes with an `offset` above 0 (`invalid_parameter`); the message names the parameter and the reason."),
                 }))
             }
         },
@@ -412,10 +421,14 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
         },
         "ConversationList": {
             "type": "object",
-            "required": ["conversations", "total"],
+            "required": ["conversations", "total", "next_cursor"],
             "properties": {
                 "conversations": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
-                "total": {"type": "integer"}
+                "total": {"type": "integer", "description": "How many conversations match in all, whatever the page."},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass it as `cursor` (with the same filters) for the next page; null when no conversation follows this page. Opaque: do not build or change it."
+                }
             }
         },
         "MessageList": {

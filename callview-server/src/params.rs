@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use callview_core::store::{ConversationQuery, Search, StatusFilter};
+use callview_core::store::{ConversationCursor, ConversationQuery, Search, StatusFilter};
 use callview_core::{ActualDirection, ConversationId, Normalizer};
 use chrono::{DateTime, Utc};
 
@@ -60,20 +60,45 @@ impl QueryParams {
         }
     }
 
+    /// `cursor`: the `next_cursor` of an earlier page, passed back as it
+    /// came; absent or empty means the first page.
+    pub fn cursor(&self) -> Result<Option<ConversationCursor>, ApiError> {
+        match self.0.get("cursor").map(|t| t.trim()) {
+            None | Some("") => Ok(None),
+            Some(text) => ConversationCursor::parse(text).map(Some).map_err(|e| {
+                invalid(format!(
+                    "`cursor` is not valid ({}); pass the `next_cursor` of an earlier \
+                     response unchanged, or leave it out for the first page",
+                    e.reason()
+                ))
+            }),
+        }
+    }
+
     /// The raw value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
     /// `GET /api/conversations`: `limit` (default `default_limit`),
-    /// `offset`, and the filters `q`, `direction`, `status`, `since`,
-    /// `until` (see [`ConversationFilters`]).
+    /// `offset` or `cursor` (not both), and the filters `q`, `direction`,
+    /// `status`, `since`, `until` (see [`ConversationFilters`]).
     pub fn conversation_query(
         &self,
         default_limit: u32,
         normalizer: &Normalizer,
     ) -> Result<ConversationQuery, ApiError> {
-        let mut query = ConversationQuery::page(self.limit(default_limit)?, self.offset()?);
+        let offset = self.offset()?;
+        let mut query = ConversationQuery::page(self.limit(default_limit)?, offset);
+        if let Some(cursor) = self.cursor()? {
+            if offset > 0 {
+                return Err(invalid(format!(
+                    "`cursor` and `offset` ({offset}) cannot be used together: a cursor \
+                     already says where the page starts; leave `offset` out"
+                )));
+            }
+            query = query.with_cursor(cursor);
+        }
         let filters = ConversationFilters::parse(self, normalizer)?;
         if let Some(search) = filters.search {
             query = query.with_search(search);
@@ -329,6 +354,46 @@ mod tests {
         }
         let long = format!("q={}", "x".repeat(MAX_SEARCH_CHARS + 1));
         assert!(q(&long).conversation_query(20, &n).is_err());
+    }
+
+    #[test]
+    fn cursors() {
+        let n = Normalizer::default();
+        let cursor = ConversationCursor::new(None, ConversationId(12));
+        let text = cursor.to_string();
+        let query = q(&format!("cursor={text}&limit=5"))
+            .conversation_query(20, &n)
+            .unwrap();
+        assert_eq!(query.after, Some(cursor));
+        assert_eq!(query.offset, 0);
+        assert!(!query.has_filters());
+        // With an offset of 0 it is still the cursor's page; empty is none.
+        let query = q(&format!("cursor={text}&offset=0"))
+            .conversation_query(20, &n)
+            .unwrap();
+        assert_eq!(query.after, Some(cursor));
+        assert_eq!(q("cursor=").conversation_query(20, &n).unwrap().after, None);
+        for bad in [
+            "cursor=abc",
+            "cursor=%FF",
+            "cursor=djE6OjEy%3D",
+            "cursor=not+a+cursor",
+        ] {
+            let e = q(bad).conversation_query(20, &n).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{bad}");
+            assert_eq!(e.code(), "invalid_parameter", "{bad}");
+            assert!(e.message().contains("`cursor`"), "{bad}: {}", e.message());
+        }
+        let e = q(&format!("cursor={text}&offset=20"))
+            .conversation_query(20, &n)
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_parameter");
+        assert!(
+            e.message().contains("`cursor`") && e.message().contains("`offset`"),
+            "{}",
+            e.message()
+        );
+        assert!(QueryParams::parse(Some(&format!("cursor={text}&cursor={text}"))).is_err());
     }
 
     #[test]

@@ -202,6 +202,36 @@ pub struct ActiveCallJson {
     pub root_call_sid: String,
 }
 
+/// `GET /api/conversations`: a page of conversations (keys in
+/// alphabetical order, as the seed's examples print them).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConversationListJson {
+    /// The page.
+    pub conversations: Vec<ConversationJson>,
+    /// Where the next page starts (`cursor`), `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// Conversations matching the filters, in all pages.
+    pub total: u64,
+}
+
+/// `GET /api/conversations/:id/messages`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MessageListJson {
+    /// The page, newest first.
+    pub messages: Vec<MessageJson>,
+    /// Messages of the conversation, in all pages.
+    pub total: usize,
+}
+
+/// `GET /api/calls/active`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ActiveCallListJson {
+    /// The calls not final yet.
+    pub calls: Vec<ActiveCallJson>,
+    /// How many.
+    pub total: usize,
+}
+
 /// Unix milliseconds.
 pub fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -248,16 +278,43 @@ pub fn contact(record: &ContactRecord, normalizer: &Normalizer) -> ContactJson {
     }
 }
 
+#[derive(Clone)]
 struct PhoneInfo {
     country_code: Option<String>,
     is_mobile: Option<bool>,
 }
 
+/// Numbers whose [`PhoneInfo`] is remembered; the cache starts over when
+/// full. Parsing a number with libphonenumber's metadata costs tens of
+/// microseconds, more than the rest of a conversation's JSON.
+const PHONE_INFO_CACHE: usize = 100_000;
+
 /// Region and line type of an E.164 key; `None` for keys that are not phones.
 fn phone_info(key: &str) -> Option<PhoneInfo> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<PhoneInfo>>>> = OnceLock::new();
     if !key.starts_with('+') {
         return None;
     }
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(info) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(key)
+    {
+        return info.clone();
+    }
+    let info = parse_phone_info(key);
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= PHONE_INFO_CACHE {
+        cache.clear();
+    }
+    cache.insert(key.to_owned(), info.clone());
+    info
+}
+
+fn parse_phone_info(key: &str) -> Option<PhoneInfo> {
     let number = phonenumber::parse(None, key).ok()?;
     let country_code = number.country().id().map(|id| id.as_ref().to_owned());
     let is_mobile = match number.number_type(&phonenumber::metadata::DATABASE) {
@@ -308,7 +365,8 @@ pub fn message(interaction: &Interaction, contact: &ContactJson) -> MessageJson 
         external_id: c.sid.to_string(),
         kind: "call",
         direction: c.direction.as_str().to_owned(),
-        created_at: millis(c.start_time.unwrap_or(root.created_at)),
+        // A call never dialled has no start time: Twilio's creation time.
+        created_at: millis(c.start_time.or(c.date_created).unwrap_or(root.created_at)),
         call: call(root),
         subject: interaction.subject.clone(),
         body: interaction.body.clone(),

@@ -6,10 +6,12 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
+use serde_json::Value;
 
 on_both_stores!(
     conversations_list_matches_the_models,
     conversations_page_through_without_gaps,
+    conversations_page_by_cursor_like_by_offset,
     one_conversation_matches_its_list_entry,
     messages_fold_legs_into_root_calls,
     active_calls_are_unfinished_calls_with_conversation,
@@ -22,8 +24,14 @@ async fn conversations_list_matches_the_models(backend: Backend) {
     let counts = server.store.counts().await.unwrap();
     let (status, body) = server.get("/api/conversations").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    // The seed's `conversations` and `total`, and the additive `next_cursor`.
+    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
     assert_eq!(int(&body, "total") as u64, counts.conversations);
+    assert_eq!(
+        body["next_cursor"].is_string(),
+        counts.conversations > 20,
+        "{body}"
+    );
     let list = body["conversations"].as_array().unwrap();
     assert_eq!(list.len(), 20.min(counts.conversations as usize));
     let mut previous = i64::MAX;
@@ -62,6 +70,89 @@ async fn conversations_page_through_without_gaps(backend: Backend) {
     assert_eq!(int(&past_end, "total") as usize, total);
 }
 
+/// The ids of every page of `query`, following `next_cursor` (passed back
+/// percent-encoded as a client would), checking each page's shape.
+async fn walk_by_cursor(server: &TestServer, query: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut total = None;
+    loop {
+        let path = match &cursor {
+            None => format!("/api/conversations?{query}"),
+            Some(c) => format!(
+                "/api/conversations?{query}&cursor={}",
+                url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+            ),
+        };
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let page_total = int(&page, "total");
+        assert_eq!(*total.get_or_insert(page_total), page_total, "{path}");
+        let list = page["conversations"].as_array().unwrap();
+        seen.extend(list.iter().map(|c| string(c, "id").to_owned()));
+        match &page["next_cursor"] {
+            Value::Null => break,
+            Value::String(next) => {
+                assert!(!list.is_empty(), "{path}");
+                assert!(
+                    next.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                    "{next}"
+                );
+                cursor = Some(next.clone());
+            }
+            other => panic!("{path}: next_cursor is {other}"),
+        }
+        assert!(seen.len() <= 10_000, "{path}: the walk does not end");
+    }
+    assert_eq!(seen.len() as i64, total.unwrap_or(0), "{query}");
+    seen
+}
+
+/// The ids of every page of `query` by `offset`.
+async fn walk_by_offset(server: &TestServer, query: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let path = format!("/api/conversations?{query}&offset={}", seen.len());
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let list = page["conversations"].as_array().unwrap();
+        if list.is_empty() {
+            return seen;
+        }
+        seen.extend(list.iter().map(|c| string(c, "id").to_owned()));
+    }
+}
+
+async fn conversations_page_by_cursor_like_by_offset(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    for query in [
+        "limit=7",
+        "limit=1",
+        "limit=200",
+        "limit=5&direction=inbound",
+        "limit=3&status=missed",
+        "limit=4&q=617",
+    ] {
+        let by_cursor = walk_by_cursor(&server, query).await;
+        let by_offset = walk_by_offset(&server, query).await;
+        assert!(!by_offset.is_empty(), "{query}");
+        assert_eq!(by_cursor, by_offset, "{query}");
+        let unique: HashSet<_> = by_cursor.iter().collect();
+        assert_eq!(unique.len(), by_cursor.len(), "{query}");
+    }
+    // An offset page's next_cursor continues right after it.
+    let (_, offset_page) = server.get("/api/conversations?limit=5&offset=10").await;
+    let next = string(&offset_page, "next_cursor").to_owned();
+    let (status, after) = server
+        .get(&format!("/api/conversations?limit=5&cursor={next}"))
+        .await;
+    assert_eq!(status, 200, "{after}");
+    let (_, expected) = server.get("/api/conversations?limit=5&offset=15").await;
+    assert_eq!(after["conversations"], expected["conversations"]);
+    assert_eq!(after["total"], expected["total"]);
+}
+
 async fn one_conversation_matches_its_list_entry(backend: Backend) {
     let (server, _sim) = loaded(backend).await;
     let (_, list) = server.get("/api/conversations?limit=5").await;
@@ -75,7 +166,14 @@ async fn one_conversation_matches_its_list_entry(backend: Backend) {
 }
 
 async fn messages_fold_legs_into_root_calls(backend: Backend) {
-    let (server, _sim) = loaded(backend).await;
+    let (server, sim) = loaded(backend).await;
+    // Calls never dialled come last, whatever their creation time.
+    let undated: HashSet<String> = sim
+        .calls()
+        .iter()
+        .filter(|c| c.start_time.is_none())
+        .map(|c| c.sid.to_string())
+        .collect();
     let (_, list) = server.get("/api/conversations?limit=200").await;
     let mut folded = 0;
     let mut checked_rows = 0u64;
@@ -97,16 +195,22 @@ async fn messages_fold_legs_into_root_calls(backend: Backend) {
             "last_message is the newest message"
         );
         let mut previous: Option<i64> = None;
+        let mut seen_undated = false;
         let mut all_sids = HashSet::new();
         let mut duration = 0;
         for m in messages {
             let legs = assert_message(m, cid);
             folded += usize::from(!legs.is_empty());
-            let at = int(m, "created_at");
-            if let Some(p) = previous {
-                assert!(at <= p, "newest first");
+            if undated.contains(string(m, "external_id")) {
+                seen_undated = true;
+            } else {
+                assert!(!seen_undated, "calls never dialled come last");
+                let at = int(m, "created_at");
+                if let Some(p) = previous {
+                    assert!(at <= p, "newest first");
+                }
+                previous = Some(at);
             }
-            previous = Some(at);
             duration += int(&m["metadata"], "total_duration");
             assert!(all_sids.insert(string(m, "external_id").to_owned()));
             for leg in legs {

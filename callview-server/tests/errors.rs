@@ -84,6 +84,36 @@ async fn bad_paging_parameters_name_the_parameter(backend: Backend) {
         .as_str()
         .unwrap()
         .contains("negative"));
+    // A cursor that is not one a page handed out, or with an offset.
+    let (_, page) = server.get("/api/conversations?limit=2").await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    for (query, params) in [
+        ("cursor=garbage", &["cursor"][..]),
+        ("cursor=%E2%9C%93", &["cursor"]),
+        ("cursor=djE6OjEy%3D", &["cursor"]),
+        (&*format!("cursor={}", "A".repeat(500)), &["cursor"]),
+        (&*format!("cursor={cursor}x"), &["cursor"]),
+        (&*format!("cursor={cursor}&cursor={cursor}"), &["cursor"]),
+        (&*format!("cursor={cursor}&offset=2"), &["cursor", "offset"]),
+        ("offset=1&cursor=x", &["cursor"]),
+    ] {
+        let path = format!("/api/conversations?{query}");
+        let (status, body) = server.get(&path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(assert_error(&body), "invalid_parameter", "{path}");
+        let message = body["error"]["message"].as_str().unwrap();
+        for param in params {
+            assert!(message.contains(&format!("`{param}`")), "{path}: {message}");
+        }
+        assert!(
+            !message.contains("garbage"),
+            "the text is not echoed: {message}"
+        );
+    }
+    let (status, _) = server
+        .get(&format!("/api/conversations?cursor={cursor}&offset=0"))
+        .await;
+    assert_eq!(status, 200);
     // Unknown parameters are ignored; the largest limit is fine.
     let (status, _) = server.get("/api/conversations?limit=200&foo=bar").await;
     assert_eq!(status, 200);

@@ -109,6 +109,7 @@ fn query() -> impl Strategy<Value = Option<String>> {
     let name = prop_oneof![
         Just("limit".to_owned()),
         Just("offset".to_owned()),
+        Just("cursor".to_owned()),
         Just("page".to_owned()),
         Just("status".to_owned()),
         "[a-z_]{0,8}",
@@ -129,6 +130,11 @@ fn query() -> impl Strategy<Value = Option<String>> {
         Just("limit=%".to_owned()),
         Just("limit=1&limit=2".to_owned()),
         Just("offset=%FF%FE".to_owned()),
+        // A well-formed cursor (after conversation 1 at 2026-02-06T15:17:13Z),
+        // alone and with an offset.
+        Just("cursor=djE6MTc3MDM5MTAzMzAwMDAwMDox".to_owned()),
+        Just("cursor=djE6MTc3MDM5MTAzMzAwMDAwMDox&offset=3".to_owned()),
+        Just("cursor=djE6OjE".to_owned()),
         Just("limit=+5".to_owned()),
         "[a-z0-9=&%+;]{0,40}",
     ];

@@ -101,6 +101,7 @@ async fn every_reference_resolves_and_errors_use_the_error_schema() {
         [
             "limit",
             "offset",
+            "cursor",
             "q",
             "direction",
             "status",
@@ -109,9 +110,20 @@ async fn every_reference_resolves_and_errors_use_the_error_schema() {
         ]
     );
     assert_eq!(
-        params[3]["schema"]["enum"],
+        params[4]["schema"]["enum"],
         serde_json::json!(["inbound", "outbound", "internal"])
     );
+    // Keyset pages: the `cursor` parameter and the list's `next_cursor`.
+    assert_eq!(params[2]["schema"]["type"], "string");
+    let list = &schemas["ConversationList"];
+    assert_eq!(
+        list["properties"]["next_cursor"]["type"],
+        serde_json::json!(["string", "null"])
+    );
+    assert!(list["required"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("next_cursor")));
     assert_eq!(params[0]["schema"]["maximum"], 200);
     assert_eq!(params[0]["schema"]["minimum"], 1);
     // The models' required fields follow the TypeScript interfaces.

@@ -62,6 +62,7 @@ use callview_core::store::{
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tokio::runtime::RuntimeFlavor;
 
 mod queries;
 mod rows;
@@ -351,7 +352,7 @@ impl SqliteStore {
                 .writer
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn, &store)
+            f(&mut conn, &store).map_err(|e| store.inner.name_database(e))
         })
         .await
         .map_err(|e| StoreError::backend("running a database task", e))?
@@ -364,13 +365,28 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.with_reader(f))
-            .await
-            .map_err(|e| StoreError::backend("running a database task", e))?
+        tokio::task::spawn_blocking(move || {
+            inner.with_reader(f).map_err(|e| inner.name_database(e))
+        })
+        .await
+        .map_err(|e| StoreError::backend("running a database task", e))?
     }
 }
 
 impl Inner {
+    /// Adds which database failed to a backend error's message.
+    fn name_database(&self, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Backend { message, source } if !message.contains(&self.label) => {
+                StoreError::Backend {
+                    message: format!("{message} (in {})", self.label),
+                    source,
+                }
+            }
+            other => other,
+        }
+    }
+
     fn with_reader<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
@@ -460,13 +476,28 @@ impl Store for SqliteStore {
         if plan.is_empty() {
             return Ok(());
         }
-        let plan = plan.clone();
-        self.write(move |conn, store| {
+        let apply = |conn: &mut Connection, store: &SqliteStore, plan: &Plan| {
             let lease = store.sync_lease();
             let held = store.inner.holds_lock.load(Ordering::Acquire);
-            queries::apply(conn, &plan, held.then_some(&lease))
-        })
-        .await
+            queries::apply(conn, plan, held.then_some(&lease))
+        };
+        // A plan holds a page of calls: on a multi-thread runtime it is
+        // written in place (the worker hands its other tasks to another
+        // thread meanwhile); a current-thread runtime cannot block, so the
+        // plan is copied to the blocking pool.
+        if tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| {
+                let mut conn = self
+                    .inner
+                    .writer
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                apply(&mut conn, self, plan).map_err(|e| self.inner.name_database(e))
+            });
+        }
+        let plan = plan.clone();
+        self.write(move |conn, store| apply(conn, store, &plan))
+            .await
     }
 
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {

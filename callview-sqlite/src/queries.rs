@@ -11,8 +11,8 @@ use callview_core::model::{
     ConversationState, NewConversation, NewestRoot, Plan, StoredCall,
 };
 use callview_core::store::{
-    ContactRecord, ConversationPage, ConversationQuery, ConversationRecord, ConversationView,
-    StoreCounts, StoreError,
+    ContactRecord, ConversationCursor, ConversationPage, ConversationQuery, ConversationRecord,
+    ConversationView, StoreCounts, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
@@ -21,9 +21,11 @@ use crate::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS};
 use crate::time;
 
 /// Wraps a rusqlite error with what was being done.
+/// Names what failed and SQLite's reason ("database or disk is full"); the
+/// store adds which database.
 fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let what = what.into();
-    move |e| StoreError::backend(what, e)
+    move |e| StoreError::backend(format!("{what}: {e}"), e)
 }
 
 /// A JSON array of strings, for `json_each(?)` IN-lists of any length.
@@ -295,7 +297,7 @@ pub(crate) fn unfinished_calls(
 }
 
 /// A `WHERE` clause over `conversations cv` and its parameters, in order.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Filter {
     clauses: Vec<String>,
     params: Vec<rusqlite::types::Value>,
@@ -398,19 +400,99 @@ fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
     f
 }
 
+/// Where a segment of the list starts, over `conversations cv`.
+///
+/// The list is two segments in the index `idx_conversations_activity`
+/// `(last_message_at DESC, id DESC)`: the rows with a `last_message_at`,
+/// then those without (SQLite sorts NULL last in a descending order). A
+/// cursor inside the first segment is a range on the index (a row value
+/// comparison), the second segment an equality (`IS NULL`) ordered by id;
+/// written as one `OR`, SQLite could only filter a walk from the top.
+enum Start {
+    /// `offset` rows into the whole list (which skips them in the index).
+    Offset(i64),
+    /// Rows with a `last_message_at` after `(at, id)`.
+    After { at: String, id: i64 },
+    /// Rows without a `last_message_at`, with an id below `before` if given.
+    Unstarted { before: Option<i64> },
+}
+
+/// Up to `limit` rows of the list matching `filter`, from `start` on.
+fn list_rows(
+    conn: &Connection,
+    filter: &Filter,
+    start: &Start,
+    limit: i64,
+    what: &str,
+) -> Result<Vec<(ConversationRecord, ContactRecord)>, StoreError> {
+    let mut f = filter.clone();
+    let mut offset = 0;
+    match start {
+        Start::Offset(n) => offset = *n,
+        Start::After { at, id } => {
+            let (at, id) = (f.param(at.clone()), f.param(*id));
+            f.clauses
+                .push(format!("(cv.last_message_at, cv.id) < ({at}, {id})"));
+        }
+        Start::Unstarted { before } => {
+            f.clauses.push("cv.last_message_at IS NULL".to_owned());
+            if let Some(before) = before {
+                let id = f.param(*before);
+                f.clauses.push(format!("cv.id < {id}"));
+            }
+        }
+    }
+    let order = "ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC";
+    let where_clause = f.sql();
+    let mut params = f.params;
+    params.push(limit.into());
+    let sql = if offset > 0 {
+        // The skipped rows are only stepped over in the subquery, never
+        // joined to their contact nor decoded; without filters it reads
+        // `idx_conversations_activity` alone (a covering index: the order
+        // and the id), not the table.
+        params.push(offset.into());
+        format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations cv
+             JOIN contacts ct ON ct.id = cv.contact_id
+             WHERE cv.id IN (SELECT cv.id FROM conversations cv {where_clause}
+                             {order} LIMIT ? OFFSET ?)
+             {order}"
+        )
+    } else {
+        format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations cv
+             JOIN contacts ct ON ct.id = cv.contact_id
+             {where_clause}
+             {order} LIMIT ?"
+        )
+    };
+    query_conversations(conn, &sql, rusqlite::params_from_iter(params), what)
+}
+
 /// `Store::list_conversations` (in one read transaction, for a consistent page).
 pub(crate) fn list_conversations(
     conn: &mut Connection,
     query: &ConversationQuery,
 ) -> Result<ConversationPage, StoreError> {
+    query.validate()?;
     let what = "listing conversations";
     let count_filter = conversation_filter(query, true);
     let tx = conn.transaction().map_err(db(what))?;
-    let total: i64 = tx
-        .prepare_cached(&format!(
+    // Unfiltered, the number the triggers of migration 3 keep (counted
+    // should its row be missing).
+    let count_sql = if query.has_filters() {
+        format!(
             "SELECT count(*) FROM conversations cv {}",
             count_filter.sql()
-        ))
+        )
+    } else {
+        "SELECT COALESCE((SELECT n FROM conversation_count WHERE id = 1),
+                         (SELECT count(*) FROM conversations))"
+            .to_owned()
+    };
+    let total: i64 = tx
+        .prepare_cached(&count_sql)
         .map_err(db(what))?
         .query_row(
             rusqlite::params_from_iter(count_filter.params.iter()),
@@ -418,24 +500,46 @@ pub(crate) fn list_conversations(
         )
         .map_err(db(what))?;
     let filter = conversation_filter(query, total <= SORT_MATCHES_UP_TO);
-    let where_clause = filter.sql();
-    let sql = format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations cv
-         JOIN contacts ct ON ct.id = cv.contact_id
-         {where_clause}
-         ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC
-         LIMIT ? OFFSET ?"
-    );
-    let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-    let mut params = filter.params;
-    params.push(i64::from(query.limit).into());
-    params.push(offset.into());
-    let records = query_conversations(&tx, &sql, rusqlite::params_from_iter(params), what)?;
+    // One row more than the page says whether another page follows.
+    let want = i64::from(query.limit) + 1;
+    let mut records = match &query.after {
+        None => {
+            let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+            list_rows(&tx, &filter, &Start::Offset(offset), want, what)?
+        }
+        Some(cursor) => {
+            let id = cursor.id().0;
+            match cursor.last_message_at() {
+                Some(at) => {
+                    let at = time::format(&at);
+                    let mut rows = list_rows(&tx, &filter, &Start::After { at, id }, want, what)?;
+                    let missing = want - rows.len() as i64;
+                    if missing > 0 {
+                        let unstarted = Start::Unstarted { before: None };
+                        rows.extend(list_rows(&tx, &filter, &unstarted, missing, what)?);
+                    }
+                    rows
+                }
+                None => {
+                    let unstarted = Start::Unstarted { before: Some(id) };
+                    list_rows(&tx, &filter, &unstarted, want, what)?
+                }
+            }
+        }
+    };
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let next_cursor = if records.len() > limit {
+        records.truncate(limit);
+        records.last().map(|(c, _)| ConversationCursor::after(c))
+    } else {
+        None
+    };
     let conversations = views(&tx, records)?;
     tx.finish().map_err(db(what))?;
     Ok(ConversationPage {
         conversations,
         total: rows::non_negative(total),
+        next_cursor,
     })
 }
 
@@ -492,8 +596,8 @@ fn views(
                 .counters
                 .last_root_sid
                 .as_ref()
-                .and_then(|sid| by_root.get(sid))
-                .and_then(|rows| fold_interactions(rows.clone()).into_iter().next());
+                .and_then(|sid| by_root.remove(sid))
+                .and_then(|rows| fold_interactions(rows).into_iter().next());
             ConversationView {
                 conversation,
                 contact,
@@ -748,7 +852,7 @@ fn upsert_call(
 ) -> Result<(), StoreError> {
     let call = &write.call;
     let what = || format!("writing call {}", call.sid);
-    let metadata = write.metadata().to_string();
+    let metadata = write.metadata_json();
     conn.prepare_cached(
         "INSERT INTO messages (conversation_id, twilio_sid, direction, status, from_number,
                                to_number, duration, price, price_unit, start_time, end_time,

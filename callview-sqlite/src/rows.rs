@@ -89,12 +89,17 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
     let recording_url: Option<String> = cols.get(12, "recording_url")?;
     let parent_call_sid: Option<String> = cols.get(13, "parent_call_sid")?;
     let root_call_sid: String = cols.get(14, "root_call_sid")?;
-    let metadata = cols.json(15, "metadata")?;
+    let mut metadata = cols.json(15, "metadata")?;
     let created_at = cols.required_time(16, "created_at")?;
     let updated_at = cols.required_time(17, "updated_at")?;
 
-    let call = match metadata.get("raw") {
-        Some(raw) if !raw.is_null() => Call::from_json(raw).map_err(|e| {
+    // The record moves out of the metadata into the call (no copy).
+    let raw = match metadata.get_mut("raw") {
+        Some(raw) if !raw.is_null() => Some(raw.take()),
+        _ => None,
+    };
+    let call = match raw {
+        Some(raw) => Call::from_value(raw).map_err(|e| {
             StoreError::backend(
                 format!("the stored Twilio record of call {sid} does not parse"),
                 e,

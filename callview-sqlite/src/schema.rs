@@ -31,6 +31,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_conversation_filters.sql",
         sql: include_str!("../migrations/0002_conversation_filters.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_conversation_count.sql",
+        sql: include_str!("../migrations/0003_conversation_count.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist
@@ -155,12 +160,12 @@ mod tests {
     fn migrating_twice_applies_once() {
         let mut conn = Connection::open_in_memory().unwrap();
         configure_writer(&conn, true).unwrap();
-        assert_eq!(migrate(&mut conn, "test").unwrap(), vec![1, 2]);
+        assert_eq!(migrate(&mut conn, "test").unwrap(), vec![1, 2, 3]);
         assert!(migrate(&mut conn, "test").unwrap().is_empty());
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(rows, 2);
+        assert_eq!(rows, 3);
     }
 
     #[test]

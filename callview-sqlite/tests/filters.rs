@@ -288,7 +288,10 @@ async fn the_migration_fills_in_the_status_of_conversations_stored_before() {
             "UPDATE conversations SET metadata = json_remove(metadata, '$.last_display_status');
              DROP INDEX idx_conversations_last_status;
              DROP INDEX idx_conversations_last_direction;
-             DELETE FROM schema_migrations WHERE version = 2;",
+             DROP TRIGGER conversation_count_insert;
+             DROP TRIGGER conversation_count_delete;
+             DROP TABLE conversation_count;
+             DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
     }

@@ -6,11 +6,14 @@
 //! * `GET /api/conversations?limit=20` (offset 0),
 //! * `GET /api/conversations?limit=20&offset=50000`,
 //! * `GET /api/conversations/:id/messages` for a conversation of 1,000 calls,
-//! * the list with a `cursor` and with a search filter, when the server's
-//!   OpenAPI document offers those parameters ("n/a" otherwise).
+//! * `GET /api/conversations?limit=20&cursor=...` at the same position as the
+//!   deep offset (the `next_cursor` of the page just before it, checked to
+//!   give the same page), and the list with a search filter, when the
+//!   server's OpenAPI document offers those parameters ("n/a" otherwise).
 //!
 //! Targets: p99 under 5 ms for the first page from one client, at least
-//! 5,000 requests/s from 32 clients, on both stores.
+//! 5,000 requests/s from 32 clients, on both stores; the deep cursor page
+//! at most [`CURSOR_RATIO_TARGET`] times the first page's p50.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +34,9 @@ pub const P99_TARGET_MS: f64 = 5.0;
 pub const RPS_TARGET: f64 = 5_000.0;
 /// The client counts measured.
 pub const CLIENTS: [usize; 2] = [1, 32];
+/// Bound of a cursor page's p50 at half the list, as a multiple of the
+/// first page's: deep pages must not degrade.
+pub const CURSOR_RATIO_TARGET: f64 = 2.0;
 
 /// Latency and throughput of one endpoint at one client count.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -101,7 +107,8 @@ pub struct ApiResult {
 pub const LIST_FIRST: &str = "list, first page";
 /// See [`LIST_FIRST`].
 pub const LIST_DEEP: &str = "list, deep offset";
-/// See [`LIST_FIRST`].
+/// See [`LIST_FIRST`]: the page after a `cursor` taken at the deep
+/// offset's position (half the conversations, 50,000 at full size).
 pub const LIST_CURSOR: &str = "list, deep cursor";
 /// See [`LIST_FIRST`].
 pub const LIST_SEARCH: &str = "list, search filter";
@@ -319,7 +326,24 @@ async fn cursor_path(
         .find_map(|k| page.get(*k).and_then(Value::as_str))
         .context("the list answered without a next cursor")?;
     let encoded: String = url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
-    Ok(format!("/api/conversations?limit=20&cursor={encoded}"))
+    let path = format!("/api/conversations?limit=20&cursor={encoded}");
+    // The cursor's page is the page at `depth`, as offsets see it.
+    let ids = |page: &Value| -> Vec<Value> {
+        page.get("conversations")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().map(|c| c["id"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let by_cursor = check(client, &format!("{base}{path}")).await?;
+    let by_offset = check(
+        client,
+        &format!("{base}/api/conversations?limit=20&offset={depth}"),
+    )
+    .await?;
+    if ids(&by_cursor) != ids(&by_offset) || ids(&by_cursor).is_empty() {
+        bail!("the page after the cursor is not the page at offset {depth}");
+    }
+    Ok(path)
 }
 
 /// Requests `url` from `clients` concurrent clients for `duration` (after
@@ -533,6 +557,27 @@ impl ApiResult {
                     s.store,
                     b.p50_ms / a.p50_ms.max(1e-9),
                     ms(b.p50_ms),
+                    ms(a.p50_ms)
+                ));
+            }
+            let cursor = s.endpoints.iter().find(|e| e.name == LIST_CURSOR);
+            if let (Some(a), Some(c)) = (first.and_then(|e| e.at(1)), cursor.and_then(|e| e.at(1)))
+            {
+                let ratio = c.p50_ms / a.p50_ms.max(1e-9);
+                report.targets.push(TargetCheck::new(
+                    format!(
+                        "{} cursor page at {} vs first page (p50, 1 client)",
+                        s.store,
+                        thousands((s.loaded.conversations / 2).max(1) as f64)
+                    ),
+                    format!("x{ratio:.2}"),
+                    format!("<= x{CURSOR_RATIO_TARGET}"),
+                    judge(ratio <= CURSOR_RATIO_TARGET && c.errors == 0),
+                ));
+                report.notes.push(format!(
+                    "{}: a deep cursor page costs x{ratio:.1} the first page (p50 {} vs {})",
+                    s.store,
+                    ms(c.p50_ms),
                     ms(a.p50_ms)
                 ));
             }

@@ -50,9 +50,6 @@ pub struct StoreResult {
 pub struct IngestResult {
     /// Call records in the simulated account.
     pub calls_generated: usize,
-    /// Of those, records without a start time (queued, ringing), which a
-    /// backfill's `StartTime>` filter does not list.
-    pub calls_unstarted: usize,
     /// Where the simulator ran.
     pub simulator: String,
     /// Seconds spent generating the account (not measured).
@@ -75,7 +72,6 @@ pub async fn run(options: &Options) -> Result<IngestResult> {
         "ingest: simulator {} at {} ready after {:.1} s",
         sim.location, sim.base_url, sim.generate_secs
     ));
-    let calls_unstarted = sim.unstarted_calls().await?;
     // Every sync first, then every raw write: the raw writes' buffers
     // would otherwise inflate the RSS before the next store's sync.
     let mut synced = Vec::new();
@@ -108,7 +104,6 @@ pub async fn run(options: &Options) -> Result<IngestResult> {
     }
     let result = IngestResult {
         calls_generated: calls,
-        calls_unstarted,
         simulator: sim.location.clone(),
         generate_secs: sim.generate_secs,
         concurrency: options.concurrency,
@@ -279,14 +274,6 @@ impl IngestResult {
                 .collect::<Vec<_>>()
                 .join("; ")
         ));
-        if self.calls_unstarted > 0 {
-            report.notes.push(format!(
-                "{} of the {} records have no start time (API calls that failed before \
-                 dialling, calls still queued): the `StartTime>` filter of a backfill does not \
-                 list them, so they are not stored",
-                self.calls_unstarted, self.calls_generated
-            ));
-        }
         if !large {
             report.notes.push(format!(
                 "targets are judged at {} calls or more",

@@ -163,7 +163,7 @@ pub async fn run(options: &Options) -> Result<MemoryResult> {
             "memory: generating a simulated account of {calls} calls"
         ));
         let sim = SimServer::start(&options.simulator, calls, options.quiet).await?;
-        let listable = calls - sim.unstarted_calls().await?;
+        let listable = calls;
         // The smaller size also with one reader: how much the concurrent
         // readers' buffered pages weigh.
         let mut readers = vec![options.concurrency];

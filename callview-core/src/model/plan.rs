@@ -72,6 +72,37 @@ impl CallWrite {
     pub fn metadata(&self) -> serde_json::Value {
         message_metadata(&self.call, &self.derived)
     }
+
+    /// [`CallWrite::metadata`] as JSON text, serialized straight from the
+    /// call (no copy of the raw record): what the stores write.
+    pub fn metadata_json(&self) -> String {
+        let call = &self.call;
+        let metadata = MessageMetadata {
+            actual_direction: self.derived.actual_direction.as_str(),
+            answered_by: call.answered_by.as_deref(),
+            display_status: &self.derived.display_status,
+            merged_from_parent: self.derived.merged_from_parent,
+            queue_time: call.queue_time.map(|q| q.to_string()),
+            raw: &call.raw,
+            twilio_direction: call.direction.as_str(),
+            twilio_status: call.status.as_str(),
+        };
+        serde_json::to_string(&metadata).expect("JSON values always serialize")
+    }
+}
+
+/// The fields of [`message_metadata`], borrowed; in key order, so the text
+/// is the same as the `Value`'s.
+#[derive(serde::Serialize)]
+struct MessageMetadata<'a> {
+    actual_direction: &'a str,
+    answered_by: Option<&'a str>,
+    display_status: &'a str,
+    merged_from_parent: bool,
+    queue_time: Option<String>,
+    raw: &'a serde_json::Value,
+    twilio_direction: &'a str,
+    twilio_status: &'a str,
 }
 
 /// Builds a `messages.metadata` value for a call.

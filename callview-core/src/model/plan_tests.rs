@@ -508,3 +508,45 @@ fn display_status_of_a_merged_entry() {
     assert_eq!(leg.derived.display_status, "no-answer");
     assert!(leg.derived.merged_from_parent);
 }
+
+#[test]
+fn metadata_text_is_the_metadata_value() {
+    let db = Db::default();
+    let mut answered = call(
+        "CA1",
+        "+19788447773",
+        "+16175006181",
+        "inbound",
+        "completed",
+        1,
+        40,
+    );
+    answered.answered_by = Some("human".into());
+    answered.queue_time = Some(12);
+    answered.refresh_raw();
+    let legs = [
+        answered,
+        child(
+            call(
+                "CA2",
+                "+16175006181",
+                "sip:a@x.sip.twilio.com",
+                "outbound-dial",
+                "no-answer",
+                2,
+                0,
+            ),
+            "CA1",
+        ),
+    ];
+    let prepared = Prepared::new(&rules(), legs.to_vec(), db.load_trees(&[]));
+    let states = db.states(prepared.lookup());
+    let plan = prepared.finish(states);
+    assert_eq!(plan.calls.len(), 2);
+    for write in &plan.calls {
+        let text = write.metadata_json();
+        assert_eq!(text, write.metadata().to_string());
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["raw"], write.call.raw);
+    }
+}

@@ -142,6 +142,12 @@ impl CallBuilder {
         self
     }
 
+    /// Twilio's `date_created` (defaults to the start time).
+    pub fn created(mut self, created: DateTime<Utc>) -> Self {
+        self.call.date_created = Some(created);
+        self
+    }
+
     /// The end time.
     pub fn end(mut self, end: DateTime<Utc>) -> Self {
         self.call.end_time = Some(end);

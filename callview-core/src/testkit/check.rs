@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
 use crate::model::{ConversationId, Interaction, StoredCall};
-use crate::store::{ConversationQuery, ConversationView, Store, StoreCounts, StoreError};
+use crate::store::{
+    ConversationCursor, ConversationQuery, ConversationView, Store, StoreCounts, StoreError,
+};
 
 /// Everything [`check_invariants`] found wrong, one line each.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,17 +36,29 @@ impl From<StoreError> for Violations {
     }
 }
 
-/// The page size [`all_conversations`] lists with.
+/// The page size [`all_conversations`] lists with: small, so page edges
+/// are crossed often in the tests' small stores.
 const LIST_PAGE: u32 = 7;
+
+/// Above this many conversations, pages of [`BIG_LIST_PAGE`]: the crash
+/// and load tests check stores of 10,000 conversations after every kill.
+const BIG_LIST: u64 = 2_000;
+
+/// The page size for stores of more than [`BIG_LIST`] conversations.
+const BIG_LIST_PAGE: u32 = 500;
 
 /// Every conversation, following `limit`/`offset` pages until the total is
 /// reached (checking the pages agree on the total).
 pub async fn all_conversations(store: &dyn Store) -> Result<Vec<ConversationView>, StoreError> {
     let mut all = Vec::new();
+    let mut limit = LIST_PAGE;
     loop {
         let page = store
-            .list_conversations(&ConversationQuery::page(LIST_PAGE, all.len() as u64))
+            .list_conversations(&ConversationQuery::page(limit, all.len() as u64))
             .await?;
+        if page.total > BIG_LIST {
+            limit = BIG_LIST_PAGE;
+        }
         let got = page.conversations.len();
         all.extend(page.conversations);
         if got == 0 || all.len() as u64 >= page.total {
@@ -56,6 +70,53 @@ pub async fn all_conversations(store: &dyn Store) -> Result<Vec<ConversationView
 
 /// The ordering key of the conversations list: `last_message_at DESC NULLS
 /// LAST, id DESC` (greater sorts first).
+/// Every conversation matching `query`'s filters, from its first page (of
+/// `query.limit`, `query.offset` 0) following each page's `next_cursor`,
+/// passed through its text form as a client would, until a page has none.
+///
+/// Fails with [`StoreError::Invalid`] when a store breaks the cursor
+/// contract: a `next_cursor` that is not the position of the page's last
+/// row, a full page without one, or more pages than rows.
+pub async fn walk_by_cursor(
+    store: &dyn Store,
+    query: &ConversationQuery,
+) -> Result<Vec<ConversationView>, StoreError> {
+    let broken = |what: String| Err(StoreError::Invalid(format!("cursor walk: {what}")));
+    let mut query = query.clone();
+    query.offset = 0;
+    query.after = None;
+    let mut all: Vec<ConversationView> = Vec::new();
+    let mut pages = 0_u64;
+    loop {
+        let page = store.list_conversations(&query).await?;
+        pages += 1;
+        let got = page.conversations.len();
+        all.extend(page.conversations);
+        match page.next_cursor {
+            None => return Ok(all),
+            Some(cursor) => {
+                let Some(last) = all.last() else {
+                    return broken("an empty page has a next cursor".into());
+                };
+                if cursor != ConversationCursor::after(&last.conversation) {
+                    return broken(format!(
+                        "next cursor {cursor:?} is not the position of the page's last row {}",
+                        last.conversation.id
+                    ));
+                }
+                if got < query.limit as usize || pages > page.total + 1 {
+                    return broken(format!(
+                        "page {pages} has {got} of {} rows and a next cursor (total {})",
+                        query.limit, page.total
+                    ));
+                }
+                let text = cursor.to_string();
+                query.after = Some(ConversationCursor::parse(&text)?);
+            }
+        }
+    }
+}
+
 fn list_key(view: &ConversationView) -> (bool, Option<DateTime<Utc>>, ConversationId) {
     let c = &view.conversation;
     (
@@ -109,6 +170,27 @@ pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
     }
     if views.get(..first.conversations.len()) != Some(first.conversations.as_slice()) {
         v.push("listing in one page and in pages of 7 gives different results".into());
+    }
+    if first.next_cursor.is_some() != (first.total > 200) {
+        v.push(format!(
+            "the first page of 200 of {} has next_cursor {:?}",
+            first.total, first.next_cursor
+        ));
+    }
+    let walk_page = if first.total > BIG_LIST {
+        BIG_LIST_PAGE - 2
+    } else {
+        LIST_PAGE - 2
+    };
+    match walk_by_cursor(store, &ConversationQuery::page(walk_page, 0)).await {
+        Ok(walked) if walked != views => v.push(format!(
+            "following next_cursor in pages of {} gives {:?}, offsets give {:?}",
+            walk_page,
+            walked.iter().map(|w| w.conversation.id).collect::<Vec<_>>(),
+            views.iter().map(|w| w.conversation.id).collect::<Vec<_>>()
+        )),
+        Ok(_) => {}
+        Err(e) => v.push(format!("following next_cursor failed: {e}")),
     }
     for pair in views.windows(2) {
         if list_key(&pair[0]) <= list_key(&pair[1]) {

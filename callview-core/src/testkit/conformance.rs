@@ -362,7 +362,9 @@ pub async fn parent_on_a_later_page(store: Arc<dyn Store>) {
     let (p, cell, sip) = forwarded(1);
     h.mock.set_calls([p, cell, sip]);
     let report = h.sync_all().await;
-    assert_eq!(report.pages, 3);
+    // Three pages of the window, one empty page per status of the sweep
+    // for calls never dialled, one of calls started since the run began.
+    assert_eq!(report.pages, 3 + 3 + 1);
     assert_eq!(report.fetched, 3);
     assert_eq!(report.inserted, 3);
     assert_eq!(report.moved, 2);
@@ -1407,6 +1409,365 @@ pub async fn conversations_ordered_by_activity_and_paged(store: Arc<dyn Store>) 
     assert_eq!(keys, vec![numbers[0].clone()]);
 }
 
+/// The list's position key, for comparing orders.
+fn position(v: &crate::store::ConversationView) -> (Option<chrono::DateTime<Utc>>, ConversationId) {
+    (v.conversation.counters.last_message_at, v.conversation.id)
+}
+
+fn ids(views: &[crate::store::ConversationView]) -> Vec<ConversationId> {
+    views.iter().map(|v| v.conversation.id).collect()
+}
+
+/// Conversations for the cursor tests: three calling at the same minute
+/// (a tie on `last_message_at`), others at distinct minutes, and three
+/// without any start time (`last_message_at` NULL, listed last by id).
+fn cursor_fixture() -> Vec<Call> {
+    let mut calls = Vec::new();
+    for i in 0..4 {
+        calls.push(inbound(
+            &sid(100 + i),
+            &format!("+1978555{:04}", 100 + i),
+            10,
+            5,
+        ));
+    }
+    for i in 0..3 {
+        // The tie: minute 20.
+        calls.push(inbound(
+            &sid(200 + i),
+            &format!("+1978555{:04}", 200 + i),
+            20,
+            5,
+        ));
+    }
+    for i in 0..3 {
+        calls.push(inbound(
+            &sid(300 + i),
+            &format!("+1978555{:04}", 300 + i),
+            30 + i as i64,
+            5,
+        ));
+    }
+    for i in 0..3 {
+        calls.push(
+            CallBuilder::new(&sid(400 + i))
+                .from(&format!("+1978555{:04}", 400 + i))
+                .to(COMPANY)
+                .direction("inbound")
+                .status("queued")
+                .build(),
+        );
+    }
+    calls
+}
+
+/// Keyset pages: following `next_cursor` gives exactly the offset order,
+/// with no duplicate and no gap, for every page size; through ties on
+/// `last_message_at`, into and through the rows without one. `next_cursor`
+/// is `None` exactly on the last page; a cursor with an offset is
+/// `Invalid`; a cursor whose row is gone still marks a position.
+pub async fn conversations_paged_by_cursor(store: Arc<dyn Store>) {
+    use crate::store::ConversationCursor;
+    use crate::testkit::{all_conversations, walk_by_cursor};
+
+    let h = Harness::new(store);
+    h.ingest(cursor_fixture()).await;
+    let all = all_conversations(h.store.as_ref()).await.expect("list");
+    assert_eq!(all.len(), 13);
+    let nulls = all
+        .iter()
+        .filter(|v| v.conversation.counters.last_message_at.is_none())
+        .count();
+    assert_eq!(nulls, 3, "the fixture has rows without activity");
+    let tie = all
+        .iter()
+        .filter(|v| v.conversation.counters.last_message_at == Some(at(20)))
+        .count();
+    assert_eq!(tie, 3, "the fixture has a tie on last_message_at");
+
+    for limit in [1_u32, 2, 3, 4, 5, 12, 13, 14, 200] {
+        let walked = walk_by_cursor(h.store.as_ref(), &ConversationQuery::page(limit, 0))
+            .await
+            .unwrap_or_else(|e| panic!("walk in pages of {limit}: {e}"));
+        assert_eq!(ids(&walked), ids(&all), "pages of {limit}");
+        assert_eq!(walked, all, "pages of {limit}");
+    }
+
+    // Page by page: next_cursor is Some exactly while rows remain, and the
+    // total is the whole list's on every page.
+    let mut query = ConversationQuery::page(4, 0);
+    let mut seen = Vec::new();
+    loop {
+        let page = h.store.list_conversations(&query).await.expect("page");
+        assert_eq!(page.total, 13);
+        seen.extend(page.conversations.iter().map(|v| v.conversation.id));
+        let more = seen.len() < all.len();
+        assert_eq!(
+            page.next_cursor.is_some(),
+            more,
+            "after {} rows",
+            seen.len()
+        );
+        match page.next_cursor {
+            Some(cursor) => query = ConversationQuery::page(4, 0).with_cursor(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids(&all));
+
+    // An offset page hands out the cursor of its last row too.
+    let offset_page = h
+        .store
+        .list_conversations(&ConversationQuery::page(3, 5))
+        .await
+        .expect("offset page");
+    assert_eq!(
+        offset_page.next_cursor,
+        Some(ConversationCursor::after(&all[7].conversation))
+    );
+    let exact = h
+        .store
+        .list_conversations(&ConversationQuery::page(3, 10))
+        .await
+        .expect("last offset page");
+    assert_eq!(ids(&exact.conversations), ids(&all[10..]));
+    assert_eq!(exact.next_cursor, None, "a last page that is full");
+
+    // Any position, including one whose row does not exist: the rows after it.
+    let mut positions: Vec<ConversationCursor> = all
+        .iter()
+        .map(|v| ConversationCursor::after(&v.conversation))
+        .collect();
+    let ghost = ConversationId(all.iter().map(|v| v.conversation.id.0).max().unwrap_or(0) + 100);
+    positions.extend([
+        ConversationCursor::new(Some(at(20)), ghost),
+        ConversationCursor::new(Some(at(20)), ConversationId(0)),
+        ConversationCursor::new(Some(at(25)), ConversationId(1)),
+        ConversationCursor::new(Some(at(1_000)), ghost),
+        ConversationCursor::new(Some(at(-1_000)), ConversationId(1)),
+        ConversationCursor::new(None, ghost),
+        ConversationCursor::new(None, ConversationId(1)),
+    ]);
+    for cursor in positions {
+        let page = h
+            .store
+            .list_conversations(&ConversationQuery::page(200, 0).with_cursor(cursor))
+            .await
+            .expect("page after a cursor");
+        let expected: Vec<ConversationId> = all
+            .iter()
+            .filter(|v| {
+                let (t, id) = position(v);
+                cursor.precedes(t, id)
+            })
+            .map(|v| v.conversation.id)
+            .collect();
+        assert_eq!(ids(&page.conversations), expected, "after {cursor:?}");
+        assert_eq!(page.total, 13);
+        assert_eq!(page.next_cursor, None);
+    }
+
+    // A cursor and an offset together are refused.
+    let cursor = ConversationCursor::after(&all[2].conversation);
+    match h
+        .store
+        .list_conversations(&ConversationQuery::page(5, 3).with_cursor(cursor))
+        .await
+    {
+        Err(StoreError::Invalid(message)) => assert!(message.contains("offset"), "{message}"),
+        other => panic!("cursor with offset: expected Invalid, got {other:?}"),
+    }
+}
+
+/// Keyset pages combine with every filter: following `next_cursor` of a
+/// filtered list gives exactly its offset order, and `total` counts every
+/// match on every page.
+pub async fn cursor_pages_combine_with_filters(store: Arc<dyn Store>) {
+    use crate::store::{Search, StatusFilter};
+    use crate::testkit::{all_conversations, walk_by_cursor};
+    use crate::Normalizer;
+
+    let h = Harness::new(store);
+    let mut calls = cursor_fixture();
+    // Missed and outbound calls, two of them tied at minute 20, and one
+    // number from another area.
+    for i in 0..4_u64 {
+        let missed = CallBuilder::new(&sid(500 + i))
+            .from(&format!("+1617555{:04}", 500 + i))
+            .to(COMPANY)
+            .direction("inbound")
+            .status("no-answer")
+            .start(at(if i < 2 { 20 } else { 40 + i as i64 }))
+            .build();
+        calls.push(missed);
+        let outbound = CallBuilder::new(&sid(600 + i))
+            .from(COMPANY)
+            .to(&format!("+1978555{:04}", 600 + i))
+            .direction("outbound-api")
+            .status("completed")
+            .start(at(if i < 2 { 20 } else { 50 + i as i64 }))
+            .duration(30)
+            .build();
+        calls.push(outbound);
+    }
+    h.ingest(calls).await;
+    let everything = all_conversations(h.store.as_ref()).await.expect("list");
+    assert_eq!(everything.len(), 21);
+
+    let normalizer = Normalizer::default();
+    let queries = [
+        ConversationQuery::page(2, 0).with_status(StatusFilter::Missed),
+        ConversationQuery::page(1, 0).with_status(StatusFilter::Answered),
+        ConversationQuery::page(3, 0).with_status(StatusFilter::InProgress),
+        ConversationQuery::page(2, 0).with_direction(ActualDirection::Outbound),
+        ConversationQuery::page(4, 0).with_direction(ActualDirection::Inbound),
+        ConversationQuery::page(2, 0).with_search(Search::new("978555", &normalizer)),
+        ConversationQuery::page(2, 0).with_search(Search::new("617-555", &normalizer)),
+        ConversationQuery::page(2, 0).with_since(at(20)),
+        ConversationQuery::page(2, 0).with_until(at(31)),
+        ConversationQuery::page(2, 0)
+            .with_since(at(20))
+            .with_until(at(45)),
+        ConversationQuery::page(1, 0)
+            .with_direction(ActualDirection::Inbound)
+            .with_status(StatusFilter::Missed)
+            .with_since(at(15)),
+        ConversationQuery::page(3, 0)
+            .with_search(Search::new("+1 978", &normalizer))
+            .with_status(StatusFilter::InProgress),
+    ];
+    for query in queries {
+        // The reference: offset pages of the same filtered list.
+        let mut by_offset = Vec::new();
+        let total = loop {
+            let mut q = query.clone();
+            q.offset = by_offset.len() as u64;
+            let page = h.store.list_conversations(&q).await.expect("offset page");
+            if page.conversations.is_empty() {
+                break page.total;
+            }
+            by_offset.extend(page.conversations);
+        };
+        assert!(!by_offset.is_empty(), "{query:?} matches something");
+        assert_eq!(total, by_offset.len() as u64, "{query:?}");
+        let walked = walk_by_cursor(h.store.as_ref(), &query)
+            .await
+            .unwrap_or_else(|e| panic!("{query:?}: {e}"));
+        assert_eq!(ids(&walked), ids(&by_offset), "{query:?}");
+        // Every filtered list is a sub-sequence of the whole list.
+        let order: Vec<ConversationId> = ids(&everything)
+            .into_iter()
+            .filter(|id| by_offset.iter().any(|v| v.conversation.id == *id))
+            .collect();
+        assert_eq!(order, ids(&by_offset), "{query:?}");
+        // Each cursor page's total is the filtered total.
+        let first = h
+            .store
+            .list_conversations(&query)
+            .await
+            .expect("first page");
+        if let Some(cursor) = first.next_cursor {
+            let second = h
+                .store
+                .list_conversations(&query.clone().with_cursor(cursor))
+                .await
+                .expect("second page");
+            assert_eq!(second.total, by_offset.len() as u64, "{query:?}");
+        }
+    }
+}
+
+/// Rows written between two page requests never make a cursor walk list a
+/// conversation twice: the pages after a cursor hold exactly the current
+/// list's rows after its position (a conversation with new activity moves
+/// to the top, before the cursor; new conversations without activity come
+/// after it).
+pub async fn cursor_pages_survive_writes_between_requests(store: Arc<dyn Store>) {
+    use crate::testkit::all_conversations;
+
+    let h = Harness::new(store);
+    h.ingest(cursor_fixture()).await;
+    let before = all_conversations(h.store.as_ref()).await.expect("list");
+    let query = ConversationQuery::page(3, 0);
+    let first = h.store.list_conversations(&query).await.expect("page 1");
+    let second = h
+        .store
+        .list_conversations(&query.clone().with_cursor(first.next_cursor.expect("more")))
+        .await
+        .expect("page 2");
+    let mut listed = ids(&first.conversations);
+    listed.extend(ids(&second.conversations));
+    assert_eq!(listed, ids(&before[..6]));
+    let cursor = second.next_cursor.expect("more after page 2");
+
+    // New conversations at the top, new activity on a listed conversation
+    // and on one not listed yet, a new conversation without activity, and
+    // a new call tied with the cursor's own time.
+    let listed_key = before[1].contact.phone_number.clone();
+    let unlisted_key = before[8].contact.phone_number.clone();
+    h.ingest(vec![
+        inbound(&sid(700), "+19785550700", 100, 5),
+        inbound(&sid(701), "+19785550701", 101, 5),
+        inbound(&sid(702), &listed_key, 102, 5),
+        inbound(&sid(703), &unlisted_key, 103, 5),
+        inbound(&sid(704), "+19785550704", 20, 5),
+        CallBuilder::new(&sid(705))
+            .from("+19785550705")
+            .to(COMPANY)
+            .direction("inbound")
+            .status("ringing")
+            .build(),
+    ])
+    .await;
+    let after = all_conversations(h.store.as_ref()).await.expect("list");
+    assert_eq!(after.len(), before.len() + 4);
+
+    let mut rest = Vec::new();
+    let mut next = Some(cursor);
+    while let Some(cursor) = next {
+        let page = h
+            .store
+            .list_conversations(&query.clone().with_cursor(cursor))
+            .await
+            .expect("later page");
+        assert_eq!(page.total, after.len() as u64);
+        rest.extend(ids(&page.conversations));
+        next = page.next_cursor;
+    }
+    let expected: Vec<ConversationId> = after
+        .iter()
+        .filter(|v| {
+            let (t, id) = position(v);
+            cursor.precedes(t, id)
+        })
+        .map(|v| v.conversation.id)
+        .collect();
+    assert_eq!(rest, expected);
+    listed.extend(rest);
+    let mut unique = listed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "a conversation was listed twice: {listed:?}"
+    );
+    // Whatever did not move is listed exactly once.
+    let unlisted = h.id(&unlisted_key).await;
+    for v in &before {
+        if v.conversation.id != unlisted {
+            assert!(
+                listed.contains(&v.conversation.id),
+                "{} is missing",
+                v.conversation.id
+            );
+        }
+    }
+    // The new conversation without activity comes after the cursor.
+    let ringing = h.id("+19785550705").await;
+    assert!(listed.contains(&ringing));
+}
+
 /// Unknown conversation ids are `NotFound`, never an empty success.
 pub async fn unknown_conversation_is_not_found(store: Arc<dyn Store>) {
     let h = Harness::new(store);
@@ -1900,4 +2261,60 @@ pub async fn apply_is_all_or_nothing(store: Arc<dyn Store>) {
     );
     assert_eq!(h.raw_state().await, before);
     crate::testkit::assert_invariants(h.store.as_ref()).await;
+}
+
+/// Calls Twilio never dialled have no start time, so the window's
+/// `StartTime>` filter leaves them out: the sync's sweep lists them by
+/// status. Those created before the window stay out; a second sync
+/// changes nothing.
+pub async fn never_dialled_calls_are_synced(store: Arc<dyn Store>) {
+    let h = Harness::with(store, MockTwilio::new().with_page_size(2), rules());
+    let undated = |n: u64, status: &str, created_min: i64| {
+        CallBuilder::new(&sid(n))
+            .from(CUSTOMER)
+            .to(COMPANY)
+            .direction("outbound-api")
+            .status(status)
+            .no_start()
+            .no_duration()
+            .created(at(created_min))
+            .build()
+    };
+    let mut calls = vec![
+        inbound(&sid(1), CUSTOMER, 0, 30),
+        undated(2, "failed", 5),
+        undated(3, "failed", -3 * 24 * 60),
+        undated(4, "queued", 7),
+        undated(5, "canceled", 9),
+        undated(6, "failed", 11),
+        undated(7, "failed", 12),
+    ];
+    for n in 8..12 {
+        calls.push(
+            CallBuilder::new(&sid(n))
+                .from(CUSTOMER2)
+                .to(COMPANY)
+                .status("failed")
+                .start(at(n as i64))
+                .build(),
+        );
+    }
+    h.mock.set_calls(calls);
+    let first = h.sync_all().await;
+    for n in [1, 2, 4, 5, 6, 7, 8, 9, 10, 11] {
+        assert!(
+            h.row(&sid(n)).await.is_some(),
+            "call {n} was not synced: {first:?}"
+        );
+    }
+    assert!(
+        h.row(&sid(3)).await.is_none(),
+        "an undated call created before the window is outside it"
+    );
+    assert_eq!(first.inserted, 10, "{first:?}");
+    assert!(first.outside_window >= 1, "{first:?}");
+    let (_, row) = h.located(&sid(4)).await;
+    assert_eq!(row.call.start_time, None);
+    let second = h.sync_all().await;
+    assert_eq!((second.inserted, second.updated), (0, 0), "{second:?}");
 }

@@ -171,11 +171,19 @@ impl TwilioClient for MockTwilio {
                 more_info: None,
             })?,
         };
+        // Twilio's order: newest first, calls never dialled ahead of all.
         let mut matching: Vec<Call> = self
             .calls()
             .into_iter()
             .filter(|c| filter.matches(c))
             .collect();
+        matching.sort_by(|a, b| {
+            (b.start_time.is_none(), b.start_time, &b.sid).cmp(&(
+                a.start_time.is_none(),
+                a.start_time,
+                &a.sid,
+            ))
+        });
         self.lock().page_requests += 1;
         let start = number.saturating_mul(size).min(matching.len());
         let end = start.saturating_add(size).min(matching.len());

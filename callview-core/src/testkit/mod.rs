@@ -41,7 +41,7 @@ pub use builder::{
     CUSTOMER2, CUSTOMER2_DISPLAY, CUSTOMER_DISPLAY, DISPATCHER, UK_CUSTOMER, UK_CUSTOMER_DISPLAY,
 };
 pub use check::{
-    all_conversations, assert_invariants, check_invariants, snapshot, CallSnapshot,
+    all_conversations, assert_invariants, check_invariants, snapshot, walk_by_cursor, CallSnapshot,
     ConversationSnapshot, InteractionSnapshot, StoreSnapshot, Violations,
 };
 pub use harness::Harness;
@@ -112,6 +112,9 @@ macro_rules! conformance_tests {
             international_numbers_display_internationally,
             messages_newest_first_unstarted_last,
             conversations_ordered_by_activity_and_paged,
+            conversations_paged_by_cursor,
+            cursor_pages_combine_with_filters,
+            cursor_pages_survive_writes_between_requests,
             unknown_conversation_is_not_found,
             cursors_round_trip,
             unfinished_calls_lists_non_final,
@@ -121,6 +124,7 @@ macro_rules! conformance_tests {
             load_conversations_totals_exclude,
             apply_is_all_or_nothing,
             sync_lock_is_taken_and_released,
+            never_dialled_calls_are_synced,
         );
 
         $crate::__conformance_factory_tests!(

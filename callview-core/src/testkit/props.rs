@@ -273,6 +273,12 @@ impl Builder {
         priced: bool,
         parent: Option<&str>,
     ) {
+        // Only a call never dialled lacks a start time, and such a call is
+        // queued, canceled or failed (what the sync's sweep lists).
+        let status = match (start, status) {
+            (None, "queued" | "canceled" | "failed") | (Some(_), _) => status,
+            (None, _) => "failed",
+        };
         let mut b = CallBuilder::new(sid)
             .from(from)
             .to(to)
@@ -599,7 +605,7 @@ where
                 );
                 h.mock.set_calls(calls.clone());
                 let report = h.sync_all().await;
-                // Calls without a start time are listed once per day slice.
+                // Calls without a start time are listed by the sweep.
                 assert!(report.fetched >= calls.len() as u64, "{report:?}");
                 assert_eq!(report.inserted, calls.len() as u64, "{report:?}");
                 assert_eq!(

@@ -428,14 +428,14 @@ impl TwilioClient for HttpTwilioClient {
         };
         let what = format!("the calls of account {}", self.account_sid());
         let body = self.get_json(&url, &what).await?;
-        parse_call_page(&body, &what)
+        parse_call_page(body, &what)
     }
 
     async fn fetch_call(&self, sid: &CallSid) -> Result<Call, TwilioError> {
         let url = self.account_url(&["Calls", &format!("{sid}.json")]);
         let what = format!("call {sid}");
         let body = self.get_json(&url, &what).await?;
-        Call::from_json(&body).map_err(|e| TwilioError::Decode {
+        Call::from_value(body).map_err(|e| TwilioError::Decode {
             context: what,
             reason: e.to_string(),
         })
@@ -572,20 +572,24 @@ fn next_page(body: &Value) -> Option<PageToken> {
 
 /// One page of the calls list: every record parsed, failures kept in
 /// `rejected`.
-fn parse_call_page(body: &Value, what: &str) -> Result<CallPage, TwilioError> {
-    let records =
-        body.get("calls")
-            .and_then(Value::as_array)
-            .ok_or_else(|| TwilioError::Decode {
+fn parse_call_page(mut body: Value, what: &str) -> Result<CallPage, TwilioError> {
+    let records = match body.get_mut("calls").map(Value::take) {
+        Some(Value::Array(records)) => records,
+        _ => {
+            return Err(TwilioError::Decode {
                 context: what.to_owned(),
                 reason: "the response has no `calls` array".into(),
-            })?;
+            })
+        }
+    };
     let mut page = CallPage {
-        next: next_page(body),
+        next: next_page(&body),
+        calls: Vec::with_capacity(records.len()),
         ..CallPage::default()
     };
+    // Each record moves into its call's `raw`: no copy of the page.
     for record in records {
-        match Call::from_json(record) {
+        match Call::from_value(record) {
             Ok(call) => page.calls.push(call),
             Err(rejected) => page.rejected.push(rejected),
         }

@@ -65,16 +65,21 @@ impl CallFilter {
         }
     }
 
-    /// Whether `call` passes this filter when checked locally. Twilio's
-    /// date filters are only documented to day precision, so callers filter
-    /// again with this. Calls without a start time pass the time bounds.
+    /// Whether `call` passes this filter, as Twilio decides it (mocks use
+    /// this to serve a listing). A call without a start time (never
+    /// dialled) fails any time bound, as it does on Twilio.
     pub fn matches(&self, call: &Call) -> bool {
-        if let Some(start) = call.start_time {
-            if self.start_time_after.is_some_and(|a| start <= a) {
-                return false;
-            }
-            if self.start_time_before.is_some_and(|b| start >= b) {
-                return false;
+        let bounded = self.start_time_after.is_some() || self.start_time_before.is_some();
+        match call.start_time {
+            None if bounded => return false,
+            None => {}
+            Some(start) => {
+                if self.start_time_after.is_some_and(|a| start <= a) {
+                    return false;
+                }
+                if self.start_time_before.is_some_and(|b| start >= b) {
+                    return false;
+                }
             }
         }
         if self.status.as_ref().is_some_and(|s| *s != call.status) {
