@@ -474,33 +474,13 @@ impl SyncEngine {
                 page_size: self.page_size,
                 ..CallFilter::default()
             };
-            let mut token = None;
-            loop {
-                let page = self.client.list_calls_page(&filter, token.as_ref()).await?;
-                report.pages += 1;
-                report.fetched += (page.calls.len() + page.rejected.len()) as u64;
-                report.note_rejected(page.rejected);
-                let mut dated = false;
-                let mut batch = Vec::new();
-                for call in page.calls {
-                    if call.start_time.is_some() {
-                        dated = true;
-                    } else if call.date_created.is_some_and(|t| t < since) {
-                        report.outside_window += 1;
-                    } else if *remaining == 0 {
-                        report.more_available = true;
-                    } else {
-                        *remaining -= 1;
-                        batch.push(call);
-                    }
-                }
-                let stats = self.ingest(rules, batch).await?;
-                report.add(stats);
-                match page.next {
-                    Some(next) if !dated => token = Some(next),
-                    _ => break,
-                }
-            }
+            let classify = |call: &Call| match (call.start_time, call.date_created) {
+                (Some(_), _) => Swept::Past,
+                (None, Some(created)) if created < since => Swept::Outside,
+                (None, _) => Swept::Wanted,
+            };
+            self.sweep(rules, filter, remaining, report, classify)
+                .await?;
         }
         Ok(())
     }
@@ -521,29 +501,49 @@ impl SyncEngine {
             page_size: self.page_size,
             ..CallFilter::default()
         };
+        self.sweep(rules, filter, remaining, report, |_| Swept::Wanted)
+            .await
+    }
+
+    /// Reads the pages of `filter` and ingests the calls `classify` wants
+    /// (within the cap), up to the last page or the first page holding a
+    /// call past what the sweep wants.
+    async fn sweep(
+        &self,
+        rules: &PartyRules,
+        filter: CallFilter,
+        remaining: &mut usize,
+        report: &mut SyncReport,
+        classify: impl Fn(&Call) -> Swept,
+    ) -> Result<(), SyncError> {
         let mut token = None;
         loop {
             let page = self.client.list_calls_page(&filter, token.as_ref()).await?;
             report.pages += 1;
             report.fetched += (page.calls.len() + page.rejected.len()) as u64;
             report.note_rejected(page.rejected);
+            let mut past = false;
             let mut batch = Vec::with_capacity(page.calls.len());
             for call in page.calls {
-                if *remaining == 0 {
-                    report.more_available = true;
-                } else {
-                    *remaining -= 1;
-                    batch.push(call);
+                match classify(&call) {
+                    Swept::Past => past = true,
+                    Swept::Outside => report.outside_window += 1,
+                    Swept::Wanted if *remaining == 0 => report.more_available = true,
+                    Swept::Wanted => {
+                        *remaining -= 1;
+                        batch.push(call);
+                    }
                 }
             }
             let stats = self.ingest(rules, batch).await?;
             report.add(stats);
             match page.next {
-                Some(next) if *remaining > 0 => token = Some(next),
-                Some(_) => {
+                Some(_) if past => break,
+                Some(_) if *remaining == 0 => {
                     report.more_available = true;
                     break;
                 }
+                Some(next) => token = Some(next),
                 None => break,
             }
         }
@@ -583,6 +583,16 @@ impl SyncEngine {
 /// How far before a run's start [`SyncEngine::sweep_late`] lists: clock
 /// skew between Twilio and this machine.
 const LATE_MARGIN: Duration = Duration::minutes(1);
+
+/// What a sweep makes of a listed call.
+enum Swept {
+    /// Store it.
+    Wanted,
+    /// Older than the window.
+    Outside,
+    /// Past what the sweep lists for: this page is its last.
+    Past,
+}
 
 /// The statuses a call Twilio never dialled (no start time) can have.
 const UNDATED_STATUSES: [&str; 3] = ["queued", "canceled", "failed"];

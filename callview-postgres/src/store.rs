@@ -695,10 +695,14 @@ impl Store for PostgresStore {
         }
         let sids: Vec<&str> = sids.iter().map(CallSid::as_str).collect();
         let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            // The roots as an array computed first (two index lookups), so
+            // the planner cannot turn the subquery into a hash join over
+            // the whole table (a sequential scan per page of a backfill).
             "SELECT {MESSAGE_COLUMNS} FROM messages m \
-             WHERE m.root_call_sid IN ( \
-                 SELECT s.root_call_sid FROM messages s \
-                 WHERE s.twilio_sid = ANY($1) OR s.parent_call_sid = ANY($1)) \
+             WHERE m.root_call_sid = ANY(ARRAY( \
+                 SELECT s.root_call_sid FROM messages s WHERE s.twilio_sid = ANY($1) \
+                 UNION \
+                 SELECT s.root_call_sid FROM messages s WHERE s.parent_call_sid = ANY($1))) \
              ORDER BY m.root_call_sid COLLATE \"C\", m.twilio_sid COLLATE \"C\""
         )))
         .bind(&sids)

@@ -33,10 +33,12 @@
 //!
 //! A file database runs in WAL mode with `synchronous = NORMAL`,
 //! `foreign_keys = ON` and a 5 s busy timeout. One connection writes;
-//! reads use a small pool of read-only connections, so listing
-//! conversations does not wait for a sync's transaction. Every call runs on
-//! tokio's blocking pool ([`tokio::task::spawn_blocking`]), never on the
-//! async runtime's threads. An in-memory database has one connection.
+//! reads use a pool of four read-only connections (more concurrent reads
+//! wait for one), so listing conversations does not wait for a sync's
+//! transaction. Every call runs on tokio's blocking pool
+//! ([`tokio::task::spawn_blocking`]), never on the async runtime's threads;
+//! a plan is applied in place ([`tokio::task::block_in_place`]) on a
+//! multi-thread runtime. An in-memory database has one connection.
 //!
 //! ## The sync lock
 //!
@@ -74,8 +76,11 @@ use queries::SyncLease;
 /// How long a sync lock lasts without being renewed.
 pub const DEFAULT_SYNC_LEASE: Duration = Duration::from_secs(5 * 60);
 
-/// Idle read connections kept open for reuse.
-const MAX_IDLE_READERS: usize = 4;
+/// Read connections (file databases): at most this many reads run at once,
+/// each on a connection kept open for reuse; more wait for a free one.
+/// Opening a connection per read (parsing the schema, preparing every
+/// statement anew) cost a quarter of the CPU of 32 concurrent API clients.
+const MAX_READERS: usize = 4;
 
 /// A callview store in a SQLite database.
 ///
@@ -96,6 +101,8 @@ struct Inner {
     writer: Mutex<Connection>,
     /// Idle read-only connections (file databases only).
     readers: Mutex<Vec<Connection>>,
+    /// One permit per read that may run ([`MAX_READERS`]).
+    read_permits: tokio::sync::Semaphore,
     /// This store's identity in `sync_locks`.
     lock_holder: String,
     /// Whether this store holds the sync lock.
@@ -302,6 +309,7 @@ impl SqliteStore {
                 label,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                read_permits: tokio::sync::Semaphore::new(MAX_READERS),
                 lock_holder: new_holder(),
                 holds_lock: AtomicBool::new(false),
             }),
@@ -365,6 +373,9 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        // Waiting for a permit takes no blocking thread; the semaphore is
+        // never closed.
+        let _permit = self.inner.read_permits.acquire().await.ok();
         tokio::task::spawn_blocking(move || {
             inner.with_reader(f).map_err(|e| inner.name_database(e))
         })
@@ -407,7 +418,7 @@ impl Inner {
         let result = f(&mut conn);
         if conn.is_autocommit() {
             let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < MAX_IDLE_READERS {
+            if idle.len() < MAX_READERS {
                 idle.push(conn);
             }
         }
