@@ -375,7 +375,12 @@ impl SyncEngine {
             }
         }
         let mut remaining = cap.unwrap_or(usize::MAX);
-        let mut pages = self.pages(slices, concurrency);
+        // A capped run asks for no bigger pages than its cap: the recent
+        // preset keeps 50 calls, so it reads a page of 50, not of 1,000.
+        let page_size = cap.map_or(self.page_size, |cap| {
+            self.page_size.min(u32::try_from(cap).unwrap_or(u32::MAX)).max(1)
+        });
+        let mut pages = self.pages(slices, concurrency, page_size);
         while let Some(item) = pages.next().await {
             let (page, slice) = item?;
             report.pages += 1;
@@ -688,8 +693,8 @@ impl SyncEngine {
         &self,
         slices: Vec<Slice>,
         concurrency: usize,
+        page_size: u32,
     ) -> futures::stream::BoxStream<'static, PageItem> {
-        let page_size = self.page_size;
         if concurrency <= 1 || slices.len() <= 1 {
             let client = self.client.clone();
             let stream = futures::stream::iter(slices).flat_map(move |slice| {
