@@ -378,7 +378,9 @@ impl SyncEngine {
         // A capped run asks for no bigger pages than its cap: the recent
         // preset keeps 50 calls, so it reads a page of 50, not of 1,000.
         let page_size = cap.map_or(self.page_size, |cap| {
-            self.page_size.min(u32::try_from(cap).unwrap_or(u32::MAX)).max(1)
+            self.page_size
+                .min(u32::try_from(cap).unwrap_or(u32::MAX))
+                .max(1)
         });
         let mut pages = self.pages(slices, concurrency, page_size);
         while let Some(item) = pages.next().await {
