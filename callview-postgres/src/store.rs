@@ -725,6 +725,10 @@ impl Store for PostgresStore {
             .filter_map(|id| conversation_id(*id))
             .collect();
         let exclude: Vec<&str> = lookup.exclude.iter().map(CallSid::as_str).collect();
+        // The conversations are picked through `= ANY(ARRAY(...))` at each
+        // step: written as `IN (... JOIN ...)`, the planner misjudged a
+        // freshly written (bloated, not yet analysed) `conversations` table
+        // and scanned all of it, 78 ms of a 50-call sync at 1M calls.
         let rows: Vec<StateRow> = sqlx::query_as(
             "SELECT v.id, COALESCE(c.phone_number, '') AS key, \
                  a.calls, a.root_calls, a.root_duration, a.last_call_at, \
@@ -749,10 +753,10 @@ impl Store for PostgresStore {
                  ORDER BY (m.start_time IS NOT NULL) DESC, m.start_time DESC, \
                      m.twilio_sid COLLATE \"C\" DESC \
                  LIMIT 1) n ON true \
-             WHERE v.id IN ( \
-                 SELECT k.id FROM conversations k JOIN contacts kc ON kc.id = k.contact_id \
-                 WHERE kc.phone_number = ANY($1) \
-                 UNION SELECT i.id FROM conversations i WHERE i.id = ANY($2)) \
+             WHERE v.id = ANY(ARRAY( \
+                 SELECT k.id FROM conversations k WHERE k.contact_id = ANY(ARRAY( \
+                     SELECT kc.id FROM contacts kc WHERE kc.phone_number = ANY($1))) \
+                 UNION SELECT unnest($2::int4[]))) \
              ORDER BY v.id",
         )
         .bind(&lookup.keys)
