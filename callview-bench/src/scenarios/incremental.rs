@@ -286,6 +286,23 @@ impl IncrementalResult {
                     &r.sync.timings,
                 ));
             }
+            // The slowest run's breakdown too: it shows where outliers go.
+            let slowest = s
+                .runs
+                .iter()
+                .enumerate()
+                .skip(1)
+                .max_by(|a, b| a.1.sync.wall_secs.total_cmp(&b.1.sync.wall_secs));
+            if let Some((i, r)) = slowest {
+                report.tables.push(super::timing_table(
+                    &format!(
+                        "{} run {} (the slowest after run 1), time per method",
+                        s.store,
+                        i + 1
+                    ),
+                    &r.sync.timings,
+                ));
+            }
         }
         let full = self.calls >= 1_000_000;
         for s in &self.stores {
