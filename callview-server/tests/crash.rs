@@ -10,8 +10,8 @@
 //! Full form, as in the issue:
 //!
 //! ```sh
-//! CALLVIEW_CRASH_TRIALS=20 CALLVIEW_CRASH_CALLS=100000 CALLVIEW_CRASH_MAX_DELAY_MS=60000 \
-//!   cargo test --release -p callview-server --test crash -- --nocapture
+//! CALLVIEW_CRASH_TRIALS=20 CALLVIEW_CRASH_CALLS=100000 CALLVIEW_CRASH_MAX_DELAY_MS=8000 \
+//!   cargo test --release -p callview-server --test crash -- --nocapture --test-threads=1
 //! ```
 //!
 //! `CALLVIEW_CRASH_SEED` replays the kill points of an earlier run (each
