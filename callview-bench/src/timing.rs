@@ -141,7 +141,7 @@ impl Store for TimedStore {
         timed(
             &self.timings,
             "store.unfinished_calls",
-            self.inner.unfinished_calls(limit),
+            self.inner.unfinished_calls(&callview_core::store::UnfinishedQuery::any(limit)),
         )
         .await
     }

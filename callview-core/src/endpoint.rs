@@ -11,7 +11,7 @@ use std::fmt;
 use phonenumber::country;
 use phonenumber::Mode;
 
-use crate::call::Call;
+use crate::call::{Call, CallDirection};
 
 /// The kind of a `from` / `to` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -368,6 +368,33 @@ pub enum ActualDirection {
     Outbound,
     /// Both sides belong to the business.
     Internal,
+}
+
+impl ActualDirection {
+    /// The actual direction when nothing better is known: Twilio's
+    /// outbound kinds are outbound, everything else inbound.
+    ///
+    /// ```
+    /// use callview_core::{ActualDirection, CallDirection};
+    /// assert_eq!(ActualDirection::from_twilio(&CallDirection::OutboundDial), ActualDirection::Outbound);
+    /// assert_eq!(ActualDirection::from_twilio(&CallDirection::Inbound), ActualDirection::Inbound);
+    /// ```
+    pub fn from_twilio(direction: &CallDirection) -> Self {
+        if direction.is_outbound() {
+            Self::Outbound
+        } else {
+            Self::Inbound
+        }
+    }
+
+    /// What a stored row says: the `actual_direction` callview wrote, else
+    /// (a row of the seed's original application) what Twilio's direction
+    /// implies ([`ActualDirection::from_twilio`]).
+    pub fn from_stored(stored: Option<&str>, twilio: &CallDirection) -> Self {
+        stored
+            .and_then(Self::parse)
+            .unwrap_or_else(|| Self::from_twilio(twilio))
+    }
 }
 
 impl ActualDirection {

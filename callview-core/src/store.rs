@@ -13,8 +13,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
 use crate::model::{
-    fold_interactions, ConversationCounters, ConversationId, ConversationLookup, ConversationState,
-    Interaction, Plan, StoredCall,
+    ConversationCounters, ConversationId, ConversationLookup, Interaction, Plan, RefreshState,
+    StoredCall,
 };
 
 /// Why a store operation failed.
@@ -29,6 +29,11 @@ pub enum StoreError {
     /// The request itself is invalid (a bad cursor, a filter out of range).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// This store no longer holds the sync lock it took: another process
+    /// took it over (after its lease ran out, or its session ended). The
+    /// transaction that noticed wrote nothing.
+    #[error("the sync lock was lost: {0}")]
+    LockLost(String),
     /// The database failed. The message never contains a password.
     #[error("database error: {message}")]
     Backend {
@@ -605,38 +610,41 @@ pub struct StoreCounts {
 
 /// Persistent storage of contacts, conversations and calls.
 ///
-/// Object-safe: use it as `Arc<dyn Store>`. Every method is a complete unit:
-/// [`Store::apply`] is one transaction.
+/// Object-safe: use it as `Arc<dyn Store>`. Every write goes through one
+/// [`IngestTx`] ([`Store::begin_ingest`]): the reads a plan is computed from
+/// and the plan's writes happen in one database transaction, so writers in
+/// other processes sharing the database never plan from stale reads.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Starts one unit of work: a transaction that serialises every writer
+    /// of this database (in every process), in which the planner's reads
+    /// and the plan's writes happen. Dropping it without
+    /// [`IngestTx::commit`] rolls everything back.
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx>, StoreError>;
+
     /// Every stored call of every call tree that contains a stored call whose
     /// SID is in `sids`, or whose `parent_call_sid` is in `sids`.
+    ///
+    /// A read outside any transaction, for looking: a plan must be computed
+    /// from [`IngestTx::load_trees`] instead.
     async fn load_trees(&self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError>;
-
-    /// The conversations with the lookup's keys or ids that exist, each with
-    /// totals over its rows whose SIDs are not in `lookup.exclude`.
-    async fn load_conversations(
-        &self,
-        lookup: &ConversationLookup,
-    ) -> Result<Vec<ConversationState>, StoreError>;
-
-    /// Applies a plan atomically (all of it or nothing).
-    async fn apply(&self, plan: &Plan) -> Result<(), StoreError>;
 
     /// Reads a named sync cursor.
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
 
-    /// Writes a named sync cursor.
+    /// Writes a named sync cursor (in a transaction of its own; see
+    /// [`IngestTx::write_cursor`] to write one with a plan).
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
 
-    /// The latest start time of any stored call.
-    async fn newest_call_start(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-
-    /// Up to `limit` stored calls whose status is not final, oldest first.
-    async fn unfinished_calls(&self, limit: u32) -> Result<Vec<StoredCall>, StoreError>;
-
-    /// Sets the recording URL of a stored call; `NotFound` when it is not stored.
-    async fn set_recording_url(&self, sid: &CallSid, url: Option<&str>) -> Result<(), StoreError>;
+    /// Stored calls whose status is not final and that the refresh still
+    /// follows ([`RefreshState::unfollowed_at`] unset), due by
+    /// `query.due_at`, started before `query.started_before` (or never),
+    /// newest first (calls without a start time first), at most
+    /// `query.limit`.
+    async fn unfinished_calls(
+        &self,
+        query: &UnfinishedQuery,
+    ) -> Result<Vec<StoredCall>, StoreError>;
 
     /// A page of the conversations matching `query`'s filters, newest
     /// activity first, with how many match in all. The page starts
@@ -646,9 +654,8 @@ pub trait Store: Send + Sync {
     /// [`ConversationPage::next_cursor`] is the position of the page's last
     /// row when more rows follow. The filters run in the
     /// database (see [`ConversationQuery`]); the status filter reads
-    /// `conversations.metadata.last_display_status`, which
-    /// [`Store::apply`] keeps equal to the display status of the row named
-    /// by `last_root_sid` (`docs/storage.md`).
+    /// `conversations.metadata.last_display_status`, which the plan's
+    /// counters set (`docs/storage.md`).
     async fn list_conversations(
         &self,
         query: &ConversationQuery,
@@ -658,7 +665,20 @@ pub trait Store: Send + Sync {
     async fn conversation(&self, id: ConversationId) -> Result<ConversationView, StoreError>;
 
     /// Every call row of a conversation; `NotFound` when it does not exist.
+    /// Unbounded: for checks and exports. The API pages with
+    /// [`Store::messages`].
     async fn conversation_calls(&self, id: ConversationId) -> Result<Vec<StoredCall>, StoreError>;
+
+    /// A page of a conversation's interactions, newest first, legs folded
+    /// in (`call-model.md` section 4), read page by page in the database:
+    /// the page's root calls by keyset on `(start_time, sid)` (calls
+    /// without a start time last), then their legs. `NotFound` when the
+    /// conversation does not exist.
+    async fn messages(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<MessagePage, StoreError>;
 
     /// Row counts.
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
@@ -668,6 +688,11 @@ pub trait Store: Send + Sync {
 
     /// Takes the cross-process sync lock without waiting; `false` when
     /// another process holds it. Stores without such a lock return `true`.
+    ///
+    /// The lock only keeps two processes from doing the same sync work
+    /// twice; exactness comes from [`IngestTx`]. A run that holds it calls
+    /// [`IngestTx::confirm_sync_lock`] in each of its transactions, so a
+    /// lock lost mid-run stops the run before it writes anything more.
     async fn try_lock_sync(&self) -> Result<bool, StoreError> {
         Ok(true)
     }
@@ -676,11 +701,215 @@ pub trait Store: Send + Sync {
     async fn unlock_sync(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
-    /// A conversation's interactions, newest first, legs folded in
-    /// (`call-model.md` section 4).
-    async fn messages(&self, id: ConversationId) -> Result<Vec<Interaction>, StoreError> {
-        Ok(fold_interactions(self.conversation_calls(id).await?))
+/// One unit of work on a store ([`Store::begin_ingest`]): one database
+/// transaction on one connection, in which a writer reads what its plan
+/// needs, applies the plan and commits. Stores serialise these
+/// transactions across processes (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a
+/// transaction-scoped advisory lock), so a second writer waits, then plans
+/// from what the first committed.
+///
+/// Dropping it without [`IngestTx::commit`] rolls back everything it wrote.
+#[async_trait]
+pub trait IngestTx: Send {
+    /// [`Store::load_trees`], inside this transaction.
+    async fn load_trees(&mut self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError>;
+
+    /// The conversations with the lookup's keys or ids that exist, each with
+    /// totals over its rows whose SIDs are not in `lookup.exclude`, and
+    /// which of `lookup.external_ids` are taken.
+    async fn load_conversations(
+        &mut self,
+        lookup: &ConversationLookup,
+    ) -> Result<FoundConversations, StoreError>;
+
+    /// Writes a plan (in this order: new conversations, calls, counters,
+    /// removed conversations).
+    async fn apply(&mut self, plan: Plan) -> Result<(), StoreError>;
+
+    /// Writes a named cursor with the rest of this transaction.
+    async fn write_cursor(&mut self, name: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Records refresh attempts of unfinished calls (see
+    /// [`crate::sync::RefreshPolicy`]); SIDs not stored are ignored.
+    async fn record_refresh(&mut self, updates: &[RefreshUpdate]) -> Result<(), StoreError>;
+
+    /// Checks that this store still holds the sync lock it took with
+    /// [`Store::try_lock_sync`] (renewing its lease where it has one):
+    /// [`StoreError::LockLost`] when another process has taken it over.
+    async fn confirm_sync_lock(&mut self) -> Result<(), StoreError>;
+
+    /// Commits everything this transaction wrote.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+pub use crate::model::FoundConversations;
+
+/// Which unfinished calls to refresh ([`Store::unfinished_calls`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnfinishedQuery {
+    /// At most this many.
+    pub limit: u32,
+    /// Only calls that started before this (calls without a start time
+    /// always qualify); `None`: any.
+    pub started_before: Option<DateTime<Utc>>,
+    /// Only calls whose next attempt is due at or before this.
+    pub due_at: DateTime<Utc>,
+}
+
+impl UnfinishedQuery {
+    /// Up to `limit` of every followed unfinished call, whenever it is due.
+    pub fn any(limit: u32) -> Self {
+        Self {
+            limit,
+            started_before: None,
+            due_at: DateTime::<Utc>::MAX_UTC,
+        }
+    }
+}
+
+/// A new refresh state for one stored call ([`IngestTx::record_refresh`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshUpdate {
+    /// The call.
+    pub sid: CallSid,
+    /// Its new state.
+    pub state: RefreshState,
+}
+
+/// A page of a conversation's interactions ([`Store::messages`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageQuery {
+    /// At most this many interactions.
+    pub limit: u32,
+    /// Start just after this position (a [`MessagePage::next_cursor`]).
+    pub after: Option<MessageCursor>,
+}
+
+impl MessageQuery {
+    /// The page size when none is asked for.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page size.
+    pub const MAX_LIMIT: u32 = 500;
+
+    /// The first page of `limit` interactions.
+    pub fn first(limit: u32) -> Self {
+        Self { limit, after: None }
+    }
+}
+
+/// A page of interactions, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessagePage {
+    /// The interactions, newest first.
+    pub interactions: Vec<Interaction>,
+    /// Where the next page starts, when more interactions follow.
+    pub next_cursor: Option<MessageCursor>,
+}
+
+/// A position in a conversation's interactions (keyset pagination): just
+/// after the root call with this start time and SID, in the order
+/// `start_time DESC NULLS LAST, sid DESC`.
+///
+/// Its text form is opaque and URL-safe, like [`ConversationCursor`]'s.
+///
+/// ```
+/// use callview_core::store::MessageCursor;
+/// use callview_core::CallSid;
+/// use chrono::{TimeZone, Utc};
+/// let at = Utc.with_ymd_and_hms(2026, 2, 6, 15, 17, 13).unwrap();
+/// let cursor = MessageCursor::new(Some(at), CallSid::new("CA1").unwrap());
+/// assert_eq!(MessageCursor::parse(&cursor.to_string()).unwrap(), cursor);
+/// assert!(MessageCursor::parse("nope").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MessageCursor {
+    start_time: Option<DateTime<Utc>>,
+    sid: CallSid,
+}
+
+impl MessageCursor {
+    const VERSION: &'static str = "m1";
+    /// The longest text [`MessageCursor::parse`] looks at.
+    pub const MAX_LEN: usize = 128;
+
+    /// The position just after the root call started at `start_time`
+    /// (truncated to the microsecond) with `sid`.
+    pub fn new(start_time: Option<DateTime<Utc>>, sid: CallSid) -> Self {
+        Self {
+            start_time: start_time.map(|t| t.trunc_subsecs(6)),
+            sid,
+        }
+    }
+
+    /// The position just after `interaction`.
+    pub fn after(interaction: &Interaction) -> Self {
+        Self::new(
+            interaction.root.call.start_time,
+            interaction.root.call.sid.clone(),
+        )
+    }
+
+    /// The start time of the root the cursor follows.
+    pub fn start_time(&self) -> Option<DateTime<Utc>> {
+        self.start_time
+    }
+
+    /// The SID of the root the cursor follows.
+    pub fn sid(&self) -> &CallSid {
+        &self.sid
+    }
+
+    /// Reads the text form; anything else is a [`CursorError`].
+    pub fn parse(text: &str) -> Result<Self, CursorError> {
+        let fail = |reason: &str| CursorError {
+            reason: reason.to_owned(),
+        };
+        if text.is_empty() {
+            return Err(fail("it is empty"));
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(fail("it is too long"));
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| fail("it is not base64url"))?;
+        let plain = String::from_utf8(bytes).map_err(|_| fail("it is not text"))?;
+        let mut parts = plain.splitn(3, ':');
+        let (Some(version), Some(at), Some(sid)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(fail("it does not have the cursor's form"));
+        };
+        if version != Self::VERSION {
+            return Err(fail("its version is not supported"));
+        }
+        let start_time = if at.is_empty() {
+            None
+        } else {
+            let micros: i64 = at.parse().map_err(|_| fail("its time is not a number"))?;
+            Some(
+                DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| fail("its time is out of range"))?,
+            )
+        };
+        let sid = CallSid::new(sid).ok_or_else(|| fail("its call SID is empty"))?;
+        let cursor = Self::new(start_time, sid);
+        if cursor.to_string() != text {
+            return Err(fail("it is not in canonical form"));
+        }
+        Ok(cursor)
+    }
+}
+
+impl std::fmt::Display for MessageCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self
+            .start_time
+            .map(|t| t.timestamp_micros().to_string())
+            .unwrap_or_default();
+        let plain = format!("{}:{at}:{}", Self::VERSION, self.sid);
+        f.write_str(&URL_SAFE_NO_PAD.encode(plain))
     }
 }
 

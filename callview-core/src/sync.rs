@@ -13,8 +13,8 @@ use futures::StreamExt;
 
 use crate::call::{Call, CallParseError};
 use crate::endpoint::{OwnedNumbers, PartyRules};
-use crate::model::{Plan, PlanStats, Prepared};
-use crate::store::{Store, StoreError};
+use crate::model::{Plan, PlanStats, Prepared, RefreshState};
+use crate::store::{IngestTx, RefreshUpdate, Store, StoreError, UnfinishedQuery};
 use crate::twilio::{call_pages, CallFilter, TwilioClient, TwilioError};
 
 /// The seed's named sync windows.
@@ -121,6 +121,10 @@ pub struct SyncReport {
     pub outside_window: u64,
     /// Stored unfinished calls fetched again.
     pub refreshed: u64,
+    /// Unfinished calls the refresh gave up on in this run (404s or calls
+    /// that never finished, after [`RefreshPolicy::max_attempts`]): kept,
+    /// shown as no longer followed.
+    pub unfollowed: u64,
     /// Day slices skipped because an earlier, interrupted run completed them.
     pub resumed_slices: u64,
     /// Pages requested.
@@ -166,6 +170,14 @@ pub enum SyncError {
     Busy,
 }
 
+impl SyncError {
+    /// Whether the run stopped because another process took its sync lock
+    /// over ([`StoreError::LockLost`]).
+    pub fn is_lock_lost(&self) -> bool {
+        matches!(self, Self::Store(StoreError::LockLost(_)))
+    }
+}
+
 /// Progress of a running sync, for progress bars.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -179,12 +191,16 @@ pub struct Progress {
 pub const WATERMARK_CURSOR: &str = "watermark";
 /// The cursor holding the account's owned numbers (JSON array of E.164).
 pub const OWNED_NUMBERS_CURSOR: &str = "owned_numbers";
-/// The cursor holding the day slices an unfinished uncapped run completed
-/// (JSON `{"done": [[from, to], ...]}`), so a run after a crash or an error
-/// does not fetch them again. Cleared when a run completes.
+/// The cursor holding the day slices that unfinished backfills
+/// ([`SyncMode::Since`]) completed (JSON `{"done": [[from, to], ...]}`), so
+/// a backfill after a crash or an error does not fetch them again, each
+/// slice written in the transaction of its last page. Only backfills use
+/// it: a completed backfill forgets the slices inside its own window and
+/// keeps older ones, and other runs (incremental, presets) never touch it,
+/// so a scheduled run cannot erase a killed backfill's progress.
 pub const RESUME_CURSOR: &str = "resume";
 
-/// Slices completed by interrupted runs.
+/// Slices completed by interrupted backfills.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Resume {
     done: Vec<(DateTime<Utc>, DateTime<Utc>)>,
@@ -197,6 +213,80 @@ impl Resume {
                 .iter()
                 .any(|(from, end)| *from <= slice.from && to <= *end)
         })
+    }
+
+    /// Forgets the slices a completed run from `since` on read again.
+    fn forget_from(&mut self, since: DateTime<Utc>) {
+        self.done.retain(|(from, _)| *from < since);
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// How the refresh of unfinished calls backs off from a call that does not
+/// finish (still running, in a status callview does not know, or answered
+/// 404 by Twilio), and when it stops following it. Pure: computes the next
+/// [`RefreshState`] from the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    /// The wait after the first attempt; each later one doubles it.
+    pub first_delay: Duration,
+    /// The longest wait between attempts.
+    pub max_delay: Duration,
+    /// After this many attempts without seeing the call finish, the call is
+    /// no longer followed.
+    pub max_attempts: u32,
+}
+
+impl Default for RefreshPolicy {
+    /// 2 minutes, doubling up to 6 hours; 12 attempts (about a day).
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::minutes(2),
+            max_delay: Duration::hours(6),
+            max_attempts: 12,
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// The state after one more attempt at `now` that did not see the call
+    /// finish.
+    ///
+    /// ```
+    /// use callview_core::model::RefreshState;
+    /// use callview_core::sync::RefreshPolicy;
+    /// use chrono::{Duration, Utc};
+    /// let policy = RefreshPolicy { first_delay: Duration::minutes(2), max_delay: Duration::hours(6), max_attempts: 3 };
+    /// let now = Utc::now();
+    /// let first = policy.after_attempt(&RefreshState::default(), now);
+    /// assert_eq!((first.attempts, first.due_at), (1, Some(now + Duration::minutes(2))));
+    /// let second = policy.after_attempt(&first, now);
+    /// assert_eq!(second.due_at, Some(now + Duration::minutes(4)));
+    /// let third = policy.after_attempt(&second, now);
+    /// assert_eq!((third.attempts, third.unfollowed_at), (3, Some(now)));
+    /// ```
+    pub fn after_attempt(&self, previous: &RefreshState, now: DateTime<Utc>) -> RefreshState {
+        let attempts = previous.attempts.saturating_add(1);
+        if attempts >= self.max_attempts {
+            return RefreshState {
+                attempts,
+                due_at: None,
+                unfollowed_at: Some(now),
+            };
+        }
+        let factor = 1i32.checked_shl(attempts - 1).unwrap_or(i32::MAX);
+        let delay = self
+            .first_delay
+            .checked_mul(factor)
+            .map_or(self.max_delay, |d| d.min(self.max_delay));
+        RefreshState {
+            attempts,
+            due_at: Some(now + delay),
+            unfollowed_at: None,
+        }
     }
 }
 /// How many day slices an uncapped sync reads at once by default.
@@ -212,9 +302,7 @@ pub struct SyncEngine {
     rules: PartyRules,
     page_size: u32,
     concurrency: usize,
-    /// Serialises plan-and-apply across every clone of this engine, so a
-    /// status callback never interleaves with a sync page.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    refresh: RefreshPolicy,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -237,8 +325,14 @@ impl SyncEngine {
             rules,
             page_size: crate::twilio::MAX_PAGE_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            refresh: RefreshPolicy::default(),
         }
+    }
+
+    /// Sets how the refresh of unfinished calls backs off and gives up.
+    pub fn with_refresh_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.refresh = policy;
+        self
     }
 
     /// Sets how many day slices an uncapped sync reads from Twilio at once
@@ -288,22 +382,44 @@ impl SyncEngine {
         Ok(PartyRules::new(self.rules.normalizer, owned))
     }
 
-    /// Plans and applies one batch of calls; returns what it did.
+    /// Plans and applies one batch of calls in one store transaction
+    /// ([`Store::begin_ingest`]); returns what it did.
     ///
-    /// Planning reads the store and applying writes it: the two run under
-    /// one lock shared by every clone of the engine, so writes from this
-    /// process (sync pages, status callbacks) never interleave.
+    /// The plan is computed from what that same transaction read, and the
+    /// store serialises such transactions across processes, so writers
+    /// anywhere (sync pages, status callbacks, another server on the same
+    /// database) never plan from stale reads.
     pub async fn ingest(
         &self,
         rules: &PartyRules,
         batch: Vec<Call>,
     ) -> Result<PlanStats, StoreError> {
-        let _writer = self.writer.lock().await;
-        let plan = plan_batch(self.store.as_ref(), rules, batch).await?;
-        if !plan.is_empty() {
-            self.store.apply(&plan).await?;
+        let mut tx = self.store.begin_ingest().await?;
+        let stats = ingest_in(tx.as_mut(), rules, batch).await?;
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    /// [`SyncEngine::ingest`] for a run holding the sync lock: the same
+    /// transaction confirms the lock is still held and writes `cursor`
+    /// (name, value) with the page, or writes nothing.
+    async fn ingest_locked(
+        &self,
+        rules: &PartyRules,
+        batch: Vec<Call>,
+        cursor: Option<(&str, String)>,
+    ) -> Result<PlanStats, StoreError> {
+        if batch.is_empty() && cursor.is_none() {
+            return Ok(PlanStats::default());
         }
-        Ok(plan.stats)
+        let mut tx = self.store.begin_ingest().await?;
+        tx.confirm_sync_lock().await?;
+        let stats = ingest_in(tx.as_mut(), rules, batch).await?;
+        if let Some((name, value)) = cursor {
+            tx.write_cursor(name, &value).await?;
+        }
+        tx.commit().await?;
+        Ok(stats)
     }
 
     /// Runs one sync. Holds the store's sync lock for the whole run.
@@ -357,7 +473,8 @@ impl SyncEngine {
         let concurrency = if cap.is_some() { 1 } else { self.concurrency };
         let mut slices = plan_slices(since, started_at, concurrency);
         let mut resume = Resume::default();
-        if cap.is_none() {
+        let backfill = matches!(mode, SyncMode::Since(_));
+        if backfill {
             resume = self
                 .store
                 .read_cursor(RESUME_CURSOR)
@@ -399,14 +516,15 @@ impl SyncEngine {
                     batch.push(call);
                 }
             }
-            let stats = self.ingest(&rules, batch).await?;
-            report.add(stats);
-            if let (None, None, Some(to)) = (cap, &page.next, slice.to) {
-                // The slice's last page is applied: remember it is complete.
+            // A backfill's slice whose last page this is: remember it is
+            // complete, in the page's own transaction.
+            let mut cursor = None;
+            if let (true, None, Some(to)) = (backfill, &page.next, slice.to) {
                 resume.done.push((slice.from, to));
-                let json = serde_json::to_string(&resume).unwrap_or_default();
-                self.store.write_cursor(RESUME_CURSOR, &json).await?;
+                cursor = Some((RESUME_CURSOR, resume.to_json()));
             }
+            let stats = self.ingest_locked(&rules, batch, cursor).await?;
+            report.add(stats);
             if let Some(progress) = progress {
                 progress(Progress {
                     fetched: report.fetched,
@@ -433,19 +551,21 @@ impl SyncEngine {
         }
 
         let complete = !report.more_available;
-        if cap.is_none() && !resume.done.is_empty() {
-            self.store
-                .write_cursor(
-                    RESUME_CURSOR,
-                    &serde_json::to_string(&Resume::default()).unwrap_or_default(),
-                )
+        if backfill && !resume.done.is_empty() {
+            // This run read its whole window: only older slices, of an
+            // earlier backfill reaching further back, stay worth keeping.
+            resume.forget_from(since);
+            self.ingest_locked(&rules, Vec::new(), Some((RESUME_CURSOR, resume.to_json())))
                 .await?;
         }
         let covers_watermark = watermark.is_none_or(|w| since <= w);
         if complete && covers_watermark {
-            self.store
-                .write_cursor(WATERMARK_CURSOR, &started_at.to_rfc3339())
-                .await?;
+            self.ingest_locked(
+                &rules,
+                Vec::new(),
+                Some((WATERMARK_CURSOR, started_at.to_rfc3339())),
+            )
+            .await?;
         }
         report.elapsed_ms = clock.elapsed().as_millis() as u64;
         tracing::info!(
@@ -542,7 +662,7 @@ impl SyncEngine {
                     }
                 }
             }
-            let stats = self.ingest(rules, batch).await?;
+            let stats = self.ingest_locked(rules, batch, None).await?;
             report.add(stats);
             match page.next {
                 Some(_) if past => break,
@@ -557,31 +677,59 @@ impl SyncEngine {
         Ok(())
     }
 
-    /// Fetches again the stored calls that are not final and started before
-    /// the window (those inside it were just listed).
+    /// Fetches again the stored calls that are not final, started before
+    /// the window (those inside it were just listed) and are due: newest
+    /// first, so a new unfinished call is never kept waiting by old ones.
+    /// A call Twilio answers 404 for, or that is still not final, gets one
+    /// more attempt recorded and backs off ([`RefreshPolicy`]); after the
+    /// last attempt it is no longer followed (kept, and shown as such).
     async fn refresh_unfinished(
         &self,
         rules: &PartyRules,
         since: DateTime<Utc>,
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
-        let unfinished = self.store.unfinished_calls(REFRESH_LIMIT).await?;
+        let now = Utc::now();
+        let query = UnfinishedQuery {
+            limit: REFRESH_LIMIT,
+            started_before: Some(since),
+            due_at: now,
+        };
+        let unfinished = self.store.unfinished_calls(&query).await?;
         let mut batch = Vec::new();
+        let mut attempts = Vec::new();
         for stored in unfinished {
-            if stored.call.start_time.is_some_and(|t| t > since) {
-                continue;
-            }
-            match self.client.fetch_call(&stored.call.sid).await {
-                Ok(call) => batch.push(call),
-                Err(TwilioError::NotFound { .. }) => report.skipped.push(Skipped {
-                    sid: Some(stored.call.sid.to_string()),
-                    reason: "Twilio no longer has this call; the stored copy is kept".into(),
-                }),
+            let sid = stored.call.sid.clone();
+            let finished = match self.client.fetch_call(&sid).await {
+                Ok(call) => {
+                    let finished = call.status.is_final();
+                    batch.push(call);
+                    finished
+                }
+                Err(TwilioError::NotFound { .. }) => {
+                    report.skipped.push(Skipped {
+                        sid: Some(sid.to_string()),
+                        reason: "Twilio no longer has this call; the stored copy is kept".into(),
+                    });
+                    false
+                }
                 Err(e) => return Err(e.into()),
+            };
+            if !finished {
+                let state = self.refresh.after_attempt(&stored.refresh, now);
+                if state.unfollowed_at.is_some() {
+                    report.unfollowed += 1;
+                    tracing::warn!(sid = %sid, attempts = state.attempts, "an unfinished call is no longer followed; the stored copy is kept");
+                }
+                attempts.push(RefreshUpdate { sid, state });
             }
         }
         report.refreshed = batch.len() as u64;
-        let stats = self.ingest(rules, batch).await?;
+        let mut tx = self.store.begin_ingest().await?;
+        tx.confirm_sync_lock().await?;
+        let stats = ingest_in(tx.as_mut(), rules, batch).await?;
+        tx.record_refresh(&attempts).await?;
+        tx.commit().await?;
         report.add(stats);
         Ok(())
     }
@@ -759,9 +907,10 @@ impl SyncEngine {
     }
 }
 
-/// Plans one batch against a store: the lookups around the pure planner.
+/// Plans one batch inside an open transaction: the transaction's lookups
+/// around the pure planner.
 pub async fn plan_batch(
-    store: &dyn Store,
+    tx: &mut dyn IngestTx,
     rules: &PartyRules,
     batch: Vec<Call>,
 ) -> Result<Plan, StoreError> {
@@ -774,8 +923,24 @@ pub async fn plan_batch(
         .collect();
     sids.sort();
     sids.dedup();
-    let stored = store.load_trees(&sids).await?;
+    let stored = tx.load_trees(&sids).await?;
     let prepared = Prepared::new(rules, batch, stored);
-    let conversations = store.load_conversations(prepared.lookup()).await?;
-    Ok(prepared.finish(conversations))
+    let found = tx.load_conversations(prepared.lookup()).await?;
+    Ok(prepared.finish(found))
+}
+
+/// Plans one batch inside an open transaction and applies the plan there;
+/// the caller commits. What every writer (sync pages, status callbacks)
+/// runs between [`Store::begin_ingest`] and [`IngestTx::commit`].
+pub async fn ingest_in(
+    tx: &mut dyn IngestTx,
+    rules: &PartyRules,
+    batch: Vec<Call>,
+) -> Result<PlanStats, StoreError> {
+    let plan = plan_batch(tx, rules, batch).await?;
+    let stats = plan.stats;
+    if !plan.is_empty() {
+        tx.apply(plan).await?;
+    }
+    Ok(stats)
 }

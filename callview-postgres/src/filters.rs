@@ -3,28 +3,14 @@
 //! `last_display_status` the status filter reads.
 //!
 //! `conversations.metadata.last_display_status` is the display status of the
-//! newest root call (the row named by `metadata.last_root_sid`). `apply`
-//! sets it with the counters, in the same statement, from the row step 2
-//! just wrote ([`LAST_DISPLAY_STATUS`]); migration 3 fills it in for
-//! conversations stored before.
+//! newest root call (the row named by `metadata.last_root_sid`), as the
+//! planner computed it; `apply` writes it with the counters; migration 3
+//! filled it in for conversations stored before.
 
 use callview_core::store::ConversationQuery;
 use chrono::NaiveDateTime;
 
 use crate::rows::to_db_time;
-
-/// A `jsonb` object `{"last_display_status": ...}` for the counters update
-/// of `apply` (whose `UNNEST` alias is `u`, holding `u.counters`): the
-/// display status of the row named by `last_root_sid`, or, for a row
-/// without one (written by the seed's original application), what its
-/// columns say.
-pub(crate) const LAST_DISPLAY_STATUS: &str = "jsonb_build_object('last_display_status', ( \
-     SELECT COALESCE(m.metadata->>'display_status', \
-         CASE WHEN COALESCE(m.duration, 0) > 0 THEN 'completed' \
-              WHEN m.status IN ('busy', 'failed', 'canceled') THEN m.status \
-              WHEN m.status IN ('completed', 'no-answer') THEN 'no-answer' \
-              ELSE m.status END) \
-     FROM messages m WHERE m.twilio_sid = u.counters->>'last_root_sid'))";
 
 /// A parameter of a filter.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 
 use callview_core::call::{format_rfc2822, Call, CallDirection, CallSid};
 use callview_core::endpoint::ActualDirection;
-use callview_core::model::{summarize, ConversationCounters, ConversationId, Derived, StoredCall};
+use callview_core::model::{
+    ConversationCounters, ConversationId, Derived, DisplayStatus, RefreshState, StoredCall,
+};
 use callview_core::store::{ContactRecord, ConversationRecord};
 
 /// The columns of a `messages` row, in [`MESSAGE_COLUMNS`] order.
@@ -35,13 +37,16 @@ pub(crate) struct MessageRow {
     pub root_call_sid: String,
     pub created_at: Option<NaiveDateTime>,
     pub updated_at: Option<NaiveDateTime>,
+    pub refresh_attempts: i32,
+    pub refresh_due_at: Option<NaiveDateTime>,
+    pub unfollowed_at: Option<NaiveDateTime>,
 }
 
 /// The select list for [`MessageRow`], for a `messages` table aliased `m`.
 pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.twilio_sid, m.direction, \
      m.status, m.from_number, m.to_number, m.duration, m.price, m.price_unit, m.start_time, \
      m.end_time, m.recording_url, m.parent_call_sid, m.metadata, m.root_call_sid, m.created_at, \
-     m.updated_at";
+     m.updated_at, m.refresh_attempts, m.refresh_due_at, m.unfollowed_at";
 
 /// A UTC instant as stored.
 pub(crate) fn to_db_time(time: DateTime<Utc>) -> NaiveDateTime {
@@ -58,24 +63,6 @@ fn text_field<'a>(metadata: Option<&'a Value>, key: &str) -> Option<&'a str> {
         .and_then(|m| m.get(key))
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-}
-
-/// The actual direction when nothing better is known: Twilio's outbound
-/// kinds are outbound, everything else inbound.
-pub(crate) fn fallback_direction(twilio_direction: &str) -> ActualDirection {
-    if CallDirection::parse(twilio_direction).is_outbound() {
-        ActualDirection::Outbound
-    } else {
-        ActualDirection::Inbound
-    }
-}
-
-/// A row's actual direction: `metadata.actual_direction`, else derived from
-/// Twilio's direction.
-pub(crate) fn row_direction(metadata: Option<&Value>, twilio_direction: &str) -> ActualDirection {
-    text_field(metadata, "actual_direction")
-        .and_then(ActualDirection::parse)
-        .unwrap_or_else(|| fallback_direction(twilio_direction))
 }
 
 fn time_text(time: NaiveDateTime) -> String {
@@ -157,19 +144,18 @@ impl MessageRow {
     pub(crate) fn into_stored(mut self) -> StoredCall {
         let call = self.call();
         let metadata = self.metadata.as_ref();
-        let derived = Derived {
-            actual_direction: row_direction(metadata, &self.direction),
-            display_status: text_field(metadata, "display_status")
-                .map(str::to_owned)
-                .unwrap_or_else(|| summarize(&call, &[]).display_status),
-            merged_from_parent: metadata
+        let derived = Derived::from_stored(
+            &call,
+            text_field(metadata, "actual_direction"),
+            text_field(metadata, "display_status"),
+            metadata
                 .and_then(|m| m.get("merged_from_parent"))
-                .and_then(Value::as_bool)
-                .unwrap_or_else(|| {
-                    self.parent_call_sid
-                        .as_deref()
-                        .is_some_and(|p| !p.trim().is_empty())
-                }),
+                .and_then(Value::as_bool),
+        );
+        let refresh = RefreshState {
+            attempts: u32::try_from(self.refresh_attempts).unwrap_or(0),
+            due_at: self.refresh_due_at.map(from_db_time),
+            unfollowed_at: self.unfollowed_at.map(from_db_time),
         };
         let created_at = self.created_at.or(self.updated_at).map(from_db_time);
         let updated_at = self.updated_at.map(from_db_time).or(created_at);
@@ -179,6 +165,7 @@ impl MessageRow {
             root_sid: CallSid::new(self.root_call_sid).unwrap_or_else(|| call.sid.clone()),
             derived,
             recording_url: self.recording_url.filter(|u| !u.is_empty()),
+            refresh,
             created_at: created_at.unwrap_or(DateTime::UNIX_EPOCH),
             updated_at: updated_at.unwrap_or(DateTime::UNIX_EPOCH),
             call,
@@ -242,7 +229,10 @@ fn json_direction(value: Option<&Value>) -> Option<ActualDirection> {
     if text.is_empty() {
         return None;
     }
-    ActualDirection::parse(text).or_else(|| Some(fallback_direction(text)))
+    Some(ActualDirection::from_stored(
+        Some(text),
+        &CallDirection::parse(text),
+    ))
 }
 
 fn time_or_epoch(time: Option<NaiveDateTime>) -> DateTime<Utc> {
@@ -276,6 +266,10 @@ impl ConversationRow {
                     metadata.and_then(|m| m.get("last_call_direction")),
                 ),
                 last_message_at: self.last_message_at.map(from_db_time),
+                last_display_status: metadata
+                    .and_then(|m| m.get("last_display_status"))
+                    .and_then(Value::as_str)
+                    .map(DisplayStatus::parse),
                 last_root_sid: self.last_root_sid.clone().and_then(CallSid::new),
             },
             created_at: time_or_epoch(self.created_at),

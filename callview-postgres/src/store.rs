@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -15,18 +16,20 @@ use tokio::sync::Mutex;
 use callview_core::call::CallSid;
 use callview_core::model::{
     fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
-    ConversationState, CounterUpdate, Interaction, NewConversation, NewestRoot, Plan, StoredCall,
+    ConversationState, CounterUpdate, DisplayStatus, FoundConversations, Interaction,
+    NewConversation, NewestRoot, Plan, StoredCall,
 };
 use callview_core::store::{
-    ConversationCursor, ConversationPage, ConversationQuery, ConversationView, Store, StoreCounts,
-    StoreError,
+    ConversationCursor, ConversationPage, ConversationQuery, ConversationView, IngestTx,
+    MessageCursor, MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError,
+    UnfinishedQuery,
 };
+use callview_core::{ActualDirection, CallDirection, CallStatus};
 
-use crate::filters::{bind_filter, conversation_filter, Filter, Start, LAST_DISPLAY_STATUS};
+use crate::filters::{bind_filter, conversation_filter, Filter, Start};
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
-    from_db_time, row_direction, to_db_time, ConversationRow, MessageRow, CONVERSATION_COLUMNS,
-    MESSAGE_COLUMNS,
+    from_db_time, to_db_time, ConversationRow, MessageRow, CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
 };
 
 /// The migrations in `callview-postgres/migrations/`, embedded at build time.
@@ -59,20 +62,21 @@ const FINAL_STATUSES: &str = "('completed', 'busy', 'failed', 'no-answer', 'canc
 /// # Ok(()) }
 /// ```
 pub struct PostgresStore {
-    pool: PgPool,
+    db: Db,
     connect_options: PgConnectOptions,
-    url: String,
-    /// The dedicated connection holding the sync lock, while held.
-    sync_lock: Mutex<Option<PgConnection>>,
+    /// The dedicated connection holding the sync lock, while held, with
+    /// its backend's process id (how an ingest transaction checks, in
+    /// `pg_locks`, that the lock is still held).
+    sync_lock: Mutex<Option<(PgConnection, i32)>>,
 }
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lock_held = self.sync_lock.try_lock().map(|g| g.is_some()).ok();
         f.debug_struct("PostgresStore")
-            .field("url", &self.url)
-            .field("pool_size", &self.pool.size())
-            .field("idle_connections", &self.pool.num_idle())
+            .field("url", &self.db.url)
+            .field("pool_size", &self.db.pool.size())
+            .field("idle_connections", &self.db.pool.num_idle())
             .field("sync_lock_held", &lock_held)
             .finish()
     }
@@ -176,9 +180,11 @@ impl PostgresStore {
         })?;
         tracing::info!(url = %url, max_connections = options.max_connections, "connected to PostgreSQL");
         Ok(Self {
-            pool,
+            db: Db {
+                pool,
+                url: url.into(),
+            },
             connect_options: connect,
-            url,
             sync_lock: Mutex::new(None),
         })
     }
@@ -192,7 +198,7 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub fn redacted_url(&self) -> &str {
-        &self.url
+        &self.db.url
     }
 
     /// The connection pool, for queries of your own.
@@ -205,7 +211,7 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.db.pool
     }
 
     /// Releases the sync lock (if held) and closes every connection. Later
@@ -217,12 +223,120 @@ impl PostgresStore {
     /// # }
     /// ```
     pub async fn close(&self) {
-        if let Some(conn) = self.sync_lock.lock().await.take() {
+        if let Some((conn, _)) = self.sync_lock.lock().await.take() {
             let _ = conn.close().await;
         }
-        self.pool.close().await;
+        self.db.pool.close().await;
     }
 
+    async fn read_tx(&self, what: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.db
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(self.db.error(what))
+    }
+
+    /// Up to `limit` rows of the conversations list matching `filter`,
+    /// from `start` on, skipping `offset`.
+    async fn list_rows(
+        &self,
+        tx: &mut PgConnection,
+        filter: &Filter,
+        start: &Start,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let mut filter = filter.clone();
+        filter.start_at(start);
+        let where_clause = filter.sql();
+        let (limit_at, offset_at) = (filter.next(), filter.next() + 1);
+        let order = "ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC";
+        let sql = if offset > 0 {
+            // The skipped rows are only stepped over in the subquery, never
+            // joined to their contact nor projected (the last root's
+            // subquery); without filters it is an index-only scan of
+            // `idx_conversations_activity`.
+            format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
+                 LEFT JOIN contacts c ON c.id = v.contact_id \
+                 WHERE v.id IN (SELECT v.id FROM conversations v {where_clause} \
+                                {order} LIMIT ${limit_at} OFFSET ${offset_at}) \
+                 {order}"
+            )
+        } else {
+            format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
+                 LEFT JOIN contacts c ON c.id = v.contact_id \
+                 {where_clause} {order} LIMIT ${limit_at} OFFSET ${offset_at}"
+            )
+        };
+        bind_filter!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), filter)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.db.error("listing conversations"))
+    }
+
+    /// Conversations with their contacts, and each one's last interaction,
+    /// from a query selecting [`CONVERSATION_COLUMNS`].
+    async fn views(
+        &self,
+        tx: &mut PgConnection,
+        rows: Vec<ConversationRow>,
+    ) -> Result<Vec<ConversationView>, StoreError> {
+        let (ids, roots): (Vec<i32>, Vec<String>) = rows
+            .iter()
+            .filter_map(|r| r.last_root_sid.clone().map(|sid| (r.id, sid)))
+            .unzip();
+        let mut by_conversation: HashMap<i64, Vec<StoredCall>> = HashMap::new();
+        if !ids.is_empty() {
+            let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m \
+                 JOIN UNNEST($1::int4[], $2::text[]) AS l(cid, root) \
+                   ON m.conversation_id = l.cid AND m.root_call_sid = l.root"
+            )))
+            .bind(&ids)
+            .bind(&roots)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.db.error("loading last messages"))?;
+            for row in messages {
+                let stored = row.into_stored();
+                by_conversation
+                    .entry(stored.conversation_id.0)
+                    .or_default()
+                    .push(stored);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let conversation = row.conversation();
+                let contact = row.contact();
+                let last_message = by_conversation
+                    .remove(&i64::from(row.id))
+                    .and_then(|calls| pick_last(fold_interactions(calls), &row.last_root_sid));
+                ConversationView {
+                    conversation,
+                    contact,
+                    last_message,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The pool and the (redacted) URL every error names: what both the store
+/// and its ingest transactions need.
+#[derive(Clone)]
+struct Db {
+    pool: PgPool,
+    url: Arc<str>,
+}
+
+impl Db {
     /// Maps a database error into a [`StoreError`] that says what was being
     /// done, on which (redacted) database.
     fn error(&self, what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
@@ -238,13 +352,6 @@ impl PostgresStore {
                 }
             }
         }
-    }
-
-    async fn read_tx(&self, what: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(self.error(what))
     }
 
     /// Step 1 of `apply`: contacts and conversations, reusing what exists.
@@ -264,6 +371,7 @@ impl PostgresStore {
         let keys: Vec<String> = by_key.keys().map(|k| (*k).to_owned()).collect();
         let displays: Vec<String> = by_key.values().map(|n| n.display.clone()).collect();
         let subjects: Vec<String> = by_key.values().map(|n| n.subject.clone()).collect();
+        let external_ids: Vec<String> = by_key.values().map(|n| n.external_id.clone()).collect();
 
         sqlx::query(
             "INSERT INTO contacts (phone_number, formatted_number, display_name, created_at, updated_at) \
@@ -282,43 +390,19 @@ impl PostgresStore {
              SELECT c.id, t.d, t.s, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
              FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, d, s) \
              JOIN contacts c ON c.phone_number = t.k \
-             WHERE NOT EXISTS (SELECT 1 FROM conversations v WHERE v.contact_id = c.id) \
-             ON CONFLICT (external_id) DO NOTHING",
+             WHERE NOT EXISTS (SELECT 1 FROM conversations v WHERE v.contact_id = c.id)",
         )
         .bind(&keys)
-        .bind(&displays)
+        .bind(&external_ids)
         .bind(&subjects)
         .execute(&mut *tx)
         .await
         .map_err(self.error("creating conversations"))?;
 
-        let mut ids = self.conversations_by_key(tx, &keys).await?;
-
-        // A conversation whose display form is already another contact's
-        // `external_id` (possible in a database adopted from the original
-        // application): give it an unambiguous external id instead.
-        for n in by_key.values().filter(|n| !ids.contains_key(&n.key)) {
-            let external_id = format!("{} [{}]", n.display, n.key);
-            tracing::warn!(key = %n.key, %external_id, "external_id taken by another contact; using a qualified one");
-            sqlx::query(
-                "INSERT INTO conversations (contact_id, external_id, subject, created_at, updated_at) \
-                 SELECT c.id, $2, $3, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC' \
-                 FROM contacts c WHERE c.phone_number = $1 \
-                 ON CONFLICT (external_id) DO NOTHING",
-            )
-            .bind(&n.key)
-            .bind(&external_id)
-            .bind(&n.subject)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.error("creating a conversation"))?;
-        }
-        if ids.len() < keys.len() {
-            ids = self.conversations_by_key(tx, &keys).await?;
-        }
+        let ids = self.conversations_by_key(tx, &keys).await?;
         if let Some(missing) = keys.iter().find(|k| !ids.contains_key(*k)) {
             return Err(StoreError::Conflict(format!(
-                "could not create a conversation for {missing} on {}: its external id is taken",
+                "could not create a conversation for {missing} on {}",
                 self.url
             )));
         }
@@ -468,19 +552,20 @@ impl PostgresStore {
                 "total_duration": c.total_duration,
                 "last_call_direction": c.last_call_direction.map(|d| d.as_str()),
                 "last_root_sid": c.last_root_sid.as_ref().map(|s| s.as_str()),
+                "last_display_status": c.last_display_status.as_ref().map(DisplayStatus::as_str),
             }));
         }
-        // With the counters, the newest root's display status (read from
-        // its row, written in step 2 when it changed) for the status filter.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        // With the counters, the newest root's display status (the
+        // planner's) for the status filter.
+        sqlx::query(
             "UPDATE conversations v SET \
                  last_message_at = u.at, \
                  metadata = (CASE WHEN jsonb_typeof(v.metadata) = 'object' THEN v.metadata \
-                             ELSE '{{}}'::jsonb END) || u.counters || {LAST_DISPLAY_STATUS}, \
+                             ELSE '{}'::jsonb END) || u.counters, \
                  updated_at = NOW() AT TIME ZONE 'UTC' \
              FROM UNNEST($1::int4[], $2::timestamp[], $3::jsonb[]) AS u(id, at, counters) \
-             WHERE v.id = u.id"
-        )))
+             WHERE v.id = u.id",
+        )
         .bind(&ids)
         .bind(&last_message_at)
         .bind(&values)
@@ -526,94 +611,119 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Up to `limit` rows of the conversations list matching `filter`,
-    /// from `start` on, skipping `offset`.
-    async fn list_rows(
+    /// `load_trees` on a connection (the pool's, or an ingest's transaction).
+    async fn load_trees(
         &self,
-        tx: &mut PgConnection,
-        filter: &Filter,
-        start: &Start,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<ConversationRow>, StoreError> {
-        let mut filter = filter.clone();
-        filter.start_at(start);
-        let where_clause = filter.sql();
-        let (limit_at, offset_at) = (filter.next(), filter.next() + 1);
-        let order = "ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC";
-        let sql = if offset > 0 {
-            // The skipped rows are only stepped over in the subquery, never
-            // joined to their contact nor projected (the last root's
-            // subquery); without filters it is an index-only scan of
-            // `idx_conversations_activity`.
-            format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
-                 LEFT JOIN contacts c ON c.id = v.contact_id \
-                 WHERE v.id IN (SELECT v.id FROM conversations v {where_clause} \
-                                {order} LIMIT ${limit_at} OFFSET ${offset_at}) \
-                 {order}"
-            )
-        } else {
-            format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversations v \
-                 LEFT JOIN contacts c ON c.id = v.contact_id \
-                 {where_clause} {order} LIMIT ${limit_at} OFFSET ${offset_at}"
-            )
-        };
-        bind_filter!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), filter)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(self.error("listing conversations"))
+        conn: &mut PgConnection,
+        sids: &[CallSid],
+    ) -> Result<Vec<StoredCall>, StoreError> {
+        if sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sids: Vec<&str> = sids.iter().map(CallSid::as_str).collect();
+        let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            // One index lookup per SID, then per root: each `LATERAL (...
+            // OFFSET 0)` is a fence the planner cannot turn into a hash join
+            // over the whole table. Without it, a plan made on missing or
+            // stale statistics (a table a backfill is filling faster than
+            // autovacuum analyses it) scanned all of `messages` for a page of
+            // new SIDs: 600 ms at 1M calls, against 0.3 ms now.
+            "SELECT {MESSAGE_COLUMNS} FROM ( \
+                 SELECT s.root_call_sid FROM unnest($1::text[]) AS p(sid) CROSS JOIN LATERAL ( \
+                     SELECT s.root_call_sid FROM messages s WHERE s.twilio_sid = p.sid OFFSET 0) s \
+                 UNION \
+                 SELECT s.root_call_sid FROM unnest($1::text[]) AS p(sid) CROSS JOIN LATERAL ( \
+                     SELECT s.root_call_sid FROM messages s WHERE s.parent_call_sid = p.sid OFFSET 0) s \
+             ) r(root) CROSS JOIN LATERAL ( \
+                 SELECT * FROM messages m WHERE m.root_call_sid = r.root OFFSET 0) m \
+             ORDER BY m.root_call_sid COLLATE \"C\", m.twilio_sid COLLATE \"C\""
+        )))
+        .bind(&sids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(self.error("loading call trees"))?;
+        Ok(rows.into_iter().map(MessageRow::into_stored).collect())
     }
 
-    /// Conversations with their contacts, and each one's last interaction,
-    /// from a query selecting [`CONVERSATION_COLUMNS`].
-    async fn views(
+    /// The conversations of a lookup with their totals, on `conn`.
+    async fn load_conversations(
         &self,
-        tx: &mut PgConnection,
-        rows: Vec<ConversationRow>,
-    ) -> Result<Vec<ConversationView>, StoreError> {
-        let (ids, roots): (Vec<i32>, Vec<String>) = rows
-            .iter()
-            .filter_map(|r| r.last_root_sid.clone().map(|sid| (r.id, sid)))
-            .unzip();
-        let mut by_conversation: HashMap<i64, Vec<StoredCall>> = HashMap::new();
-        if !ids.is_empty() {
-            let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m \
-                 JOIN UNNEST($1::int4[], $2::text[]) AS l(cid, root) \
-                   ON m.conversation_id = l.cid AND m.root_call_sid = l.root"
-            )))
-            .bind(&ids)
-            .bind(&roots)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(self.error("loading last messages"))?;
-            for row in messages {
-                let stored = row.into_stored();
-                by_conversation
-                    .entry(stored.conversation_id.0)
-                    .or_default()
-                    .push(stored);
-            }
+        conn: &mut PgConnection,
+        lookup: &ConversationLookup,
+    ) -> Result<Vec<ConversationState>, StoreError> {
+        if lookup.keys.is_empty() && lookup.ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let conversation = row.conversation();
-                let contact = row.contact();
-                let last_message = by_conversation
-                    .remove(&i64::from(row.id))
-                    .and_then(|calls| pick_last(fold_interactions(calls), &row.last_root_sid));
-                ConversationView {
-                    conversation,
-                    contact,
-                    last_message,
-                }
-            })
-            .collect())
+        let ids: Vec<i32> = lookup
+            .ids
+            .iter()
+            .filter_map(|id| conversation_id(*id))
+            .collect();
+        let exclude: Vec<&str> = lookup.exclude.iter().map(CallSid::as_str).collect();
+        // The conversations are picked through `= ANY(ARRAY(...))` at each
+        // step: written as `IN (... JOIN ...)`, the planner misjudged a
+        // freshly written (bloated, not yet analysed) `conversations` table
+        // and scanned all of it, 78 ms of a 50-call sync at 1M calls.
+        let rows: Vec<StateRow> = sqlx::query_as(
+            "SELECT v.id, COALESCE(c.phone_number, '') AS key, \
+                 a.calls, a.root_calls, a.root_duration, a.last_call_at, \
+                 n.twilio_sid AS newest_sid, n.start_time AS newest_start, \
+                 n.actual AS newest_actual, n.direction AS newest_direction, \
+                 n.display AS newest_display, n.status AS newest_status, \
+                 n.duration AS newest_duration \
+             FROM conversations v \
+             LEFT JOIN contacts c ON c.id = v.contact_id \
+             CROSS JOIN LATERAL ( \
+                 SELECT count(*) AS calls, \
+                     count(*) FILTER (WHERE m.root_call_sid = m.twilio_sid) AS root_calls, \
+                     COALESCE(sum(GREATEST(COALESCE(m.duration, 0), 0)) \
+                         FILTER (WHERE m.root_call_sid = m.twilio_sid), 0)::int8 AS root_duration, \
+                     max(m.start_time) AS last_call_at \
+                 FROM messages m \
+                 WHERE m.conversation_id = v.id AND m.twilio_sid <> ALL($3)) a \
+             LEFT JOIN LATERAL ( \
+                 SELECT m.twilio_sid, m.start_time, m.direction, \
+                     m.metadata->>'actual_direction' AS actual, \
+                     m.metadata->>'display_status' AS display, m.status, m.duration \
+                 FROM messages m \
+                 WHERE m.conversation_id = v.id AND m.root_call_sid = m.twilio_sid \
+                   AND m.twilio_sid <> ALL($3) \
+                 ORDER BY (m.start_time IS NOT NULL) DESC, m.start_time DESC, \
+                     m.twilio_sid COLLATE \"C\" DESC \
+                 LIMIT 1) n ON true \
+             WHERE v.id = ANY(ARRAY( \
+                 SELECT k.id FROM conversations k WHERE k.contact_id = ANY(ARRAY( \
+                     SELECT kc.id FROM contacts kc WHERE kc.phone_number = ANY($1))) \
+                 UNION SELECT unnest($2::int4[]))) \
+             ORDER BY v.id",
+        )
+        .bind(&lookup.keys)
+        .bind(&ids)
+        .bind(&exclude)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(self.error("loading conversations"))?;
+        Ok(rows.into_iter().map(StateRow::into_state).collect())
+    }
+
+    /// Writes a named cursor on `conn`.
+    async fn write_cursor(
+        &self,
+        conn: &mut PgConnection,
+        name: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sync_cursors (name, value, updated_at) \
+             VALUES ($1, $2, NOW() AT TIME ZONE 'UTC') \
+             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *conn)
+        .await
+        .map_err(self.error("writing a sync cursor"))?;
+        Ok(())
     }
 }
 
@@ -656,23 +766,30 @@ struct StateRow {
     newest_start: Option<NaiveDateTime>,
     newest_actual: Option<String>,
     newest_direction: Option<String>,
+    newest_display: Option<String>,
+    newest_status: Option<String>,
+    newest_duration: Option<i32>,
 }
 
 impl StateRow {
     fn into_state(self) -> ConversationState {
-        let newest_root = self.newest_sid.and_then(CallSid::new).map(|sid| {
-            let actual = self
-                .newest_actual
-                .map(|a| serde_json::json!({ "actual_direction": a }));
-            NewestRoot {
+        let newest_root = self
+            .newest_sid
+            .and_then(CallSid::new)
+            .map(|sid| NewestRoot {
                 start_time: self.newest_start.map(from_db_time),
                 sid,
-                direction: row_direction(
-                    actual.as_ref(),
-                    self.newest_direction.as_deref().unwrap_or(""),
+                direction: ActualDirection::from_stored(
+                    self.newest_actual.as_deref().filter(|a| !a.is_empty()),
+                    &CallDirection::parse(self.newest_direction.as_deref().unwrap_or("")),
                 ),
-            }
-        });
+                display_status: DisplayStatus::from_stored(
+                    self.newest_display.as_deref().filter(|d| !d.is_empty()),
+                    &CallStatus::parse(self.newest_status.as_deref().unwrap_or("")),
+                    self.newest_duration
+                        .map_or(0, |d| u32::try_from(d).unwrap_or(0)),
+                ),
+            });
         ConversationState {
             id: ConversationId(i64::from(self.id)),
             key: self.key,
@@ -687,172 +804,290 @@ impl StateRow {
     }
 }
 
+/// The key of the transaction-scoped advisory lock every ingest takes
+/// first (`pg_advisory_xact_lock`), so that writers in every process using
+/// the database run one at a time and each plans from what the previous
+/// one committed. The bytes of `"cv-write"`.
+pub const INGEST_LOCK_KEY: i64 = 0x6376_2d77_7269_7465;
+
+/// One ingest: a transaction that took [`INGEST_LOCK_KEY`]. Dropping it
+/// without [`IngestTx::commit`] rolls back (sqlx's `Transaction`).
+struct PgIngest {
+    db: Db,
+    tx: Transaction<'static, Postgres>,
+    /// The backend pid of this store's sync-lock session, when it holds the lock.
+    lock_pid: Option<i32>,
+}
+
+#[async_trait]
+impl IngestTx for PgIngest {
+    async fn load_trees(&mut self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
+        self.db.load_trees(&mut self.tx, sids).await
+    }
+
+    async fn load_conversations(
+        &mut self,
+        lookup: &ConversationLookup,
+    ) -> Result<FoundConversations, StoreError> {
+        let taken_external_ids: Vec<String> = if lookup.external_ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(
+                "SELECT external_id FROM conversations WHERE external_id = ANY($1) \
+                 ORDER BY external_id",
+            )
+            .bind(&lookup.external_ids)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(self.db.error("finding taken external ids"))?
+        };
+        let conversations = self.db.load_conversations(&mut self.tx, lookup).await?;
+        Ok(FoundConversations {
+            conversations,
+            taken_external_ids,
+        })
+    }
+
+    async fn apply(&mut self, plan: Plan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let tx = &mut *self.tx;
+        let created = self
+            .db
+            .create_conversations(tx, &plan.new_conversations)
+            .await?;
+        let resolve = Resolver { created };
+        self.db.write_calls(tx, &plan, &resolve).await?;
+        self.db.write_counters(tx, &plan.counters, &resolve).await?;
+        self.db.remove_conversations(tx, &plan.removed).await
+    }
+
+    async fn write_cursor(&mut self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.db.write_cursor(&mut self.tx, name, value).await
+    }
+
+    async fn record_refresh(&mut self, updates: &[RefreshUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let sids: Vec<&str> = updates.iter().map(|u| u.sid.as_str()).collect();
+        let attempts: Vec<i32> = updates
+            .iter()
+            .map(|u| i32::try_from(u.state.attempts).unwrap_or(i32::MAX))
+            .collect();
+        let due: Vec<Option<NaiveDateTime>> = updates
+            .iter()
+            .map(|u| u.state.due_at.map(to_db_time))
+            .collect();
+        let unfollowed: Vec<Option<NaiveDateTime>> = updates
+            .iter()
+            .map(|u| u.state.unfollowed_at.map(to_db_time))
+            .collect();
+        sqlx::query(
+            "UPDATE messages m SET refresh_attempts = u.attempts, refresh_due_at = u.due, \
+                 unfollowed_at = u.unfollowed \
+             FROM UNNEST($1::text[], $2::int4[], $3::timestamp[], $4::timestamp[]) \
+                 AS u(sid, attempts, due, unfollowed) \
+             WHERE m.twilio_sid = u.sid",
+        )
+        .bind(&sids)
+        .bind(&attempts)
+        .bind(&due)
+        .bind(&unfollowed)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(self.db.error("recording refresh attempts"))?;
+        Ok(())
+    }
+
+    async fn confirm_sync_lock(&mut self) -> Result<(), StoreError> {
+        let Some(pid) = self.lock_pid else {
+            return Ok(());
+        };
+        // A bigint advisory key shows in `pg_locks` as its high and low
+        // halves (classid, objid) with objsubid 1.
+        let held: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = $1 AND granted AND objsubid = 1 \
+                 AND classid::int8 = ($2 >> 32) AND objid::int8 = ($2 & 4294967295))",
+        )
+        .bind(pid)
+        .bind(SYNC_LOCK_KEY)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(self.db.error("checking the sync lock"))?;
+        if held {
+            Ok(())
+        } else {
+            Err(StoreError::LockLost(format!(
+                "the session holding it on {} ended; this run stops without writing its \
+                 current page",
+                self.db.url
+            )))
+        }
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let db = self.db;
+        self.tx
+            .commit()
+            .await
+            .map_err(db.error("committing a transaction"))
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx>, StoreError> {
+        let mut tx = self
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(self.db.error("starting a transaction"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(INGEST_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.db.error("waiting for the write lock"))?;
+        let lock_pid = self.sync_lock.lock().await.as_ref().map(|(_, pid)| *pid);
+        Ok(Box::new(PgIngest {
+            db: self.db.clone(),
+            tx,
+            lock_pid,
+        }))
+    }
+
     async fn load_trees(&self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
         if sids.is_empty() {
             return Ok(Vec::new());
         }
-        let sids: Vec<&str> = sids.iter().map(CallSid::as_str).collect();
-        let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            // One index lookup per SID, then per root: each `LATERAL (...
-            // OFFSET 0)` is a fence the planner cannot turn into a hash join
-            // over the whole table. Without it, a plan made on missing or
-            // stale statistics (a table a backfill is filling faster than
-            // autovacuum analyses it) scanned all of `messages` for a page of
-            // new SIDs: 600 ms at 1M calls, against 0.3 ms now.
-            "SELECT {MESSAGE_COLUMNS} FROM ( \
-                 SELECT s.root_call_sid FROM unnest($1::text[]) AS p(sid) CROSS JOIN LATERAL ( \
-                     SELECT s.root_call_sid FROM messages s WHERE s.twilio_sid = p.sid OFFSET 0) s \
-                 UNION \
-                 SELECT s.root_call_sid FROM unnest($1::text[]) AS p(sid) CROSS JOIN LATERAL ( \
-                     SELECT s.root_call_sid FROM messages s WHERE s.parent_call_sid = p.sid OFFSET 0) s \
-             ) r(root) CROSS JOIN LATERAL ( \
-                 SELECT * FROM messages m WHERE m.root_call_sid = r.root OFFSET 0) m \
-             ORDER BY m.root_call_sid COLLATE \"C\", m.twilio_sid COLLATE \"C\""
-        )))
-        .bind(&sids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.error("loading call trees"))?;
-        Ok(rows.into_iter().map(MessageRow::into_stored).collect())
-    }
-
-    async fn load_conversations(
-        &self,
-        lookup: &ConversationLookup,
-    ) -> Result<Vec<ConversationState>, StoreError> {
-        if lookup.keys.is_empty() && lookup.ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i32> = lookup
-            .ids
-            .iter()
-            .filter_map(|id| conversation_id(*id))
-            .collect();
-        let exclude: Vec<&str> = lookup.exclude.iter().map(CallSid::as_str).collect();
-        // The conversations are picked through `= ANY(ARRAY(...))` at each
-        // step: written as `IN (... JOIN ...)`, the planner misjudged a
-        // freshly written (bloated, not yet analysed) `conversations` table
-        // and scanned all of it, 78 ms of a 50-call sync at 1M calls.
-        let rows: Vec<StateRow> = sqlx::query_as(
-            "SELECT v.id, COALESCE(c.phone_number, '') AS key, \
-                 a.calls, a.root_calls, a.root_duration, a.last_call_at, \
-                 n.twilio_sid AS newest_sid, n.start_time AS newest_start, \
-                 n.actual AS newest_actual, n.direction AS newest_direction \
-             FROM conversations v \
-             LEFT JOIN contacts c ON c.id = v.contact_id \
-             CROSS JOIN LATERAL ( \
-                 SELECT count(*) AS calls, \
-                     count(*) FILTER (WHERE m.root_call_sid = m.twilio_sid) AS root_calls, \
-                     COALESCE(sum(GREATEST(COALESCE(m.duration, 0), 0)) \
-                         FILTER (WHERE m.root_call_sid = m.twilio_sid), 0)::int8 AS root_duration, \
-                     max(m.start_time) AS last_call_at \
-                 FROM messages m \
-                 WHERE m.conversation_id = v.id AND m.twilio_sid <> ALL($3)) a \
-             LEFT JOIN LATERAL ( \
-                 SELECT m.twilio_sid, m.start_time, m.direction, \
-                     m.metadata->>'actual_direction' AS actual \
-                 FROM messages m \
-                 WHERE m.conversation_id = v.id AND m.root_call_sid = m.twilio_sid \
-                   AND m.twilio_sid <> ALL($3) \
-                 ORDER BY (m.start_time IS NOT NULL) DESC, m.start_time DESC, \
-                     m.twilio_sid COLLATE \"C\" DESC \
-                 LIMIT 1) n ON true \
-             WHERE v.id = ANY(ARRAY( \
-                 SELECT k.id FROM conversations k WHERE k.contact_id = ANY(ARRAY( \
-                     SELECT kc.id FROM contacts kc WHERE kc.phone_number = ANY($1))) \
-                 UNION SELECT unnest($2::int4[]))) \
-             ORDER BY v.id",
-        )
-        .bind(&lookup.keys)
-        .bind(&ids)
-        .bind(&exclude)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.error("loading conversations"))?;
-        Ok(rows.into_iter().map(StateRow::into_state).collect())
-    }
-
-    async fn apply(&self, plan: &Plan) -> Result<(), StoreError> {
-        if plan.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self
+        let mut conn = self
+            .db
             .pool
-            .begin()
+            .acquire()
             .await
-            .map_err(self.error("starting a transaction"))?;
-        let created = self
-            .create_conversations(&mut tx, &plan.new_conversations)
-            .await?;
-        let resolve = Resolver { created };
-        self.write_calls(&mut tx, plan, &resolve).await?;
-        self.write_counters(&mut tx, &plan.counters, &resolve)
-            .await?;
-        self.remove_conversations(&mut tx, &plan.removed).await?;
-        tx.commit()
-            .await
-            .map_err(self.error("committing the sync batch"))?;
-        Ok(())
+            .map_err(self.db.error("loading call trees"))?;
+        self.db.load_trees(&mut conn, sids).await
     }
 
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT value FROM sync_cursors WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await
-            .map_err(self.error("reading a sync cursor"))
+            .map_err(self.db.error("reading a sync cursor"))
     }
 
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sync_cursors (name, value, updated_at) \
-             VALUES ($1, $2, NOW() AT TIME ZONE 'UTC') \
-             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-        )
-        .bind(name)
-        .bind(value)
-        .execute(&self.pool)
-        .await
-        .map_err(self.error("writing a sync cursor"))?;
-        Ok(())
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("writing a sync cursor"))?;
+        self.db.write_cursor(&mut conn, name, value).await
     }
 
-    async fn newest_call_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let newest: Option<NaiveDateTime> =
-            sqlx::query_scalar("SELECT max(start_time) FROM messages")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(self.error("reading the newest call"))?;
-        Ok(newest.map(from_db_time))
-    }
-
-    async fn unfinished_calls(&self, limit: u32) -> Result<Vec<StoredCall>, StoreError> {
+    async fn unfinished_calls(
+        &self,
+        query: &UnfinishedQuery,
+    ) -> Result<Vec<StoredCall>, StoreError> {
         let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages m \
-             WHERE m.status NOT IN {FINAL_STATUSES} \
-             ORDER BY m.start_time ASC NULLS FIRST, m.twilio_sid COLLATE \"C\" \
+             WHERE m.status NOT IN {FINAL_STATUSES} AND m.unfollowed_at IS NULL \
+               AND (m.refresh_due_at IS NULL OR m.refresh_due_at <= $2) \
+               AND ($3::timestamp IS NULL OR m.start_time IS NULL OR m.start_time < $3) \
+             ORDER BY m.start_time DESC NULLS FIRST, m.twilio_sid COLLATE \"C\" DESC \
              LIMIT $1"
         )))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .bind(i64::from(query.limit))
+        .bind(to_db_time(query.due_at))
+        .bind(query.started_before.map(to_db_time))
+        .fetch_all(&self.db.pool)
         .await
-        .map_err(self.error("listing unfinished calls"))?;
+        .map_err(self.db.error("listing unfinished calls"))?;
         Ok(rows.into_iter().map(MessageRow::into_stored).collect())
     }
 
-    async fn set_recording_url(&self, sid: &CallSid, url: Option<&str>) -> Result<(), StoreError> {
-        let result = sqlx::query("UPDATE messages SET recording_url = $2 WHERE twilio_sid = $1")
-            .bind(sid.as_str())
-            .bind(url)
-            .execute(&self.pool)
-            .await
-            .map_err(self.error("setting a recording URL"))?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("call {sid}")));
+    async fn messages(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<MessagePage, StoreError> {
+        let not_found = || StoreError::NotFound(format!("conversation {id}"));
+        let db_id = conversation_id(id).ok_or_else(not_found)?;
+        let what = "reading a conversation's messages";
+        let mut tx = self.read_tx(what).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
+                .bind(db_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(self.db.error(what))?;
+        if !exists {
+            return Err(not_found());
         }
-        Ok(())
+        // One root more than the page says whether another page follows;
+        // the order is `newest_first` (started calls by time then SID,
+        // descending; calls without a start time last).
+        let want = i64::from(query.limit) + 1;
+        let (after_at, after_sid) = match &query.after {
+            Some(c) => (c.start_time().map(to_db_time), Some(c.sid().as_str())),
+            None => (None, None),
+        };
+        let roots: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m \
+             WHERE m.conversation_id = $1 AND m.root_call_sid = m.twilio_sid \
+               AND ($3::text IS NULL \
+                    OR ($2::timestamp IS NOT NULL AND (m.start_time IS NULL \
+                        OR m.start_time < $2 \
+                        OR (m.start_time = $2 AND m.twilio_sid COLLATE \"C\" < $3 COLLATE \"C\"))) \
+                    OR ($2::timestamp IS NULL AND m.start_time IS NULL \
+                        AND m.twilio_sid COLLATE \"C\" < $3 COLLATE \"C\")) \
+             ORDER BY m.start_time DESC NULLS LAST, m.twilio_sid COLLATE \"C\" DESC \
+             LIMIT $4"
+        )))
+        .bind(db_id)
+        .bind(after_at)
+        .bind(after_sid)
+        .bind(want)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.db.error(what))?;
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let more = roots.len() > limit;
+        let mut calls: Vec<StoredCall> = roots
+            .into_iter()
+            .take(limit)
+            .map(MessageRow::into_stored)
+            .collect();
+        if !calls.is_empty() {
+            let root_sids: Vec<&str> = calls.iter().map(|c| c.call.sid.as_str()).collect();
+            let legs: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m \
+                 WHERE m.conversation_id = $1 AND m.root_call_sid = ANY($2) \
+                   AND m.root_call_sid <> m.twilio_sid"
+            )))
+            .bind(db_id)
+            .bind(&root_sids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.db.error(what))?;
+            calls.extend(legs.into_iter().map(MessageRow::into_stored));
+        }
+        tx.commit().await.map_err(self.db.error(what))?;
+        let interactions = fold_interactions(calls);
+        let next_cursor = if more {
+            interactions.last().map(MessageCursor::after)
+        } else {
+            None
+        };
+        Ok(MessagePage {
+            interactions,
+            next_cursor,
+        })
     }
 
     async fn list_conversations(
@@ -873,7 +1108,7 @@ impl Store for PostgresStore {
         let total: i64 = bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)), filter)
             .fetch_one(&mut *tx)
             .await
-            .map_err(self.error(what))?;
+            .map_err(self.db.error(what))?;
         // One row more than the page says whether another page follows.
         let want = i64::from(query.limit) + 1;
         let mut rows = match &query.after {
@@ -922,7 +1157,7 @@ impl Store for PostgresStore {
             None
         };
         let conversations = self.views(&mut tx, rows).await?;
-        tx.commit().await.map_err(self.error(what))?;
+        tx.commit().await.map_err(self.db.error(what))?;
         Ok(ConversationPage {
             conversations,
             total: total.max(0) as u64,
@@ -942,14 +1177,14 @@ impl Store for PostgresStore {
         .bind(db_id)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(self.error(what))?;
+        .map_err(self.db.error(what))?;
         let row = row.ok_or_else(not_found)?;
         let view = self
             .views(&mut tx, vec![row])
             .await?
             .pop()
             .ok_or_else(not_found)?;
-        tx.commit().await.map_err(self.error(what))?;
+        tx.commit().await.map_err(self.db.error(what))?;
         Ok(view)
     }
 
@@ -961,16 +1196,16 @@ impl Store for PostgresStore {
              ORDER BY m.start_time ASC NULLS LAST, m.twilio_sid COLLATE \"C\""
         )))
         .bind(db_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await
-        .map_err(self.error("reading a conversation's calls"))?;
+        .map_err(self.db.error("reading a conversation's calls"))?;
         if rows.is_empty() {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
                     .bind(db_id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.db.pool)
                     .await
-                    .map_err(self.error("reading a conversation"))?;
+                    .map_err(self.db.error("reading a conversation"))?;
             if !exists {
                 return Err(not_found());
             }
@@ -983,9 +1218,9 @@ impl Store for PostgresStore {
             "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM conversations), \
                     (SELECT count(*) FROM messages)",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await
-        .map_err(self.error("counting rows"))?;
+        .map_err(self.db.error("counting rows"))?;
         Ok(StoreCounts {
             contacts: contacts.max(0) as u64,
             conversations: conversations.max(0) as u64,
@@ -995,9 +1230,9 @@ impl Store for PostgresStore {
 
     async fn health(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await
-            .map_err(self.error("checking the database"))?;
+            .map_err(self.db.error("checking the database"))?;
         Ok(())
     }
 
@@ -1011,14 +1246,15 @@ impl Store for PostgresStore {
         }
         let mut conn = PgConnection::connect_with(&self.connect_options)
             .await
-            .map_err(self.error("opening the sync lock connection"))?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(SYNC_LOCK_KEY)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(self.error("taking the sync lock"))?;
+            .map_err(self.db.error("opening the sync lock connection"))?;
+        let (locked, pid): (bool, i32) =
+            sqlx::query_as("SELECT pg_try_advisory_lock($1), pg_backend_pid()")
+                .bind(SYNC_LOCK_KEY)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(self.db.error("taking the sync lock"))?;
         if locked {
-            *held = Some(conn);
+            *held = Some((conn, pid));
         } else {
             let _ = conn.close().await;
         }
@@ -1028,7 +1264,7 @@ impl Store for PostgresStore {
     /// Releases the advisory lock and closes its connection. Closing the
     /// session releases the lock even when the unlock itself fails.
     async fn unlock_sync(&self) -> Result<(), StoreError> {
-        let Some(mut conn) = self.sync_lock.lock().await.take() else {
+        let Some((mut conn, _)) = self.sync_lock.lock().await.take() else {
             return Ok(());
         };
         let unlocked: Result<bool, sqlx::Error> =
@@ -1039,10 +1275,10 @@ impl Store for PostgresStore {
         match unlocked {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(url = %self.url, "the sync lock was not held by its connection")
+                tracing::warn!(url = %self.db.url, "the sync lock was not held by its connection")
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, error = %describe(&e), "could not release the sync lock; closing its connection releases it")
+                tracing::warn!(url = %self.db.url, error = %describe(&e), "could not release the sync lock; closing its connection releases it")
             }
         }
         let _ = conn.close().await;

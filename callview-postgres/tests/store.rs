@@ -383,7 +383,10 @@ async fn a_sync_round_trips_through_every_read() {
     ));
 
     // Unfinished calls, newest start, cursors, recordings.
-    let unfinished = store.unfinished_calls(10).await.unwrap();
+    let unfinished = store
+        .unfinished_calls(&callview_core::store::UnfinishedQuery::any(10))
+        .await
+        .unwrap();
     assert_eq!(
         unfinished
             .iter()
@@ -441,7 +444,11 @@ async fn a_sync_round_trips_through_every_read() {
         (0, 1, 6),
         "{report:?}"
     );
-    assert!(store.unfinished_calls(10).await.unwrap().is_empty());
+    assert!(store
+        .unfinished_calls(&callview_core::store::UnfinishedQuery::any(10))
+        .await
+        .unwrap()
+        .is_empty());
     let uk = store
         .list_conversations(&ConversationQuery::default())
         .await

@@ -436,27 +436,30 @@ async fn list_messages(
 ) -> Result<Json<views::MessageListJson>, ApiError> {
     let id = path_id(path)?;
     let params = QueryParams::parse(query.as_deref())?;
-    let limit = params.limit(u32::MAX)?;
-    let offset = params.offset()?;
+    let query = params.message_query()?;
     let view = state
         .store()
         .conversation(id)
         .await
         .map_err(missing_conversation(id))?;
     let contact = views::contact(&view.contact, &state.inner.normalizer);
-    let interactions = state
+    let page = state
         .store()
-        .messages(id)
+        .messages(id, &query)
         .await
         .map_err(missing_conversation(id))?;
-    let total = interactions.len();
-    let messages: Vec<_> = interactions
+    let messages: Vec<_> = page
+        .interactions
         .iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(limit as usize)
         .map(|m| views::message(m, &contact))
         .collect();
-    Ok(Json(views::MessageListJson { messages, total }))
+    Ok(Json(views::MessageListJson {
+        messages,
+        // Interactions are root calls: the conversation's counter, which
+        // every write keeps equal to its rows.
+        total: view.conversation.counters.total_calls,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
 }
 
 async fn active_calls(
@@ -465,7 +468,10 @@ async fn active_calls(
 ) -> Result<Json<views::ActiveCallListJson>, ApiError> {
     let params = QueryParams::parse(query.as_deref())?;
     let limit = params.limit(DEFAULT_ACTIVE_LIMIT)?;
-    let calls = state.store().unfinished_calls(limit).await?;
+    let calls = state
+        .store()
+        .unfinished_calls(&callview_core::store::UnfinishedQuery::any(limit))
+        .await?;
     let calls: Vec<_> = calls.iter().map(views::active_call).collect();
     Ok(Json(views::ActiveCallListJson {
         total: calls.len(),

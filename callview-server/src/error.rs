@@ -103,6 +103,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => Self::not_found(format!("not found: {what}")),
             StoreError::Conflict(what) => Self::new(StatusCode::CONFLICT, "conflict", what),
             StoreError::Invalid(what) => Self::bad_request("invalid_request", what),
+            StoreError::LockLost(what) => Self::new(StatusCode::CONFLICT, "sync_lock_lost", what),
             backend @ StoreError::Backend { .. } => Self::internal(&ErrorChain(&backend)),
         }
     }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use callview_core::store::{ConversationCursor, ConversationQuery, Search, StatusFilter};
+use callview_core::store::{
+    ConversationCursor, ConversationQuery, MessageCursor, MessageQuery, Search, StatusFilter,
+};
 use callview_core::{ActualDirection, ConversationId, Normalizer};
 use chrono::{DateTime, Utc};
 
@@ -73,6 +75,43 @@ impl QueryParams {
                 ))
             }),
         }
+    }
+
+    /// `GET /api/conversations/{id}/messages`: `limit` (default
+    /// [`MessageQuery::DEFAULT_LIMIT`], at most [`MessageQuery::MAX_LIMIT`])
+    /// and `cursor` (a `next_cursor` of an earlier page). Pages are read
+    /// by cursor only: `offset` is refused with a pointer to `cursor`.
+    pub fn message_query(&self) -> Result<MessageQuery, ApiError> {
+        if self.0.contains_key("offset") {
+            return Err(invalid(
+                "`offset` is not accepted here: pages of messages follow each other by \
+                 `cursor` (pass the `next_cursor` of the previous page)",
+            ));
+        }
+        let limit = match self.0.get("limit") {
+            None => MessageQuery::DEFAULT_LIMIT,
+            Some(text) => {
+                let value = whole_number("limit", text)?;
+                if value == 0 || value > u64::from(MessageQuery::MAX_LIMIT) {
+                    return Err(invalid(format!(
+                        "`limit` must be between 1 and {}, got {value}",
+                        MessageQuery::MAX_LIMIT
+                    )));
+                }
+                value as u32
+            }
+        };
+        let after = match self.0.get("cursor").map(|t| t.trim()) {
+            None | Some("") => None,
+            Some(text) => Some(MessageCursor::parse(text).map_err(|e| {
+                invalid(format!(
+                    "`cursor` is not valid ({}); pass the `next_cursor` of an earlier \
+                     response unchanged, or leave it out for the first page",
+                    e.reason()
+                ))
+            })?),
+        };
+        Ok(MessageQuery { limit, after })
     }
 
     /// The raw value of a parameter.

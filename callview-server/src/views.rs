@@ -219,8 +219,10 @@ pub struct ConversationListJson {
 pub struct MessageListJson {
     /// The page, newest first.
     pub messages: Vec<MessageJson>,
-    /// Messages of the conversation, in all pages.
-    pub total: usize,
+    /// Messages (interactions) of the conversation, in all pages.
+    pub total: u64,
+    /// Pass as `cursor` to get the next (older) page; `null` on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /api/calls/active`.
@@ -385,7 +387,7 @@ pub fn message(interaction: &Interaction, contact: &ContactJson) -> MessageJson 
             talk_time: summary.talk_time,
             wait_time: summary.wait_time,
             merged_from_parent: interaction.merged_from_parent(),
-            display_status: summary.display_status.clone(),
+            display_status: summary.display_status.to_string(),
             actual_direction: interaction.actual_direction.as_str().to_owned(),
             twilio_direction: c.direction.as_str().to_owned(),
             twilio_status: c.status.as_str().to_owned(),

@@ -15,9 +15,12 @@
 //! A verified callback is merged into the stored call
 //! ([`callview_core::callback`]: replays and out-of-order events are
 //! ignored, a final status never goes back) and applied through the
-//! planner ([`callview_core::SyncEngine::ingest`]), so the conversation's
-//! counters stay exact, and announced on `GET /api/events` (a `changed`
-//! event) so open viewers refresh at once. A call not stored yet is fetched from Twilio (when
+//! planner, all in one store transaction
+//! ([`callview_core::Store::begin_ingest`]): the stored call is read, the
+//! callback merged into it and the plan written there, so two callbacks
+//! of one call, or a callback and a sync page, in this process or another,
+//! never undo each other. A change is announced once on `GET /api/events`
+//! (a `changed` event) so open viewers refresh at once. A call not stored yet is fetched from Twilio (when
 //! a client is configured) or built from the callback alone; the next sync
 //! completes it.
 //!
@@ -38,6 +41,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use callview_core::callback::{Merge, StatusCallback};
+use callview_core::sync::ingest_in;
 use callview_core::twilio::Secret;
 use callview_core::{Call, TwilioClient, TwilioError};
 use hmac::{Hmac, Mac};
@@ -63,9 +67,6 @@ pub struct WebhookConfig {
     auth_token: Option<Secret>,
     public_url: Option<String>,
     client: Option<Arc<dyn TwilioClient>>,
-    /// Callbacks are applied one at a time (read, merge, write), so two
-    /// events of one call arriving together cannot undo each other.
-    gate: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -89,7 +90,6 @@ impl WebhookConfig {
             auth_token: auth_token.filter(|t| !t.expose().is_empty()),
             public_url: None,
             client: None,
-            gate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -246,20 +246,33 @@ pub async fn call_status(
     };
     let engine = runner.engine();
 
-    let _one_at_a_time = config.gate.lock().await;
     let sid = callback.call_sid.clone();
-    let stored: Option<Call> = state
+    // A call not stored yet is fetched from Twilio before the transaction
+    // opens (no network wait while every writer waits for it).
+    let peeked = state
         .store()
+        .load_trees(std::slice::from_ref(&sid))
+        .await?
+        .into_iter()
+        .any(|row| row.call.sid == sid);
+    let fetched = if peeked {
+        None
+    } else {
+        fetch(config, &callback).await
+    };
+    let rules = engine.cached_rules().await?;
+
+    // Read, merge and write in one store transaction: a sync page or a
+    // callback in another process waits, and this one merges into what
+    // that one committed.
+    let mut tx = state.store().begin_ingest().await?;
+    let stored: Option<Call> = tx
         .load_trees(std::slice::from_ref(&sid))
         .await?
         .into_iter()
         .find(|row| row.call.sid == sid)
         .map(|row| row.call);
-    let current = match stored {
-        Some(call) => Some(call),
-        None => fetch(config, &callback).await,
-    };
-    let call = match callback.merge(current.as_ref()) {
+    let call = match callback.merge(stored.as_ref().or(fetched.as_ref())) {
         Merge::Apply(call) => *call,
         Merge::Ignore(reason) => {
             tracing::debug!(sid = %sid, reason, "status callback ignored");
@@ -268,18 +281,13 @@ pub async fn call_status(
             ));
         }
     };
-    let rules = engine.cached_rules().await?;
-    let stats = engine.ingest(&rules, vec![call]).await?;
-    // Open viewers (`GET /api/events`) refresh at once.
-    state.events().publish(crate::events::ServerEvent::changed(
-        stats.inserted,
-        stats.updated + stats.moved,
-    ));
+    let stats = ingest_in(tx.as_mut(), &rules, vec![call]).await?;
+    tx.commit().await?;
     if stats.inserted + stats.updated + stats.moved > 0 {
-        // Open viewers refresh (GET /api/events).
+        // Open viewers refresh at once (GET /api/events): once per change.
         state.events().publish(crate::events::ServerEvent::changed(
             stats.inserted,
-            stats.updated,
+            stats.updated + stats.moved,
         ));
     }
     tracing::info!(sid = %sid, status = ?callback.status.as_ref().map(ToString::to_string), "status callback applied");

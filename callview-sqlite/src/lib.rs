@@ -45,26 +45,38 @@
 //! [`Store::try_lock_sync`] takes a lease stored in the database, so it
 //! excludes syncs in other processes using the same file as well as in this
 //! one. The lease lasts [`DEFAULT_SYNC_LEASE`] and is renewed by every
-//! [`Store::apply`] and [`Store::write_cursor`] of the holder; a holder that
-//! crashed stops blocking others when its lease runs out.
+//! [`IngestTx::confirm_sync_lock`] of the holder's run, inside the run's
+//! transaction; a holder that crashed stops blocking others when its lease
+//! runs out, and a holder whose lease another process took over gets
+//! [`StoreError::LockLost`] and writes nothing more.
+//!
+//! ## Writes
+//!
+//! Every write is one [`IngestTx`] ([`Store::begin_ingest`]): a
+//! `BEGIN IMMEDIATE` transaction on the one writer connection, held from
+//! the planner's reads to the commit. SQLite lets one such transaction run
+//! at a time per database file, across processes (the others wait up to
+//! the 5 s busy timeout), so every plan is computed from what its own
+//! transaction read.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
 use std::time::Duration;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use async_trait::async_trait;
 use callview_core::call::CallSid;
 use callview_core::model::{
-    ConversationId, ConversationLookup, ConversationState, Plan, StoredCall,
+    ConversationId, ConversationLookup, FoundConversations, Plan, StoredCall,
 };
 use callview_core::store::{
-    ConversationPage, ConversationQuery, ConversationView, Store, StoreCounts, StoreError,
+    ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage, MessageQuery,
+    RefreshUpdate, Store, StoreCounts, StoreError, UnfinishedQuery,
 };
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
-use tokio::runtime::RuntimeFlavor;
 
 mod queries;
 mod rows;
@@ -97,8 +109,9 @@ struct Inner {
     path: Option<PathBuf>,
     /// How errors name the database.
     label: String,
-    /// The one connection that writes (and, in memory, also reads).
-    writer: Mutex<Connection>,
+    /// The one connection that writes (and, in memory, also reads). An
+    /// [`IngestTx`] holds it from `BEGIN IMMEDIATE` to its commit.
+    writer: Arc<AsyncMutex<Connection>>,
     /// Idle read-only connections (file databases only).
     readers: Mutex<Vec<Connection>>,
     /// One permit per read that may run ([`MAX_READERS`]).
@@ -307,7 +320,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 label,
-                writer: Mutex::new(writer),
+                writer: Arc::new(AsyncMutex::new(writer)),
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(MAX_READERS),
                 lock_holder: new_holder(),
@@ -355,11 +368,7 @@ impl SqliteStore {
     {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = store
-                .inner
-                .writer
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut conn = store.inner.writer.blocking_lock();
             f(&mut conn, &store).map_err(|e| store.inner.name_database(e))
         })
         .await
@@ -403,7 +412,7 @@ impl Inner {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let Some(path) = &self.path else {
-            let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut conn = self.writer.blocking_lock();
             return f(&mut conn);
         };
         let idle = self
@@ -437,77 +446,160 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if *self.holds_lock.get_mut() {
-            let conn = self
-                .writer
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner);
+            let Ok(conn) = self.writer.try_lock() else {
+                return;
+            };
             let lease = SyncLease {
                 holder: &self.lock_holder,
                 duration: chrono::Duration::zero(),
             };
-            if let Err(e) = lease.release(conn) {
+            if let Err(e) = lease.release(&conn) {
                 tracing::warn!(error = %e, "could not release the sync lock");
             }
         }
     }
 }
 
+/// One ingest on the writer connection: `BEGIN IMMEDIATE` at the start,
+/// `COMMIT` in [`IngestTx::commit`], `ROLLBACK` when dropped before.
+struct SqliteIngest {
+    store: SqliteStore,
+    /// The writer connection, inside its open transaction; `None` only
+    /// while a statement runs on the blocking pool.
+    conn: Option<OwnedMutexGuard<Connection>>,
+    committed: bool,
+}
+
+impl SqliteIngest {
+    /// Runs `f` on the transaction's connection on the blocking pool.
+    async fn run<T, F>(&mut self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut conn = self.conn.take().ok_or_else(|| StoreError::Backend {
+            message: "the ingest transaction was interrupted by an earlier failure".to_owned(),
+            source: None,
+        })?;
+        let store = self.store.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = f(&mut conn, &store).map_err(|e| store.inner.name_database(e));
+            (conn, result)
+        })
+        .await
+        .map_err(|e| StoreError::backend("running a database task", e))?;
+        self.conn = Some(conn);
+        result
+    }
+}
+
+impl Drop for SqliteIngest {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        if let Some(conn) = &self.conn {
+            if !conn.is_autocommit() {
+                if let Err(e) = conn.execute_batch("ROLLBACK") {
+                    tracing::warn!(error = %e, "could not roll back an ingest transaction");
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl IngestTx for SqliteIngest {
+    async fn load_trees(&mut self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
+        if sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sids = sids.to_vec();
+        self.run(move |conn, _| queries::load_trees(conn, &sids))
+            .await
+    }
+
+    async fn load_conversations(
+        &mut self,
+        lookup: &ConversationLookup,
+    ) -> Result<FoundConversations, StoreError> {
+        let lookup = lookup.clone();
+        self.run(move |conn, _| queries::load_conversations(conn, &lookup))
+            .await
+    }
+
+    async fn apply(&mut self, plan: Plan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        self.run(move |conn, _| queries::apply(conn, &plan)).await
+    }
+
+    async fn write_cursor(&mut self, name: &str, value: &str) -> Result<(), StoreError> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.run(move |conn, _| queries::write_cursor(conn, &name, &value))
+            .await
+    }
+
+    async fn record_refresh(&mut self, updates: &[RefreshUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let updates = updates.to_vec();
+        self.run(move |conn, _| queries::record_refresh(conn, &updates))
+            .await
+    }
+
+    async fn confirm_sync_lock(&mut self) -> Result<(), StoreError> {
+        self.run(|conn, store| {
+            if store.inner.holds_lock.load(Ordering::Acquire) {
+                store.sync_lease().renew(conn)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.run(|conn, _| {
+            conn.execute_batch("COMMIT")
+                .map_err(|e| StoreError::backend(format!("committing a transaction: {e}"), e))
+        })
+        .await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx>, StoreError> {
+        let conn = Arc::clone(&self.inner.writer).lock_owned().await;
+        let mut tx = SqliteIngest {
+            store: self.clone(),
+            conn: Some(conn),
+            committed: false,
+        };
+        tx.run(|conn, _| {
+            // A transaction left open by a task that was cancelled mid-way.
+            if !conn.is_autocommit() {
+                conn.execute_batch("ROLLBACK").map_err(|e| {
+                    StoreError::backend(format!("rolling back an abandoned transaction: {e}"), e)
+                })?;
+            }
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| StoreError::backend(format!("starting a write transaction: {e}"), e))
+        })
+        .await?;
+        Ok(Box::new(tx))
+    }
+
     async fn load_trees(&self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
         if sids.is_empty() {
             return Ok(Vec::new());
         }
         let sids = sids.to_vec();
         self.read(move |conn| queries::load_trees(conn, &sids))
-            .await
-    }
-
-    async fn load_conversations(
-        &self,
-        lookup: &ConversationLookup,
-    ) -> Result<Vec<ConversationState>, StoreError> {
-        if lookup.keys.is_empty() && lookup.ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let lookup = lookup.clone();
-        self.read(move |conn| {
-            let tx = conn
-                .transaction()
-                .map_err(|e| StoreError::backend("loading the conversations of a batch", e))?;
-            let states = queries::load_conversations(&tx, &lookup)?;
-            tx.finish()
-                .map_err(|e| StoreError::backend("loading the conversations of a batch", e))?;
-            Ok(states)
-        })
-        .await
-    }
-
-    async fn apply(&self, plan: &Plan) -> Result<(), StoreError> {
-        if plan.is_empty() {
-            return Ok(());
-        }
-        let apply = |conn: &mut Connection, store: &SqliteStore, plan: &Plan| {
-            let lease = store.sync_lease();
-            let held = store.inner.holds_lock.load(Ordering::Acquire);
-            queries::apply(conn, plan, held.then_some(&lease))
-        };
-        // A plan holds a page of calls: on a multi-thread runtime it is
-        // written in place (the worker hands its other tasks to another
-        // thread meanwhile); a current-thread runtime cannot block, so the
-        // plan is copied to the blocking pool.
-        if tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-            return tokio::task::block_in_place(|| {
-                let mut conn = self
-                    .inner
-                    .writer
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                apply(&mut conn, self, plan).map_err(|e| self.inner.name_database(e))
-            });
-        }
-        let plan = plan.clone();
-        self.write(move |conn, store| apply(conn, store, &plan))
             .await
     }
 
@@ -518,28 +610,17 @@ impl Store for SqliteStore {
     }
 
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let (name, value) = (name.to_owned(), value.to_owned());
-        self.write(move |conn, store| {
-            let lease = store.sync_lease();
-            let held = store.inner.holds_lock.load(Ordering::Acquire);
-            queries::write_cursor(conn, &name, &value, held.then_some(&lease))
-        })
-        .await
+        let mut tx = self.begin_ingest().await?;
+        tx.write_cursor(name, value).await?;
+        tx.commit().await
     }
 
-    async fn newest_call_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.read(|conn| queries::newest_call_start(conn)).await
-    }
-
-    async fn unfinished_calls(&self, limit: u32) -> Result<Vec<StoredCall>, StoreError> {
-        self.read(move |conn| queries::unfinished_calls(conn, limit))
-            .await
-    }
-
-    async fn set_recording_url(&self, sid: &CallSid, url: Option<&str>) -> Result<(), StoreError> {
-        let sid = sid.clone();
-        let url = url.map(str::to_owned);
-        self.write(move |conn, _| queries::set_recording_url(conn, &sid, url.as_deref()))
+    async fn unfinished_calls(
+        &self,
+        query: &UnfinishedQuery,
+    ) -> Result<Vec<StoredCall>, StoreError> {
+        let query = *query;
+        self.read(move |conn| queries::unfinished_calls(conn, &query))
             .await
     }
 
@@ -558,6 +639,16 @@ impl Store for SqliteStore {
 
     async fn conversation_calls(&self, id: ConversationId) -> Result<Vec<StoredCall>, StoreError> {
         self.read(move |conn| queries::conversation_calls(conn, id))
+            .await
+    }
+
+    async fn messages(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<MessagePage, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| queries::messages(conn, id, &query))
             .await
     }
 

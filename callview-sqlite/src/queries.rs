@@ -8,12 +8,15 @@ use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{
     fold_interactions, Aggregate, CallWrite, ConversationId, ConversationLookup, ConversationRef,
-    ConversationState, NewConversation, NewestRoot, Plan, StoredCall,
+    ConversationState, DisplayStatus, FoundConversations, NewConversation, NewestRoot, Plan,
+    StoredCall,
 };
 use callview_core::store::{
     ContactRecord, ConversationCursor, ConversationPage, ConversationQuery, ConversationRecord,
-    ConversationView, StoreCounts, StoreError,
+    ConversationView, MessageCursor, MessagePage, MessageQuery, RefreshUpdate, StoreCounts,
+    StoreError, UnfinishedQuery,
 };
+use callview_core::{CallDirection, CallStatus};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
 
@@ -114,6 +117,36 @@ pub(crate) fn load_trees(
 pub(crate) fn load_conversations(
     conn: &Connection,
     lookup: &ConversationLookup,
+) -> Result<FoundConversations, StoreError> {
+    let what = "loading the conversations of a batch";
+    let mut taken_external_ids = Vec::new();
+    if !lookup.external_ids.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT external_id FROM conversations
+                 WHERE external_id IN (SELECT value FROM json_each(?1))
+                 ORDER BY external_id",
+            )
+            .map_err(db(what))?;
+        let list = json_array(lookup.external_ids.iter().map(String::as_str));
+        let rows = stmt
+            .query_map([list], |r| r.get::<_, String>(0))
+            .map_err(db(what))?;
+        for row in rows {
+            taken_external_ids.push(row.map_err(db(what))?);
+        }
+    }
+    let conversations = conversation_states(conn, lookup)?;
+    Ok(FoundConversations {
+        conversations,
+        taken_external_ids,
+    })
+}
+
+/// The conversations of a lookup with their totals.
+fn conversation_states(
+    conn: &Connection,
+    lookup: &ConversationLookup,
 ) -> Result<Vec<ConversationState>, StoreError> {
     if lookup.keys.is_empty() && lookup.ids.is_empty() {
         return Ok(Vec::new());
@@ -195,7 +228,8 @@ pub(crate) fn load_conversations(
         let mut stmt = conn
             .prepare_cached(
                 "SELECT r.conversation_id, r.twilio_sid, r.start_time, r.direction,
-                        json_extract(n.metadata, '$.actual_direction')
+                        json_extract(n.metadata, '$.actual_direction'),
+                        json_extract(n.metadata, '$.display_status'), n.status, n.duration
                  FROM (
                      SELECT m.id, m.conversation_id, m.twilio_sid, m.start_time, m.direction,
                             row_number() OVER (
@@ -219,19 +253,26 @@ pub(crate) fn load_conversations(
             let start: Option<String> = row.get(2).map_err(db(what))?;
             let direction: String = row.get(3).map_err(db(what))?;
             let actual: Option<String> = row.get(4).ok().flatten();
+            let display: Option<String> = row.get(5).ok().flatten();
+            let status: String = row.get(6).map_err(db(what))?;
+            let duration: Option<i64> = row.get(7).map_err(db(what))?;
             let Some(&i) = index.get(&id) else { continue };
             let Some(sid) = CallSid::new(sid) else {
                 continue;
             };
-            let direction = actual
-                .as_deref()
-                .and_then(ActualDirection::parse)
-                .unwrap_or_else(|| rows::direction_from_column(&direction));
+            let direction =
+                ActualDirection::from_stored(actual.as_deref(), &CallDirection::parse(&direction));
+            let display_status = DisplayStatus::from_stored(
+                display.as_deref(),
+                &CallStatus::parse(&status),
+                duration.map_or(0, |d| u32::try_from(d).unwrap_or(0)),
+            );
             let start_time = parse_optional_time(start, || format!("call {sid}"))?;
             states[i].rest.newest_root = Some(NewestRoot {
                 start_time,
                 sid,
                 direction,
+                display_status,
             });
         }
     }
@@ -266,32 +307,28 @@ pub(crate) fn read_cursor(conn: &Connection, name: &str) -> Result<Option<String
         .map_err(db(what()))
 }
 
-/// `Store::newest_call_start`.
-pub(crate) fn newest_call_start(conn: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let what = "reading the newest call start time";
-    let newest: Option<String> = conn
-        .prepare_cached("SELECT max(start_time) FROM messages")
-        .map_err(db(what))?
-        .query_row([], |r| r.get(0))
-        .map_err(db(what))?;
-    parse_optional_time(newest, || "the newest call".to_owned())
-}
-
 /// `Store::unfinished_calls`.
 pub(crate) fn unfinished_calls(
     conn: &Connection,
-    limit: u32,
+    query: &UnfinishedQuery,
 ) -> Result<Vec<StoredCall>, StoreError> {
     let sql = format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m
          WHERE m.status NOT IN ('completed', 'busy', 'failed', 'no-answer', 'canceled')
-         ORDER BY m.start_time ASC NULLS FIRST, m.twilio_sid ASC
+           AND m.unfollowed_at IS NULL
+           AND (m.refresh_due_at IS NULL OR m.refresh_due_at <= ?2)
+           AND (?3 IS NULL OR m.start_time IS NULL OR m.start_time < ?3)
+         ORDER BY m.start_time IS NULL DESC, m.start_time DESC, m.twilio_sid DESC
          LIMIT ?1"
     );
     query_calls(
         conn,
         &sql,
-        [i64::from(limit)],
+        params![
+            i64::from(query.limit),
+            time::format(&query.due_at),
+            query.started_before.as_ref().map(time::format),
+        ],
         "loading the unfinished calls",
     )
 }
@@ -658,18 +695,10 @@ pub(crate) fn health(conn: &Connection) -> Result<(), StoreError> {
 
 // ---------------------------------------------------------------- writes
 
-/// `Store::apply`: the whole plan in one `BEGIN IMMEDIATE` transaction.
-/// `lock` renews the sync lease in the same transaction when this store
-/// holds it.
-pub(crate) fn apply(
-    conn: &mut Connection,
-    plan: &Plan,
-    lock: Option<&SyncLease<'_>>,
-) -> Result<(), StoreError> {
+/// `IngestTx::apply`: the whole plan, inside the ingest's open
+/// `BEGIN IMMEDIATE` transaction.
+pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
     let now = time::format(&time::now());
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db("starting the transaction of a plan"))?;
 
     // 1. Contacts and conversations.
     let mut created: HashMap<&str, i64> = HashMap::with_capacity(plan.new_conversations.len());
@@ -701,9 +730,7 @@ pub(crate) fn apply(
                          '$.total_duration', ?4,
                          '$.last_call_direction', ?5,
                          '$.last_root_sid', ?6,
-                         '$.last_display_status',
-                         (SELECT json_extract(m.metadata, '$.display_status')
-                          FROM messages m WHERE m.twilio_sid = ?6)),
+                         '$.last_display_status', ?8),
                      updated_at = ?7
                  WHERE id = ?1",
             )
@@ -716,6 +743,7 @@ pub(crate) fn apply(
                 c.last_call_direction.map(ActualDirection::as_str),
                 c.last_root_sid.as_ref().map(CallSid::as_str),
                 now,
+                c.last_display_status.as_ref().map(DisplayStatus::as_str),
             ])
             .map_err(db(what()))?;
         if changed == 0 {
@@ -746,11 +774,7 @@ pub(crate) fn apply(
             .map_err(db(what()))?;
         }
     }
-
-    if let Some(lease) = lock {
-        lease.renew(&tx)?;
-    }
-    tx.commit().map_err(db("committing a plan"))
+    Ok(())
 }
 
 /// Step 1 for one new conversation: reuses the contact with the key and its
@@ -784,23 +808,6 @@ fn create_conversation(
     if let Some(id) = existing {
         return Ok(id);
     }
-    // `external_id` is unique; two keys with the same display form (which
-    // the normalizer does not produce) would otherwise fail the whole plan.
-    let mut external_id = new.display.clone();
-    let mut attempt = 1;
-    while conn
-        .prepare_cached("SELECT 1 FROM conversations WHERE external_id = ?1")
-        .map_err(db(what()))?
-        .exists([&external_id])
-        .map_err(db(what()))?
-    {
-        external_id = if attempt == 1 {
-            format!("{} ({})", new.display, new.key)
-        } else {
-            format!("{} ({}) #{attempt}", new.display, new.key)
-        };
-        attempt += 1;
-    }
     conn.prepare_cached(
         "INSERT INTO conversations (contact_id, external_id, subject, status, metadata,
                                     created_at, updated_at)
@@ -808,7 +815,7 @@ fn create_conversation(
          RETURNING id",
     )
     .map_err(db(what()))?
-    .query_row(params![contact, external_id, new.subject, now], |r| {
+    .query_row(params![contact, new.external_id, new.subject, now], |r| {
         r.get(0)
     })
     .map_err(db(what()))
@@ -899,48 +906,114 @@ fn upsert_call(
     Ok(())
 }
 
-/// `Store::write_cursor`.
-pub(crate) fn write_cursor(
-    conn: &mut Connection,
-    name: &str,
-    value: &str,
-    lock: Option<&SyncLease<'_>>,
-) -> Result<(), StoreError> {
+/// `IngestTx::write_cursor` (and `Store::write_cursor`, in a transaction
+/// of its own).
+pub(crate) fn write_cursor(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
     let what = || format!("writing the sync cursor {name:?}");
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db(what()))?;
-    tx.prepare_cached(
+    conn.prepare_cached(
         "INSERT INTO sync_cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
     )
     .map_err(db(what()))?
     .execute(params![name, value, time::format(&time::now())])
     .map_err(db(what()))?;
-    if let Some(lease) = lock {
-        lease.renew(&tx)?;
-    }
-    tx.commit().map_err(db(what()))
+    Ok(())
 }
 
-/// `Store::set_recording_url`.
-pub(crate) fn set_recording_url(
+/// `IngestTx::record_refresh`.
+pub(crate) fn record_refresh(
     conn: &Connection,
-    sid: &CallSid,
-    url: Option<&str>,
+    updates: &[RefreshUpdate],
 ) -> Result<(), StoreError> {
-    let what = || format!("setting the recording URL of call {sid}");
-    let changed = conn
+    let what = "recording refresh attempts";
+    let mut stmt = conn
         .prepare_cached(
-            "UPDATE messages SET recording_url = ?2, updated_at = ?3 WHERE twilio_sid = ?1",
+            "UPDATE messages SET refresh_attempts = ?2, refresh_due_at = ?3, unfollowed_at = ?4
+             WHERE twilio_sid = ?1",
         )
-        .map_err(db(what()))?
-        .execute(params![sid.as_str(), url, time::format(&time::now())])
-        .map_err(db(what()))?;
-    if changed == 0 {
-        return Err(StoreError::NotFound(format!("call {sid}")));
+        .map_err(db(what))?;
+    for update in updates {
+        let state = &update.state;
+        stmt.execute(params![
+            update.sid.as_str(),
+            i64::from(state.attempts),
+            state.due_at.as_ref().map(time::format),
+            state.unfollowed_at.as_ref().map(time::format),
+        ])
+        .map_err(db(what))?;
     }
     Ok(())
+}
+
+/// `Store::messages`: the page's roots by keyset, then their legs.
+pub(crate) fn messages(
+    conn: &mut Connection,
+    id: ConversationId,
+    query: &MessageQuery,
+) -> Result<MessagePage, StoreError> {
+    let what = format!("loading the messages of conversation {id}");
+    let tx = conn.transaction().map_err(db(what.clone()))?;
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1")
+        .map_err(db(what.clone()))?
+        .exists([id.0])
+        .map_err(db(what.clone()))?;
+    if !exists {
+        return Err(StoreError::NotFound(format!("conversation {id}")));
+    }
+    // One root more than the page says whether another page follows. The
+    // order is `newest_first`: started calls by start time, then SID, both
+    // descending; calls without a start time last.
+    let want = i64::from(query.limit) + 1;
+    let (after_at, after_sid) = match &query.after {
+        Some(c) => (
+            c.start_time().as_ref().map(time::format),
+            Some(c.sid().as_str().to_owned()),
+        ),
+        None => (None, None),
+    };
+    let root_sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.conversation_id = ?1 AND m.root_call_sid = m.twilio_sid
+           AND (?3 IS NULL
+                OR (?2 IS NOT NULL AND (m.start_time IS NULL
+                                        OR (m.start_time, m.twilio_sid) < (?2, ?3)))
+                OR (?2 IS NULL AND m.start_time IS NULL AND m.twilio_sid < ?3))
+         ORDER BY m.start_time IS NULL, m.start_time DESC, m.twilio_sid DESC
+         LIMIT ?4"
+    );
+    let mut roots = query_calls(
+        &tx,
+        &root_sql,
+        params![id.0, after_at, after_sid, want],
+        &what,
+    )?;
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let more = roots.len() > limit;
+    roots.truncate(limit);
+    let mut calls = roots;
+    if !calls.is_empty() {
+        let list = json_array(calls.iter().map(|c| c.call.sid.as_str()));
+        let legs_sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m
+             WHERE m.conversation_id = ?1
+               AND m.root_call_sid IN (SELECT value FROM json_each(?2))
+               AND m.root_call_sid <> m.twilio_sid"
+        );
+        let legs = query_calls(&tx, &legs_sql, params![id.0, list], &what)?;
+        calls.extend(legs);
+    }
+    tx.finish().map_err(db(what))?;
+    let interactions = fold_interactions(calls);
+    let next_cursor = if more {
+        interactions.last().map(MessageCursor::after)
+    } else {
+        None
+    };
+    Ok(MessagePage {
+        interactions,
+        next_cursor,
+    })
 }
 
 // ---------------------------------------------------------------- sync lock
@@ -990,14 +1063,21 @@ impl SyncLease<'_> {
         time::format(&(time::now() + self.duration))
     }
 
-    /// Extends the lease (when still held by this holder).
-    fn renew(&self, conn: &Connection) -> Result<(), StoreError> {
-        conn.prepare_cached(
-            "UPDATE sync_locks SET expires_at = ?3 WHERE name = ?1 AND holder = ?2",
-        )
-        .map_err(db("renewing the sync lock"))?
-        .execute(params![SYNC_LOCK, self.holder, self.expiry()])
-        .map_err(db("renewing the sync lock"))?;
+    /// Extends the lease, inside the caller's transaction; a lease another
+    /// holder has taken over is [`StoreError::LockLost`].
+    pub(crate) fn renew(&self, conn: &Connection) -> Result<(), StoreError> {
+        let renewed = conn
+            .prepare_cached("UPDATE sync_locks SET expires_at = ?3 WHERE name = ?1 AND holder = ?2")
+            .map_err(db("renewing the sync lock"))?
+            .execute(params![SYNC_LOCK, self.holder, self.expiry()])
+            .map_err(db("renewing the sync lock"))?;
+        if renewed == 0 {
+            return Err(StoreError::LockLost(
+                "its lease ran out and another process took the sync over; this run stops \
+                 without writing its current page (the other run completes the work)"
+                    .to_owned(),
+            ));
+        }
         Ok(())
     }
 

@@ -2,9 +2,11 @@
 
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
-use callview_core::model::{ConversationCounters, ConversationId, Derived, StoredCall};
+use callview_core::model::{
+    ConversationCounters, ConversationId, Derived, DisplayStatus, RefreshState, StoredCall,
+};
 use callview_core::store::{ContactRecord, ConversationRecord, StoreError};
-use callview_core::{Call, CallDirection};
+use callview_core::Call;
 use chrono::{DateTime, Utc};
 use rusqlite::types::FromSql;
 use rusqlite::Row;
@@ -16,7 +18,7 @@ use crate::time;
 pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.twilio_sid, m.direction, \
      m.status, m.from_number, m.to_number, m.duration, m.price, m.price_unit, m.start_time, \
      m.end_time, m.recording_url, m.parent_call_sid, m.root_call_sid, m.metadata, \
-     m.created_at, m.updated_at";
+     m.created_at, m.updated_at, m.refresh_attempts, m.refresh_due_at, m.unfollowed_at";
 
 /// The `conversations` (alias `cv`) and `contacts` (alias `ct`) columns
 /// [`conversation_and_contact`] reads, in order.
@@ -115,20 +117,17 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
         )?,
     };
 
-    let actual_direction = metadata
-        .get("actual_direction")
-        .and_then(Value::as_str)
-        .and_then(ActualDirection::parse)
-        .unwrap_or_else(|| direction_from_column(&direction));
-    let display_status = metadata
-        .get("display_status")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| status.clone());
-    let merged_from_parent = metadata
-        .get("merged_from_parent")
-        .and_then(Value::as_bool)
-        .unwrap_or(parent_call_sid.is_some());
+    let derived = Derived::from_stored(
+        &call,
+        metadata.get("actual_direction").and_then(Value::as_str),
+        metadata.get("display_status").and_then(Value::as_str),
+        metadata.get("merged_from_parent").and_then(Value::as_bool),
+    );
+    let refresh = RefreshState {
+        attempts: u32::try_from(cols.get::<i64>(18, "refresh_attempts")?).unwrap_or(0),
+        due_at: cols.time(19, "refresh_due_at")?,
+        unfollowed_at: cols.time(20, "unfollowed_at")?,
+    };
     let root_sid =
         CallSid::new(root_call_sid).ok_or_else(|| cols.error("`root_call_sid` is empty"))?;
 
@@ -137,25 +136,11 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
         conversation_id: ConversationId(conversation_id),
         root_sid,
         call,
-        derived: Derived {
-            actual_direction,
-            display_status,
-            merged_from_parent,
-        },
+        derived,
         recording_url,
+        refresh,
         created_at,
         updated_at,
-    })
-}
-
-/// The actual direction a row without `metadata.actual_direction` implies.
-pub(crate) fn direction_from_column(direction: &str) -> ActualDirection {
-    ActualDirection::parse(direction).unwrap_or_else(|| {
-        if CallDirection::parse(direction).is_outbound() {
-            ActualDirection::Outbound
-        } else {
-            ActualDirection::Inbound
-        }
     })
 }
 
@@ -248,6 +233,10 @@ fn counters(metadata: &Value, last_message_at: Option<DateTime<Utc>>) -> Convers
             .and_then(Value::as_str)
             .and_then(ActualDirection::parse),
         last_message_at,
+        last_display_status: metadata
+            .get("last_display_status")
+            .and_then(Value::as_str)
+            .map(DisplayStatus::parse),
         last_root_sid: metadata
             .get("last_root_sid")
             .and_then(Value::as_str)

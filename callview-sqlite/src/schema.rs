@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_conversation_count.sql",
         sql: include_str!("../migrations/0003_conversation_count.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_refresh_tracking.sql",
+        sql: include_str!("../migrations/0004_refresh_tracking.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

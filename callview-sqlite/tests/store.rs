@@ -678,7 +678,10 @@ async fn assert_scenario(store: &SqliteStore) {
     assert_eq!(other.conversation.counters.total_calls, 1);
     assert_eq!(other.conversation.counters.total_duration, 10);
     assert_eq!(
-        store.unfinished_calls(10).await.unwrap(),
+        store
+            .unfinished_calls(&callview_core::store::UnfinishedQuery::any(10))
+            .await
+            .unwrap(),
         Vec::<StoredCall>::new()
     );
     assert_eq!(

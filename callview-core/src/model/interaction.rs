@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::call::{Call, CallSid, CallStatus};
 use crate::endpoint::ActualDirection;
 
-use super::types::StoredCall;
+use super::types::{DisplayStatus, StoredCall};
 
 /// The figures of one interaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct Summary {
     pub wait_time: u32,
     /// `completed`, `busy`, `failed`, `canceled`, `no-answer`, or the root's
     /// live status while it runs.
-    pub display_status: String,
+    pub display_status: DisplayStatus,
 }
 
 /// Computes an interaction's figures from its root and its legs.
@@ -48,18 +48,7 @@ pub fn summarize(root: &Call, legs: &[&Call]) -> Summary {
             .map(|l| l.duration_secs())
             .fold(0u32, u32::saturating_add)
     };
-    let display_status = if talk_time > 0 {
-        "completed".to_owned()
-    } else if root.status.is_final() {
-        match root.status {
-            CallStatus::Busy | CallStatus::Failed | CallStatus::Canceled => {
-                root.status.as_str().to_owned()
-            }
-            _ => "no-answer".to_owned(),
-        }
-    } else {
-        root.status.as_str().to_owned()
-    };
+    let display_status = DisplayStatus::of_lone_call(&root.status, talk_time);
     Summary {
         total_duration,
         talk_time,
@@ -160,10 +149,7 @@ fn direction_word(direction: ActualDirection) -> &'static str {
 }
 
 fn is_live(summary: &Summary) -> bool {
-    matches!(
-        summary.display_status.as_str(),
-        "queued" | "initiated" | "ringing" | "in-progress"
-    )
+    summary.display_status.is_live()
 }
 
 fn subject(direction: ActualDirection, summary: &Summary) -> String {

@@ -12,10 +12,10 @@ mod types;
 
 pub use interaction::{fold_interactions, summarize, Interaction, Summary};
 pub use plan::{
-    CallWrite, ConversationLookup, ConversationRef, CounterUpdate, NewConversation, Plan,
-    PlanStats, Prepared,
+    CallWrite, ConversationLookup, ConversationRef, CounterUpdate, FoundConversations,
+    NewConversation, Plan, PlanStats, Prepared,
 };
 pub use types::{
-    Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, NewestRoot,
-    StoredCall,
+    Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, DisplayStatus,
+    NewestRoot, RefreshState, StoredCall,
 };

@@ -47,6 +47,10 @@ pub struct NewConversation {
     pub display: String,
     /// `Calls with +1 (978) 844-7773`.
     pub subject: String,
+    /// `conversations.external_id`, unique: the display form, or, when
+    /// another conversation already has it (a database adopted from the
+    /// original application), the display form qualified by the key.
+    pub external_id: String,
 }
 
 /// One `messages` row to insert or update.
@@ -60,8 +64,6 @@ pub struct CallWrite {
     pub root_sid: CallSid,
     /// What the model derived.
     pub derived: Derived,
-    /// The stored row's id when this updates one.
-    pub existing_id: Option<i64>,
     /// The recording URL to keep.
     pub recording_url: Option<String>,
 }
@@ -80,7 +82,7 @@ impl CallWrite {
         let metadata = MessageMetadata {
             actual_direction: self.derived.actual_direction.as_str(),
             answered_by: call.answered_by.as_deref(),
-            display_status: &self.derived.display_status,
+            display_status: self.derived.display_status.as_str(),
             merged_from_parent: self.derived.merged_from_parent,
             queue_time: call.queue_time.map(|q| q.to_string()),
             raw: &call.raw,
@@ -113,7 +115,7 @@ pub fn message_metadata(call: &Call, derived: &Derived) -> serde_json::Value {
         "twilio_direction": call.direction.as_str(),
         "twilio_status": call.status.as_str(),
         "actual_direction": derived.actual_direction.as_str(),
-        "display_status": derived.display_status,
+        "display_status": derived.display_status.as_str(),
         "merged_from_parent": derived.merged_from_parent,
         "raw": call.raw,
     })
@@ -180,6 +182,27 @@ pub struct ConversationLookup {
     /// Calls to leave out of each conversation's totals: every stored call
     /// of the trees, which the planner accounts for itself.
     pub exclude: Vec<CallSid>,
+    /// External ids a new conversation may take: the store says which are
+    /// taken already ([`crate::store::FoundConversations`]).
+    pub external_ids: Vec<String>,
+}
+
+/// What [`crate::store::IngestTx::load_conversations`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FoundConversations {
+    /// The conversations that exist, with their totals.
+    pub conversations: Vec<ConversationState>,
+    /// The `lookup.external_ids` some conversation already has.
+    pub taken_external_ids: Vec<String>,
+}
+
+impl From<Vec<ConversationState>> for FoundConversations {
+    fn from(conversations: Vec<ConversationState>) -> Self {
+        Self {
+            conversations,
+            taken_external_ids: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -301,10 +324,15 @@ impl Prepared {
         let ids: BTreeSet<ConversationId> = stored.values().map(|s| s.conversation_id).collect();
         let mut exclude: Vec<CallSid> = stored.keys().cloned().collect();
         exclude.sort();
+        let mut external_ids: BTreeSet<String> = BTreeSet::new();
+        for tree in &trees {
+            external_ids.extend(external_id_candidates(&tree.display, &tree.key));
+        }
         let lookup = ConversationLookup {
             keys: keys.into_iter().collect(),
             ids: ids.into_iter().collect(),
             exclude,
+            external_ids: external_ids.into_iter().collect(),
         };
         Self {
             calls,
@@ -323,8 +351,14 @@ impl Prepared {
 
     /// Computes the plan, given the conversations named by
     /// [`Prepared::lookup`] (those that exist), each with totals over its
-    /// rows outside `lookup().exclude`.
-    pub fn finish(self, conversations: Vec<ConversationState>) -> Plan {
+    /// rows outside `lookup().exclude`, and which of its external ids are
+    /// taken.
+    pub fn finish(self, found: impl Into<FoundConversations>) -> Plan {
+        let FoundConversations {
+            conversations,
+            taken_external_ids,
+        } = found.into();
+        let mut taken: BTreeSet<String> = taken_external_ids.into_iter().collect();
         let by_key: HashMap<&str, &ConversationState> =
             conversations.iter().map(|c| (c.key.as_str(), c)).collect();
         let by_id: HashMap<ConversationId, &ConversationState> =
@@ -340,10 +374,16 @@ impl Prepared {
                 Some(c) => ConversationRef::Existing(c.id),
                 None => {
                     if created.insert(tree.key.clone()) {
+                        let external_id = external_id_candidates(&tree.display, &tree.key)
+                            .into_iter()
+                            .find(|candidate| !taken.contains(candidate))
+                            .unwrap_or_else(|| format!("{} ({})", tree.display, tree.key));
+                        taken.insert(external_id.clone());
                         plan.new_conversations.push(NewConversation {
                             key: tree.key.clone(),
                             subject: format!("Calls with {}", tree.display),
                             display: tree.display.clone(),
+                            external_id,
                         });
                     }
                     ConversationRef::New(tree.key.clone())
@@ -362,6 +402,7 @@ impl Prepared {
                         start_time: call.start_time,
                         sid: sid.clone(),
                         direction: tree.direction,
+                        display_status: derived.display_status.clone(),
                     };
                     if aggregate
                         .newest_root
@@ -400,7 +441,6 @@ impl Prepared {
                     conversation: target.clone(),
                     root_sid: root_sid.clone(),
                     derived: derived.clone(),
-                    existing_id: stored.map(|s| s.id),
                     recording_url: stored.and_then(|s| s.recording_url.clone()),
                 });
             }
@@ -428,12 +468,26 @@ impl Prepared {
                     total_duration: total.root_duration,
                     last_call_direction: total.newest_root.as_ref().map(|n| n.direction),
                     last_message_at: total.last_call_at,
+                    last_display_status: total
+                        .newest_root
+                        .as_ref()
+                        .map(|n| n.display_status.clone()),
                     last_root_sid: total.newest_root.map(|n| n.sid),
                 },
             });
         }
         plan
     }
+}
+
+/// The external ids a new conversation of `key` shown as `display` may
+/// take, in order of preference: `external_id` is unique, and two keys can
+/// share a display form in a database adopted from the original
+/// application.
+fn external_id_candidates(display: &str, key: &str) -> Vec<String> {
+    let mut candidates = vec![display.to_owned(), format!("{display} ({key})")];
+    candidates.extend((2..=9).map(|n| format!("{display} ({key}) #{n}")));
+    candidates
 }
 
 fn root_of(calls: &HashMap<CallSid, Call>, sid: &CallSid) -> CallSid {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::call::{Call, CallSid};
+use crate::call::{Call, CallSid, CallStatus};
 use crate::endpoint::ActualDirection;
 
 /// A conversation's database id.
@@ -18,6 +18,142 @@ impl std::fmt::Display for ConversationId {
     }
 }
 
+/// The status an interaction shows (`call-model.md` section 4): how it
+/// ended, or its live status while it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DisplayStatus {
+    /// Somebody talked.
+    Completed,
+    /// Nobody answered (also a completed call without talk time).
+    NoAnswer,
+    /// The callee was busy.
+    Busy,
+    /// The call could not be placed.
+    Failed,
+    /// The caller hung up before an answer.
+    Canceled,
+    /// Live: waiting to be dialled.
+    Queued,
+    /// Live: dialling.
+    Initiated,
+    /// Live: ringing.
+    Ringing,
+    /// Live: connected.
+    InProgress,
+    /// A status Twilio sent that callview does not know, kept as sent.
+    Other(String),
+}
+
+impl DisplayStatus {
+    /// The wire form (`completed`, `no-answer`, `in-progress`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Completed => "completed",
+            Self::NoAnswer => "no-answer",
+            Self::Busy => "busy",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Queued => "queued",
+            Self::Initiated => "initiated",
+            Self::Ringing => "ringing",
+            Self::InProgress => "in-progress",
+            Self::Other(text) => text,
+        }
+    }
+
+    /// Reads the wire form; an unknown text is [`DisplayStatus::Other`].
+    ///
+    /// ```
+    /// use callview_core::model::DisplayStatus;
+    /// assert_eq!(DisplayStatus::parse("no-answer"), DisplayStatus::NoAnswer);
+    /// assert_eq!(DisplayStatus::parse("odd").as_str(), "odd");
+    /// assert!(DisplayStatus::Ringing.is_live());
+    /// ```
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "completed" => Self::Completed,
+            "no-answer" => Self::NoAnswer,
+            "busy" => Self::Busy,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            "queued" => Self::Queued,
+            "initiated" => Self::Initiated,
+            "ringing" => Self::Ringing,
+            "in-progress" => Self::InProgress,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Whether the interaction is still running.
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self,
+            Self::Queued | Self::Initiated | Self::Ringing | Self::InProgress
+        )
+    }
+
+    /// The display status of a call with no legs, from its status and
+    /// duration: `completed` when it lasted, else how it ended (a final
+    /// call without talk time is `no-answer` unless busy, failed or
+    /// canceled), else its live status.
+    ///
+    /// ```
+    /// use callview_core::CallStatus;
+    /// use callview_core::model::DisplayStatus;
+    /// assert_eq!(DisplayStatus::of_lone_call(&CallStatus::Completed, 30), DisplayStatus::Completed);
+    /// assert_eq!(DisplayStatus::of_lone_call(&CallStatus::Completed, 0), DisplayStatus::NoAnswer);
+    /// assert_eq!(DisplayStatus::of_lone_call(&CallStatus::Busy, 0), DisplayStatus::Busy);
+    /// ```
+    pub fn of_lone_call(status: &CallStatus, talk_time: u32) -> Self {
+        if talk_time > 0 {
+            Self::Completed
+        } else if status.is_final() {
+            match status {
+                CallStatus::Busy => Self::Busy,
+                CallStatus::Failed => Self::Failed,
+                CallStatus::Canceled => Self::Canceled,
+                _ => Self::NoAnswer,
+            }
+        } else {
+            Self::parse(status.as_str())
+        }
+    }
+}
+
+impl DisplayStatus {
+    /// What a stored row says: the `display_status` callview wrote, else
+    /// (a row of the seed's original application) the display status of
+    /// the call alone from its status and duration columns.
+    pub fn from_stored(stored: Option<&str>, status: &CallStatus, duration_secs: u32) -> Self {
+        stored.map_or_else(|| Self::of_lone_call(status, duration_secs), Self::parse)
+    }
+}
+
+impl std::fmt::Display for DisplayStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for DisplayStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for DisplayStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DisplayStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Self::parse(&text))
+    }
+}
+
 /// What the call model derives for one stored call and keeps in its row's
 /// `metadata` (`actual_direction`, `display_status`, `merged_from_parent`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,10 +162,61 @@ pub struct Derived {
     /// its own.
     pub actual_direction: ActualDirection,
     /// For a root call, the interaction's display status; for a leg, its own.
-    pub display_status: String,
+    pub display_status: DisplayStatus,
     /// A leg placed under its parent: `true`; a root: whether it folded in
     /// at least one leg.
     pub merged_from_parent: bool,
+}
+
+impl Derived {
+    /// What a stored row says, as a store read it: the `metadata` fields
+    /// callview writes, each `None` when the row lacks it (rows written by
+    /// the seed's original application). The call model, not the store,
+    /// decides what a missing field means: the actual direction from
+    /// Twilio's direction, the display status of the call alone, and
+    /// `merged_from_parent` from whether it has a parent. Every store reads
+    /// rows through this, so all of them show the same thing.
+    ///
+    /// ```
+    /// use callview_core::{ActualDirection, Call, CallDirection, CallSid, CallStatus};
+    /// use callview_core::model::{Derived, DisplayStatus};
+    /// let mut call = Call::new(CallSid::new("CA1").unwrap(), CallStatus::Completed, CallDirection::OutboundApi);
+    /// call.duration = Some(0);
+    /// let d = Derived::from_stored(&call, None, None, None);
+    /// assert_eq!(d.actual_direction, ActualDirection::Outbound);
+    /// assert_eq!(d.display_status, DisplayStatus::NoAnswer);
+    /// assert!(!d.merged_from_parent);
+    /// ```
+    pub fn from_stored(
+        call: &Call,
+        actual_direction: Option<&str>,
+        display_status: Option<&str>,
+        merged_from_parent: Option<bool>,
+    ) -> Self {
+        Self {
+            actual_direction: ActualDirection::from_stored(actual_direction, &call.direction),
+            display_status: DisplayStatus::from_stored(
+                display_status,
+                &call.status,
+                call.duration_secs(),
+            ),
+            merged_from_parent: merged_from_parent.unwrap_or(call.parent_call_sid.is_some()),
+        }
+    }
+}
+
+/// How the refresh of unfinished calls follows one stored call: how often
+/// it asked Twilio again without seeing the call finish, when it asks next,
+/// and since when it no longer asks (the call is kept, shown as no longer
+/// followed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefreshState {
+    /// Attempts so far that did not see the call finish.
+    pub attempts: u32,
+    /// When the next attempt is due; `None`: at once.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Set when the refresh gave up on the call.
+    pub unfollowed_at: Option<DateTime<Utc>>,
 }
 
 /// One stored call (a `messages` row) as a store returns it.
@@ -47,6 +234,8 @@ pub struct StoredCall {
     pub derived: Derived,
     /// The recording's URL, when the call has one.
     pub recording_url: Option<String>,
+    /// How the refresh of unfinished calls follows it.
+    pub refresh: RefreshState,
     /// When the row was created.
     pub created_at: DateTime<Utc>,
     /// When the row last changed.
@@ -69,6 +258,8 @@ pub struct NewestRoot {
     pub sid: CallSid,
     /// Its interaction's actual direction.
     pub direction: ActualDirection,
+    /// Its interaction's display status.
+    pub display_status: DisplayStatus,
 }
 
 impl NewestRoot {
@@ -118,4 +309,8 @@ pub struct ConversationCounters {
     pub last_message_at: Option<DateTime<Utc>>,
     /// SID of the newest root call (the conversation's last message).
     pub last_root_sid: Option<CallSid>,
+    /// Display status of the newest root call's interaction (what the
+    /// status filter reads).
+    #[serde(default)]
+    pub last_display_status: Option<DisplayStatus>,
 }

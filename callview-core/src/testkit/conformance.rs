@@ -13,9 +13,10 @@ use serde_json::json;
 use crate::call::{Call, CallSid, CallStatus};
 use crate::endpoint::{ActualDirection, PartyRules};
 use crate::model::{
-    CallWrite, ConversationId, ConversationLookup, ConversationRef, Derived, NewConversation, Plan,
+    CallWrite, ConversationId, ConversationLookup, ConversationRef, Derived, DisplayStatus,
+    NewConversation, Plan,
 };
-use crate::store::{ConversationQuery, Store, StoreError};
+use crate::store::{ConversationQuery, MessageQuery, Store, StoreError};
 use crate::sync::{SyncMode, OWNED_NUMBERS_CURSOR};
 
 use super::builder::*;
@@ -70,9 +71,8 @@ pub async fn empty_store_is_healthy(store: Arc<dyn Store>) {
         .expect("list");
     assert!(page.conversations.is_empty());
     assert_eq!(page.total, 0);
-    assert_eq!(store.newest_call_start().await.expect("newest"), None);
     assert!(store
-        .unfinished_calls(10)
+        .unfinished_calls(&crate::store::UnfinishedQuery::any(10))
         .await
         .expect("unfinished")
         .is_empty());
@@ -696,7 +696,7 @@ pub async fn status_and_duration_updates_follow(store: Arc<dyn Store>) {
     );
     assert_eq!(
         h.store
-            .unfinished_calls(10)
+            .unfinished_calls(&crate::store::UnfinishedQuery::any(10))
             .await
             .expect("unfinished")
             .len(),
@@ -724,7 +724,7 @@ pub async fn status_and_duration_updates_follow(store: Arc<dyn Store>) {
     assert_eq!(view.conversation.counters.total_calls, 1);
     assert!(h
         .store
-        .unfinished_calls(10)
+        .unfinished_calls(&crate::store::UnfinishedQuery::any(10))
         .await
         .expect("unfinished")
         .is_empty());
@@ -889,7 +889,11 @@ pub async fn unknown_status_and_direction_are_kept(store: Arc<dyn Store>) {
         "an unknown status is live"
     );
     assert_eq!(row.derived.actual_direction, ActualDirection::Inbound);
-    let unfinished = h.store.unfinished_calls(10).await.expect("unfinished");
+    let unfinished = h
+        .store
+        .unfinished_calls(&crate::store::UnfinishedQuery::any(10))
+        .await
+        .expect("unfinished");
     assert_eq!(
         sids(&unfinished),
         vec![sid(1)],
@@ -1778,7 +1782,10 @@ pub async fn unknown_conversation_is_not_found(store: Arc<dyn Store>) {
         h.store.conversation_calls(unknown).await,
         "conversation_calls",
     );
-    assert_not_found(h.store.messages(unknown).await, "messages");
+    assert_not_found(
+        h.store.messages(unknown, &MessageQuery::first(10)).await,
+        "messages",
+    );
     assert_not_found(
         h.store.conversation(ConversationId(-1)).await,
         "conversation(-1)",
@@ -1877,7 +1884,7 @@ pub async fn unfinished_calls_lists_non_final(store: Arc<dyn Store>) {
     .await;
     let listed: Vec<String> = h
         .store
-        .unfinished_calls(100)
+        .unfinished_calls(&crate::store::UnfinishedQuery::any(100))
         .await
         .expect("unfinished")
         .iter()
@@ -1887,7 +1894,11 @@ pub async fn unfinished_calls_lists_non_final(store: Arc<dyn Store>) {
         listed,
         vec![sid(3), sid(2), sid(10), sid(5), sid(1), sid(11)]
     );
-    let limited = h.store.unfinished_calls(2).await.expect("unfinished");
+    let limited = h
+        .store
+        .unfinished_calls(&crate::store::UnfinishedQuery::any(2))
+        .await
+        .expect("unfinished");
     assert_eq!(
         limited
             .iter()
@@ -1898,64 +1909,13 @@ pub async fn unfinished_calls_lists_non_final(store: Arc<dyn Store>) {
     // Each listed call comes back whole.
     let leg = h
         .store
-        .unfinished_calls(100)
+        .unfinished_calls(&crate::store::UnfinishedQuery::any(100))
         .await
         .expect("unfinished")
         .pop()
         .expect("a call");
     assert_eq!(leg.root_sid.as_str(), sid(1));
     assert!(leg.derived.merged_from_parent);
-}
-
-/// `set_recording_url` sets and clears the URL, keeps it across later
-/// updates of the call, and is `NotFound` for an unknown call.
-pub async fn recording_url_is_set_and_kept(store: Arc<dyn Store>) {
-    let h = Harness::new(store);
-    let (p, cell, sip) = forwarded(1);
-    h.ingest(vec![p.clone(), cell, sip]).await;
-    let url = "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE1.mp3";
-    let p_sid = CallSid::new(sid(1)).expect("sid");
-    let leg_sid = CallSid::new(sid(2)).expect("sid");
-    h.store
-        .set_recording_url(&p_sid, Some(url))
-        .await
-        .expect("set");
-    h.store
-        .set_recording_url(&leg_sid, Some("https://example.invalid/leg.wav"))
-        .await
-        .expect("set");
-    let (_, row) = h.located(&sid(1)).await;
-    assert_eq!(row.recording_url.as_deref(), Some(url));
-    let (_, leg) = h.located(&sid(2)).await;
-    assert_eq!(
-        leg.recording_url.as_deref(),
-        Some("https://example.invalid/leg.wav")
-    );
-
-    // A newer version of the call (Twilio filled the price) keeps the URL.
-    let newer = CallBuilder::from_call(&p)
-        .price("-0.02")
-        .updated(at(10))
-        .build();
-    let stats = h.ingest(vec![newer]).await;
-    assert_eq!(stats.updated, 1);
-    let (_, row) = h.located(&sid(1)).await;
-    assert_eq!(row.recording_url.as_deref(), Some(url));
-    assert_eq!(row.call.price, Some("-0.02".parse().expect("decimal")));
-    let m = &h.messages(CUSTOMER).await[0];
-    assert_eq!(m.root.recording_url.as_deref(), Some(url));
-
-    h.store
-        .set_recording_url(&p_sid, None)
-        .await
-        .expect("clear");
-    assert_eq!(h.located(&sid(1)).await.1.recording_url, None);
-    let unknown = CallSid::new("CAffffffffffffffffffffffffffffffff").expect("sid");
-    assert_not_found(
-        h.store.set_recording_url(&unknown, Some(url)).await,
-        "set_recording_url",
-    );
-    crate::testkit::assert_invariants(h.store.as_ref()).await;
 }
 
 /// An incremental sync looks again at stored calls that are not final and
@@ -1981,7 +1941,7 @@ pub async fn incremental_sync_refreshes_unfinished_calls(store: Arc<dyn Store>) 
     h.ingest(vec![ringing.clone(), gone]).await;
     assert_eq!(
         h.store
-            .unfinished_calls(10)
+            .unfinished_calls(&crate::store::UnfinishedQuery::any(10))
             .await
             .expect("unfinished")
             .len(),
@@ -2039,7 +1999,12 @@ pub async fn incremental_sync_refreshes_unfinished_calls(store: Arc<dyn Store>) 
         .expect("cursor")
         .is_some());
     assert_eq!(
-        sids(&h.store.unfinished_calls(10).await.expect("unfinished")),
+        sids(
+            &h.store
+                .unfinished_calls(&crate::store::UnfinishedQuery::any(10))
+                .await
+                .expect("unfinished")
+        ),
         vec![sid(2)]
     );
 }
@@ -2140,13 +2105,19 @@ pub async fn load_conversations_totals_exclude(store: Arc<dyn Store>) {
             keys: keys.into_iter().map(str::to_owned).collect(),
             ids,
             exclude: exclude.into_iter().filter_map(CallSid::new).collect(),
+            external_ids: Vec::new(),
         };
+    let store = h.store.clone();
+    let load = |lookup: ConversationLookup| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin_ingest().await.expect("begin");
+            let found = tx.load_conversations(&lookup).await.expect("load");
+            found.conversations
+        }
+    };
 
-    let states = h
-        .store
-        .load_conversations(&lookup(vec![CUSTOMER, "+19785550000"], vec![], vec![]))
-        .await
-        .expect("load");
+    let states = load(lookup(vec![CUSTOMER, "+19785550000"], vec![], vec![])).await;
     assert_eq!(states.len(), 1);
     let s = &states[0];
     assert_eq!((s.id, s.key.as_str()), (id, CUSTOMER));
@@ -2162,11 +2133,7 @@ pub async fn load_conversations_totals_exclude(store: Arc<dyn Store>) {
     );
     assert_eq!(newest.direction, ActualDirection::Outbound);
 
-    let states = h
-        .store
-        .load_conversations(&lookup(vec![], vec![id], vec![sid(4), sid(2), sid(5)]))
-        .await
-        .expect("load");
+    let states = load(lookup(vec![], vec![id], vec![sid(4), sid(2), sid(5)])).await;
     assert_eq!(states.len(), 1);
     let s = &states[0];
     assert_eq!(s.key, CUSTOMER);
@@ -2181,31 +2148,25 @@ pub async fn load_conversations_totals_exclude(store: Arc<dyn Store>) {
         (sid(3).as_str(), ActualDirection::Inbound)
     );
 
-    let mut states = h
-        .store
-        .load_conversations(&lookup(
-            vec![CUSTOMER2],
-            vec![id, id2],
-            vec![sid(1), sid(2), sid(3), sid(4)],
-        ))
-        .await
-        .expect("load");
+    let mut states = load(lookup(
+        vec![CUSTOMER2],
+        vec![id, id2],
+        vec![sid(1), sid(2), sid(3), sid(4)],
+    ))
+    .await;
     states.sort_by_key(|s| s.id);
     assert_eq!(states.len(), 2, "each conversation once");
     let all_excluded = states.iter().find(|s| s.id == id).expect("by id");
     assert_eq!(all_excluded.rest, Default::default());
     let other = states.iter().find(|s| s.id == id2).expect("by key and id");
     assert_eq!((other.rest.calls, other.rest.root_duration), (1, 1));
-    assert!(h
-        .store
-        .load_conversations(&lookup(
-            vec!["+19785550000"],
-            vec![ConversationId(id.0 + 1_000_000)],
-            vec![]
-        ))
-        .await
-        .expect("load")
-        .is_empty());
+    assert!(load(lookup(
+        vec!["+19785550000"],
+        vec![ConversationId(id.0 + 1_000_000)],
+        vec![]
+    ))
+    .await
+    .is_empty());
 }
 
 /// `apply` is one transaction: a plan failing half-way leaves nothing.
@@ -2219,7 +2180,7 @@ pub async fn apply_is_all_or_nothing(store: Arc<dyn Store>) {
     let bad = inbound(&sid(3), "+19785550000", 2, 10);
     let derived = Derived {
         actual_direction: ActualDirection::Inbound,
-        display_status: "completed".into(),
+        display_status: DisplayStatus::Completed,
         merged_from_parent: false,
     };
     let plan = Plan {
@@ -2227,6 +2188,7 @@ pub async fn apply_is_all_or_nothing(store: Arc<dyn Store>) {
             key: CUSTOMER2.into(),
             display: CUSTOMER2_DISPLAY.into(),
             subject: format!("Calls with {CUSTOMER2_DISPLAY}"),
+            external_id: CUSTOMER2_DISPLAY.into(),
         }],
         calls: vec![
             CallWrite {
@@ -2234,7 +2196,6 @@ pub async fn apply_is_all_or_nothing(store: Arc<dyn Store>) {
                 call: good,
                 conversation: ConversationRef::New(CUSTOMER2.into()),
                 derived: derived.clone(),
-                existing_id: None,
                 recording_url: None,
             },
             // Names a conversation the plan does not create: the store must fail.
@@ -2243,17 +2204,18 @@ pub async fn apply_is_all_or_nothing(store: Arc<dyn Store>) {
                 call: bad,
                 conversation: ConversationRef::New("+19785550000".into()),
                 derived,
-                existing_id: None,
                 recording_url: None,
             },
         ],
         ..Plan::default()
     };
-    let result = h.store.apply(&plan).await;
+    let mut tx = h.store.begin_ingest().await.expect("begin");
+    let result = tx.apply(plan).await;
     assert!(
         result.is_err(),
         "a plan writing to a conversation it does not create must fail"
     );
+    drop(tx);
     assert_eq!(
         h.store.counts().await.expect("counts"),
         counts,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+
 
 use crate::call::Call;
 use crate::endpoint::PartyRules;
@@ -155,8 +155,7 @@ impl Harness {
     /// The messages (interactions) of the conversation with key `key`.
     pub async fn messages(&self, key: &str) -> Vec<Interaction> {
         let id = self.id(key).await;
-        self.store
-            .messages(id)
+        super::check::all_messages(self.store.as_ref(), id)
             .await
             .unwrap_or_else(|e| panic!("messages({id}) failed: {e}"))
     }
@@ -217,13 +216,5 @@ impl Harness {
         }
         state.sort_by_key(|(c, _)| c.id);
         state
-    }
-
-    /// The store's latest call start.
-    pub async fn newest_call_start(&self) -> Option<DateTime<Utc>> {
-        self.store
-            .newest_call_start()
-            .await
-            .unwrap_or_else(|e| panic!("newest_call_start failed: {e}"))
     }
 }

@@ -1,0 +1,15 @@
+-- callview: how the refresh of unfinished calls follows each call, so that
+-- calls Twilio answers 404 for, or that never reach a final status, back
+-- off and are eventually no longer followed (kept, shown as such) instead
+-- of holding the refresh's slots for ever. Additive: existing rows start
+-- with no attempts, due at once.
+
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS refresh_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS refresh_due_at TIMESTAMP;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS unfollowed_at TIMESTAMP;
+
+-- The refresh lists followed unfinished calls newest first.
+CREATE INDEX IF NOT EXISTS idx_messages_refresh
+    ON messages(start_time DESC NULLS FIRST, twilio_sid COLLATE "C" DESC)
+    WHERE status NOT IN ('completed', 'busy', 'failed', 'no-answer', 'canceled')
+      AND unfollowed_at IS NULL;
