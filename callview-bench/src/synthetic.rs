@@ -214,8 +214,9 @@ pub async fn load(store: &Arc<dyn Store>, shape: Shape) -> Result<Loaded> {
     let rules = rules();
     let clock = Instant::now();
     for batch in batches(shape, 1000, Utc::now()) {
-        let plan = callview_core::sync::plan_batch(store.as_ref(), &rules, batch).await?;
-        store.apply(&plan).await?;
+        let mut tx = store.begin_ingest().await?;
+        callview_core::sync::ingest_in(tx.as_mut(), &rules, batch).await?;
+        tx.commit().await?;
     }
     let secs = clock.elapsed().as_secs_f64();
     let counts = store.counts().await?;
@@ -227,9 +228,11 @@ pub async fn load(store: &Arc<dyn Store>, shape: Shape) -> Result<Loaded> {
             keys: vec![key],
             ..ConversationLookup::default()
         };
-        let id = store
-            .load_conversations(&lookup)
-            .await?
+        let mut tx = store.begin_ingest().await?;
+        let found = tx.load_conversations(&lookup).await?;
+        drop(tx);
+        let id = found
+            .conversations
             .first()
             .map(|c| c.id)
             .context("the big conversation was not stored")?;

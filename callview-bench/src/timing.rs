@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use callview_core::call::CallSid;
 use callview_core::model::{
-    ConversationId, ConversationLookup, ConversationState, Plan, StoredCall,
+    ConversationId, ConversationLookup, FoundConversations, Plan, StoredCall,
 };
 use callview_core::store::{
-    ConversationPage, ConversationQuery, ConversationView, StoreCounts, StoreError,
+    ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage, MessageQuery,
+    RefreshUpdate, StoreCounts, StoreError, UnfinishedQuery,
 };
 use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
-use callview_core::{Call, Interaction, Store, TwilioClient, TwilioError};
+use callview_core::{Call, Store, TwilioClient, TwilioError};
 use serde::Serialize;
 
 /// Calls and total time of one method.
@@ -83,9 +84,16 @@ impl TimedStore {
     }
 }
 
+/// An [`IngestTx`] timing each step under the store's method names
+/// (`store.load_trees`, `store.load_conversations`, `store.apply`, ...).
+struct TimedIngest {
+    inner: Box<dyn IngestTx>,
+    timings: Timings,
+}
+
 #[async_trait]
-impl Store for TimedStore {
-    async fn load_trees(&self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
+impl IngestTx for TimedIngest {
+    async fn load_trees(&mut self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
         timed(
             &self.timings,
             "store.load_trees",
@@ -95,9 +103,9 @@ impl Store for TimedStore {
     }
 
     async fn load_conversations(
-        &self,
+        &mut self,
         lookup: &ConversationLookup,
-    ) -> Result<Vec<ConversationState>, StoreError> {
+    ) -> Result<FoundConversations, StoreError> {
         timed(
             &self.timings,
             "store.load_conversations",
@@ -106,8 +114,60 @@ impl Store for TimedStore {
         .await
     }
 
-    async fn apply(&self, plan: &Plan) -> Result<(), StoreError> {
+    async fn apply(&mut self, plan: Plan) -> Result<(), StoreError> {
         timed(&self.timings, "store.apply", self.inner.apply(plan)).await
+    }
+
+    async fn write_cursor(&mut self, name: &str, value: &str) -> Result<(), StoreError> {
+        timed(
+            &self.timings,
+            "store.write_cursor",
+            self.inner.write_cursor(name, value),
+        )
+        .await
+    }
+
+    async fn record_refresh(&mut self, updates: &[RefreshUpdate]) -> Result<(), StoreError> {
+        self.inner.record_refresh(updates).await
+    }
+
+    async fn confirm_sync_lock(&mut self) -> Result<(), StoreError> {
+        timed(
+            &self.timings,
+            "store.confirm_sync_lock",
+            self.inner.confirm_sync_lock(),
+        )
+        .await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let timings = self.timings;
+        timed(&timings, "store.commit", self.inner.commit()).await
+    }
+}
+
+#[async_trait]
+impl Store for TimedStore {
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx>, StoreError> {
+        let inner = timed(
+            &self.timings,
+            "store.begin_ingest",
+            self.inner.begin_ingest(),
+        )
+        .await?;
+        Ok(Box::new(TimedIngest {
+            inner,
+            timings: self.timings.clone(),
+        }))
+    }
+
+    async fn load_trees(&self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
+        timed(
+            &self.timings,
+            "store.load_trees",
+            self.inner.load_trees(sids),
+        )
+        .await
     }
 
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
@@ -128,29 +188,14 @@ impl Store for TimedStore {
         .await
     }
 
-    async fn newest_call_start(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
-        timed(
-            &self.timings,
-            "store.newest_call_start",
-            self.inner.newest_call_start(),
-        )
-        .await
-    }
-
-    async fn unfinished_calls(&self, limit: u32) -> Result<Vec<StoredCall>, StoreError> {
+    async fn unfinished_calls(
+        &self,
+        query: &UnfinishedQuery,
+    ) -> Result<Vec<StoredCall>, StoreError> {
         timed(
             &self.timings,
             "store.unfinished_calls",
-            self.inner.unfinished_calls(&callview_core::store::UnfinishedQuery::any(limit)),
-        )
-        .await
-    }
-
-    async fn set_recording_url(&self, sid: &CallSid, url: Option<&str>) -> Result<(), StoreError> {
-        timed(
-            &self.timings,
-            "store.set_recording_url",
-            self.inner.set_recording_url(sid, url),
+            self.inner.unfinished_calls(query),
         )
         .await
     }
@@ -206,8 +251,17 @@ impl Store for TimedStore {
         timed(&self.timings, "store.unlock_sync", self.inner.unlock_sync()).await
     }
 
-    async fn messages(&self, id: ConversationId) -> Result<Vec<Interaction>, StoreError> {
-        timed(&self.timings, "store.messages", self.inner.messages(id)).await
+    async fn messages(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<MessagePage, StoreError> {
+        timed(
+            &self.timings,
+            "store.messages",
+            self.inner.messages(id, query),
+        )
+        .await
     }
 }
 

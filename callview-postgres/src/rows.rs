@@ -321,6 +321,9 @@ mod tests {
             root_call_sid: "CA00".into(),
             created_at: None,
             updated_at: None,
+            refresh_attempts: 0,
+            refresh_due_at: None,
+            unfollowed_at: None,
         }
     }
 

@@ -273,7 +273,9 @@ async fn an_original_database_is_upgraded_in_place_and_reads_back() {
     // One conversation, and its interactions rebuilt from the columns.
     let view = store.conversation(first.conversation.id).await.unwrap();
     assert_eq!(view, *first);
-    let messages = store.messages(first.conversation.id).await.unwrap();
+    let messages = callview_core::testkit::all_messages(&store, first.conversation.id)
+        .await
+        .unwrap();
     assert_eq!(messages.len(), 1);
     let root = &messages[0].root;
     assert_eq!(root.call.from.as_deref(), Some("+19788447773"));
@@ -296,7 +298,9 @@ async fn an_original_database_is_upgraded_in_place_and_reads_back() {
     assert_eq!(leg.derived.actual_direction, ActualDirection::Outbound);
 
     // A row with NULL metadata and NULL price still reads back.
-    let missed = store.messages(second.conversation.id).await.unwrap();
+    let missed = callview_core::testkit::all_messages(&store, second.conversation.id)
+        .await
+        .unwrap();
     assert_eq!(missed.len(), 1);
     assert_eq!(missed[0].summary.display_status, "no-answer");
     assert_eq!(
@@ -419,7 +423,9 @@ async fn a_sync_of_the_same_calls_lands_in_the_same_conversations() {
     assert_eq!(to, "sip:+15085140320@acme.sip.twilio.com;transport=udp");
     assert!(has_raw);
     assert_eq!(recording.as_deref(), Some("https://api.twilio.com/rec/RE1"));
-    let messages = store.messages(first.conversation.id).await.unwrap();
+    let messages = callview_core::testkit::all_messages(store.as_ref(), first.conversation.id)
+        .await
+        .unwrap();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].legs.len(), 1);
     assert_eq!(messages[0].root.call.price.unwrap().to_string(), "-0.01400");

@@ -86,6 +86,7 @@ impl Db {
                             start_time: r.call.start_time,
                             sid: r.call.sid.clone(),
                             direction: r.derived.actual_direction,
+                            display_status: r.derived.display_status.clone(),
                         };
                         if rest
                             .newest_root
@@ -119,7 +120,10 @@ impl Db {
         };
         for w in &plan.calls {
             self.next_id += 1;
-            let id = w.existing_id.unwrap_or(self.next_id);
+            let id = self
+                .rows
+                .get(&w.call.sid)
+                .map_or(self.next_id, |stored| stored.id);
             self.rows.insert(
                 w.call.sid.clone(),
                 StoredCall {
@@ -129,6 +133,7 @@ impl Db {
                     call: w.call.clone(),
                     derived: w.derived.clone(),
                     recording_url: w.recording_url.clone(),
+                    refresh: Default::default(),
                     created_at: Utc::now(),
                     updated_at: Utc::now(),
                 },

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-
-
 use crate::call::Call;
 use crate::endpoint::PartyRules;
 use crate::model::{ConversationId, Interaction, PlanStats, StoredCall};

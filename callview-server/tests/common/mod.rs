@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use callview_core::model::{ConversationLookup, ConversationState};
 use callview_core::simulator::{SimConfig, SimulatedTwilio};
-use callview_core::store::{ConversationPage, ConversationQuery, ConversationView, StoreCounts};
+use callview_core::store::{
+    ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage, MessageQuery,
+    StoreCounts, UnfinishedQuery,
+};
 use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
 use callview_core::{
-    CallSid, ConversationId, PartyRules, Plan, Store, StoreError, StoredCall, SyncEngine, SyncMode,
+    CallSid, ConversationId, PartyRules, Store, StoreError, StoredCall, SyncEngine, SyncMode,
     TwilioClient, TwilioError,
 };
 use callview_server::{router, AppState, SyncRunner};
@@ -439,13 +441,7 @@ impl Store for BrokenStore {
     async fn load_trees(&self, _sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
         Err(broken())
     }
-    async fn load_conversations(
-        &self,
-        _lookup: &ConversationLookup,
-    ) -> Result<Vec<ConversationState>, StoreError> {
-        Err(broken())
-    }
-    async fn apply(&self, _plan: &Plan) -> Result<(), StoreError> {
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx>, StoreError> {
         Err(broken())
     }
     async fn read_cursor(&self, _name: &str) -> Result<Option<String>, StoreError> {
@@ -454,17 +450,17 @@ impl Store for BrokenStore {
     async fn write_cursor(&self, _name: &str, _value: &str) -> Result<(), StoreError> {
         Err(broken())
     }
-    async fn newest_call_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Err(broken())
-    }
-    async fn unfinished_calls(&self, _limit: u32) -> Result<Vec<StoredCall>, StoreError> {
-        Err(broken())
-    }
-    async fn set_recording_url(
+    async fn unfinished_calls(
         &self,
-        _sid: &CallSid,
-        _url: Option<&str>,
-    ) -> Result<(), StoreError> {
+        _query: &UnfinishedQuery,
+    ) -> Result<Vec<StoredCall>, StoreError> {
+        Err(broken())
+    }
+    async fn messages(
+        &self,
+        _id: ConversationId,
+        _query: &MessageQuery,
+    ) -> Result<MessagePage, StoreError> {
         Err(broken())
     }
     async fn list_conversations(
