@@ -87,6 +87,9 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
         "messages.created_at timestamp without time zone NULL DEFAULT now()",
         "messages.root_call_sid character varying(100) NOT NULL",
         "messages.updated_at timestamp without time zone NULL DEFAULT now()",
+        "messages.refresh_attempts integer NOT NULL DEFAULT 0",
+        "messages.refresh_due_at timestamp without time zone NULL",
+        "messages.unfollowed_at timestamp without time zone NULL",
         "sync_cursors.name character varying(100) NOT NULL",
         "sync_cursors.value text NOT NULL",
         "sync_cursors.updated_at timestamp without time zone NULL DEFAULT now()",
@@ -637,7 +640,7 @@ async fn a_display_form_taken_by_another_contact_gets_a_qualified_external_id() 
         .unwrap();
     assert_eq!(
         customer.conversation.external_id,
-        "+1 (978) 844-7773 [+19788447773]"
+        "+1 (978) 844-7773 (+19788447773)"
     );
     assert_eq!(customer.conversation.counters.total_calls, 2);
     let legacy = page
