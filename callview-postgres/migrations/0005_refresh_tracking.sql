@@ -8,7 +8,9 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS refresh_attempts INTEGER NOT NULL 
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS refresh_due_at TIMESTAMP;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS unfollowed_at TIMESTAMP;
 
--- The refresh lists followed unfinished calls newest first.
+-- The refresh lists followed unfinished calls newest first; this index
+-- replaces the oldest-first one.
+DROP INDEX IF EXISTS idx_messages_unfinished;
 CREATE INDEX IF NOT EXISTS idx_messages_refresh
     ON messages(start_time DESC NULLS FIRST, twilio_sid COLLATE "C" DESC)
     WHERE status NOT IN ('completed', 'busy', 'failed', 'no-answer', 'canceled')

@@ -121,9 +121,9 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "idx_messages_conversation",
             "idx_messages_conversation_start",
             "idx_messages_parent",
+            "idx_messages_refresh",
             "idx_messages_root",
             "idx_messages_start_time",
-            "idx_messages_unfinished",
         ]
     );
     let triggers: Vec<String> =

@@ -361,7 +361,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
         "idx_messages_root",
         "idx_messages_conversation_start",
         "idx_conversations_activity",
-        "idx_messages_unfinished",
+        "idx_messages_refresh",
         "update_contacts_updated_at",
         "update_conversations_updated_at",
         "update_messages_updated_at",

@@ -31,6 +31,7 @@ use crate::store::Store;
 
 mod builder;
 mod check;
+pub mod concurrency;
 pub mod conformance;
 mod harness;
 mod mock;
@@ -44,6 +45,7 @@ pub use check::{
     all_conversations, all_messages, assert_invariants, check_invariants, snapshot, walk_by_cursor,
     CallSnapshot, ConversationSnapshot, InteractionSnapshot, StoreSnapshot, Violations,
 };
+pub use concurrency::StorePair;
 pub use harness::Harness;
 pub use mock::MockTwilio;
 
@@ -132,6 +134,33 @@ macro_rules! conformance_tests {
             prop_ingesting_twice_changes_nothing,
             prop_page_size_does_not_matter,
             prop_stale_versions_never_win,
+        );
+    };
+}
+
+/// Expands into one `#[tokio::test]` per test of [`concurrency`]: several
+/// writers on one database. The expression (evaluated in an `async fn`, so
+/// it may `.await`) must give a [`StorePair`]: two handles opened
+/// separately on one new database, as two processes would hold them.
+///
+/// ```text
+/// // callview-sqlite/tests/concurrency.rs
+/// callview_core::concurrency_tests!({
+///     let path = new_file();
+///     (open(&path), open(&path))
+/// });
+/// ```
+#[macro_export]
+macro_rules! concurrency_tests {
+    ($pair:expr $(,)?) => {
+        async fn __callview_concurrency_pair() -> $crate::testkit::StorePair {
+            $pair
+        }
+
+        $crate::__conformance_factory_tests!(
+            __callview_concurrency_pair;
+            concurrent_writers_stay_exact,
+            callback_writer_races_a_sync,
         );
     };
 }
