@@ -20,8 +20,6 @@ pub mod call;
 pub mod callback;
 pub mod endpoint;
 pub mod model;
-#[cfg(feature = "simulator")]
-pub mod simulator;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "testkit")]

@@ -2,7 +2,7 @@
 //!
 //! The sync engine only ever sees `Arc<dyn TwilioClient>`. The real
 //! implementation is [`HttpTwilioClient`] (reqwest); the simulated account
-//! (feature `simulator`) is another.
+//! of the `callview-sim` crate is another.
 
 mod config;
 mod error;

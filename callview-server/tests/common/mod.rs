@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callview_core::model::{ConversationLookup, ConversationState};
-use callview_core::simulator::{SimConfig, SimulatedTwilio};
 use callview_core::store::{ConversationPage, ConversationQuery, ConversationView, StoreCounts};
 use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
 use callview_core::{
@@ -16,6 +15,7 @@ use callview_core::{
     TwilioClient, TwilioError,
 };
 use callview_server::{router, AppState, SyncRunner};
+use callview_sim::{SimConfig, SimulatedTwilio};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
