@@ -10,7 +10,7 @@
 //! // callview-sqlite/tests/conformance.rs
 //! callview_core::conformance_tests!(callview_sqlite::SqliteStore::open_in_memory().unwrap());
 //! // callview-postgres/tests/conformance.rs (an async expression works too;
-//! // `testing` needs callview-postgres' feature `testing`)
+//! // `testing` is behind callview-postgres' feature `testing`)
 //! callview_core::conformance_tests!(callview_postgres::testing::fresh_store().await);
 //! ```
 //!
