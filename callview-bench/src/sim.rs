@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use callview_core::simulator::{account_sid_for_seed, ServerOptions, SimConfig, SimulatedTwilio};
 use callview_core::twilio::{Credentials, HttpTwilioClient, Secret, TwilioConfig};
 use callview_core::TwilioClient;
+use callview_sim::{account_sid_for_seed, ServerOptions, SimConfig, SimulatedTwilio};
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -104,7 +104,7 @@ impl SimServer {
         let addr = listener.local_addr()?;
         let served = sim.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = callview_core::simulator::serve(listener, served, options).await {
+            if let Err(e) = callview_sim::serve(listener, served, options).await {
                 eprintln!("the simulator stopped: {e}");
             }
         });

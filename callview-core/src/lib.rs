@@ -11,17 +11,18 @@
 //!   planning the writes for a batch of calls.
 //! * [`store`]: the [`Store`] trait that database crates implement.
 //! * [`sync`]: the [`SyncEngine`], which pages through Twilio and applies plans.
-//! * [`twilio`]: the [`TwilioClient`] trait and its HTTP implementation.
+//! * [`twilio`]: the [`TwilioClient`] trait and its HTTP implementation
+//!   (feature `http`, on by default).
 //!
 //! No database or HTTP-server type appears in this crate's public API.
+//! Without the `http` feature no HTTP client is built either: an embedder
+//! with its own HTTP stack implements [`TwilioClient`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod call;
 pub mod callback;
 pub mod endpoint;
 pub mod model;
-#[cfg(feature = "simulator")]
-pub mod simulator;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "testkit")]

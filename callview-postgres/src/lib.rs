@@ -35,6 +35,7 @@ mod filters;
 mod options;
 mod rows;
 mod store;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 

@@ -1,5 +1,5 @@
-//! Test support: every test gets a database of its own, so tests run in
-//! parallel against one server. Not part of the stable API.
+//! Test support (feature `testing`): every test gets a database of its own,
+//! so tests run in parallel against one server. Not part of the stable API.
 //!
 //! The server is `postgres://postgres@127.0.0.1:5432/postgres`, or the URL in
 //! `CALLVIEW_TEST_PG_URL` (a user allowed to create databases). When it

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::Uri;
 use axum::Router;
-use callview_core::simulator::{self, ServerOptions, SimConfig, SimulatedTwilio};
+use callview_sim::{ServerOptions, SimConfig, SimulatedTwilio};
 
 /// The demo account's seed.
 pub const DEMO_SEED: u64 = 42;
@@ -71,11 +71,11 @@ impl LiveTraffic {
     }
 }
 
-/// Twilio's REST API for `sim` (see [`callview_core::simulator::router`]),
+/// Twilio's REST API for `sim` (see [`callview_sim::router`]),
 /// which also answers requests for [`DUMMY_ACCOUNT_SID`] as `sim`'s account.
 pub fn simulator_router(sim: SimulatedTwilio) -> Router {
     let account = sim.account_sid().to_owned();
-    let inner = simulator::router(sim, ServerOptions::default());
+    let inner = callview_sim::router(sim, ServerOptions::default());
     Router::new()
         .fallback_service(inner)
         .layer(axum::middleware::map_request(move |req: Request| {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use callview_core::simulator::SimConfig;
 use callview_core::sync::Progress;
 use callview_core::twilio::{Credentials, HttpTwilioClient, Secret, TwilioConfig};
 use callview_core::{
@@ -14,6 +13,7 @@ use callview_core::{
     TwilioClient,
 };
 use callview_server::{check_exposure, db, demo, AppState, ServerConfig, SyncRunner};
+use callview_sim::SimConfig;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;

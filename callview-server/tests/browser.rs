@@ -18,9 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callview_core::simulator::SimulatedTwilio;
 use callview_core::{Call, PartyRules, Store, SyncEngine, SyncMode};
 use callview_server::{serve_with_shutdown, AppState, ServerConfig, SyncRunner, SyncTrigger};
+use callview_sim::SimulatedTwilio;
 use chrono::Utc;
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};

@@ -29,9 +29,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callview_core::simulator::{ServerOptions, SimConfig, SimulatedTwilio};
 use callview_core::testkit::{check_invariants, snapshot, StoreSnapshot};
 use callview_core::{PartyRules, Store, SyncEngine, SyncMode};
+use callview_sim::{ServerOptions, SimConfig, SimulatedTwilio};
 use chrono::Utc;
 use common::Backend;
 use reliability::*;

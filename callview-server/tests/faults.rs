@@ -25,7 +25,6 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use callview_core::simulator::{ServerOptions, SimConfig, SimulatedTwilio};
 use callview_core::testkit::{assert_invariants, snapshot, StoreSnapshot};
 use callview_core::twilio::{
     CallFilter, CallPage, Credentials, HttpTwilioClient, IncomingNumber, PageToken, Recording,
@@ -34,6 +33,7 @@ use callview_core::twilio::{
 use callview_core::{
     Call, CallSid, PartyRules, Store, SyncEngine, SyncError, SyncMode, TwilioClient, TwilioError,
 };
+use callview_sim::{ServerOptions, SimConfig, SimulatedTwilio};
 use chrono::Utc;
 use common::{store, Backend};
 
@@ -164,7 +164,7 @@ async fn faulty(
     options: ServerOptions,
     faults: Arc<Faults>,
 ) -> FaultyServer {
-    let app = callview_core::simulator::router(sim.clone(), options)
+    let app = callview_sim::router(sim.clone(), options)
         .layer(middleware::from_fn_with_state(faults, inject));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callview_core::simulator::{SimConfig, SimulatedTwilio};
 use callview_core::testkit::{check_invariants, snapshot};
 use callview_core::{PartyRules, Store, SyncEngine, SyncError, SyncMode};
 use callview_server::{AppState, SyncRunner};
+use callview_sim::{SimConfig, SimulatedTwilio};
 use chrono::Utc;
 use common::Backend;
 use reliability::env_number;

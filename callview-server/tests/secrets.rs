@@ -10,11 +10,11 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callview_core::simulator::{ServerOptions, SimConfig, SimulatedTwilio};
 use callview_core::twilio::{Credentials, HttpTwilioClient, RetryPolicy, Secret, TwilioConfig};
 use callview_core::{PartyRules, SyncEngine, SyncMode, TwilioClient};
 use callview_server::webhook::{twilio_signature, WebhookConfig, CALL_STATUS_PATH};
 use callview_server::{AppState, ServerConfig, SyncRunner};
+use callview_sim::{ServerOptions, SimConfig, SimulatedTwilio};
 use reliability::*;
 
 const AUTH_TOKEN: &str = "fakeAuthTokenQ7c1d93a0e5";
@@ -30,7 +30,7 @@ fn assert_clean(what: &str, text: &str) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "{what} shows a secret:\n{text}");
     }
-    let account = callview_core::simulator::account_sid_for_seed(31);
+    let account = callview_sim::account_sid_for_seed(31);
     for user in [account.as_str(), API_KEY] {
         for secret in [AUTH_TOKEN, API_SECRET] {
             let basic =

@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
-use callview_core::simulator::{SimConfig, SimulatedTwilio};
 use callview_core::{PartyRules, Store, SyncEngine};
 use callview_server::{AppState, SyncRunner};
+use callview_sim::{SimConfig, SimulatedTwilio};
 use serde_json::{json, Value};
 
 /// Where the callview API is mounted in the host application.

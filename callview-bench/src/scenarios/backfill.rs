@@ -5,8 +5,8 @@
 //! Target: under 20 s on SQLite with concurrent slices.
 
 use anyhow::Result;
-use callview_core::simulator::ServerOptions;
 use callview_core::SyncMode;
+use callview_sim::ServerOptions;
 use serde::Serialize;
 
 use crate::db::{BenchDb, StoreKind};

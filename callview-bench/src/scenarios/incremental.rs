@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use callview_core::simulator::ServerOptions;
 use callview_core::twilio::CallFilter;
 use callview_core::{CallSid, Preset, SyncMode, TwilioClient};
+use callview_sim::ServerOptions;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 

@@ -9,7 +9,8 @@
 //! ```text
 //! // callview-sqlite/tests/conformance.rs
 //! callview_core::conformance_tests!(callview_sqlite::SqliteStore::open_in_memory().unwrap());
-//! // callview-postgres/tests/conformance.rs (an async expression works too)
+//! // callview-postgres/tests/conformance.rs (an async expression works too;
+//! // `testing` is behind callview-postgres' feature `testing`)
 //! callview_core::conformance_tests!(callview_postgres::testing::fresh_store().await);
 //! ```
 //!

@@ -83,7 +83,7 @@ impl Credentials {
     }
 }
 
-/// Everything [`super::HttpTwilioClient`] needs.
+/// Everything `HttpTwilioClient` (feature `http`) needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TwilioConfig {
     /// Who we are.

@@ -1,15 +1,17 @@
 //! Talking to Twilio: the [`TwilioClient`] trait, its filters and pages.
 //!
 //! The sync engine only ever sees `Arc<dyn TwilioClient>`. The real
-//! implementation is [`HttpTwilioClient`] (reqwest); the simulated account
-//! (feature `simulator`) is another.
+//! implementation is `HttpTwilioClient` (reqwest, feature `http`); the
+//! simulated account of the `callview-sim` crate is another.
 
 mod config;
 mod error;
+#[cfg(feature = "http")]
 mod http;
 
 pub use config::{Credentials, Secret, TwilioConfig};
 pub use error::TwilioError;
+#[cfg(feature = "http")]
 pub use http::{HttpTwilioClient, RetryPolicy};
 
 use async_trait::async_trait;

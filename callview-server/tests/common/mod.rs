@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use callview_core::simulator::{SimConfig, SimulatedTwilio};
 use callview_core::store::{
     ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage, MessageQuery,
     StoreCounts, UnfinishedQuery,
@@ -18,6 +17,7 @@ use callview_core::{
     TwilioClient, TwilioError,
 };
 use callview_server::{router, AppState, SyncRunner};
+use callview_sim::{SimConfig, SimulatedTwilio};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 

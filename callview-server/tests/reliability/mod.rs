@@ -6,7 +6,7 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use callview_core::simulator::{ServerOptions, SimulatedTwilio};
+use callview_sim::{ServerOptions, SimulatedTwilio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_callview");
 
@@ -53,7 +53,7 @@ pub async fn serve_sim(sim: SimulatedTwilio, options: ServerOptions) -> SimServe
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let handle = tokio::spawn(async move {
-        let _ = callview_core::simulator::serve(listener, sim, options).await;
+        let _ = callview_sim::serve(listener, sim, options).await;
     });
     SimServer { base, handle }
 }

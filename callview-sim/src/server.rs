@@ -15,15 +15,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use callview_core::call::{format_rfc2822, Call, CallSid};
+use callview_core::twilio::{Recording, MAX_PAGE_SIZE};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 
-use super::client::SimulatedTwilio;
-use super::query::{encode_component, ListQuery, DEFAULT_PAGE_SIZE};
-use crate::call::{format_rfc2822, Call, CallSid};
-use crate::twilio::{Recording, MAX_PAGE_SIZE};
+use crate::client::SimulatedTwilio;
+use crate::query::{encode_component, ListQuery, DEFAULT_PAGE_SIZE};
 
 /// How the simulated API server behaves. The default: no authentication,
 /// no latency, no faults.
@@ -119,7 +119,7 @@ pub fn router(sim: SimulatedTwilio, options: ServerOptions) -> Router {
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
-/// use callview_core::simulator::{serve, ServerOptions, SimConfig, SimulatedTwilio};
+/// use callview_sim::{serve, ServerOptions, SimConfig, SimulatedTwilio};
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// println!("TWILIO_API_BASE_URL=http://{}", listener.local_addr()?);
 /// serve(listener, SimulatedTwilio::new(SimConfig::default()), ServerOptions::default()).await

@@ -5,20 +5,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Bound;
 
+use callview_core::call::{Call, CallSid, CallStatus};
+use callview_core::twilio::{IncomingNumber, Recording};
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use super::generator::{
+use crate::generator::{
     formatted, hex16, Force, Gen, Planned, Rec, Scenario, Sid16, Status, Timeline, World,
     ANSWERED_BY, CALLER_NAMES, MAX_RECORDS_PER_SCENARIO, SIP_DOMAIN,
 };
-use super::query::{ts, Cursor, Key, ListQuery, SidKey, StartKey};
-use super::SimConfig;
-use crate::call::{Call, CallSid, CallStatus};
-use crate::twilio::{IncomingNumber, Recording};
+use crate::query::{ts, Cursor, Key, ListQuery, SidKey, StartKey};
+use crate::SimConfig;
 
 /// How many interactions per minute [`SimulatedAccount::tick`] adds by default.
 const DEFAULT_LIVE_RATE_PER_MINUTE: f64 = 2.0;
@@ -57,7 +57,7 @@ pub(crate) struct Listing {
 /// fit in a few hundred megabytes; [`Call`]s are built when asked for.
 ///
 /// ```
-/// use callview_core::simulator::{SimConfig, SimulatedAccount};
+/// use callview_sim::{SimConfig, SimulatedAccount};
 /// let config = SimConfig { calls: 300, ..SimConfig::default() };
 /// let a = SimulatedAccount::new(config.clone());
 /// let b = SimulatedAccount::new(config);
@@ -306,7 +306,7 @@ impl SimulatedAccount {
 
     /// One recording by SID.
     pub fn recording(&self, sid: &str) -> Option<Recording> {
-        if let Some(bytes) = sid.strip_prefix("RE").and_then(super::query::decode_hex16) {
+        if let Some(bytes) = sid.strip_prefix("RE").and_then(crate::query::decode_hex16) {
             for i in 0..4u8 {
                 let mut call = bytes;
                 for (b, m) in call.iter_mut().zip(RECORDING_MASK) {

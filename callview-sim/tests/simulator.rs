@@ -1,4 +1,3 @@
-#![cfg(feature = "simulator")]
 //! The simulated Twilio account: determinism, realism of the generated
 //! traffic, live progress, paging semantics, and the HTTP server read back
 //! with plain reqwest and with `HttpTwilioClient`.
@@ -10,14 +9,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures::TryStreamExt;
 use serde_json::Value;
 
-use callview_core::simulator::{
-    serve, ServerOptions, SimConfig, SimulatedAccount, SimulatedTwilio,
-};
 use callview_core::twilio::{
     call_pages, CallFilter, Credentials, HttpTwilioClient, PageToken, RetryPolicy, Secret,
     TwilioConfig,
 };
 use callview_core::{Call, CallDirection, CallSid, CallStatus, TwilioClient, TwilioError};
+use callview_sim::{serve, ServerOptions, SimConfig, SimulatedAccount, SimulatedTwilio};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 2, 6, 15, 30, 0).unwrap()

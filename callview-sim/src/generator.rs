@@ -8,10 +8,9 @@
 
 use std::collections::HashMap;
 
+use callview_core::call::{CallDirection, CallStatus};
 use rand::rngs::StdRng;
 use rand::Rng;
-
-use crate::call::{CallDirection, CallStatus};
 
 /// The account's SIP domain.
 pub(crate) const SIP_DOMAIN: &str = "acme.sip.twilio.com";

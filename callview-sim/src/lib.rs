@@ -1,4 +1,7 @@
-//! A deterministic simulated Twilio account (feature `simulator`).
+//! # callview-sim
+//!
+//! A deterministic simulated Twilio account: the tests, the bench and the
+//! server's demo (`callview simulate`) run against it.
 //!
 //! * [`SimulatedAccount`] generates realistic call traffic from a seed: a
 //!   few company numbers, a SIP domain with dispatchers, Voice SDK agents,
@@ -10,16 +13,16 @@
 //!   lets time pass (calls end, prices arrive later) and
 //!   [`SimulatedAccount::tick`] adds new traffic.
 //! * [`SimulatedTwilio`] shares one account behind a mutex and implements
-//!   [`TwilioClient`](crate::TwilioClient) in process, serving every record
+//!   [`TwilioClient`](callview_core::TwilioClient) in process, serving every record
 //!   through Twilio's wire form.
 //! * [`router`] / [`serve`] speak Twilio's REST API over HTTP (paging,
 //!   filters, error bodies, Basic auth, injected faults), so the real
-//!   [`HttpTwilioClient`](crate::twilio::HttpTwilioClient) can be pointed at it.
+//!   [`HttpTwilioClient`](callview_core::twilio::HttpTwilioClient) can be pointed at it.
 //!
 //! Same seed and same `now` give byte-identical calls.
 //!
 //! ```
-//! use callview_core::simulator::{SimConfig, SimulatedAccount};
+//! use callview_sim::{SimConfig, SimulatedAccount};
 //! let account = SimulatedAccount::new(SimConfig { calls: 200, ..SimConfig::default() });
 //! assert_eq!(account.len(), 200);
 //! ```
@@ -77,9 +80,9 @@ impl SimConfig {
 /// hex digits.
 ///
 /// ```
-/// let sid = callview_core::simulator::account_sid_for_seed(42);
+/// let sid = callview_sim::account_sid_for_seed(42);
 /// assert!(sid.starts_with("AC") && sid.len() == 34);
-/// assert_eq!(sid, callview_core::simulator::account_sid_for_seed(42));
+/// assert_eq!(sid, callview_sim::account_sid_for_seed(42));
 /// ```
 pub fn account_sid_for_seed(seed: u64) -> String {
     let a = generator::splitmix64(seed ^ 0xAC);

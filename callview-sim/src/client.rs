@@ -5,19 +5,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-
-use super::account::{Listing, SimulatedAccount};
-use super::query::ListQuery;
-use super::SimConfig;
-use crate::call::{Call, CallSid};
-use crate::twilio::{
+use callview_core::call::{Call, CallSid};
+use callview_core::twilio::{
     CallFilter, CallPage, IncomingNumber, PageToken, Recording, TwilioClient, TwilioError,
 };
+use chrono::{DateTime, Utc};
+
+use crate::account::{Listing, SimulatedAccount};
+use crate::query::ListQuery;
+use crate::SimConfig;
 
 /// A [`SimulatedAccount`] shared behind a mutex: cheap to clone, usable as
 /// `Arc<dyn TwilioClient>` in process, and servable over HTTP with
-/// [`router`](super::router).
+/// [`router`](crate::router).
 ///
 /// The in-process client never fails on purpose (faults are injected by the
 /// HTTP server only). Every record it returns went through Twilio's wire
@@ -25,7 +25,7 @@ use crate::twilio::{
 /// Twilio-style `next_page_uri` strings.
 ///
 /// ```
-/// use callview_core::simulator::{SimConfig, SimulatedTwilio};
+/// use callview_sim::{SimConfig, SimulatedTwilio};
 /// let sim = SimulatedTwilio::new(SimConfig { calls: 50, ..SimConfig::default() });
 /// let other_handle = sim.clone();
 /// assert_eq!(other_handle.with_account(|a| a.len()), 50);

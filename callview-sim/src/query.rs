@@ -7,10 +7,10 @@ use std::fmt::Write;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use callview_core::twilio::{CallFilter, MAX_PAGE_SIZE};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
-use super::generator::{hex16, Sid16};
-use crate::twilio::{CallFilter, MAX_PAGE_SIZE};
+use crate::generator::{hex16, Sid16};
 
 /// Twilio's default page size.
 pub(crate) const DEFAULT_PAGE_SIZE: u32 = 50;
