@@ -44,14 +44,11 @@ struct CommonArgs {
     /// Where the call history is stored. The scheme picks the backend:
     /// `sqlite://PATH` (or a plain file path) for SQLite, `postgres://` or
     /// `postgresql://` for PostgreSQL. Passwords are never printed.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://callview.db",
-        global = true,
-        hide_env_values = true
-    )]
-    database_url: String,
+    /// [default: `sqlite://callview.db`; the demo (`serve` without Twilio
+    /// credentials) uses `sqlite://callview-demo.db`, and never a database
+    /// named here unless `--demo` is given]
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
 
     /// Extra numbers that belong to the business, comma-separated, in any
     /// format (the account's own Twilio numbers are listed automatically).
@@ -140,7 +137,9 @@ struct ServeArgs {
     sync_interval: Option<u64>,
 
     /// Serve the built-in simulated account (with live traffic) instead of
-    /// Twilio. Also chosen when no TWILIO_* variable is set.
+    /// Twilio. Also chosen when no TWILIO_* variable is set, then always on
+    /// its own database (`callview-demo.db`); with --demo, on DATABASE_URL
+    /// when it is set.
     #[arg(long)]
     demo: bool,
 
@@ -327,8 +326,42 @@ fn twilio_from_env() -> Result<Option<Arc<dyn TwilioClient>>> {
     Ok(Some(Arc::new(client)))
 }
 
+/// The database of a normal run, when none is named.
+const DEFAULT_DATABASE_URL: &str = "sqlite://callview.db";
+/// The database of the demo, when none is named: a file of its own, so
+/// simulated calls never mix with real ones.
+const DEMO_DATABASE_URL: &str = "sqlite://callview-demo.db";
+
 async fn open_store(common: &CommonArgs) -> Result<Arc<dyn Store>> {
-    Ok(db::open_store(&common.database_url).await?)
+    let url = common
+        .database_url
+        .as_deref()
+        .unwrap_or(DEFAULT_DATABASE_URL);
+    Ok(db::open_store(url).await?)
+}
+
+/// Which database `serve` uses: the named one, except that the demo (no
+/// Twilio credentials) only ever writes into a database the user named
+/// when `--demo` says so; without it, naming a database and no credentials
+/// is an error that names the missing variables.
+fn serve_database(
+    named: Option<&str>,
+    demo_mode: bool,
+    demo_asked: bool,
+) -> Result<String, String> {
+    match (named, demo_mode) {
+        (Some(url), false) => Ok(url.to_owned()),
+        (None, false) => Ok(DEFAULT_DATABASE_URL.to_owned()),
+        (None, true) => Ok(DEMO_DATABASE_URL.to_owned()),
+        (Some(url), true) if demo_asked => Ok(url.to_owned()),
+        (Some(url), true) => Err(format!(
+            "DATABASE_URL ({}) is set but no Twilio credentials are: set TWILIO_ACCOUNT_SID \
+             and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET) to sync your \
+             account into it. The demo's simulated calls go only into {DEMO_DATABASE_URL}, \
+             unless you pass --demo to put them into this database on purpose",
+            db::redact(url)
+        )),
+    }
 }
 
 async fn sync(common: &CommonArgs, args: SyncArgs) -> Result<()> {
@@ -450,11 +483,13 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         tracing::warn!(listen = %args.listen, "serving without authentication on a non-loopback address (--insecure-no-auth)");
     }
     let rules = party_rules(common)?;
+    let database_url = serve_database(common.database_url.as_deref(), demo_mode, args.demo)
+        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    let store = open_store(common).await?;
+    let store = db::open_store(&database_url).await?;
 
     let (client, live): (Arc<dyn TwilioClient>, Option<demo::LiveTraffic>) = if demo_mode {
         let sim = demo::default_demo_account();
@@ -568,6 +603,30 @@ mod tests {
         ] {
             assert!(parse_since_at(bad, now).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_demo_never_writes_into_a_named_database_unless_asked() {
+        assert_eq!(
+            serve_database(None, true, false).unwrap(),
+            "sqlite://callview-demo.db"
+        );
+        assert_eq!(
+            serve_database(None, false, false).unwrap(),
+            "sqlite://callview.db"
+        );
+        assert_eq!(
+            serve_database(Some("postgres://h/db"), false, false).unwrap(),
+            "postgres://h/db"
+        );
+        assert_eq!(
+            serve_database(Some("sqlite://mine.db"), true, true).unwrap(),
+            "sqlite://mine.db"
+        );
+        let err = serve_database(Some("postgres://u:hunter2@h/db"), true, false).unwrap_err();
+        assert!(err.contains("TWILIO_ACCOUNT_SID"), "{err}");
+        assert!(err.contains("--demo"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

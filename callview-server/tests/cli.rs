@@ -240,6 +240,23 @@ fn serve_refuses_a_public_address_without_a_token() {
 }
 
 #[test]
+fn the_demo_never_writes_into_a_named_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = dir.path().join("mine.db");
+    let output = run(callview(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-initial-sync"])
+        .env("DATABASE_URL", format!("sqlite://{}", named.display())));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TWILIO_ACCOUNT_SID") && stderr.contains("--demo"),
+        "the error names what is missing: {stderr}"
+    );
+    assert!(!named.exists(), "the named database was not touched");
+    assert!(!dir.path().join("callview-demo.db").exists());
+}
+
+#[test]
 fn serve_without_credentials_is_a_live_demo() {
     let dir = tempfile::tempdir().unwrap();
     // Find a free port, then let the server take it.
@@ -304,8 +321,12 @@ fn serve_without_credentials_is_a_live_demo() {
         "a few thousand calls make many conversations: {total}"
     );
     assert!(
-        dir.path().join("callview.db").exists(),
-        "the default database"
+        dir.path().join("callview-demo.db").exists(),
+        "the demo's own database"
+    );
+    assert!(
+        !dir.path().join("callview.db").exists(),
+        "the demo never writes the default database"
     );
 
     // SIGTERM stops it cleanly.
