@@ -471,6 +471,75 @@ async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
         .map(|m| m["external_id"].as_str().unwrap())
         .collect();
     assert_eq!(cards, json!(expected_cards), "one card per interaction");
+
+    // A busy customer's thread comes 50 calls at a time: "Show older calls"
+    // fetches the next page by cursor until the last one.
+    let busy = "+16175006199";
+    let calls: Vec<Call> = (0..120u64)
+        .map(|n| {
+            callview_core::testkit::CallBuilder::new(&format!("CA{:032x}", 0xb05_0000 + n))
+                .from(busy)
+                .to("+19788447773")
+                .start(
+                    Utc::now() - chrono::Duration::hours(30) - chrono::Duration::minutes(n as i64),
+                )
+                .duration(30)
+                .build()
+        })
+        .collect();
+    viewer
+        .runner
+        .engine()
+        .ingest(&PartyRules::default(), calls)
+        .await
+        .unwrap();
+    let busy_list = viewer
+        .api("/api/conversations?limit=5&q=617-500-6199")
+        .await;
+    let busy_id = busy_list["conversations"][0]["id"]
+        .as_i64()
+        .expect("the busy customer");
+    browser.js(&format!("location.hash = 'c={busy_id}';")).await;
+    let busy_cards = format!("#thread-content[data-conversation-id=\"{busy_id}\"] .call");
+    let count = format!(
+        "return document.querySelectorAll({}).length;",
+        json!(busy_cards)
+    );
+    browser
+        .wait_for(
+            "the first page of the busy thread",
+            &format!("document.querySelectorAll({}).length === 50 && document.getElementById('older-calls')", json!(busy_cards)),
+        )
+        .await;
+    browser.click("#older-calls").await;
+    browser
+        .wait_for(
+            "the second page",
+            &format!(
+                "document.querySelectorAll({}).length === 100",
+                json!(busy_cards)
+            ),
+        )
+        .await;
+    browser.click("#older-calls").await;
+    browser
+        .wait_for(
+            "the last page, and no more button",
+            &format!("document.querySelectorAll({}).length === 120 && !document.getElementById('older-calls')", json!(busy_cards)),
+        )
+        .await;
+    assert_eq!(browser.js(&count).await, json!(120));
+    let shown = browser
+        .js(&format!(
+            "return [...document.querySelectorAll({})].map(c => c.dataset.sid);",
+            json!(busy_cards)
+        ))
+        .await;
+    // Call n started n minutes before call 0: newest first is n = 0, 1, ...
+    let expected_sids: Vec<String> = (0..120u64)
+        .map(|n| format!("CA{:032x}", 0xb05_0000 + n))
+        .collect();
+    assert_eq!(shown, json!(expected_sids), "newest first, each call once");
     let url = browser.client.current_url().await.unwrap();
     assert_eq!(url.fragment(), Some(format!("c={id}").as_str()));
     browser

@@ -215,3 +215,105 @@ where
         );
     }
 }
+
+/// A [`crate::TwilioClient`] that waits before every page: a run slow
+/// enough for another process to take its sync lock over mid-way.
+struct SlowPages {
+    inner: MockTwilio,
+    delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl crate::TwilioClient for SlowPages {
+    async fn list_calls_page(
+        &self,
+        filter: &crate::twilio::CallFilter,
+        page: Option<&crate::twilio::PageToken>,
+    ) -> Result<crate::twilio::CallPage, crate::TwilioError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.list_calls_page(filter, page).await
+    }
+
+    async fn fetch_call(&self, sid: &crate::CallSid) -> Result<Call, crate::TwilioError> {
+        self.inner.fetch_call(sid).await
+    }
+
+    async fn list_incoming_numbers(
+        &self,
+    ) -> Result<Vec<crate::twilio::IncomingNumber>, crate::TwilioError> {
+        self.inner.list_incoming_numbers().await
+    }
+
+    async fn list_recordings(
+        &self,
+        call_sid: &crate::CallSid,
+    ) -> Result<Vec<crate::twilio::Recording>, crate::TwilioError> {
+        self.inner.list_recordings(call_sid).await
+    }
+}
+
+/// A sync loses its lock mid-run (`steal` makes that happen the store's
+/// way: a lease left to run out, a session ended) and another process
+/// takes it over: the first run stops with [`crate::StoreError::LockLost`]
+/// at its next page, having written nothing of that page; the second
+/// completes; the store ends exactly as after one clean ingest.
+///
+/// `pair().0` must take the lock with a short lease (SQLite) so that
+/// `steal` can let it run out.
+pub async fn lost_sync_lock_stops_the_run<F, Fut, S, SFut>(pair: F, steal: S)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = StorePair>,
+    S: Fn(StorePair) -> SFut,
+    SFut: Future<Output = ()>,
+{
+    let mut runner = TestRunner::deterministic();
+    let mut calls = Vec::new();
+    while calls.len() < 12 {
+        calls = round_calls(&mut runner);
+    }
+    let (clean, _) = pair().await;
+    let expected = reference(clean, calls.clone()).await;
+
+    let (a, b) = pair().await;
+    let mock = MockTwilio::new().with_page_size(2);
+    mock.set_calls(calls.clone());
+    let slow = SlowPages {
+        inner: mock,
+        delay: std::time::Duration::from_millis(600),
+    };
+    let first = SyncEngine::new(Arc::new(slow), a.clone(), rules()).with_concurrency(1);
+    let since = crate::sync::SyncMode::Since(super::at(-60 * 24 * 100));
+    let first_run = tokio::spawn(async move { first.run(since, None).await });
+    // Let the first run apply a page or two, then take its lock away.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    steal((a.clone(), b.clone())).await;
+    let second_twilio = MockTwilio::new().with_page_size(5);
+    second_twilio.set_calls(calls.clone());
+    let second = SyncEngine::new(Arc::new(second_twilio), b.clone(), rules());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let report = loop {
+        match second.run(since, None).await {
+            Ok(report) => break report,
+            Err(crate::SyncError::Busy) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the second run failed: {e}"),
+        }
+    };
+    assert!(report.fetched > 0, "{report:?}");
+    let stopped = first_run.await.expect("the first run's task");
+    match stopped {
+        Err(e) => assert!(
+            e.is_lock_lost(),
+            "the first run stops on the lost lock: {e}"
+        ),
+        Ok(report) => panic!("the first run went on without its lock: {report:?}"),
+    }
+    assert_invariants(a.as_ref()).await;
+    let actual = snapshot(b.as_ref()).await.expect("snapshot");
+    assert_eq!(
+        actual, expected,
+        "a run that lost its lock left something inconsistent"
+    );
+}

@@ -13,6 +13,8 @@ import { callCard, conversationRow, el, names, refreshTimes, skeletonCards, skel
 const PAGE = 50;
 const THREAD_PAGE = 50;
 const MAX_LIMIT = 200;
+/** The largest page of a conversation's calls the API serves. */
+const MAX_MESSAGES = 500;
 const SEARCH_DELAY_MS = 250;
 const HEALTH_EVERY_MS = 30000;
 const PROGRESS_REFRESH_MS = 3000;
@@ -48,7 +50,7 @@ const state = {
   filters: { q: "", status: "", direction: "", since: "", until: "" },
   selected: null,
   list: { items: [], total: 0, loading: false, generation: 0, abort: null, error: null },
-  thread: { id: null, conversation: null, messages: [], total: 0, abort: null, generation: 0 },
+  thread: { id: null, conversation: null, messages: [], total: 0, nextCursor: null, abort: null, generation: 0 },
   sync: { running: false, lastSuccessAt: null, lastError: null },
   connection: "connecting",
   refreshing: false,
@@ -310,7 +312,7 @@ function renderThread({ flash = new Set() } = {}) {
     if (card) card.classList.add("flash");
   }
   const more =
-    t.messages.length < t.total
+    t.nextCursor
       ? el("div", { class: "more-calls" }, el("button", { type: "button", class: "button", id: "older-calls", text: `Show older calls (${fmt.count(t.total - t.messages.length)})` }))
       : null;
   if (more) more.querySelector("button").addEventListener("click", loadOlderCalls);
@@ -334,7 +336,7 @@ function showThreadPlaceholder(title, text) {
 async function fetchThread(id, limit, signal) {
   const [conversation, page] = await Promise.all([
     request(`api/conversations/${id}`, { signal }),
-    request(`api/conversations/${id}/messages`, { params: { limit, offset: 0 }, signal }),
+    request(`api/conversations/${id}/messages`, { params: { limit }, signal }),
   ]);
   return { conversation, page };
 }
@@ -363,6 +365,7 @@ async function openThread(id) {
     t.conversation = conversation;
     t.messages = page.messages;
     t.total = page.total;
+    t.nextCursor = page.next_cursor;
     renderThread();
     ui.thread.scrollTop = 0;
   } catch (error) {
@@ -380,12 +383,13 @@ async function loadOlderCalls() {
   const generation = t.generation;
   try {
     const page = await request(`api/conversations/${t.id}/messages`, {
-      params: { limit: THREAD_PAGE, offset: t.messages.length },
+      params: { limit: THREAD_PAGE, cursor: t.nextCursor },
     });
     if (generation !== t.generation) return;
     const known = new Set(t.messages.map((m) => m.external_id));
     t.messages = t.messages.concat(page.messages.filter((m) => !known.has(m.external_id)));
     t.total = page.total;
+    t.nextCursor = page.next_cursor;
     const scroll = ui.thread.scrollTop;
     renderThread();
     ui.thread.scrollTop = scroll;
@@ -404,7 +408,7 @@ async function refreshThread() {
   if (!t.id || !t.conversation) return;
   const generation = t.generation;
   try {
-    const limit = Math.min(MAX_LIMIT, Math.max(THREAD_PAGE, t.messages.length));
+    const limit = Math.min(MAX_MESSAGES, Math.max(THREAD_PAGE, t.messages.length));
     const { conversation, page } = await fetchThread(t.id, limit);
     if (generation !== t.generation) return;
     const before = new Map(t.messages.map((m) => [m.external_id, signature(m)]));
@@ -412,6 +416,7 @@ async function refreshThread() {
     t.conversation = conversation;
     t.messages = page.messages;
     t.total = page.total;
+    t.nextCursor = page.next_cursor;
     const scroll = ui.thread.scrollTop;
     renderThread({ flash });
     ui.thread.scrollTop = scroll;
