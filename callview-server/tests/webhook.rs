@@ -242,6 +242,12 @@ async fn a_callback_updates_the_stored_call_and_its_counters(backend: Backend) {
     .unwrap()
     .unwrap();
     assert_eq!(event.kind(), "changed", "{event:?}");
+    // Exactly once: no second `changed` follows for the same callback.
+    let again = tokio::time::timeout(std::time::Duration::from_millis(500), events.next()).await;
+    assert!(
+        again.is_err(),
+        "one callback publishes one event, got another: {again:?}"
+    );
 
     // The viewer shows it at once.
     let (status, messages) = server
