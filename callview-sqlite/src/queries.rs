@@ -703,20 +703,20 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
     // 1. Contacts and conversations.
     let mut created: HashMap<&str, i64> = HashMap::with_capacity(plan.new_conversations.len());
     for new in &plan.new_conversations {
-        let id = create_conversation(&tx, new, &now)?;
+        let id = create_conversation(tx, new, &now)?;
         created.insert(new.key.as_str(), id);
     }
 
     // 2. Calls.
     for write in &plan.calls {
-        let conversation_id = resolve(&tx, &created, &write.conversation)?;
-        upsert_call(&tx, write, conversation_id, &now)?;
+        let conversation_id = resolve(tx, &created, &write.conversation)?;
+        upsert_call(tx, write, conversation_id, &now)?;
     }
 
     // 3. Counters, and the newest root's display status (read from its
     //    row, written in step 2 when it changed) for the status filter.
     for update in &plan.counters {
-        let id = resolve(&tx, &created, &update.conversation)?;
+        let id = resolve(tx, &created, &update.conversation)?;
         let c = &update.counters;
         let what = || format!("updating the counters of conversation {id}");
         let changed = tx
