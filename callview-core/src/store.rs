@@ -759,12 +759,13 @@ pub struct UnfinishedQuery {
 }
 
 impl UnfinishedQuery {
-    /// Up to `limit` of every followed unfinished call, whenever it is due.
+    /// Up to `limit` of every followed unfinished call, whenever it is due
+    /// (up to the end of year 9999, the last instant both stores keep).
     pub fn any(limit: u32) -> Self {
         Self {
             limit,
             started_before: None,
-            due_at: DateTime::<Utc>::MAX_UTC,
+            due_at: DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default(),
         }
     }
 }

@@ -1,6 +1,5 @@
 //! The HTTP API: routes, handlers and the middleware around them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,11 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use callview_core::sync::Preset;
-use callview_core::twilio::Secret;
-use callview_core::{ConversationId, Normalizer, Store, StoreError, SyncMode};
+use callview_core::{ConversationId, StoreError, SyncMode};
 use serde_json::{json, Value};
-use sha1::{Digest, Sha1};
-use subtle::ConstantTimeEq;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -24,9 +20,9 @@ use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::error::ApiError;
-use crate::events::EventHub;
 use crate::params::{self, QueryParams, DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT};
-use crate::sync_runner::{SyncRunner, SyncTrigger};
+use crate::state::AppState;
+use crate::trigger::SyncTrigger;
 use crate::views;
 
 /// How long one request may take before it is answered 503 `timeout`.
@@ -52,153 +48,6 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// accepts the API token as `?token=` (an `EventSource` cannot send
 /// headers); query strings are never logged.
 pub const EVENTS_PATH: &str = "/api/events";
-
-/// What the handlers share: the store, the sync runner (optional) and the
-/// API's options. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<StateInner>,
-}
-
-struct StateInner {
-    store: Arc<dyn Store>,
-    sync: Option<Arc<SyncRunner>>,
-    normalizer: Normalizer,
-    token: Option<TokenCheck>,
-    webhook: Option<Arc<crate::webhook::WebhookConfig>>,
-    events: EventHub,
-}
-
-/// The API token, kept as a digest so comparisons take the same time
-/// whatever the token's length or the guess.
-#[derive(Clone)]
-struct TokenCheck {
-    digest: [u8; 20],
-    _token: Secret,
-}
-
-impl TokenCheck {
-    fn new(token: &str) -> Self {
-        Self {
-            digest: digest(token.as_bytes()),
-            _token: Secret::new(token),
-        }
-    }
-
-    fn matches(&self, given: &[u8]) -> bool {
-        bool::from(self.digest.ct_eq(&digest(given)))
-    }
-}
-
-fn digest(bytes: &[u8]) -> [u8; 20] {
-    let mut hasher = Sha1::new();
-    hasher.update(b"callview-api-token:");
-    hasher.update(bytes);
-    hasher.finalize().into()
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("sync", &self.inner.sync)
-            .field("normalizer", &self.inner.normalizer)
-            .field(
-                "api_token",
-                &self.inner.token.as_ref().map(|_| "[redacted]"),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// State over a store, without sync (the sync endpoints answer 503
-    /// `sync_unavailable`) and without an API token.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            inner: Arc::new(StateInner {
-                store,
-                sync: None,
-                normalizer: Normalizer::default(),
-                token: None,
-                webhook: None,
-                events: EventHub::new(),
-            }),
-        }
-    }
-
-    fn edit(self, f: impl FnOnce(&mut StateInner)) -> Self {
-        let mut inner = match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner,
-            Err(shared) => StateInner {
-                store: Arc::clone(&shared.store),
-                sync: shared.sync.clone(),
-                normalizer: shared.normalizer,
-                token: shared.token.clone(),
-                webhook: shared.webhook.clone(),
-                events: shared.events.clone(),
-            },
-        };
-        f(&mut inner);
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// Adds the sync runner behind `POST /api/sync/*`, the scheduler and
-    /// `/healthz`'s `last_sync`. `GET /api/events` then streams the
-    /// runner's events ([`SyncRunner::events`]).
-    pub fn with_sync(self, runner: Arc<SyncRunner>) -> Self {
-        self.edit(|s| {
-            s.events = runner.events().clone();
-            s.sync = Some(runner);
-        })
-    }
-
-    /// Where live updates are published: what `GET /api/events` streams.
-    /// Publish [`ServerEvent::changed`](crate::events::ServerEvent::changed)
-    /// here after changing stored calls outside a sync, so open viewers
-    /// refresh.
-    pub fn events(&self) -> &EventHub {
-        &self.inner.events
-    }
-
-    /// Requires `Authorization: Bearer <token>` on every `/api` route
-    /// (`None` or an empty token: no check).
-    pub fn with_api_token(self, token: Option<&str>) -> Self {
-        let token = token.filter(|t| !t.is_empty()).map(TokenCheck::new);
-        self.edit(|s| s.token = token)
-    }
-
-    /// Sets the normalizer used for display forms.
-    pub fn with_normalizer(self, normalizer: Normalizer) -> Self {
-        self.edit(|s| s.normalizer = normalizer)
-    }
-
-    /// Accepts Twilio status callbacks on `POST /webhooks/twilio/call-status` (see [`crate::webhook`]).
-    pub fn with_webhook(self, config: crate::webhook::WebhookConfig) -> Self {
-        self.edit(|s| s.webhook = Some(Arc::new(config)))
-    }
-
-    /// The status-callback webhook's configuration, when there is one.
-    pub fn webhook(&self) -> Option<&crate::webhook::WebhookConfig> {
-        self.inner.webhook.as_deref()
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
-    /// The sync runner, when there is one.
-    pub fn sync_runner(&self) -> Option<&Arc<SyncRunner>> {
-        self.inner.sync.as_ref()
-    }
-
-    /// Whether an API token is required.
-    pub fn has_api_token(&self) -> bool {
-        self.inner.token.is_some()
-    }
-}
 
 /// The API as an axum [`Router`], with its middleware: bearer-token check
 /// on `/api` (when a token is set), JSON errors for every failure, gzip,
@@ -259,7 +108,7 @@ fn is_api_path(path: &str) -> bool {
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(check) = &state.inner.token {
+    if let Some(check) = state.token_check() {
         if is_api_path(req.uri().path()) {
             let header_token = req
                 .headers()
@@ -401,7 +250,7 @@ async fn list_conversations(
     RawQuery(query): RawQuery,
 ) -> Result<Json<views::ConversationListJson>, ApiError> {
     let params = QueryParams::parse(query.as_deref())?;
-    let normalizer = state.inner.normalizer;
+    let normalizer = *state.normalizer();
     let query = params.conversation_query(DEFAULT_LIMIT, &normalizer)?;
     let page = state.store().list_conversations(&query).await?;
     let conversations: Vec<_> = page
@@ -426,7 +275,7 @@ async fn get_conversation(
         .conversation(id)
         .await
         .map_err(missing_conversation(id))?;
-    Ok(Json(views::conversation(&view, &state.inner.normalizer)))
+    Ok(Json(views::conversation(&view, state.normalizer())))
 }
 
 async fn list_messages(
@@ -442,7 +291,7 @@ async fn list_messages(
         .conversation(id)
         .await
         .map_err(missing_conversation(id))?;
-    let contact = views::contact(&view.contact, &state.inner.normalizer);
+    let contact = views::contact(&view.contact, state.normalizer());
     let page = state
         .store()
         .messages(id, &query)
@@ -557,16 +406,9 @@ async fn openapi() -> Json<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    #[test]
-    fn token_check() {
-        let check = TokenCheck::new("s3cret");
-        assert!(check.matches(b"s3cret"));
-        assert!(!check.matches(b"s3cret "));
-        assert!(!check.matches(b""));
-        assert!(!check.matches(b"other"));
-    }
+    use super::*;
 
     #[tokio::test]
     async fn a_slow_request_times_out_with_a_json_503() {

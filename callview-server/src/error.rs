@@ -6,8 +6,6 @@ use axum::Json;
 use callview_core::StoreError;
 use serde_json::json;
 
-use crate::sync_runner::SyncRunError;
-
 /// An error answered as JSON with an HTTP status.
 ///
 /// Every error the API returns has this shape; `code` is a stable,
@@ -105,41 +103,6 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(what) => Self::bad_request("invalid_request", what),
             StoreError::LockLost(what) => Self::new(StatusCode::CONFLICT, "sync_lock_lost", what),
             backend @ StoreError::Backend { .. } => Self::internal(&ErrorChain(&backend)),
-        }
-    }
-}
-
-impl From<SyncRunError> for ApiError {
-    fn from(e: SyncRunError) -> Self {
-        match e {
-            SyncRunError::InProgress => Self::new(
-                StatusCode::CONFLICT,
-                "sync_in_progress",
-                "a sync is already running; try again when it has finished",
-            ),
-            SyncRunError::ShuttingDown => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the server is shutting down and starts no new sync",
-            ),
-            SyncRunError::Twilio(message) => Self::new(
-                StatusCode::BAD_GATEWAY,
-                "sync_failed",
-                format!("the sync failed: {message}"),
-            ),
-            SyncRunError::Store(message) => {
-                tracing::error!(error = %message, "sync failed in the store");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "sync_failed",
-                    "the sync failed writing to the database; the details are in the server log",
-                )
-            }
-            SyncRunError::Panicked => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "sync_failed",
-                "the sync stopped unexpectedly; the details are in the server log",
-            ),
         }
     }
 }

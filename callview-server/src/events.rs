@@ -29,7 +29,7 @@ use futures::Stream;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use crate::sync_runner::SyncTrigger;
+use crate::trigger::SyncTrigger;
 
 /// How often an idle stream gets a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -54,13 +54,17 @@ pub mod events;
 pub mod openapi;
 pub mod params;
 pub mod server;
+pub mod signature;
+pub mod state;
 pub mod sync_runner;
+pub mod trigger;
 pub mod viewer;
 pub mod views;
 pub mod webhook;
 
-pub use api::{router, AppState, EVENTS_PATH, ROUTES};
+pub use api::{router, EVENTS_PATH, ROUTES};
 pub use error::ApiError;
 pub use events::{EventHub, ServerEvent};
 pub use server::{check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig};
+pub use state::AppState;
 pub use sync_runner::{SyncOutcome, SyncRunError, SyncRunner, SyncTrigger};

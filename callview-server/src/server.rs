@@ -7,7 +7,8 @@ use std::time::Duration;
 use callview_core::SyncMode;
 use tokio::net::TcpListener;
 
-use crate::api::{router, AppState};
+use crate::api::router;
+use crate::state::AppState;
 use crate::sync_runner::run_schedule;
 
 /// How [`serve`] runs.

@@ -20,24 +20,10 @@ use callview_core::{SyncEngine, SyncMode, SyncReport};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::error::ErrorChain;
+use crate::error::{ApiError, ErrorChain};
 use crate::events::{self, EventHub, ServerEvent};
-
-/// What started a sync.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncTrigger {
-    /// The sync run when the server starts.
-    Initial,
-    /// The periodic incremental sync.
-    Scheduled,
-    /// `POST /api/sync/today`.
-    Manual,
-    /// `POST /api/sync/recent`.
-    Recent,
-    /// Anything else (an embedding application, a test).
-    Other,
-}
+pub use crate::trigger::SyncTrigger;
+use axum::http::StatusCode;
 
 /// The outcome of the last finished sync, as `/healthz` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -82,6 +68,41 @@ pub enum SyncRunError {
     /// The sync task panicked.
     #[error("the sync task panicked")]
     Panicked,
+}
+
+impl From<SyncRunError> for ApiError {
+    fn from(e: SyncRunError) -> Self {
+        match e {
+            SyncRunError::InProgress => Self::new(
+                StatusCode::CONFLICT,
+                "sync_in_progress",
+                "a sync is already running; try again when it has finished",
+            ),
+            SyncRunError::ShuttingDown => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down and starts no new sync",
+            ),
+            SyncRunError::Twilio(message) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "sync_failed",
+                format!("the sync failed: {message}"),
+            ),
+            SyncRunError::Store(message) => {
+                tracing::error!(error = %message, "sync failed in the store");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "sync_failed",
+                    "the sync failed writing to the database; the details are in the server log",
+                )
+            }
+            SyncRunError::Panicked => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "sync_failed",
+                "the sync stopped unexpectedly; the details are in the server log",
+            ),
+        }
+    }
 }
 
 impl SyncRunError {

@@ -69,6 +69,11 @@ async fn bad_paging_parameters_name_the_parameter(backend: Backend) {
             if base == "/api/calls/active" && param == "offset" {
                 continue;
             }
+            // A conversation's messages come up to 500 a page.
+            let query = match (base.ends_with("/messages"), query) {
+                (true, "limit=201") => "limit=501",
+                _ => query,
+            };
             let path = format!("{base}?{query}");
             let (status, body) = server.get(&path).await;
             assert_eq!(status, 400, "{path}: {body}");

@@ -165,7 +165,7 @@ mod tests {
     fn migrating_twice_applies_once() {
         let mut conn = Connection::open_in_memory().unwrap();
         configure_writer(&conn, true).unwrap();
-        assert_eq!(migrate(&mut conn, "test").unwrap(), vec![1, 2, 3]);
+        assert_eq!(migrate(&mut conn, "test").unwrap(), vec![1, 2, 3, 4]);
         assert!(migrate(&mut conn, "test").unwrap().is_empty());
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))

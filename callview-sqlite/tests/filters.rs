@@ -291,6 +291,10 @@ async fn the_migration_fills_in_the_status_of_conversations_stored_before() {
              DROP TRIGGER conversation_count_insert;
              DROP TRIGGER conversation_count_delete;
              DROP TABLE conversation_count;
+             DROP INDEX idx_messages_refresh;
+             ALTER TABLE messages DROP COLUMN refresh_attempts;
+             ALTER TABLE messages DROP COLUMN refresh_due_at;
+             ALTER TABLE messages DROP COLUMN unfollowed_at;
              DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();

@@ -243,7 +243,11 @@ async fn the_unfiltered_total_follows_inserts_and_deletes() {
             "DROP TRIGGER conversation_count_insert;
              DROP TRIGGER conversation_count_delete;
              DROP TABLE conversation_count;
-             DELETE FROM schema_migrations WHERE version = 3;
+             DROP INDEX idx_messages_refresh;
+             ALTER TABLE messages DROP COLUMN refresh_attempts;
+             ALTER TABLE messages DROP COLUMN refresh_due_at;
+             ALTER TABLE messages DROP COLUMN unfollowed_at;
+             DELETE FROM schema_migrations WHERE version >= 3;
              DELETE FROM conversations WHERE id % 5 = 0;",
         )
         .unwrap();

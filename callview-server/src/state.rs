@@ -1,0 +1,184 @@
+//! [`AppState`]: what the API's handlers share (the store, the sync runner,
+//! live events, the webhook's configuration and the API token).
+
+use std::sync::Arc;
+
+use callview_core::twilio::Secret;
+use callview_core::{Normalizer, Store};
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+
+use crate::events::EventHub;
+use crate::signature::WebhookConfig;
+use crate::sync_runner::SyncRunner;
+
+/// What the handlers share: the store, the sync runner (optional) and the
+/// API's options. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    store: Arc<dyn Store>,
+    sync: Option<Arc<SyncRunner>>,
+    normalizer: Normalizer,
+    token: Option<TokenCheck>,
+    webhook: Option<Arc<WebhookConfig>>,
+    events: EventHub,
+}
+
+/// The API token, kept as a digest so comparisons take the same time
+/// whatever the token's length or the guess.
+#[derive(Clone)]
+pub(crate) struct TokenCheck {
+    digest: [u8; 20],
+    _token: Secret,
+}
+
+impl TokenCheck {
+    fn new(token: &str) -> Self {
+        Self {
+            digest: digest(token.as_bytes()),
+            _token: Secret::new(token),
+        }
+    }
+
+    pub(crate) fn matches(&self, given: &[u8]) -> bool {
+        bool::from(self.digest.ct_eq(&digest(given)))
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 20] {
+    let mut hasher = Sha1::new();
+    hasher.update(b"callview-api-token:");
+    hasher.update(bytes);
+    hasher.finalize().into()
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("sync", &self.inner.sync)
+            .field("normalizer", &self.inner.normalizer)
+            .field(
+                "api_token",
+                &self.inner.token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over a store, without sync (the sync endpoints answer 503
+    /// `sync_unavailable`) and without an API token.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            inner: Arc::new(StateInner {
+                store,
+                sync: None,
+                normalizer: Normalizer::default(),
+                token: None,
+                webhook: None,
+                events: EventHub::new(),
+            }),
+        }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut StateInner)) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => StateInner {
+                store: Arc::clone(&shared.store),
+                sync: shared.sync.clone(),
+                normalizer: shared.normalizer,
+                token: shared.token.clone(),
+                webhook: shared.webhook.clone(),
+                events: shared.events.clone(),
+            },
+        };
+        f(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Adds the sync runner behind `POST /api/sync/*`, the scheduler and
+    /// `/healthz`'s `last_sync`. `GET /api/events` then streams the
+    /// runner's events ([`SyncRunner::events`]).
+    pub fn with_sync(self, runner: Arc<SyncRunner>) -> Self {
+        self.edit(|s| {
+            s.events = runner.events().clone();
+            s.sync = Some(runner);
+        })
+    }
+
+    /// Where live updates are published: what `GET /api/events` streams.
+    /// Publish [`ServerEvent::changed`](crate::events::ServerEvent::changed)
+    /// here after changing stored calls outside a sync, so open viewers
+    /// refresh.
+    pub fn events(&self) -> &EventHub {
+        &self.inner.events
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every `/api` route
+    /// (`None` or an empty token: no check).
+    pub fn with_api_token(self, token: Option<&str>) -> Self {
+        let token = token.filter(|t| !t.is_empty()).map(TokenCheck::new);
+        self.edit(|s| s.token = token)
+    }
+
+    /// Sets the normalizer used for display forms.
+    pub fn with_normalizer(self, normalizer: Normalizer) -> Self {
+        self.edit(|s| s.normalizer = normalizer)
+    }
+
+    /// Accepts Twilio status callbacks on `POST /webhooks/twilio/call-status` (see [`crate::webhook`]).
+    pub fn with_webhook(self, config: WebhookConfig) -> Self {
+        self.edit(|s| s.webhook = Some(Arc::new(config)))
+    }
+
+    /// The status-callback webhook's configuration, when there is one.
+    pub fn webhook(&self) -> Option<&WebhookConfig> {
+        self.inner.webhook.as_deref()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The sync runner, when there is one.
+    pub fn sync_runner(&self) -> Option<&Arc<SyncRunner>> {
+        self.inner.sync.as_ref()
+    }
+
+    /// Whether an API token is required.
+    pub fn has_api_token(&self) -> bool {
+        self.inner.token.is_some()
+    }
+
+    /// The API token's check, when one is required.
+    pub(crate) fn token_check(&self) -> Option<&TokenCheck> {
+        self.inner.token.as_ref()
+    }
+
+    /// The normalizer used for display forms.
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.inner.normalizer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_check() {
+        let check = TokenCheck::new("s3cret");
+        assert!(check.matches(b"s3cret"));
+        assert!(!check.matches(b"s3cret "));
+        assert!(!check.matches(b""));
+        assert!(!check.matches(b"other"));
+    }
+}
