@@ -497,8 +497,9 @@ async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
         .api("/api/conversations?limit=5&q=617-500-6199")
         .await;
     let busy_id = busy_list["conversations"][0]["id"]
-        .as_i64()
-        .expect("the busy customer");
+        .as_str()
+        .expect("the busy customer")
+        .to_owned();
     browser.js(&format!("location.hash = 'c={busy_id}';")).await;
     let busy_cards = format!("#thread-content[data-conversation-id=\"{busy_id}\"] .call");
     let count = format!(
@@ -540,6 +541,14 @@ async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
         .map(|n| format!("CA{:032x}", 0xb05_0000 + n))
         .collect();
     assert_eq!(shown, json!(expected_sids), "newest first, each call once");
+    // Back to the thread the steps below look at.
+    browser.js(&format!("location.hash = 'c={id}';")).await;
+    browser
+        .wait_for(
+            "the selected thread again",
+            &format!("document.querySelector({})", json!(card)),
+        )
+        .await;
     let url = browser.client.current_url().await.unwrap();
     assert_eq!(url.fragment(), Some(format!("c={id}").as_str()));
     browser
