@@ -7,16 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::model::{
     ConversationId, ConversationLookup, FoundConversations, Plan, StoredCall,
 };
 use callview_core::store::{
-    ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage, MessageQuery,
-    RefreshUpdate, StoreCounts, StoreError, UnfinishedQuery,
+    ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage,
+    MessageQuery, RefreshUpdate, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
 use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
-use callview_core::{Call, Store, TwilioClient, TwilioError};
+use callview_core::{Call, Interaction, Store, TwilioClient, TwilioError};
 use serde::Serialize;
 
 /// Calls and total time of one method.
@@ -140,6 +141,28 @@ impl IngestTx for TimedIngest {
         .await
     }
 
+    async fn edit_contact(
+        &mut self,
+        id: i64,
+        edit: &ContactEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<ContactRecord, StoreError> {
+        self.inner
+            .edit_contact(id, edit, expected_version, meta)
+            .await
+    }
+
+    async fn edit_call(
+        &mut self,
+        id: i64,
+        edit: &CallEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<Annotations, StoreError> {
+        self.inner.edit_call(id, edit, expected_version, meta).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         let timings = self.timings;
         timed(&timings, "store.commit", self.inner.commit()).await
@@ -228,6 +251,18 @@ impl Store for TimedStore {
             self.inner.conversation_calls(id),
         )
         .await
+    }
+
+    async fn contact(&self, id: i64) -> Result<ContactRecord, StoreError> {
+        timed(&self.timings, "store.contact", self.inner.contact(id)).await
+    }
+
+    async fn message(&self, id: i64) -> Result<(ConversationId, Interaction), StoreError> {
+        timed(&self.timings, "store.message", self.inner.message(id)).await
+    }
+
+    async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
+        timed(&self.timings, "store.tags", self.inner.tags()).await
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {

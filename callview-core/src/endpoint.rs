@@ -392,6 +392,7 @@ impl ActualDirection {
     /// implies ([`ActualDirection::from_twilio`]).
     pub fn from_stored(stored: Option<&str>, twilio: &CallDirection) -> Self {
         stored
+            .map(str::trim)
             .and_then(Self::parse)
             .unwrap_or_else(|| Self::from_twilio(twilio))
     }

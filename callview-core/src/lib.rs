@@ -19,6 +19,7 @@
 //! with its own HTTP stack implements [`TwilioClient`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod annotations;
 pub mod call;
 pub mod callback;
 pub mod endpoint;

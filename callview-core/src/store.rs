@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::annotations::{Annotations, CallEdit, ContactEdit, ContactFields, EditMeta};
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
 use crate::model::{
@@ -29,6 +30,11 @@ pub enum StoreError {
     /// The request itself is invalid (a bad cursor, a filter out of range).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The edit was made against a version that is no longer the current
+    /// one (`If-Match`): someone else changed the resource meanwhile, and
+    /// nothing was written.
+    #[error("changed elsewhere: {0}")]
+    Stale(String),
     /// This store no longer holds the sync lock it took: another process
     /// took it over (after its lease ran out, or its session ended). The
     /// transaction that noticed wrote nothing.
@@ -77,10 +83,25 @@ pub struct ContactRecord {
     pub display_name: Option<String>,
     /// `contacts.metadata`.
     pub metadata: serde_json::Value,
+    /// `contacts.company_name`, as people wrote it.
+    pub company_name: Option<String>,
+    /// Notes and tags people wrote, and who last edited the contact.
+    pub annotations: Annotations,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl ContactRecord {
+    /// The editable fields.
+    pub fn fields(&self) -> ContactFields {
+        ContactFields {
+            name: self.display_name.clone(),
+            company_name: self.company_name.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
 }
 
 /// A conversation row.
@@ -157,6 +178,9 @@ pub struct ConversationQuery {
     /// Start just after this position of the list (keyset pagination)
     /// rather than `offset` rows into it; `offset` must then be 0.
     pub after: Option<ConversationCursor>,
+    /// Only conversations whose contact, or one of whose calls, carries
+    /// this tag (compared case-insensitively).
+    pub tag: Option<String>,
 }
 
 impl ConversationQuery {
@@ -171,6 +195,7 @@ impl ConversationQuery {
             since: None,
             until: None,
             after: None,
+            tag: None,
         }
     }
 
@@ -242,9 +267,16 @@ impl ConversationQuery {
         self
     }
 
+    /// Keeps only conversations whose contact or calls carry `tag`.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
     /// Whether any filter is set (a cursor is not a filter).
     pub fn has_filters(&self) -> bool {
-        self.search.is_some()
+        self.tag.is_some()
+            || self.search.is_some()
             || self.direction.is_some()
             || self.status.is_some()
             || self.since.is_some()
@@ -279,9 +311,10 @@ impl Default for ConversationQuery {
 ///
 /// A conversation matches when its contact's canonical key
 /// (`contacts.phone_number`, E.164 for phones) contains one of
-/// [`Search::digits`], or when its display name, display form or key
-/// contains [`Search::text`] (case-insensitive; SQLite folds ASCII letters
-/// only).
+/// [`Search::digits`], or when [`Search::text`] is part of its contact's
+/// name, display form, key, company name, notes or one of its tags, or of
+/// the notes or a tag of one of its calls (case-insensitive; SQLite folds
+/// ASCII letters only).
 ///
 /// ```
 /// use callview_core::store::Search;
@@ -514,63 +547,81 @@ impl ConversationCursor {
         }
     }
 
-    /// The decoded text: `v1:<unix microseconds, empty for none>:<id>`.
-    fn plain(&self) -> String {
-        let at = self
-            .last_message_at
-            .map(|t| t.timestamp_micros().to_string())
-            .unwrap_or_default();
-        format!("{}:{at}:{}", Self::VERSION, self.id.0)
-    }
-
     /// Reads the text form; anything but a text this type wrote is a
     /// [`CursorError`] saying why.
     pub fn parse(text: &str) -> Result<Self, CursorError> {
-        let fail = |reason: &str| CursorError {
-            reason: reason.to_owned(),
-        };
-        if text.is_empty() {
-            return Err(fail("it is empty"));
+        let (last_message_at, id) = decode_cursor(text, Self::MAX_LEN, Self::VERSION)?;
+        if id.contains(':') {
+            return Err(CursorError::new("it does not have the cursor's form"));
         }
-        if text.len() > Self::MAX_LEN {
-            return Err(fail("it is too long"));
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| fail("it is not base64url"))?;
-        let plain = String::from_utf8(bytes).map_err(|_| fail("it is not text"))?;
-        let mut parts = plain.split(':');
-        let (Some(version), Some(at), Some(id), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(fail("it does not have the cursor's form"));
-        };
-        if version != Self::VERSION {
-            return Err(fail("its version is not supported"));
-        }
-        let last_message_at = if at.is_empty() {
-            None
-        } else {
-            let micros: i64 = at.parse().map_err(|_| fail("its time is not a number"))?;
-            Some(
-                DateTime::from_timestamp_micros(micros)
-                    .ok_or_else(|| fail("its time is out of range"))?,
-            )
-        };
-        let id = ConversationId(id.parse().map_err(|_| fail("its id is not a number"))?);
+        let id = ConversationId(
+            id.parse()
+                .map_err(|_| CursorError::new("its id is not a number"))?,
+        );
         let cursor = Self::new(last_message_at, id);
         // Only the canonical text (no `+1`, leading zeros, stray bits).
         if cursor.to_string() != text {
-            return Err(fail("it is not in canonical form"));
+            return Err(CursorError::new("it is not in canonical form"));
         }
         Ok(cursor)
     }
 }
 
+/// A cursor's text: base64url (no padding) of
+/// `<version>:<unix microseconds, empty for none>:<rest>`.
+fn encode_cursor(version: &str, at: Option<DateTime<Utc>>, rest: &str) -> String {
+    let at = at
+        .map(|t| t.timestamp_micros().to_string())
+        .unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(format!("{version}:{at}:{rest}"))
+}
+
+/// The time and the rest of a cursor's text ([`encode_cursor`]), or why it
+/// is not one.
+fn decode_cursor(
+    text: &str,
+    max_len: usize,
+    version: &str,
+) -> Result<(Option<DateTime<Utc>>, String), CursorError> {
+    if text.is_empty() {
+        return Err(CursorError::new("it is empty"));
+    }
+    if text.len() > max_len {
+        return Err(CursorError::new("it is too long"));
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| CursorError::new("it is not base64url"))?;
+    let plain = String::from_utf8(bytes).map_err(|_| CursorError::new("it is not text"))?;
+    let mut parts = plain.splitn(3, ':');
+    let (Some(found), Some(at), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(CursorError::new("it does not have the cursor's form"));
+    };
+    if found != version {
+        return Err(CursorError::new("its version is not supported"));
+    }
+    let at = if at.is_empty() {
+        None
+    } else {
+        let micros: i64 = at
+            .parse()
+            .map_err(|_| CursorError::new("its time is not a number"))?;
+        Some(
+            DateTime::from_timestamp_micros(micros)
+                .ok_or_else(|| CursorError::new("its time is out of range"))?,
+        )
+    };
+    Ok((at, rest.to_owned()))
+}
+
 impl std::fmt::Display for ConversationCursor {
     /// The opaque, URL-safe text form.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.plain()))
+        f.write_str(&encode_cursor(
+            Self::VERSION,
+            self.last_message_at,
+            &self.id.0.to_string(),
+        ))
     }
 }
 
@@ -585,12 +636,18 @@ impl std::str::FromStr for ConversationCursor {
 /// A text that is not a [`ConversationCursor`]; says why, never echoes the
 /// text. Converts into [`StoreError::Invalid`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a valid conversations cursor: {reason}")]
+#[error("not a valid cursor: {reason}")]
 pub struct CursorError {
     reason: String,
 }
 
 impl CursorError {
+    fn new(reason: &str) -> Self {
+        Self {
+            reason: reason.to_owned(),
+        }
+    }
+
     /// Why the text was refused.
     pub fn reason(&self) -> &str {
         &self.reason
@@ -680,6 +737,18 @@ pub trait Store: Send + Sync {
         query: &MessageQuery,
     ) -> Result<MessagePage, StoreError>;
 
+    /// One contact; `NotFound` when it does not exist.
+    async fn contact(&self, id: i64) -> Result<ContactRecord, StoreError>;
+
+    /// The interaction whose root call's row id is `id` (a message of the
+    /// API), with its conversation's id; `NotFound` when no root call has it.
+    async fn message(&self, id: i64) -> Result<(ConversationId, Interaction), StoreError>;
+
+    /// Every tag in use on contacts and calls, with how many carry it:
+    /// tags that differ only in case count as one (shown as the most
+    /// common spelling, ties to the first in order), most used first.
+    async fn tags(&self) -> Result<Vec<TagCount>, StoreError>;
+
     /// Row counts.
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
 
@@ -740,8 +809,88 @@ pub trait IngestTx: Send {
     /// [`StoreError::LockLost`] when another process has taken it over.
     async fn confirm_sync_lock(&mut self) -> Result<(), StoreError>;
 
+    /// Edits contact `id`: reads it, applies `edit` ([`ContactEdit::apply`])
+    /// and writes the result, when `expected_version` (an `If-Match`) is
+    /// `None` or its current version; [`StoreError::Stale`] otherwise,
+    /// `NotFound` when it does not exist. Returns the contact as written.
+    async fn edit_contact(
+        &mut self,
+        id: i64,
+        edit: &ContactEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<ContactRecord, StoreError>;
+
+    /// Edits the notes and tags of the call whose row id is `id`, like
+    /// [`IngestTx::edit_contact`]. Returns the annotations as written.
+    async fn edit_call(
+        &mut self,
+        id: i64,
+        edit: &CallEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<Annotations, StoreError>;
+
     /// Commits everything this transaction wrote.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A tag in use ([`Store::tags`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TagCount {
+    /// The tag as most often written.
+    pub tag: String,
+    /// Contacts carrying it.
+    pub contacts: u64,
+    /// Calls carrying it.
+    pub calls: u64,
+}
+
+/// Groups tags case-insensitively and counts them ([`Store::tags`]):
+/// `rows` are `(tag as written, carried by a contact?)`, one per carrier.
+pub fn count_tags(rows: impl IntoIterator<Item = (String, bool)>) -> Vec<TagCount> {
+    let mut groups: Vec<(String, TagCount, std::collections::BTreeMap<String, u64>)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (tag, on_contact) in rows {
+        let key = tag.to_lowercase();
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((
+                key,
+                TagCount {
+                    tag: tag.clone(),
+                    contacts: 0,
+                    calls: 0,
+                },
+                Default::default(),
+            ));
+            groups.len() - 1
+        });
+        let (_, count, spellings) = &mut groups[i];
+        if on_contact {
+            count.contacts += 1;
+        } else {
+            count.calls += 1;
+        }
+        *spellings.entry(tag).or_default() += 1;
+    }
+    let mut out: Vec<TagCount> = groups
+        .into_iter()
+        .map(|(_, mut count, spellings)| {
+            if let Some((tag, _)) = spellings
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+            {
+                count.tag = tag;
+            }
+            count
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.contacts + b.calls)
+            .cmp(&(a.contacts + a.calls))
+            .then_with(|| a.tag.to_lowercase().cmp(&b.tag.to_lowercase()))
+    });
+    out
 }
 
 pub use crate::model::FoundConversations;
@@ -864,40 +1013,11 @@ impl MessageCursor {
 
     /// Reads the text form; anything else is a [`CursorError`].
     pub fn parse(text: &str) -> Result<Self, CursorError> {
-        let fail = |reason: &str| CursorError {
-            reason: reason.to_owned(),
-        };
-        if text.is_empty() {
-            return Err(fail("it is empty"));
-        }
-        if text.len() > Self::MAX_LEN {
-            return Err(fail("it is too long"));
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| fail("it is not base64url"))?;
-        let plain = String::from_utf8(bytes).map_err(|_| fail("it is not text"))?;
-        let mut parts = plain.splitn(3, ':');
-        let (Some(version), Some(at), Some(sid)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(fail("it does not have the cursor's form"));
-        };
-        if version != Self::VERSION {
-            return Err(fail("its version is not supported"));
-        }
-        let start_time = if at.is_empty() {
-            None
-        } else {
-            let micros: i64 = at.parse().map_err(|_| fail("its time is not a number"))?;
-            Some(
-                DateTime::from_timestamp_micros(micros)
-                    .ok_or_else(|| fail("its time is out of range"))?,
-            )
-        };
-        let sid = CallSid::new(sid).ok_or_else(|| fail("its call SID is empty"))?;
+        let (start_time, sid) = decode_cursor(text, Self::MAX_LEN, Self::VERSION)?;
+        let sid = CallSid::new(sid).ok_or_else(|| CursorError::new("its call SID is empty"))?;
         let cursor = Self::new(start_time, sid);
         if cursor.to_string() != text {
-            return Err(fail("it is not in canonical form"));
+            return Err(CursorError::new("it is not in canonical form"));
         }
         Ok(cursor)
     }
@@ -905,12 +1025,11 @@ impl MessageCursor {
 
 impl std::fmt::Display for MessageCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = self
-            .start_time
-            .map(|t| t.timestamp_micros().to_string())
-            .unwrap_or_default();
-        let plain = format!("{}:{at}:{}", Self::VERSION, self.sid);
-        f.write_str(&URL_SAFE_NO_PAD.encode(plain))
+        f.write_str(&encode_cursor(
+            Self::VERSION,
+            self.start_time,
+            self.sid.as_str(),
+        ))
     }
 }
 

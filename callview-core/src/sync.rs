@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use futures::StreamExt;
 
 use crate::call::{Call, CallParseError};
@@ -270,22 +270,32 @@ impl RefreshPolicy {
     /// ```
     pub fn after_attempt(&self, previous: &RefreshState, now: DateTime<Utc>) -> RefreshState {
         let attempts = previous.attempts.saturating_add(1);
+        let unfollowed = RefreshState {
+            attempts,
+            due_at: None,
+            unfollowed_at: Some(now),
+        };
         if attempts >= self.max_attempts {
-            return RefreshState {
-                attempts,
-                due_at: None,
-                unfollowed_at: Some(now),
-            };
+            return unfollowed;
         }
-        let factor = 1i32.checked_shl(attempts - 1).unwrap_or(i32::MAX);
+        // first_delay × 2^(attempts - 1), within [0, max_delay], in whole
+        // milliseconds (no overflow whatever the policy).
+        let doubling = 1i64 << attempts.saturating_sub(1).min(40);
+        let max = self.max_delay.num_milliseconds().max(0);
         let delay = self
             .first_delay
-            .checked_mul(factor)
-            .map_or(self.max_delay, |d| d.min(self.max_delay));
-        RefreshState {
-            attempts,
-            due_at: Some(now + delay),
-            unfollowed_at: None,
+            .num_milliseconds()
+            .max(0)
+            .saturating_mul(doubling)
+            .min(max);
+        match now.checked_add_signed(Duration::milliseconds(delay)) {
+            // Both stores keep instants up to the end of year 9999.
+            Some(due) if due.year() <= 9999 => RefreshState {
+                attempts,
+                due_at: Some(due),
+                unfollowed_at: None,
+            },
+            _ => unfollowed,
         }
     }
 }

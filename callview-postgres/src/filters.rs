@@ -115,10 +115,25 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
         let mut outside = Vec::new();
         if !search.text.is_empty() {
             let p = f.param(Param::Text(contains_pattern(&search.text)));
-            for column in ["s.display_name", "s.formatted_number", "s.phone_number"] {
+            for column in [
+                "s.display_name",
+                "s.formatted_number",
+                "s.phone_number",
+                "s.company_name",
+                "s.notes",
+            ] {
                 matches.push(format!("{column} ILIKE {p}"));
             }
+            matches.push(format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(s.tags) t WHERE t ILIKE {p})"
+            ));
             outside.push(format!("v.external_id ILIKE {p}"));
+            outside.push(format!(
+                "v.id IN (SELECT m.conversation_id FROM messages m \
+                 WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) \
+                   AND (m.notes ILIKE {p} OR EXISTS ( \
+                        SELECT 1 FROM jsonb_array_elements_text(m.tags) t WHERE t ILIKE {p})))"
+            ));
         }
         if !matches.is_empty() {
             let mut any = vec![format!(
@@ -128,6 +143,17 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             any.extend(outside);
             f.clauses.push(format!("({})", any.join(" OR ")));
         }
+    }
+    if let Some(tag) = &query.tag {
+        let p = f.param(Param::Text(tag.clone()));
+        f.clauses.push(format!(
+            "(v.contact_id IN (SELECT s.id FROM contacts s, jsonb_array_elements_text(s.tags) t \
+                               WHERE s.tags <> '[]'::jsonb AND lower(t) = lower({p})) \
+              OR v.id IN (SELECT m.conversation_id FROM messages m, \
+                               jsonb_array_elements_text(m.tags) t \
+                          WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) \
+                            AND lower(t) = lower({p})))"
+        ));
     }
     if let Some(values) = query.direction_values() {
         let p = f.param(Param::Texts(

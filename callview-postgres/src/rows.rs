@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use callview_core::annotations::Annotations;
 use callview_core::call::{format_rfc2822, Call, CallDirection, CallSid};
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{
@@ -40,13 +41,92 @@ pub(crate) struct MessageRow {
     pub refresh_attempts: i32,
     pub refresh_due_at: Option<NaiveDateTime>,
     pub unfollowed_at: Option<NaiveDateTime>,
+    pub notes: Option<String>,
+    pub tags: Option<Value>,
+    pub edited_by: Option<String>,
+    pub edited_at: Option<NaiveDateTime>,
+    pub version: i32,
 }
 
 /// The select list for [`MessageRow`], for a `messages` table aliased `m`.
 pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.twilio_sid, m.direction, \
      m.status, m.from_number, m.to_number, m.duration, m.price, m.price_unit, m.start_time, \
      m.end_time, m.recording_url, m.parent_call_sid, m.metadata, m.root_call_sid, m.created_at, \
-     m.updated_at, m.refresh_attempts, m.refresh_due_at, m.unfollowed_at";
+     m.updated_at, m.refresh_attempts, m.refresh_due_at, m.unfollowed_at, m.notes, m.tags, \
+     m.edited_by, m.edited_at, m.version";
+
+/// Notes, tags, editor, edit time and version as stored.
+pub(crate) fn annotations(
+    notes: Option<String>,
+    tags: Option<Value>,
+    edited_by: Option<String>,
+    edited_at: Option<NaiveDateTime>,
+    version: i32,
+) -> Annotations {
+    let tags = match tags {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|t| match t {
+                Value::String(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Annotations {
+        notes,
+        tags,
+        edited_by,
+        edited_at: edited_at.map(from_db_time),
+        version: i64::from(version),
+    }
+}
+
+/// A `contacts` row, in [`CONTACT_COLUMNS`] order.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ContactRow {
+    pub id: i32,
+    pub phone_number: String,
+    pub formatted_number: Option<String>,
+    pub display_name: Option<String>,
+    pub metadata: Option<Value>,
+    pub created_at: Option<NaiveDateTime>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub company_name: Option<String>,
+    pub notes: Option<String>,
+    pub tags: Option<Value>,
+    pub edited_by: Option<String>,
+    pub edited_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// The select list for [`ContactRow`] (`contacts c`).
+pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.phone_number, c.formatted_number, \
+     c.display_name, c.metadata, c.created_at, c.updated_at, c.company_name, c.notes, c.tags, \
+     c.edited_by, c.edited_at, c.version";
+
+impl ContactRow {
+    /// The contact record.
+    pub(crate) fn into_record(self) -> ContactRecord {
+        ContactRecord {
+            id: i64::from(self.id),
+            phone_number: self.phone_number,
+            formatted_number: self.formatted_number,
+            display_name: self.display_name,
+            metadata: json_or_empty(self.metadata),
+            company_name: self.company_name,
+            annotations: annotations(
+                self.notes,
+                self.tags,
+                self.edited_by,
+                self.edited_at,
+                self.version,
+            ),
+            created_at: time_or_epoch(self.created_at),
+            updated_at: time_or_epoch(self.updated_at.or(self.created_at)),
+        }
+    }
+}
 
 /// A UTC instant as stored.
 pub(crate) fn to_db_time(time: DateTime<Utc>) -> NaiveDateTime {
@@ -166,6 +246,13 @@ impl MessageRow {
             derived,
             recording_url: self.recording_url.filter(|u| !u.is_empty()),
             refresh,
+            annotations: annotations(
+                self.notes,
+                self.tags,
+                self.edited_by,
+                self.edited_at,
+                self.version,
+            ),
             created_at: created_at.unwrap_or(DateTime::UNIX_EPOCH),
             updated_at: updated_at.unwrap_or(DateTime::UNIX_EPOCH),
             call,
@@ -194,6 +281,12 @@ pub(crate) struct ConversationRow {
     pub contact_metadata: Option<Value>,
     pub contact_created_at: Option<NaiveDateTime>,
     pub contact_updated_at: Option<NaiveDateTime>,
+    pub contact_company_name: Option<String>,
+    pub contact_notes: Option<String>,
+    pub contact_tags: Option<Value>,
+    pub contact_edited_by: Option<String>,
+    pub contact_edited_at: Option<NaiveDateTime>,
+    pub contact_version: Option<i32>,
 }
 
 /// The select list for [`ConversationRow`] (`conversations v` left-joined
@@ -208,7 +301,9 @@ pub(crate) const CONVERSATION_COLUMNS: &str = "v.id, v.external_id, v.subject, v
      c.id AS contact_id, c.phone_number AS contact_phone_number, \
      c.formatted_number AS contact_formatted_number, c.display_name AS contact_display_name, \
      c.metadata AS contact_metadata, c.created_at AS contact_created_at, \
-     c.updated_at AS contact_updated_at";
+     c.updated_at AS contact_updated_at, c.company_name AS contact_company_name, \
+     c.notes AS contact_notes, c.tags AS contact_tags, c.edited_by AS contact_edited_by, \
+     c.edited_at AS contact_edited_at, c.version AS contact_version";
 
 /// A non-negative integer from JSON that may be a number or a string.
 fn json_u64(value: Option<&Value>) -> u64 {
@@ -285,6 +380,14 @@ impl ConversationRow {
             formatted_number: self.contact_formatted_number.clone(),
             display_name: self.contact_display_name.clone(),
             metadata: json_or_empty(self.contact_metadata.clone()),
+            company_name: self.contact_company_name.clone(),
+            annotations: annotations(
+                self.contact_notes.clone(),
+                self.contact_tags.clone(),
+                self.contact_edited_by.clone(),
+                self.contact_edited_at,
+                self.contact_version.unwrap_or(1),
+            ),
             created_at: time_or_epoch(self.contact_created_at),
             updated_at: time_or_epoch(self.contact_updated_at.or(self.contact_created_at)),
         }
@@ -324,6 +427,11 @@ mod tests {
             refresh_attempts: 0,
             refresh_due_at: None,
             unfollowed_at: None,
+            notes: None,
+            tags: None,
+            edited_by: None,
+            edited_at: None,
+            version: 1,
         }
     }
 

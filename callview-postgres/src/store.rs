@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use tokio::sync::Mutex;
 
+use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::model::{
     fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
@@ -20,16 +22,17 @@ use callview_core::model::{
     NewConversation, NewestRoot, Plan, StoredCall,
 };
 use callview_core::store::{
-    ConversationCursor, ConversationPage, ConversationQuery, ConversationView, IngestTx,
-    MessageCursor, MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError,
-    UnfinishedQuery,
+    count_tags, ContactRecord, ConversationCursor, ConversationPage, ConversationQuery,
+    ConversationView, IngestTx, MessageCursor, MessagePage, MessageQuery, RefreshUpdate, Store,
+    StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
 use crate::filters::{bind_filter, conversation_filter, Filter, Start};
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
-    from_db_time, to_db_time, ConversationRow, MessageRow, CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
+    from_db_time, to_db_time, ContactRow, ConversationRow, MessageRow, CONTACT_COLUMNS,
+    CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
 };
 
 /// The migrations in `callview-postgres/migrations/`, embedded at build time.
@@ -64,10 +67,12 @@ const FINAL_STATUSES: &str = "('completed', 'busy', 'failed', 'no-answer', 'canc
 pub struct PostgresStore {
     db: Db,
     connect_options: PgConnectOptions,
-    /// The dedicated connection holding the sync lock, while held, with
-    /// its backend's process id (how an ingest transaction checks, in
-    /// `pg_locks`, that the lock is still held).
-    sync_lock: Mutex<Option<(PgConnection, i32)>>,
+    /// The dedicated connection holding the sync lock, while held.
+    sync_lock: Mutex<Option<PgConnection>>,
+    /// Its backend's process id while held (0: not held): how an ingest
+    /// checks in `pg_locks` that the lock is still held. Read without
+    /// waiting, so an ingest never waits on the lock connection.
+    sync_lock_pid: AtomicI32,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -108,6 +113,22 @@ fn describe(error: &sqlx::Error) -> String {
 
 fn invalid_id(id: i64) -> StoreError {
     StoreError::Invalid(format!("conversation id {id} is out of range"))
+}
+
+/// A contact id as the `contacts.id` column holds it; `NotFound` when out of range.
+fn contact_id(id: i64) -> Result<i32, StoreError> {
+    i32::try_from(id).map_err(|_| StoreError::NotFound(format!("contact {id}")))
+}
+
+/// [`StoreError::Stale`] unless `expected` (an `If-Match`) is absent or current.
+fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != current => Err(StoreError::Stale(format!(
+            "{what} is at version {current}, the edit was made on version {expected}; \
+             reload it and edit again"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn conversation_id(id: ConversationId) -> Option<i32> {
@@ -186,6 +207,7 @@ impl PostgresStore {
             },
             connect_options: connect,
             sync_lock: Mutex::new(None),
+            sync_lock_pid: AtomicI32::new(0),
         })
     }
 
@@ -223,7 +245,8 @@ impl PostgresStore {
     /// # }
     /// ```
     pub async fn close(&self) {
-        if let Some((conn, _)) = self.sync_lock.lock().await.take() {
+        if let Some(conn) = self.sync_lock.lock().await.take() {
+            self.sync_lock_pid.store(0, Ordering::Release);
             let _ = conn.close().await;
         }
         self.db.pool.close().await;
@@ -600,7 +623,7 @@ impl Db {
         let contacts: Vec<i32> = contacts.into_iter().flatten().collect();
         if !contacts.is_empty() {
             sqlx::query(
-                "DELETE FROM contacts c WHERE c.id = ANY($1) \
+                "DELETE FROM contacts c WHERE c.id = ANY($1) AND c.edited_at IS NULL \
                  AND NOT EXISTS (SELECT 1 FROM conversations v WHERE v.contact_id = c.id)",
             )
             .bind(&contacts)
@@ -704,6 +727,19 @@ impl Db {
         .await
         .map_err(self.error("loading conversations"))?;
         Ok(rows.into_iter().map(StateRow::into_state).collect())
+    }
+
+    /// One contact, on `conn`; `NotFound` when it does not exist.
+    async fn contact(&self, conn: &mut PgConnection, id: i64) -> Result<ContactRecord, StoreError> {
+        let row: Option<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.id = $1"
+        )))
+        .bind(contact_id(id)?)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(self.error("reading a contact"))?;
+        row.map(ContactRow::into_record)
+            .ok_or_else(|| StoreError::NotFound(format!("contact {id}")))
     }
 
     /// Writes a named cursor on `conn`.
@@ -884,13 +920,13 @@ impl IngestTx for PgIngest {
             .iter()
             .map(|u| u.state.unfollowed_at.map(to_db_time))
             .collect();
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE messages m SET refresh_attempts = u.attempts, refresh_due_at = u.due, \
                  unfollowed_at = u.unfollowed \
              FROM UNNEST($1::text[], $2::int4[], $3::timestamp[], $4::timestamp[]) \
                  AS u(sid, attempts, due, unfollowed) \
-             WHERE m.twilio_sid = u.sid",
-        )
+             WHERE m.twilio_sid = u.sid AND m.status NOT IN {FINAL_STATUSES}"
+        )))
         .bind(&sids)
         .bind(&attempts)
         .bind(&due)
@@ -920,12 +956,91 @@ impl IngestTx for PgIngest {
         if held {
             Ok(())
         } else {
-            Err(StoreError::LockLost(format!(
-                "the session holding it on {} ended; this run stops without writing its \
-                 current page",
-                self.db.url
-            )))
+            Err(StoreError::LockLost(
+                "the database session holding it ended; this run stops without writing its \
+                 current page"
+                    .to_owned(),
+            ))
         }
+    }
+
+    async fn edit_contact(
+        &mut self,
+        id: i64,
+        edit: &ContactEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<ContactRecord, StoreError> {
+        let current = self.db.contact(&mut self.tx, id).await?;
+        check_version(
+            &format!("contact {id}"),
+            current.annotations.version,
+            expected_version,
+        )?;
+        let after = edit.apply(&current.fields(), meta);
+        let a = &after.annotations;
+        sqlx::query(
+            "UPDATE contacts SET display_name = $2, company_name = $3, notes = $4, tags = $5, \
+                 edited_by = $6, edited_at = $7, version = $8, \
+                 updated_at = NOW() AT TIME ZONE 'UTC' \
+             WHERE id = $1",
+        )
+        .bind(contact_id(id)?)
+        .bind(
+            after
+                .name
+                .as_deref()
+                .or(current.formatted_number.as_deref()),
+        )
+        .bind(&after.company_name)
+        .bind(&a.notes)
+        .bind(serde_json::json!(a.tags))
+        .bind(&a.edited_by)
+        .bind(a.edited_at.map(to_db_time))
+        .bind(i32::try_from(a.version).unwrap_or(i32::MAX))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(self.db.error("editing a contact"))?;
+        self.db.contact(&mut self.tx, id).await
+    }
+
+    async fn edit_call(
+        &mut self,
+        id: i64,
+        edit: &CallEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<Annotations, StoreError> {
+        let not_found = || StoreError::NotFound(format!("message {id}"));
+        let row_id = i32::try_from(id).map_err(|_| not_found())?;
+        let row: Option<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1"
+        )))
+        .bind(row_id)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(self.db.error("reading a message"))?;
+        let current = row.ok_or_else(not_found)?.into_stored();
+        check_version(
+            &format!("message {id}"),
+            current.annotations.version,
+            expected_version,
+        )?;
+        let after = edit.apply(&current.annotations, meta);
+        sqlx::query(
+            "UPDATE messages SET notes = $2, tags = $3, edited_by = $4, edited_at = $5, \
+                 version = $6 WHERE id = $1",
+        )
+        .bind(row_id)
+        .bind(&after.notes)
+        .bind(serde_json::json!(after.tags))
+        .bind(&after.edited_by)
+        .bind(after.edited_at.map(to_db_time))
+        .bind(i32::try_from(after.version).unwrap_or(i32::MAX))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(self.db.error("editing a message"))?;
+        Ok(after)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -940,10 +1055,13 @@ impl IngestTx for PgIngest {
 #[async_trait]
 impl Store for PostgresStore {
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx>, StoreError> {
+        let lock_pid = Some(self.sync_lock_pid.load(Ordering::Acquire)).filter(|pid| *pid != 0);
+        // READ COMMITTED whatever the server's default: each statement
+        // after the advisory lock sees what the previous writer committed.
         let mut tx = self
             .db
             .pool
-            .begin()
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
             .await
             .map_err(self.db.error("starting a transaction"))?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -951,7 +1069,6 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(self.db.error("waiting for the write lock"))?;
-        let lock_pid = self.sync_lock.lock().await.as_ref().map(|(_, pid)| *pid);
         Ok(Box::new(PgIngest {
             db: self.db.clone(),
             tx,
@@ -981,13 +1098,9 @@ impl Store for PostgresStore {
     }
 
     async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let mut conn = self
-            .db
-            .pool
-            .acquire()
-            .await
-            .map_err(self.db.error("writing a sync cursor"))?;
-        self.db.write_cursor(&mut conn, name, value).await
+        let mut tx = self.begin_ingest().await?;
+        tx.write_cursor(name, value).await?;
+        tx.commit().await
     }
 
     async fn unfinished_calls(
@@ -1213,6 +1326,55 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().map(MessageRow::into_stored).collect())
     }
 
+    async fn contact(&self, id: i64) -> Result<ContactRecord, StoreError> {
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("reading a contact"))?;
+        self.db.contact(&mut conn, id).await
+    }
+
+    async fn message(&self, id: i64) -> Result<(ConversationId, Interaction), StoreError> {
+        let not_found = || StoreError::NotFound(format!("message {id}"));
+        let row_id = i32::try_from(id).map_err(|_| not_found())?;
+        let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m \
+             WHERE m.root_call_sid = (SELECT r.twilio_sid FROM messages r \
+                                      WHERE r.id = $1 AND r.root_call_sid = r.twilio_sid)"
+        )))
+        .bind(row_id)
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(self.db.error("reading a message"))?;
+        let calls: Vec<StoredCall> = rows.into_iter().map(MessageRow::into_stored).collect();
+        let conversation = calls
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.conversation_id)
+            .ok_or_else(not_found)?;
+        let interaction = fold_interactions(calls)
+            .into_iter()
+            .find(|i| i.root.id == id)
+            .ok_or_else(not_found)?;
+        Ok((conversation, interaction))
+    }
+
+    async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT t, true FROM contacts s, jsonb_array_elements_text(s.tags) t \
+             WHERE s.tags <> '[]'::jsonb \
+             UNION ALL \
+             SELECT t, false FROM messages m, jsonb_array_elements_text(m.tags) t \
+             WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb)",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(self.db.error("listing tags"))?;
+        Ok(count_tags(rows))
+    }
+
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         let (contacts, conversations, calls): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM conversations), \
@@ -1254,7 +1416,8 @@ impl Store for PostgresStore {
                 .await
                 .map_err(self.db.error("taking the sync lock"))?;
         if locked {
-            *held = Some((conn, pid));
+            self.sync_lock_pid.store(pid, Ordering::Release);
+            *held = Some(conn);
         } else {
             let _ = conn.close().await;
         }
@@ -1264,9 +1427,10 @@ impl Store for PostgresStore {
     /// Releases the advisory lock and closes its connection. Closing the
     /// session releases the lock even when the unlock itself fails.
     async fn unlock_sync(&self) -> Result<(), StoreError> {
-        let Some((mut conn, _)) = self.sync_lock.lock().await.take() else {
+        let Some(mut conn) = self.sync_lock.lock().await.take() else {
             return Ok(());
         };
+        self.sync_lock_pid.store(0, Ordering::Release);
         let unlocked: Result<bool, sqlx::Error> =
             sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
                 .bind(SYNC_LOCK_KEY)

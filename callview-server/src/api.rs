@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use callview_core::sync::Preset;
 use callview_core::{ConversationId, StoreError, SyncMode};
@@ -37,6 +37,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/conversations/{id}"),
     ("GET", "/api/conversations/{id}/messages"),
     ("GET", "/api/calls/active"),
+    ("GET", "/api/contacts/{id}"),
+    ("PATCH", "/api/contacts/{id}"),
+    ("PATCH", "/api/messages/{id}"),
+    ("GET", "/api/tags"),
     ("POST", "/api/sync/today"),
     ("POST", "/api/sync/recent"),
     ("GET", "/api/openapi.json"),
@@ -63,6 +67,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/conversations/{id}", get(get_conversation))
         .route("/api/conversations/{id}/messages", get(list_messages))
         .route("/api/calls/active", get(active_calls))
+        .route(
+            "/api/contacts/{id}",
+            get(crate::edits::get_contact).patch(crate::edits::patch_contact),
+        )
+        .route("/api/messages/{id}", patch(crate::edits::patch_message))
+        .route("/api/tags", get(crate::edits::list_tags))
         .route("/api/sync/today", post(sync_today))
         .route("/api/sync/recent", post(sync_recent))
         .route("/api/openapi.json", get(openapi))

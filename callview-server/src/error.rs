@@ -102,6 +102,11 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => Self::new(StatusCode::CONFLICT, "conflict", what),
             StoreError::Invalid(what) => Self::bad_request("invalid_request", what),
             StoreError::LockLost(what) => Self::new(StatusCode::CONFLICT, "sync_lock_lost", what),
+            StoreError::Stale(what) => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "changed_elsewhere",
+                format!("changed elsewhere: {what}"),
+            ),
             backend @ StoreError::Backend { .. } => Self::internal(&ErrorChain(&backend)),
         }
     }

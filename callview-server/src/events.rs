@@ -100,6 +100,17 @@ pub enum ServerEvent {
         /// Unix milliseconds.
         at: i64,
     },
+    /// Someone edited a contact or a call (name, company, notes, tags).
+    Edited {
+        /// `contact` or `message`.
+        resource: &'static str,
+        /// Its id (as the API shows it).
+        id: String,
+        /// Its new version (`ETag`).
+        version: i64,
+        /// Unix milliseconds.
+        at: i64,
+    },
     /// This stream missed events: reload everything.
     Resync {
         /// Unix milliseconds.
@@ -116,6 +127,7 @@ impl ServerEvent {
             Self::SyncProgress { .. } => "sync_progress",
             Self::Sync { .. } => "sync",
             Self::Changed { .. } => "changed",
+            Self::Edited { .. } => "edited",
             Self::Resync { .. } => "resync",
         }
     }
@@ -125,6 +137,16 @@ impl ServerEvent {
         Self::Changed {
             inserted,
             updated,
+            at: now(),
+        }
+    }
+
+    /// A [`ServerEvent::Edited`] stamped now.
+    pub fn edited(resource: &'static str, id: i64, version: i64) -> Self {
+        Self::Edited {
+            resource,
+            id: id.to_string(),
+            version,
             at: now(),
         }
     }

@@ -23,7 +23,10 @@
 //! | `GET /` | the web viewer |
 //! | `GET /api/conversations?limit=20&offset=0` | `{"conversations": [Conversation], "total": n}`; filters `q`, `direction`, `status`, `since`, `until` |
 //! | `GET /api/conversations/{id}` | `Conversation` |
-//! | `GET /api/conversations/{id}/messages` | `{"messages": [Message], "total": n}` |
+//! | `GET /api/conversations/{id}/messages?limit=50&cursor=` | `{"messages": [Message], "total": n, "next_cursor"}` |
+//! | `GET /api/contacts/{id}`, `PATCH /api/contacts/{id}` | a `Contact` with an `ETag`; the patch takes `name`, `company_name`, `notes`, `tags` (412 on a stale `If-Match`) |
+//! | `PATCH /api/messages/{id}` | the `Message` with its new `notes`, `tags` |
+//! | `GET /api/tags` | `{"tags": [{"tag", "contacts", "calls"}], "total": n}` |
 //! | `GET /api/calls/active` | `{"calls": [Call + conversation_id], "total": n}` |
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
@@ -49,6 +52,7 @@
 pub mod api;
 pub mod db;
 pub mod demo;
+pub mod edits;
 pub mod error;
 pub mod events;
 pub mod openapi;

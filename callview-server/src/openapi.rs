@@ -4,6 +4,8 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
+use callview_core::store::{MessageCursor, MessageQuery};
+
 use crate::params::{DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_CHARS};
 
 /// The OpenAPI 3.1 document (built once).
@@ -202,12 +204,20 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 "tags": ["conversations"],
                 "parameters": [
                     id_param(),
-                    limit_param(None, &format!("At most this many messages, 1 to {MAX_LIMIT}; all when absent.")),
-                    offset_param()
+                    {
+                        "name": "limit", "in": "query", "required": false,
+                        "description": format!("At most this many messages, 1 to {}.", MessageQuery::MAX_LIMIT),
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MessageQuery::MAX_LIMIT, "default": MessageQuery::DEFAULT_LIMIT}
+                    },
+                    {
+                        "name": "cursor", "in": "query", "required": false,
+                        "description": "Where the page starts: the `next_cursor` of the previous page, passed back unchanged (opaque, URL-safe). Pages of messages follow each other by cursor only: an `offset` is refused.",
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": MessageCursor::MAX_LEN}
+                    }
                 ],
                 "responses": common_errors(json!({
-                    "200": ok_response("The messages and how many there are in all.", "MessageList"),
-                    "400": error_response("The id (`invalid_id`), `limit` or `offset` (`invalid_parameter`) is not valid."),
+                    "200": ok_response("A page of messages, newest first, and how many there are in all.", "MessageList"),
+                    "400": error_response("The id (`invalid_id`), `limit` or `cursor` is not valid, or an `offset` was given (`invalid_parameter`)."),
                     "404": error_response("No conversation has this id (`not_found`)."),
                 }))
             }
@@ -433,10 +443,14 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
         },
         "MessageList": {
             "type": "object",
-            "required": ["messages", "total"],
+            "required": ["messages", "total", "next_cursor"],
             "properties": {
                 "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-                "total": {"type": "integer"}
+                "total": {"type": "integer", "description": "Messages (root calls) of the conversation, in all pages."},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass it as `cursor` for the next (older) page; null on the last page. Opaque: do not build or change it."
+                }
             }
         },
         "ActiveCallList": {

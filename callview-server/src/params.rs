@@ -154,6 +154,9 @@ impl QueryParams {
         if let Some(until) = filters.until {
             query = query.with_until(until);
         }
+        if let Some(tag) = filters.tag {
+            query = query.with_tag(tag);
+        }
         Ok(query)
     }
 }
@@ -168,6 +171,8 @@ impl QueryParams {
 ///   `failed` or `canceled` (the newest call's display status).
 /// * `since` / `until`: Unix milliseconds or an RFC 3339 time; the
 ///   conversation's last activity is at or after `since` and before `until`.
+/// * `tag`: the contact or one of the calls carries this tag
+///   (case-insensitive).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConversationFilters {
     /// `q`.
@@ -180,6 +185,8 @@ pub struct ConversationFilters {
     pub since: Option<DateTime<Utc>>,
     /// `until`.
     pub until: Option<DateTime<Utc>>,
+    /// `tag`.
+    pub tag: Option<String>,
 }
 
 impl ConversationFilters {
@@ -197,6 +204,19 @@ impl ConversationFilters {
             }
             Some(text) if text.trim().is_empty() => None,
             Some(text) => Some(Search::new(text, normalizer)),
+        };
+        let tag = match params.get("tag").map(str::trim) {
+            None | Some("") => None,
+            Some(text) if text.chars().count() > callview_core::annotations::MAX_TAG_CHARS => {
+                return Err(invalid(format!(
+                    "`tag` is longer than {} characters",
+                    callview_core::annotations::MAX_TAG_CHARS
+                )))
+            }
+            Some(text) if text.chars().any(char::is_control) => {
+                return Err(invalid("`tag` contains control characters"))
+            }
+            Some(text) => Some(text.to_owned()),
         };
         let direction = match params.get("direction") {
             None => None,
@@ -239,6 +259,7 @@ impl ConversationFilters {
             status,
             since,
             until,
+            tag,
         })
     }
 }

@@ -158,6 +158,19 @@ pub struct MessageMetadataJson {
     pub answered_by: Option<String>,
     /// Twilio's queue time of the root call, milliseconds, as Twilio's string.
     pub queue_time: Option<String>,
+    /// Notes people wrote on the call.
+    pub notes: Option<String>,
+    /// Tags people put on the call.
+    pub tags: Vec<String>,
+    /// Who last edited the notes or tags.
+    pub edited_by: Option<String>,
+    /// When, Unix milliseconds.
+    pub edited_at: Option<i64>,
+    /// Counts edits: the `ETag` of `PATCH /api/messages/{id}`.
+    pub version: i64,
+    /// The call never reached a final status and the refresh stopped
+    /// asking Twilio about it: what is shown is the last known state.
+    pub no_longer_followed: bool,
 }
 
 /// `Message`: one interaction (a root call with its legs folded in).
@@ -256,6 +269,20 @@ pub fn contact(record: &ContactRecord, normalizer: &Normalizer) -> ContactJson {
         .filter(|f| !f.is_empty())
         .unwrap_or_else(|| normalizer.display_key(&record.phone_number));
     metadata.insert("formatted_number".into(), Value::String(formatted.clone()));
+    let a = &record.annotations;
+    let optional = |text: &Option<String>| text.clone().map_or(Value::Null, Value::String);
+    metadata.insert("company_name".into(), optional(&record.company_name));
+    metadata.insert("notes".into(), optional(&a.notes));
+    metadata.insert(
+        "tags".into(),
+        Value::Array(a.tags.iter().cloned().map(Value::String).collect()),
+    );
+    metadata.insert("edited_by".into(), optional(&a.edited_by));
+    metadata.insert(
+        "edited_at".into(),
+        a.edited_at.map_or(Value::Null, |t| Value::from(millis(t))),
+    );
+    metadata.insert("version".into(), Value::from(a.version));
     if let Some(info) = phone_info(&record.phone_number) {
         if let Some(country) = info.country_code {
             metadata.insert("country_code".into(), Value::String(country));
@@ -396,6 +423,12 @@ pub fn message(interaction: &Interaction, contact: &ContactJson) -> MessageJson 
             price_unit: c.price_unit.clone(),
             answered_by: c.answered_by.clone(),
             queue_time: c.queue_time.map(|q| q.to_string()),
+            notes: root.annotations.notes.clone(),
+            tags: root.annotations.tags.clone(),
+            edited_by: root.annotations.edited_by.clone(),
+            edited_at: root.annotations.edited_at.map(millis),
+            version: root.annotations.version,
+            no_longer_followed: root.refresh.unfollowed_at.is_some(),
         },
     }
 }

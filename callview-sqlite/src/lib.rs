@@ -68,14 +68,16 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use async_trait::async_trait;
+use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::model::{
     ConversationId, ConversationLookup, FoundConversations, Plan, StoredCall,
 };
 use callview_core::store::{
-    ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage, MessageQuery,
-    RefreshUpdate, Store, StoreCounts, StoreError, UnfinishedQuery,
+    ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage,
+    MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
+use callview_core::Interaction;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 mod queries;
@@ -369,6 +371,13 @@ impl SqliteStore {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = store.inner.writer.blocking_lock();
+            if !conn.is_autocommit() {
+                // Never expected (an ingest rolls back when dropped); never
+                // write inside a transaction someone else left open.
+                conn.execute_batch("ROLLBACK").map_err(|e| {
+                    StoreError::backend(format!("rolling back an abandoned transaction: {e}"), e)
+                })?;
+            }
             f(&mut conn, &store).map_err(|e| store.inner.name_database(e))
         })
         .await
@@ -460,14 +469,41 @@ impl Drop for Inner {
     }
 }
 
+/// The writer connection inside an open ingest transaction. Dropped before
+/// [`TxConn::committed`] (an error, a cancelled task, wherever the drop
+/// happens: on a runtime thread or the blocking pool), it rolls the
+/// transaction back before the writer mutex is released, so no other
+/// writer ever finds it open.
+struct TxConn {
+    conn: OwnedMutexGuard<Connection>,
+    open: bool,
+}
+
+impl TxConn {
+    fn committed(&mut self) {
+        self.open = false;
+    }
+}
+
+impl Drop for TxConn {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "could not roll back an ingest transaction");
+            }
+        }
+    }
+}
+
 /// One ingest on the writer connection: `BEGIN IMMEDIATE` at the start,
-/// `COMMIT` in [`IngestTx::commit`], `ROLLBACK` when dropped before.
+/// `COMMIT` in [`IngestTx::commit`], `ROLLBACK` when dropped before (by
+/// [`TxConn`]).
 struct SqliteIngest {
     store: SqliteStore,
     /// The writer connection, inside its open transaction; `None` only
-    /// while a statement runs on the blocking pool.
-    conn: Option<OwnedMutexGuard<Connection>>,
-    committed: bool,
+    /// while a statement runs on the blocking pool, or after a task
+    /// running one was lost (its [`TxConn`] rolled back when dropped).
+    conn: Option<TxConn>,
 }
 
 impl SqliteIngest {
@@ -483,28 +519,13 @@ impl SqliteIngest {
         })?;
         let store = self.store.clone();
         let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = f(&mut conn, &store).map_err(|e| store.inner.name_database(e));
+            let result = f(&mut conn.conn, &store).map_err(|e| store.inner.name_database(e));
             (conn, result)
         })
         .await
         .map_err(|e| StoreError::backend("running a database task", e))?;
         self.conn = Some(conn);
         result
-    }
-}
-
-impl Drop for SqliteIngest {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        if let Some(conn) = &self.conn {
-            if !conn.is_autocommit() {
-                if let Err(e) = conn.execute_batch("ROLLBACK") {
-                    tracing::warn!(error = %e, "could not roll back an ingest transaction");
-                }
-            }
-        }
     }
 }
 
@@ -560,13 +581,39 @@ impl IngestTx for SqliteIngest {
         .await
     }
 
+    async fn edit_contact(
+        &mut self,
+        id: i64,
+        edit: &ContactEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<ContactRecord, StoreError> {
+        let (edit, meta) = (edit.clone(), meta.clone());
+        self.run(move |conn, _| queries::edit_contact(conn, id, &edit, expected_version, &meta))
+            .await
+    }
+
+    async fn edit_call(
+        &mut self,
+        id: i64,
+        edit: &CallEdit,
+        expected_version: Option<i64>,
+        meta: &EditMeta,
+    ) -> Result<Annotations, StoreError> {
+        let (edit, meta) = (edit.clone(), meta.clone());
+        self.run(move |conn, _| queries::edit_call(conn, id, &edit, expected_version, &meta))
+            .await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.run(|conn, _| {
             conn.execute_batch("COMMIT")
                 .map_err(|e| StoreError::backend(format!("committing a transaction: {e}"), e))
         })
         .await?;
-        self.committed = true;
+        if let Some(conn) = self.conn.as_mut() {
+            conn.committed();
+        }
         Ok(())
     }
 }
@@ -577,8 +624,7 @@ impl Store for SqliteStore {
         let conn = Arc::clone(&self.inner.writer).lock_owned().await;
         let mut tx = SqliteIngest {
             store: self.clone(),
-            conn: Some(conn),
-            committed: false,
+            conn: Some(TxConn { conn, open: true }),
         };
         tx.run(|conn, _| {
             // A transaction left open by a task that was cancelled mid-way.
@@ -650,6 +696,18 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.read(move |conn| queries::messages(conn, id, &query))
             .await
+    }
+
+    async fn contact(&self, id: i64) -> Result<ContactRecord, StoreError> {
+        self.read(move |conn| queries::contact(conn, id)).await
+    }
+
+    async fn message(&self, id: i64) -> Result<(ConversationId, Interaction), StoreError> {
+        self.read(move |conn| queries::message(conn, id)).await
+    }
+
+    async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
+        self.read(|conn| queries::tags(conn)).await
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {

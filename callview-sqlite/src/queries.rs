@@ -4,23 +4,24 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{
     fold_interactions, Aggregate, CallWrite, ConversationId, ConversationLookup, ConversationRef,
-    ConversationState, DisplayStatus, FoundConversations, NewConversation, NewestRoot, Plan,
-    StoredCall,
+    ConversationState, DisplayStatus, FoundConversations, Interaction, NewConversation, NewestRoot,
+    Plan, StoredCall,
 };
 use callview_core::store::{
-    ContactRecord, ConversationCursor, ConversationPage, ConversationQuery, ConversationRecord,
-    ConversationView, MessageCursor, MessagePage, MessageQuery, RefreshUpdate, StoreCounts,
-    StoreError, UnfinishedQuery,
+    count_tags, ContactRecord, ConversationCursor, ConversationPage, ConversationQuery,
+    ConversationRecord, ConversationView, MessageCursor, MessagePage, MessageQuery, RefreshUpdate,
+    StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
 use callview_core::{CallDirection, CallStatus};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
 
-use crate::rows::{self, CONVERSATION_COLUMNS, MESSAGE_COLUMNS};
+use crate::rows::{self, CONTACT_COLUMNS, CONVERSATION_COLUMNS, MESSAGE_COLUMNS};
 use crate::time;
 
 /// Wraps a rusqlite error with what was being done.
@@ -400,16 +401,35 @@ fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
             let mark = f.param(contains_pattern(digits));
             matches.push(format!("s.phone_number LIKE {mark} ESCAPE '\\'"));
         }
+        let mut on_calls = String::new();
         if !search.text.is_empty() {
             let pattern = contains_pattern(&search.text);
-            for column in ["s.display_name", "s.formatted_number", "s.phone_number"] {
+            for column in [
+                "s.display_name",
+                "s.formatted_number",
+                "s.phone_number",
+                "s.company_name",
+                "s.notes",
+            ] {
                 let mark = f.param(pattern.clone());
                 matches.push(format!("{column} LIKE {mark} ESCAPE '\\'"));
             }
+            let mark = f.param(pattern.clone());
+            matches.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(s.tags) t WHERE t.value LIKE {mark} ESCAPE '\\')"
+            ));
+            let (notes, tag) = (f.param(pattern.clone()), f.param(pattern));
+            on_calls = format!(
+                " OR cv.id IN (SELECT m.conversation_id FROM messages m
+                   WHERE (m.notes IS NOT NULL OR m.tags <> '[]')
+                     AND (m.notes LIKE {notes} ESCAPE '\\'
+                          OR EXISTS (SELECT 1 FROM json_each(m.tags) t
+                                     WHERE t.value LIKE {tag} ESCAPE '\\')))"
+            );
         }
         if !matches.is_empty() {
             f.clauses.push(format!(
-                "cv.contact_id IN (SELECT s.id FROM contacts s WHERE {})",
+                "(cv.contact_id IN (SELECT s.id FROM contacts s WHERE {}){on_calls})",
                 matches.join(" OR ")
             ));
         }
@@ -425,6 +445,16 @@ fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
             &format!("{indexed}json_extract(cv.metadata, '$.last_display_status')"),
             status.display_statuses(),
         );
+    }
+    if let Some(tag) = &query.tag {
+        let (on_contact, on_call) = (f.param(tag.clone()), f.param(tag.clone()));
+        f.clauses.push(format!(
+            "(cv.contact_id IN (SELECT s.id FROM contacts s, json_each(s.tags) t
+                                WHERE s.tags <> '[]' AND lower(t.value) = lower({on_contact}))
+              OR cv.id IN (SELECT m.conversation_id FROM messages m, json_each(m.tags) t
+                           WHERE (m.notes IS NOT NULL OR m.tags <> '[]')
+                             AND lower(t.value) = lower({on_call})))"
+        ));
     }
     if let Some(since) = &query.since {
         let mark = f.param(time::format(since));
@@ -644,6 +674,24 @@ fn views(
         .collect())
 }
 
+/// `NotFound` unless conversation `id` exists.
+fn require_conversation(
+    conn: &Connection,
+    id: ConversationId,
+    what: &str,
+) -> Result<(), StoreError> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1")
+        .map_err(db(what))?
+        .exists([id.0])
+        .map_err(db(what))?;
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!("conversation {id}")))
+    }
+}
+
 /// `Store::conversation_calls`.
 pub(crate) fn conversation_calls(
     conn: &mut Connection,
@@ -651,14 +699,7 @@ pub(crate) fn conversation_calls(
 ) -> Result<Vec<StoredCall>, StoreError> {
     let what = format!("loading the calls of conversation {id}");
     let tx = conn.transaction().map_err(db(what.clone()))?;
-    let exists = tx
-        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1")
-        .map_err(db(what.clone()))?
-        .exists([id.0])
-        .map_err(db(what.clone()))?;
-    if !exists {
-        return Err(StoreError::NotFound(format!("conversation {id}")));
-    }
+    require_conversation(&tx, id, &what)?;
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ?1");
     let calls = query_calls(&tx, &sql, [id.0], &what)?;
     tx.finish().map_err(db(what))?;
@@ -767,7 +808,8 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
         if let Some(contact) = contact {
             tx.prepare_cached(
                 "DELETE FROM contacts
-                 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM conversations WHERE contact_id = ?1)",
+                 WHERE id = ?1 AND edited_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM conversations WHERE contact_id = ?1)",
             )
             .map_err(db(what()))?
             .execute([contact])
@@ -929,7 +971,8 @@ pub(crate) fn record_refresh(
     let mut stmt = conn
         .prepare_cached(
             "UPDATE messages SET refresh_attempts = ?2, refresh_due_at = ?3, unfollowed_at = ?4
-             WHERE twilio_sid = ?1",
+             WHERE twilio_sid = ?1
+               AND status NOT IN ('completed', 'busy', 'failed', 'no-answer', 'canceled')",
         )
         .map_err(db(what))?;
     for update in updates {
@@ -953,14 +996,7 @@ pub(crate) fn messages(
 ) -> Result<MessagePage, StoreError> {
     let what = format!("loading the messages of conversation {id}");
     let tx = conn.transaction().map_err(db(what.clone()))?;
-    let exists = tx
-        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1")
-        .map_err(db(what.clone()))?
-        .exists([id.0])
-        .map_err(db(what.clone()))?;
-    if !exists {
-        return Err(StoreError::NotFound(format!("conversation {id}")));
-    }
+    require_conversation(&tx, id, &what)?;
     // One root more than the page says whether another page follows. The
     // order is `newest_first`: started calls by start time, then SID, both
     // descending; calls without a start time last.
@@ -1014,6 +1050,154 @@ pub(crate) fn messages(
         interactions,
         next_cursor,
     })
+}
+
+/// `Store::contact`.
+pub(crate) fn contact(conn: &Connection, id: i64) -> Result<ContactRecord, StoreError> {
+    let what = format!("loading contact {id}");
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts ct WHERE ct.id = ?1");
+    let mut stmt = conn.prepare_cached(&sql).map_err(db(what.clone()))?;
+    let mut rows = stmt.query([id]).map_err(db(what.clone()))?;
+    match rows.next().map_err(db(what))? {
+        Some(row) => rows::contact(row),
+        None => Err(StoreError::NotFound(format!("contact {id}"))),
+    }
+}
+
+/// `Store::message`: the root row `id` and its legs, folded.
+pub(crate) fn message(
+    conn: &mut Connection,
+    id: i64,
+) -> Result<(ConversationId, Interaction), StoreError> {
+    let what = format!("loading message {id}");
+    let tx = conn.transaction().map_err(db(what.clone()))?;
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m
+         WHERE m.root_call_sid = (SELECT r.twilio_sid FROM messages r
+                                  WHERE r.id = ?1 AND r.root_call_sid = r.twilio_sid)"
+    );
+    let calls = query_calls(&tx, &sql, [id], &what)?;
+    tx.finish().map_err(db(what))?;
+    let conversation = calls
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.conversation_id)
+        .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+    let interaction = fold_interactions(calls)
+        .into_iter()
+        .find(|i| i.root.id == id)
+        .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+    Ok((conversation, interaction))
+}
+
+/// `Store::tags`.
+pub(crate) fn tags(conn: &Connection) -> Result<Vec<TagCount>, StoreError> {
+    let what = "listing tags";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT t.value, 1 FROM contacts s, json_each(s.tags) t WHERE s.tags <> '[]'
+             UNION ALL
+             SELECT t.value, 0 FROM messages m, json_each(m.tags) t
+             WHERE (m.notes IS NOT NULL OR m.tags <> '[]')",
+        )
+        .map_err(db(what))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? == 1))
+        })
+        .map_err(db(what))?;
+    let mut all = Vec::new();
+    for row in rows {
+        all.push(row.map_err(db(what))?);
+    }
+    Ok(count_tags(all))
+}
+
+fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != current => Err(StoreError::Stale(format!(
+            "{what} is at version {current}, the edit was made on version {expected}; \
+             reload it and edit again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `IngestTx::edit_contact`.
+pub(crate) fn edit_contact(
+    conn: &Connection,
+    id: i64,
+    edit: &ContactEdit,
+    expected: Option<i64>,
+    meta: &EditMeta,
+) -> Result<ContactRecord, StoreError> {
+    let current = contact(conn, id)?;
+    check_version(
+        &format!("contact {id}"),
+        current.annotations.version,
+        expected,
+    )?;
+    let after = edit.apply(&current.fields(), meta);
+    let a = &after.annotations;
+    let what = format!("editing contact {id}");
+    conn.prepare_cached(
+        "UPDATE contacts SET display_name = ?2, company_name = ?3, notes = ?4, tags = ?5,
+                             edited_by = ?6, edited_at = ?7, version = ?8, updated_at = ?9
+         WHERE id = ?1",
+    )
+    .map_err(db(what.clone()))?
+    .execute(params![
+        id,
+        after
+            .name
+            .as_deref()
+            .or(current.formatted_number.as_deref()),
+        after.company_name,
+        a.notes,
+        json_array(a.tags.iter().map(String::as_str)),
+        a.edited_by,
+        a.edited_at.as_ref().map(time::format),
+        a.version,
+        time::format(&meta.at),
+    ])
+    .map_err(db(what))?;
+    contact(conn, id)
+}
+
+/// `IngestTx::edit_call`.
+pub(crate) fn edit_call(
+    conn: &Connection,
+    id: i64,
+    edit: &CallEdit,
+    expected: Option<i64>,
+    meta: &EditMeta,
+) -> Result<Annotations, StoreError> {
+    let what = format!("editing message {id}");
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?1");
+    let current = query_calls(conn, &sql, [id], &what)?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+    check_version(
+        &format!("message {id}"),
+        current.annotations.version,
+        expected,
+    )?;
+    let after = edit.apply(&current.annotations, meta);
+    conn.prepare_cached(
+        "UPDATE messages SET notes = ?2, tags = ?3, edited_by = ?4, edited_at = ?5, version = ?6
+         WHERE id = ?1",
+    )
+    .map_err(db(what.clone()))?
+    .execute(params![
+        id,
+        after.notes,
+        json_array(after.tags.iter().map(String::as_str)),
+        after.edited_by,
+        after.edited_at.as_ref().map(time::format),
+        after.version,
+    ])
+    .map_err(db(what))?;
+    Ok(after)
 }
 
 // ---------------------------------------------------------------- sync lock

@@ -1,5 +1,6 @@
 //! Reading rows back into the core's types.
 
+use callview_core::annotations::Annotations;
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{
@@ -18,13 +19,21 @@ use crate::time;
 pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.twilio_sid, m.direction, \
      m.status, m.from_number, m.to_number, m.duration, m.price, m.price_unit, m.start_time, \
      m.end_time, m.recording_url, m.parent_call_sid, m.root_call_sid, m.metadata, \
-     m.created_at, m.updated_at, m.refresh_attempts, m.refresh_due_at, m.unfollowed_at";
+     m.created_at, m.updated_at, m.refresh_attempts, m.refresh_due_at, m.unfollowed_at, \
+     m.notes, m.tags, m.edited_by, m.edited_at, m.version";
 
 /// The `conversations` (alias `cv`) and `contacts` (alias `ct`) columns
 /// [`conversation_and_contact`] reads, in order.
 pub(crate) const CONVERSATION_COLUMNS: &str = "cv.id, cv.external_id, cv.subject, cv.status, \
      cv.last_message_at, cv.metadata, cv.created_at, cv.updated_at, ct.id, ct.phone_number, \
-     ct.formatted_number, ct.display_name, ct.metadata, ct.created_at, ct.updated_at";
+     ct.formatted_number, ct.display_name, ct.metadata, ct.created_at, ct.updated_at, \
+     ct.company_name, ct.notes, ct.tags, ct.edited_by, ct.edited_at, ct.version";
+
+/// The `contacts` (alias `ct`) columns [`contact`] reads, in order: the
+/// same as the tail of [`CONVERSATION_COLUMNS`].
+pub(crate) const CONTACT_COLUMNS: &str = "ct.id, ct.phone_number, ct.formatted_number, \
+     ct.display_name, ct.metadata, ct.created_at, ct.updated_at, ct.company_name, ct.notes, \
+     ct.tags, ct.edited_by, ct.edited_at, ct.version";
 
 /// Reads the columns of one row, naming the row in every error.
 struct Columns<'a, 'r> {
@@ -128,6 +137,7 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
         due_at: cols.time(19, "refresh_due_at")?,
         unfollowed_at: cols.time(20, "unfollowed_at")?,
     };
+    let annotations = annotations(&cols, 21)?;
     let root_sid =
         CallSid::new(root_call_sid).ok_or_else(|| cols.error("`root_call_sid` is empty"))?;
 
@@ -139,6 +149,7 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
         derived,
         recording_url,
         refresh,
+        annotations,
         created_at,
         updated_at,
     })
@@ -205,21 +216,55 @@ pub(crate) fn conversation_and_contact(
         created_at: cols.required_time(6, "created_at")?,
         updated_at: cols.required_time(7, "updated_at")?,
     };
-    let contact_id: i64 = cols.get(8, "contact id")?;
+    Ok((conversation, contact_at(row, 8)?))
+}
+
+/// One row selected with [`CONTACT_COLUMNS`].
+pub(crate) fn contact(row: &Row<'_>) -> Result<ContactRecord, StoreError> {
+    contact_at(row, 0)
+}
+
+/// The contact whose [`CONTACT_COLUMNS`] start at column `at`.
+fn contact_at(row: &Row<'_>, at: usize) -> Result<ContactRecord, StoreError> {
+    let contact_id: i64 = row
+        .get(at)
+        .map_err(|e| StoreError::backend("reading the id of a contacts row", e))?;
     let cols = Columns {
         row,
         what: format!("contact {contact_id}"),
     };
-    let contact = ContactRecord {
+    Ok(ContactRecord {
         id: contact_id,
-        phone_number: cols.get(9, "phone_number")?,
-        formatted_number: cols.get(10, "formatted_number")?,
-        display_name: cols.get(11, "display_name")?,
-        metadata: cols.json(12, "metadata")?,
-        created_at: cols.required_time(13, "created_at")?,
-        updated_at: cols.required_time(14, "updated_at")?,
+        phone_number: cols.get(at + 1, "phone_number")?,
+        formatted_number: cols.get(at + 2, "formatted_number")?,
+        display_name: cols.get(at + 3, "display_name")?,
+        metadata: cols.json(at + 4, "metadata")?,
+        created_at: cols.required_time(at + 5, "created_at")?,
+        updated_at: cols.required_time(at + 6, "updated_at")?,
+        company_name: cols.get(at + 7, "company_name")?,
+        annotations: annotations(&cols, at + 8)?,
+    })
+}
+
+/// Notes, tags, editor, edit time and version, from column `at` on.
+fn annotations(cols: &Columns<'_, '_>, at: usize) -> Result<Annotations, StoreError> {
+    let tags: Option<String> = cols.get(at + 1, "tags")?;
+    let tags: Vec<String> = match tags.as_deref().map(str::trim) {
+        None | Some("") => Vec::new(),
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            StoreError::backend(
+                format!("{}: `tags` is not a JSON array of strings", cols.what),
+                e,
+            )
+        })?,
     };
-    Ok((conversation, contact))
+    Ok(Annotations {
+        notes: cols.get(at, "notes")?,
+        tags,
+        edited_by: cols.get(at + 2, "edited_by")?,
+        edited_at: cols.time(at + 3, "edited_at")?,
+        version: cols.get(at + 4, "version")?,
+    })
 }
 
 /// The counters kept in `conversations.metadata`; missing or malformed

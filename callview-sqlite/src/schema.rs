@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0004_refresh_tracking.sql",
         sql: include_str!("../migrations/0004_refresh_tracking.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_annotations.sql",
+        sql: include_str!("../migrations/0005_annotations.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

@@ -377,7 +377,7 @@ impl Prepared {
                         let external_id = external_id_candidates(&tree.display, &tree.key)
                             .into_iter()
                             .find(|candidate| !taken.contains(candidate))
-                            .unwrap_or_else(|| format!("{} ({})", tree.display, tree.key));
+                            .unwrap_or_else(|| tree.key.clone());
                         taken.insert(external_id.clone());
                         plan.new_conversations.push(NewConversation {
                             key: tree.key.clone(),
@@ -487,6 +487,8 @@ impl Prepared {
 fn external_id_candidates(display: &str, key: &str) -> Vec<String> {
     let mut candidates = vec![display.to_owned(), format!("{display} ({key})")];
     candidates.extend((2..=9).map(|n| format!("{display} ({key}) #{n}")));
+    // Last, the key itself (unique among contacts).
+    candidates.push(key.to_owned());
     candidates
 }
 

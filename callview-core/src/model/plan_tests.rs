@@ -134,6 +134,7 @@ impl Db {
                     derived: w.derived.clone(),
                     recording_url: w.recording_url.clone(),
                     refresh: Default::default(),
+                    annotations: Default::default(),
                     created_at: Utc::now(),
                     updated_at: Utc::now(),
                 },

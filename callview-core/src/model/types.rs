@@ -124,8 +124,11 @@ impl DisplayStatus {
     /// What a stored row says: the `display_status` callview wrote, else
     /// (a row of the seed's original application) the display status of
     /// the call alone from its status and duration columns.
+    /// An empty text counts as missing.
     pub fn from_stored(stored: Option<&str>, status: &CallStatus, duration_secs: u32) -> Self {
-        stored.map_or_else(|| Self::of_lone_call(status, duration_secs), Self::parse)
+        stored
+            .filter(|s| !s.trim().is_empty())
+            .map_or_else(|| Self::of_lone_call(status, duration_secs), Self::parse)
     }
 }
 
@@ -236,6 +239,8 @@ pub struct StoredCall {
     pub recording_url: Option<String>,
     /// How the refresh of unfinished calls follows it.
     pub refresh: RefreshState,
+    /// Notes and tags people wrote on it (syncs never change them).
+    pub annotations: crate::annotations::Annotations,
     /// When the row was created.
     pub created_at: DateTime<Utc>,
     /// When the row last changed.

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use callview_core::store::{
-    ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage, MessageQuery,
-    StoreCounts, UnfinishedQuery,
+    ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage,
+    MessageQuery, StoreCounts, TagCount, UnfinishedQuery,
 };
 use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
 use callview_core::{
-    CallSid, ConversationId, PartyRules, Store, StoreError, StoredCall, SyncEngine, SyncMode,
-    TwilioClient, TwilioError,
+    CallSid, ConversationId, Interaction, PartyRules, Store, StoreError, StoredCall, SyncEngine,
+    SyncMode, TwilioClient, TwilioError,
 };
 use callview_server::{router, AppState, SyncRunner};
 use callview_sim::{SimConfig, SimulatedTwilio};
@@ -473,6 +473,15 @@ impl Store for BrokenStore {
         Err(broken())
     }
     async fn conversation_calls(&self, _id: ConversationId) -> Result<Vec<StoredCall>, StoreError> {
+        Err(broken())
+    }
+    async fn contact(&self, _id: i64) -> Result<ContactRecord, StoreError> {
+        Err(broken())
+    }
+    async fn message(&self, _id: i64) -> Result<(ConversationId, Interaction), StoreError> {
+        Err(broken())
+    }
+    async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         Err(broken())
     }
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
