@@ -384,7 +384,13 @@ pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
         conversations: views.len() as u64,
         calls: rows.len() as u64,
     };
-    if counts != expected {
+    // Contacts people edited are kept when their last conversation goes
+    // (a leg moving under a late parent), so there may be more contacts
+    // than conversations list.
+    if counts.conversations != expected.conversations
+        || counts.calls != expected.calls
+        || counts.contacts < expected.contacts
+    {
         v.push(format!(
             "counts() says {counts:?}, the rows say {expected:?}"
         ));

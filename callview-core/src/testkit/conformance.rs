@@ -2284,3 +2284,297 @@ pub async fn never_dialled_calls_are_synced(store: Arc<dyn Store>) {
     let second = h.sync_all().await;
     assert_eq!((second.inserted, second.updated), (0, 0), "{second:?}");
 }
+
+/// Edits one stored contact or call in its own transaction.
+async fn edit_contact(
+    store: &Arc<dyn Store>,
+    id: i64,
+    edit: serde_json::Value,
+    expected: Option<i64>,
+) -> Result<crate::store::ContactRecord, StoreError> {
+    let edit = crate::annotations::ContactEdit::from_json(&edit).expect("a valid edit");
+    let meta = crate::annotations::EditMeta {
+        by: Some("tester".into()),
+        at: at(500),
+    };
+    let mut tx = store.begin_ingest().await?;
+    let record = tx.edit_contact(id, &edit, expected, &meta).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+async fn edit_call(
+    store: &Arc<dyn Store>,
+    id: i64,
+    edit: serde_json::Value,
+    expected: Option<i64>,
+) -> Result<crate::annotations::Annotations, StoreError> {
+    let edit = crate::annotations::CallEdit::from_json(&edit).expect("a valid edit");
+    let meta = crate::annotations::EditMeta {
+        by: None,
+        at: at(501),
+    };
+    let mut tx = store.begin_ingest().await?;
+    let annotations = tx.edit_call(id, &edit, expected, &meta).await?;
+    tx.commit().await?;
+    Ok(annotations)
+}
+
+/// What people write (a contact's name, company, notes and tags; a call's
+/// notes and tags) survives every sync: re-syncs of the same and of newer
+/// versions, and a parent arriving late that moves an annotated leg into
+/// another conversation and empties the edited contact's conversation.
+pub async fn edits_survive_syncs_and_moves(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let (parent, cell, sip) = forwarded(1);
+    // The cell leg arrives alone: it is a root in the agent's conversation.
+    h.ingest(vec![cell.clone(), inbound(&sid(10), CUSTOMER, 30, 5)])
+        .await;
+    let agent = h.conversation(AGENT_CELL).await;
+    let customer = h.conversation(CUSTOMER).await;
+    let (_, leg_row) = h.located(&sid(2)).await;
+    let (_, other_row) = h.located(&sid(10)).await;
+
+    let agent_contact = edit_contact(
+        &h.store,
+        agent.contact.id,
+        json!({"name": "Agent Kim", "notes": "on call Fridays", "tags": ["staff"]}),
+        None,
+    )
+    .await
+    .expect("edit the agent");
+    assert_eq!(agent_contact.display_name.as_deref(), Some("Agent Kim"));
+    assert_eq!(agent_contact.annotations.version, 2);
+    assert_eq!(
+        agent_contact.annotations.edited_by.as_deref(),
+        Some("tester")
+    );
+    let named = edit_contact(
+        &h.store,
+        customer.contact.id,
+        json!({"name": "Mrs Alvarez", "company_name": "Alvarez Plumbing", "tags": ["VIP", "quote"]}),
+        Some(1),
+    )
+    .await
+    .expect("edit the customer");
+    assert_eq!(named.company_name.as_deref(), Some("Alvarez Plumbing"));
+    let leg_notes = edit_call(
+        &h.store,
+        leg_row.id,
+        json!({"notes": "quoted $240", "tags": ["quote"]}),
+        None,
+    )
+    .await
+    .expect("note the leg");
+    assert_eq!(leg_notes.version, 2);
+    edit_call(
+        &h.store,
+        other_row.id,
+        json!({"tags": ["complaint"]}),
+        Some(1),
+    )
+    .await
+    .expect("tag the call");
+
+    // A re-sync of the same calls, a newer version of one, and the parent
+    // arriving: the leg moves under it, the agent's conversation empties.
+    let mut newer = CallBuilder::from_call(&inbound(&sid(10), CUSTOMER, 30, 5))
+        .duration(9)
+        .updated(at(45))
+        .build();
+    newer.refresh_raw();
+    h.ingest(vec![cell.clone(), newer]).await;
+    h.ingest(vec![parent, sip]).await;
+    assert!(
+        h.find(AGENT_CELL).await.is_none(),
+        "the agent's conversation emptied"
+    );
+
+    let (key, leg_after) = h.located(&sid(2)).await;
+    assert_eq!(key, CUSTOMER, "the leg moved under its parent");
+    assert_eq!(leg_after.id, leg_row.id, "the same row");
+    assert_eq!(leg_after.annotations.notes.as_deref(), Some("quoted $240"));
+    assert_eq!(leg_after.annotations.tags, ["quote"]);
+    let (_, other_after) = h.located(&sid(10)).await;
+    assert_eq!(
+        other_after.call.duration,
+        Some(9),
+        "the sync updated the call"
+    );
+    assert_eq!(
+        other_after.annotations.tags,
+        ["complaint"],
+        "and kept its tags"
+    );
+
+    let customer_after = h.conversation(CUSTOMER).await;
+    assert_eq!(
+        customer_after.contact.display_name.as_deref(),
+        Some("Mrs Alvarez")
+    );
+    assert_eq!(customer_after.contact.annotations.tags, ["VIP", "quote"]);
+    // The edited agent contact is kept although no conversation uses it now.
+    let agent_kept = h.store.contact(agent.contact.id).await.expect("kept");
+    assert_eq!(agent_kept.display_name.as_deref(), Some("Agent Kim"));
+    assert_eq!(
+        agent_kept.annotations.notes.as_deref(),
+        Some("on call Fridays")
+    );
+    crate::testkit::assert_invariants(h.store.as_ref()).await;
+
+    // The messages show the call's notes through the API's read path.
+    assert!(
+        matches!(
+            h.store.message(leg_after.id).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "a leg is not a message of its own"
+    );
+    let (cid, root) = h
+        .store
+        .message(h.located(&sid(1)).await.1.id)
+        .await
+        .expect("the parent's message");
+    assert_eq!(cid, customer_after.conversation.id);
+    assert_eq!(root.legs.len(), 2);
+    assert!(root
+        .legs
+        .iter()
+        .any(|l| l.annotations.notes.as_deref() == Some("quoted $240")));
+}
+
+/// An edit made on a version that is no longer current changes nothing
+/// and says so; unknown ids are `NotFound`; clearing a name shows the
+/// number again.
+pub async fn stale_edits_are_refused(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    h.ingest(vec![inbound(&sid(1), CUSTOMER, 0, 10)]).await;
+    let view = h.conversation(CUSTOMER).await;
+    let id = view.contact.id;
+    assert_eq!(view.contact.annotations.version, 1);
+    edit_contact(&h.store, id, json!({"notes": "first"}), Some(1))
+        .await
+        .expect("the first edit");
+    let stale = edit_contact(&h.store, id, json!({"notes": "second"}), Some(1)).await;
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    let now = h.store.contact(id).await.expect("contact");
+    assert_eq!(now.annotations.notes.as_deref(), Some("first"));
+    assert_eq!(now.annotations.version, 2);
+    // Without a version the last write wins.
+    edit_contact(&h.store, id, json!({"name": "Someone"}), None)
+        .await
+        .expect("no If-Match");
+    let cleared = edit_contact(&h.store, id, json!({"name": null}), Some(3))
+        .await
+        .expect("clear the name");
+    assert_eq!(cleared.display_name.as_deref(), Some(CUSTOMER_DISPLAY));
+    assert!(matches!(
+        edit_contact(&h.store, id + 1_000_000, json!({"notes": "x"}), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (_, row) = h.located(&sid(1)).await;
+    assert!(matches!(
+        edit_call(&h.store, row.id, json!({"notes": "x"}), Some(7)).await,
+        Err(StoreError::Stale(_))
+    ));
+    assert!(matches!(
+        edit_call(&h.store, row.id + 1_000_000, json!({"notes": "x"}), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Search finds conversations by what people wrote (contact name,
+/// company, notes, tags; calls' notes and tags), the tag filter matches
+/// tags case-insensitively on the contact or any call, and `tags()` counts
+/// them.
+pub async fn annotations_are_searchable(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    h.ingest(vec![
+        inbound(&sid(1), CUSTOMER, 0, 10),
+        inbound(&sid(2), CUSTOMER2, 1, 10),
+        inbound(&sid(3), UK_CUSTOMER, 2, 10),
+    ])
+    .await;
+    let c1 = h.conversation(CUSTOMER).await;
+    let c2 = h.conversation(CUSTOMER2).await;
+    edit_contact(
+        &h.store,
+        c1.contact.id,
+        json!({"name": "Mrs Alvarez", "company_name": "Alvarez Plumbing", "tags": ["VIP"]}),
+        None,
+    )
+    .await
+    .expect("edit");
+    let (_, row2) = h.located(&sid(2)).await;
+    edit_call(
+        &h.store,
+        row2.id,
+        json!({"notes": "Boiler quote, call back Friday", "tags": ["Quote", "vip"]}),
+        None,
+    )
+    .await
+    .expect("edit");
+
+    let normalizer = crate::endpoint::Normalizer::default();
+    let keys = |query: ConversationQuery| {
+        let store = h.store.clone();
+        async move {
+            let mut keys: Vec<String> = store
+                .list_conversations(&query)
+                .await
+                .expect("list")
+                .conversations
+                .into_iter()
+                .map(|v| v.contact.phone_number)
+                .collect();
+            keys.sort();
+            keys
+        }
+    };
+    let search = |text: &str| {
+        ConversationQuery::page(50, 0).with_search(crate::store::Search::new(text, &normalizer))
+    };
+    assert_eq!(keys(search("alvarez")).await, [CUSTOMER]);
+    assert_eq!(keys(search("PLUMB")).await, [CUSTOMER]);
+    assert_eq!(keys(search("boiler")).await, [CUSTOMER2]);
+    assert_eq!(keys(search("quot")).await, [CUSTOMER2], "a call's tag");
+    let mut both = vec![CUSTOMER.to_owned(), CUSTOMER2.to_owned()];
+    both.sort();
+    assert_eq!(
+        keys(search("vip")).await,
+        both,
+        "a contact's tag and a call's"
+    );
+    assert_eq!(
+        keys(ConversationQuery::page(50, 0).with_tag("VIP")).await,
+        both
+    );
+    assert_eq!(
+        keys(ConversationQuery::page(50, 0).with_tag("quote")).await,
+        [CUSTOMER2]
+    );
+    assert!(
+        keys(ConversationQuery::page(50, 0).with_tag("vi"))
+            .await
+            .is_empty(),
+        "whole tags only"
+    );
+    let page = h
+        .store
+        .list_conversations(&ConversationQuery::page(1, 0).with_tag("vip"))
+        .await
+        .expect("list");
+    assert_eq!(page.total, 2);
+
+    let tags = h.store.tags().await.expect("tags");
+    let summary: Vec<(String, u64, u64)> = tags
+        .iter()
+        .map(|t| (t.tag.to_lowercase(), t.contacts, t.calls))
+        .collect();
+    assert_eq!(
+        summary,
+        [("vip".to_owned(), 1, 1), ("quote".to_owned(), 0, 1)],
+        "{tags:?}"
+    );
+    let _ = c2;
+}

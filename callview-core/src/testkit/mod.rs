@@ -127,6 +127,9 @@ macro_rules! conformance_tests {
             apply_is_all_or_nothing,
             sync_lock_is_taken_and_released,
             never_dialled_calls_are_synced,
+            edits_survive_syncs_and_moves,
+            stale_edits_are_refused,
+            annotations_are_searchable,
         );
 
         $crate::__conformance_factory_tests!(
