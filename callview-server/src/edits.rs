@@ -125,6 +125,10 @@ pub async fn patch_contact(
     let id = row_id(path, "contact")?;
     let expected = if_match(&headers)?;
     let edit = ContactEdit::from_json(&body_json(&body)?).map_err(invalid_edit)?;
+    if edit.is_empty() {
+        // Nothing to change: the contact as it is (no new version).
+        return get_contact(State(state), Ok(Path(id.to_string()))).await;
+    }
     let mut tx = state.store().begin_ingest().await?;
     let record = tx
         .edit_contact(id, &edit, expected, &meta())
@@ -155,15 +159,17 @@ pub async fn patch_message(
         .message(id)
         .await
         .map_err(not_found(format!("message {id}")))?;
-    let mut tx = state.store().begin_ingest().await?;
-    let annotations = tx
-        .edit_call(id, &edit, expected, &meta())
-        .await
-        .map_err(not_found(format!("message {id}")))?;
-    tx.commit().await?;
-    state
-        .events()
-        .publish(ServerEvent::edited("message", id, annotations.version));
+    if !edit.is_empty() {
+        let mut tx = state.store().begin_ingest().await?;
+        let annotations = tx
+            .edit_call(id, &edit, expected, &meta())
+            .await
+            .map_err(not_found(format!("message {id}")))?;
+        tx.commit().await?;
+        state
+            .events()
+            .publish(ServerEvent::edited("message", id, annotations.version));
+    }
     let (conversation, interaction) = state
         .store()
         .message(id)

@@ -4,6 +4,9 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
+use callview_core::annotations::{
+    MAX_COMPANY_CHARS, MAX_NAME_CHARS, MAX_NOTES_CHARS, MAX_TAGS, MAX_TAG_CHARS,
+};
 use callview_core::store::{MessageCursor, MessageQuery};
 
 use crate::params::{DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_CHARS};
@@ -72,7 +75,7 @@ fn conversation_filter_params() -> Vec<Value> {
     vec![
         json!({
             "name": "q", "in": "query", "required": false,
-            "description": format!("A number in any format (`(978) 844-7773`, `978.844.7773`, `+1 978 844 7773`, or a part such as `844-77`; numbers without a country code are read in the server's default region) or a name; case-insensitive. Matches the contact's number (its E.164 key), display name and display form. At most {MAX_SEARCH_CHARS} characters; empty means no search."),
+            "description": format!("A number in any format (`(978) 844-7773`, `978.844.7773`, `+1 978 844 7773`, or a part such as `844-77`; numbers without a country code are read in the server's default region) or a word; case-insensitive, any part of a word. Matches the contact's number (its E.164 key), name, display form, company name, notes and tags, and the notes and tags of its calls. At most {MAX_SEARCH_CHARS} characters; empty means no search."),
             "schema": {"type": "string", "maxLength": MAX_SEARCH_CHARS}
         }),
         json!({
@@ -87,6 +90,11 @@ fn conversation_filter_params() -> Vec<Value> {
         }),
         instant("since", "Only conversations whose last activity (`last_message_at`) is at or after this instant."),
         instant("until", "Only conversations whose last activity is before this instant (not after `since`)."),
+        json!({
+            "name": "tag", "in": "query", "required": false,
+            "description": "Only conversations whose contact, or one of whose calls, carries this tag (whole tag, case-insensitive).",
+            "schema": {"type": "string", "maxLength": MAX_TAG_CHARS}
+        }),
     ]
 }
 
@@ -95,6 +103,22 @@ fn id_param() -> Value {
         "name": "id", "in": "path", "required": true,
         "description": "The conversation's id (a positive whole number).",
         "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}
+    })
+}
+
+fn row_id_param(what: &str) -> Value {
+    json!({
+        "name": "id", "in": "path", "required": true,
+        "description": format!("The {what}'s id (a positive whole number)."),
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}
+    })
+}
+
+fn if_match_param() -> Value {
+    json!({
+        "name": "If-Match", "in": "header", "required": false,
+        "description": "The `ETag` of the version being edited (such as `\"3\"`); `*` or absent: no check.",
+        "schema": {"type": "string"}
     })
 }
 
@@ -194,6 +218,59 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                     "200": ok_response("The conversation.", "Conversation"),
                     "400": error_response("The id is not a positive whole number (`invalid_id`)."),
                     "404": error_response("No conversation has this id (`not_found`)."),
+                }))
+            }
+        },
+        "/api/contacts/{id}": {
+            "get": {
+                "operationId": "getContact",
+                "summary": "One contact, with its `ETag` (the version of what people wrote on it).",
+                "tags": ["contacts"],
+                "parameters": [row_id_param("contact")],
+                "responses": common_errors(json!({
+                    "200": ok_response("The contact; the `ETag` header holds its version.", "Contact"),
+                    "400": error_response("The id is not a positive whole number (`invalid_id`)."),
+                    "404": error_response("No contact has this id (`not_found`)."),
+                }))
+            },
+            "patch": {
+                "operationId": "editContact",
+                "summary": "Edits a contact's name, company, notes and tags.",
+                "description": "Give any of the fields; a field given as null (or an empty text) is cleared; a cleared name shows the number again. Send the `ETag` of the version you edited as `If-Match`: when someone else changed the contact meanwhile the answer is 412 `changed_elsewhere` and nothing changes. Without `If-Match` the last write wins. Syncs never change these fields. Every edit is published on `/api/events` (`edited`).",
+                "tags": ["contacts"],
+                "parameters": [row_id_param("contact"), if_match_param()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ContactEdit"}}}},
+                "responses": common_errors(json!({
+                    "200": ok_response("The contact as edited; the `ETag` header holds its new version.", "Contact"),
+                    "400": error_response("The body is not JSON (`invalid_json`), a field is unknown, of the wrong type, too long or holds control characters (`invalid_field`, naming it), or `If-Match` is not an `ETag` (`invalid_if_match`)."),
+                    "404": error_response("No contact has this id (`not_found`)."),
+                    "412": error_response("The contact changed since the version in `If-Match` (`changed_elsewhere`); nothing was written."),
+                }))
+            }
+        },
+        "/api/messages/{id}": {
+            "patch": {
+                "operationId": "editMessage",
+                "summary": "Edits a call's notes and tags (a message's `id`, as the messages list shows it).",
+                "description": "Like `PATCH /api/contacts/{id}`: fields given are set (null clears), `If-Match` guards against overwriting someone else's edit (412), syncs never change them.",
+                "tags": ["conversations"],
+                "parameters": [row_id_param("message"), if_match_param()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageEdit"}}}},
+                "responses": common_errors(json!({
+                    "200": ok_response("The message as edited; the `ETag` header holds its new version.", "Message"),
+                    "400": error_response("As for contacts (`invalid_json`, `invalid_field`, `invalid_if_match`, `invalid_id`)."),
+                    "404": error_response("No message has this id (`not_found`)."),
+                    "412": error_response("The message changed since the version in `If-Match` (`changed_elsewhere`)."),
+                }))
+            }
+        },
+        "/api/tags": {
+            "get": {
+                "operationId": "listTags",
+                "summary": "Every tag in use on contacts and calls, most used first, with counts (tags differing only in case count as one).",
+                "tags": ["contacts"],
+                "responses": common_errors(json!({
+                    "200": ok_response("The tags.", "TagList"),
                 }))
             }
         },
@@ -305,6 +382,40 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
         },
         "CallDirection": call_direction,
         "CallStatus": call_status,
+        "ContactEdit": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "name": {"type": ["string", "null"], "maxLength": MAX_NAME_CHARS},
+                "company_name": {"type": ["string", "null"], "maxLength": MAX_COMPANY_CHARS},
+                "notes": {"type": ["string", "null"], "maxLength": MAX_NOTES_CHARS},
+                "tags": {"type": ["array", "null"], "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG_CHARS}}
+            }
+        },
+        "MessageEdit": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "notes": {"type": ["string", "null"], "maxLength": MAX_NOTES_CHARS},
+                "tags": {"type": ["array", "null"], "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG_CHARS}}
+            }
+        },
+        "TagList": {
+            "type": "object",
+            "required": ["tags", "total"],
+            "properties": {
+                "total": {"type": "integer"},
+                "tags": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["tag", "contacts", "calls"],
+                    "properties": {
+                        "tag": {"type": "string", "description": "As most often written."},
+                        "contacts": {"type": "integer"},
+                        "calls": {"type": "integer"}
+                    }
+                }}
+            }
+        },
         "Contact": {
             "type": "object",
             "required": ["id", "handle", "metadata", "created_at", "updated_at"],
@@ -319,7 +430,13 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
                     "properties": {
                         "formatted_number": {"type": "string", "examples": ["+1 (978) 844-7773"]},
                         "country_code": {"type": "string", "description": "ISO 3166 region of a phone number.", "examples": ["US"]},
-                        "is_mobile": {"type": "boolean", "description": "Present when the number's type is known."}
+                        "is_mobile": {"type": "boolean", "description": "Present when the number's type is known."},
+                        "company_name": {"type": ["string", "null"]},
+                        "notes": {"type": ["string", "null"]},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "edited_by": {"type": ["string", "null"]},
+                        "edited_at": {"type": ["integer", "null"], "description": "Unix milliseconds of the last edit."},
+                        "version": {"type": "integer", "description": "Counts edits; the `ETag`."}
                     },
                     "additionalProperties": true
                 },
@@ -397,7 +514,13 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
                         "price": {"type": "string"},
                         "price_unit": {"type": "string"},
                         "answered_by": {"type": ["string", "null"]},
-                        "queue_time": {"type": ["string", "null"], "description": "Twilio's queue time, milliseconds."}
+                        "queue_time": {"type": ["string", "null"], "description": "Twilio's queue time, milliseconds."},
+                        "notes": {"type": ["string", "null"], "description": "Notes people wrote on the call."},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "edited_by": {"type": ["string", "null"]},
+                        "edited_at": {"type": ["integer", "null"], "description": "Unix milliseconds of the last edit."},
+                        "version": {"type": "integer", "description": "Counts edits; the `ETag` of `PATCH /api/messages/{id}`."},
+                        "no_longer_followed": {"type": "boolean", "description": "The call never reached a final status and the refresh stopped asking Twilio about it: this is its last known state."}
                     },
                     "additionalProperties": true
                 }
