@@ -153,6 +153,10 @@ impl IngestTx for TimedIngest {
             .await
     }
 
+    async fn ensure_contact(&mut self, key: &str, display: &str) -> Result<i64, StoreError> {
+        self.inner.ensure_contact(key, display).await
+    }
+
     async fn edit_call(
         &mut self,
         id: i64,
@@ -259,6 +263,14 @@ impl Store for TimedStore {
 
     async fn message(&self, id: i64) -> Result<(ConversationId, Interaction), StoreError> {
         timed(&self.timings, "store.message", self.inner.message(id)).await
+    }
+
+    async fn contacts_page(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        self.inner.contacts_page(after, limit).await
     }
 
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {

@@ -744,6 +744,11 @@ pub trait Store: Send + Sync {
     /// API), with its conversation's id; `NotFound` when no root call has it.
     async fn message(&self, id: i64) -> Result<(ConversationId, Interaction), StoreError>;
 
+    /// Up to `limit` contacts with an id above `after`, by id (for exports:
+    /// pass the last id of a page to get the next).
+    async fn contacts_page(&self, after: i64, limit: u32)
+        -> Result<Vec<ContactRecord>, StoreError>;
+
     /// Every tag in use on contacts and calls, with how many carry it:
     /// tags that differ only in case count as one (shown as the most
     /// common spelling, ties to the first in order), most used first.
@@ -820,6 +825,12 @@ pub trait IngestTx: Send {
         expected_version: Option<i64>,
         meta: &EditMeta,
     ) -> Result<ContactRecord, StoreError>;
+
+    /// The id of the contact with canonical key `key`, created (with
+    /// `display` as its display form and name) when there is none yet: an
+    /// imported contact is there before its first call, which then shows
+    /// its name.
+    async fn ensure_contact(&mut self, key: &str, display: &str) -> Result<i64, StoreError>;
 
     /// Edits the notes and tags of the call whose row id is `id`, like
     /// [`IngestTx::edit_contact`]. Returns the annotations as written.

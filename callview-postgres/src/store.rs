@@ -1004,6 +1004,26 @@ impl IngestTx for PgIngest {
         self.db.contact(&mut self.tx, id).await
     }
 
+    async fn ensure_contact(&mut self, key: &str, display: &str) -> Result<i64, StoreError> {
+        sqlx::query(
+            "INSERT INTO contacts (phone_number, formatted_number, display_name, created_at, \
+                 updated_at) \
+             VALUES ($1, $2, $2, NOW() AT TIME ZONE 'UTC', NOW() AT TIME ZONE 'UTC') \
+             ON CONFLICT (phone_number) DO NOTHING",
+        )
+        .bind(key)
+        .bind(display)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(self.db.error("creating a contact"))?;
+        let id: i32 = sqlx::query_scalar("SELECT id FROM contacts WHERE phone_number = $1")
+            .bind(key)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(self.db.error("finding a contact"))?;
+        Ok(i64::from(id))
+    }
+
     async fn edit_call(
         &mut self,
         id: i64,
@@ -1359,6 +1379,23 @@ impl Store for PostgresStore {
             .find(|i| i.root.id == id)
             .ok_or_else(not_found)?;
         Ok((conversation, interaction))
+    }
+
+    async fn contacts_page(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        let after = i32::try_from(after.max(0)).unwrap_or(i32::MAX);
+        let rows: Vec<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+        )))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(self.db.error("listing contacts"))?;
+        Ok(rows.into_iter().map(ContactRow::into_record).collect())
     }
 
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {

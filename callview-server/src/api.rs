@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/contacts/{id}"),
     ("PATCH", "/api/messages/{id}"),
     ("GET", "/api/tags"),
+    ("GET", "/api/contacts.csv"),
     ("POST", "/api/sync/today"),
     ("POST", "/api/sync/recent"),
     ("GET", "/api/openapi.json"),
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/messages/{id}", patch(crate::edits::patch_message))
         .route("/api/tags", get(crate::edits::list_tags))
+        .route("/api/contacts.csv", get(crate::edits::export_contacts))
         .route("/api/sync/today", post(sync_today))
         .route("/api/sync/recent", post(sync_recent))
         .route("/api/openapi.json", get(openapi))

@@ -181,6 +181,29 @@ pub async fn patch_message(
     Ok(tagged(views::message(&interaction, &contact), version))
 }
 
+/// `GET /api/contacts.csv`: every contact as CSV
+/// ([`crate::contacts_csv`]), to import elsewhere or back.
+pub async fn export_contacts(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut body = Vec::new();
+    crate::contacts_csv::export(state.store().as_ref(), &mut body)
+        .await
+        .map_err(|e| match e {
+            crate::contacts_csv::CsvError::Store(e) => ApiError::from(e),
+            other => ApiError::internal(&other),
+        })?;
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"contacts.csv\""),
+    );
+    Ok(response)
+}
+
 /// `GET /api/tags`: the tags in use, most used first.
 pub async fn list_tags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let tags = state.store().tags().await?;

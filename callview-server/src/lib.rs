@@ -50,6 +50,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod contacts_csv;
 pub mod db;
 pub mod demo;
 pub mod edits;

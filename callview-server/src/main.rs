@@ -12,6 +12,7 @@ use callview_core::{
     Normalizer, OwnedNumbers, PartyRules, Preset, Store, SyncEngine, SyncMode, SyncReport,
     TwilioClient,
 };
+use callview_server::contacts_csv;
 use callview_server::{check_exposure, db, demo, AppState, ServerConfig, SyncRunner};
 use callview_sim::SimConfig;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -78,6 +79,26 @@ enum Command {
     Serve(ServeArgs),
     /// Serve a simulated Twilio account over HTTP (Twilio's REST wire format).
     Simulate(SimulateArgs),
+    /// Import or export contacts (names, companies, notes, tags) as CSV.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactsCommand {
+    /// Import `phone,name,company,notes,tags` rows (tags separated by `;`;
+    /// numbers in any format). Rows that do not parse are reported with
+    /// their line number; the rest are imported.
+    Import {
+        /// The CSV file (`-` for standard input).
+        file: std::path::PathBuf,
+    },
+    /// Write every contact as CSV (the form `import` reads).
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -231,6 +252,54 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sync(args) => sync(&cli.common, args).await,
         Command::Serve(args) => serve(&cli.common, args).await,
         Command::Simulate(args) => simulate(args).await,
+        Command::Contacts(command) => contacts(&cli.common, command).await,
+    }
+}
+
+async fn contacts(common: &CommonArgs, command: ContactsCommand) -> Result<()> {
+    let rules = party_rules(common)?;
+    let store = open_store(common).await?;
+    match command {
+        ContactsCommand::Import { file } => {
+            let input: Box<dyn std::io::Read> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(&file)
+                        .with_context(|| format!("cannot open {}", file.display()))?,
+                )
+            };
+            let (rows, rejected) = contacts_csv::parse(input, &rules.normalizer)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report = contacts_csv::import(&store, rows, rejected).await?;
+            for row in &report.rejected {
+                eprintln!("line {}: {}", row.line, row.reason);
+            }
+            println!(
+                "imported {} contacts, {} rows rejected",
+                report.imported,
+                report.rejected.len()
+            );
+            if !report.rejected.is_empty() {
+                anyhow::bail!(
+                    "{} rows were not imported (listed above)",
+                    report.rejected.len()
+                );
+            }
+            Ok(())
+        }
+        ContactsCommand::Export { output } => {
+            let written = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    contacts_csv::export(store.as_ref(), std::io::BufWriter::new(file)).await?
+                }
+                None => contacts_csv::export(store.as_ref(), std::io::stdout().lock()).await?,
+            };
+            eprintln!("exported {written} contacts");
+            Ok(())
+        }
     }
 }
 

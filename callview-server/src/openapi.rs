@@ -264,6 +264,16 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 }))
             }
         },
+        "/api/contacts.csv": {
+            "get": {
+                "operationId": "exportContacts",
+                "summary": "Every contact as CSV: `phone,name,company,notes,tags` (tags separated by `;`), the form `callview contacts import` reads.",
+                "tags": ["contacts"],
+                "responses": common_errors(json!({
+                    "200": {"description": "The CSV file.", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                }))
+            }
+        },
         "/api/tags": {
             "get": {
                 "operationId": "listTags",

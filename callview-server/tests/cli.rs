@@ -349,3 +349,78 @@ fn serve_without_credentials_is_a_live_demo() {
         }
     }
 }
+
+#[test]
+fn contacts_import_reports_bad_rows_and_export_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "phone,name,company,notes,tags\n\
+         (978) 844-7773,Mrs Alvarez,Alvarez Plumbing,\"quoted $240, call back Friday\",VIP; quote\n\
+         not a number,Nobody,,,\n\
+         +44 20 7946 0958,Mr Smith,,,\n\
+         617.500.6181,,Acme,,complaint\n\
+         508-514-0320,\"way too long\u{7}\",,,\n",
+    )
+    .unwrap();
+    let first = format!("sqlite://{}", dir.path().join("first.db").display());
+    let output = run(callview(dir.path())
+        .args(["contacts", "import", csv.to_str().unwrap()])
+        .env("DATABASE_URL", &first));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "rejected rows fail the command");
+    assert!(
+        stdout.contains("imported 3 contacts, 2 rows rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("line 3:") && stderr.contains("not a phone number"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 6:") && stderr.contains("`name`"),
+        "{stderr}"
+    );
+
+    let export = |url: &str| {
+        let output = run(callview(dir.path())
+            .args(["contacts", "export"])
+            .env("DATABASE_URL", url));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let exported = export(&first);
+    assert!(
+        exported.starts_with("phone,name,company,notes,tags\n"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("+19788447773,Mrs Alvarez,Alvarez Plumbing,\"quoted $240, call back Friday\",VIP; quote"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("+16175006181,,Acme,,complaint"),
+        "{exported}"
+    );
+    assert_eq!(exported.lines().count(), 4, "{exported}");
+
+    // What is exported imports back unchanged.
+    let again = dir.path().join("again.csv");
+    std::fs::write(&again, &exported).unwrap();
+    let second = format!("sqlite://{}", dir.path().join("second.db").display());
+    let output = run(callview(dir.path())
+        .args(["contacts", "import", again.to_str().unwrap()])
+        .env("DATABASE_URL", &second));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(export(&second), exported);
+}

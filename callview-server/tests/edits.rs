@@ -173,6 +173,21 @@ async fn contacts_are_renamed_noted_and_tagged_with_etags(backend: Backend) {
         .await;
     assert_eq!(tagged["total"], 1, "{tagged}");
     assert_eq!(tagged["conversations"][0]["id"], cid);
+    // The contacts export carries the edit.
+    let csv = server
+        .http
+        .get(server.url("/api/contacts.csv"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("phone,name,company,notes,tags\n"), "{csv}");
+    assert!(
+        csv.contains(",Mrs Alvarez,Alvarez Plumbing,,VIP; quote"),
+        "{csv}"
+    );
     let (status, tags) = server.get_with("/api/tags", Some(TOKEN)).await;
     assert_eq!(status, 200, "{tags}");
     assert_eq!(tags["total"], 2, "{tags}");

@@ -593,6 +593,12 @@ impl IngestTx for SqliteIngest {
             .await
     }
 
+    async fn ensure_contact(&mut self, key: &str, display: &str) -> Result<i64, StoreError> {
+        let (key, display) = (key.to_owned(), display.to_owned());
+        self.run(move |conn, _| queries::ensure_contact(conn, &key, &display))
+            .await
+    }
+
     async fn edit_call(
         &mut self,
         id: i64,
@@ -704,6 +710,15 @@ impl Store for SqliteStore {
 
     async fn message(&self, id: i64) -> Result<(ConversationId, Interaction), StoreError> {
         self.read(move |conn| queries::message(conn, id)).await
+    }
+
+    async fn contacts_page(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        self.read(move |conn| queries::contacts_page(conn, after, limit))
+            .await
     }
 
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {

@@ -1064,6 +1064,50 @@ pub(crate) fn contact(conn: &Connection, id: i64) -> Result<ContactRecord, Store
     }
 }
 
+/// `Store::contacts_page`.
+pub(crate) fn contacts_page(
+    conn: &Connection,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<ContactRecord>, StoreError> {
+    let what = "listing contacts";
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts ct WHERE ct.id > ?1 ORDER BY ct.id LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db(what))?;
+    let mut rows = stmt
+        .query(params![after, i64::from(limit)])
+        .map_err(db(what))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db(what))? {
+        out.push(rows::contact(row)?);
+    }
+    Ok(out)
+}
+
+/// `IngestTx::ensure_contact`.
+pub(crate) fn ensure_contact(
+    conn: &Connection,
+    key: &str,
+    display: &str,
+) -> Result<i64, StoreError> {
+    let what = format!("creating the contact {key:?}");
+    let now = time::format(&time::now());
+    conn.prepare_cached(
+        "INSERT INTO contacts (phone_number, formatted_number, display_name, metadata,
+                               created_at, updated_at)
+         VALUES (?1, ?2, ?2, '{}', ?3, ?3)
+         ON CONFLICT (phone_number) DO NOTHING",
+    )
+    .map_err(db(what.clone()))?
+    .execute(params![key, display, now])
+    .map_err(db(what.clone()))?;
+    conn.prepare_cached("SELECT id FROM contacts WHERE phone_number = ?1")
+        .map_err(db(what.clone()))?
+        .query_row([key], |r| r.get(0))
+        .map_err(db(what))
+}
+
 /// `Store::message`: the root row `id` and its legs, folded.
 pub(crate) fn message(
     conn: &mut Connection,

@@ -2578,3 +2578,43 @@ pub async fn annotations_are_searchable(store: Arc<dyn Store>) {
     );
     let _ = c2;
 }
+
+/// A contact created before any call (an import) keeps its name when its
+/// first call arrives, and the conversation shows it.
+pub async fn imported_contacts_name_their_first_call(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let mut tx = h.store.begin_ingest().await.expect("begin");
+    let id = tx
+        .ensure_contact(CUSTOMER, CUSTOMER_DISPLAY)
+        .await
+        .expect("create");
+    let again = tx
+        .ensure_contact(CUSTOMER, CUSTOMER_DISPLAY)
+        .await
+        .expect("find");
+    assert_eq!(id, again, "one contact per key");
+    let edit =
+        crate::annotations::ContactEdit::from_json(&json!({"name": "Mrs Alvarez"})).expect("edit");
+    let meta = crate::annotations::EditMeta {
+        by: None,
+        at: at(0),
+    };
+    tx.edit_contact(id, &edit, None, &meta).await.expect("name");
+    tx.commit().await.expect("commit");
+    assert!(
+        h.find(CUSTOMER).await.is_none(),
+        "no conversation before a call"
+    );
+
+    h.ingest(vec![inbound(&sid(1), CUSTOMER, 0, 10)]).await;
+    let view = h.conversation(CUSTOMER).await;
+    assert_eq!(view.contact.id, id);
+    assert_eq!(view.contact.display_name.as_deref(), Some("Mrs Alvarez"));
+    assert_eq!(
+        view.conversation.external_id, CUSTOMER_DISPLAY,
+        "the number stays the external id"
+    );
+    let listed = h.store.contacts_page(0, 10).await.expect("contacts");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+}

@@ -130,6 +130,7 @@ macro_rules! conformance_tests {
             edits_survive_syncs_and_moves,
             stale_edits_are_refused,
             annotations_are_searchable,
+            imported_contacts_name_their_first_call,
         );
 
         $crate::__conformance_factory_tests!(

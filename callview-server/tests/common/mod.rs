@@ -481,6 +481,13 @@ impl Store for BrokenStore {
     async fn message(&self, _id: i64) -> Result<(ConversationId, Interaction), StoreError> {
         Err(broken())
     }
+    async fn contacts_page(
+        &self,
+        _after: i64,
+        _limit: u32,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        Err(broken())
+    }
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         Err(broken())
     }
