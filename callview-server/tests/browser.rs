@@ -936,3 +936,183 @@ async fn with_an_api_token_the_viewer_takes_it_once_and_keeps_it_out_of_the_addr
     browser.close().await;
     viewer.stop().await;
 }
+
+/// A dispatcher renames a contact, notes and tags a call, finds it again
+/// by tag and by note; another tab shows the new name live; an edit made
+/// on a version someone else changed meanwhile is refused and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_team_names_notes_and_tags_and_other_tabs_see_it_live() {
+    let viewer = Viewer::start(None).await;
+    let first = viewer.api("/api/conversations?limit=1").await;
+    let id = first["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let contact_id = first["conversations"][0]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = Browser::launch(1280, 900, &[]).await;
+    let b = Browser::launch(1280, 900, &[]).await;
+    for browser in [&a, &b] {
+        browser
+            .client
+            .goto(&format!("{}/#c={id}", viewer.base))
+            .await
+            .unwrap();
+        browser
+            .wait_for(
+                "the thread",
+                &format!(
+                    "document.querySelector('#thread-content[data-conversation-id=\"{id}\"] #edit-contact')"
+                ),
+            )
+            .await;
+    }
+
+    // Tab A renames the contact; tab B shows the new name without a reload.
+    a.click("#edit-contact").await;
+    a.wait_for(
+        "the contact form",
+        "document.getElementById('contact-form')",
+    )
+    .await;
+    a.type_into("#contact-form input[name=name]", "Mrs Alvarez")
+        .await;
+    a.type_into("#contact-form input[name=company_name]", "Alvarez Plumbing")
+        .await;
+    a.type_into("#contact-form input[name=tags]", "VIP, quote")
+        .await;
+    a.click("#contact-form button[type=submit]").await;
+    a.wait_for(
+        "the saved name",
+        "!document.getElementById('contact-form') && document.getElementById('thread-title').textContent === 'Mrs Alvarez'",
+    )
+    .await;
+    b.js("window.__noReload = true;").await;
+    b.wait_for(
+        "the new name in the other tab",
+        &format!(
+            "document.getElementById('thread-title').textContent === 'Mrs Alvarez' && \
+             document.querySelector('.conv[data-conversation-id=\"{id}\"] .conv-name').textContent === 'Mrs Alvarez' && \
+             document.querySelector('.company').textContent === 'Alvarez Plumbing'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        b.js("return window.__noReload === true").await,
+        json!(true),
+        "live, not reloaded"
+    );
+    let contact = viewer.api(&format!("/api/contacts/{contact_id}")).await;
+    assert_eq!(contact["name"], "Mrs Alvarez");
+    assert_eq!(contact["metadata"]["tags"], json!(["VIP", "quote"]));
+
+    // A note and a tag on the newest call.
+    a.click("#thread-content .edit-call").await;
+    a.wait_for(
+        "the call form",
+        "document.querySelector('form[id^=call-form]')",
+    )
+    .await;
+    a.type_into(
+        "form[id^=call-form] textarea[name=notes]",
+        "Quoted $240, call back Friday",
+    )
+    .await;
+    a.type_into("form[id^=call-form] input[name=tags]", "complaint")
+        .await;
+    a.click("form[id^=call-form] button[type=submit]").await;
+    a.wait_for(
+        "the call's note",
+        "document.querySelector('#thread-content .call-notes') && \
+         document.querySelector('#thread-content .call-notes').textContent.includes('Friday')",
+    )
+    .await;
+
+    // Its tag chip filters the list to the tagged conversation.
+    a.click("#thread-content .call .tag[data-tag=complaint]")
+        .await;
+    a.wait_for(
+        "the tag filter",
+        &format!(
+            "!document.getElementById('tag-filter').hidden && \
+             [...document.querySelectorAll('#conversation-list .conv')].map(c => c.dataset.conversationId).join() === '{id}'"
+        ),
+    )
+    .await;
+    assert!(a
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .fragment()
+        .unwrap()
+        .contains("tag=complaint"));
+    a.click("#tag-filter").await;
+    a.wait_for(
+        "the filter cleared",
+        "document.getElementById('tag-filter').hidden",
+    )
+    .await;
+    // The note is found by search.
+    a.type_into("#search", "friday").await;
+    a.wait_for(
+        "the note found by search",
+        &format!(
+            "[...document.querySelectorAll('#conversation-list .conv')].map(c => c.dataset.conversationId).join() === '{id}'"
+        ),
+    )
+    .await;
+    let shot = a.screenshot("viewer-edits.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // Both tabs open the contact form; A saves first; B's save is refused
+    // and B keeps what it typed.
+    b.wait_for(
+        "tab B up to date",
+        "document.querySelector('#thread-content .call-notes')",
+    )
+    .await;
+    b.click("#edit-contact").await;
+    b.wait_for("tab B's form", "document.getElementById('contact-form')")
+        .await;
+    a.click("#edit-contact").await;
+    a.wait_for("tab A's form", "document.getElementById('contact-form')")
+        .await;
+    a.type_into("#contact-form textarea[name=notes]", "prefers mornings")
+        .await;
+    a.click("#contact-form button[type=submit]").await;
+    a.wait_for("tab A saved", "!document.getElementById('contact-form')")
+        .await;
+    b.type_into(
+        "#contact-form input[name=company_name]",
+        "Somebody Else Ltd",
+    )
+    .await;
+    b.click("#contact-form button[type=submit]").await;
+    b.wait_for(
+        "the conflict shown",
+        "document.querySelector('#contact-form .form-error') && \
+         !document.querySelector('#contact-form .form-error').hidden && \
+         document.querySelector('#contact-form .form-error').textContent.includes('Changed elsewhere')",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector('#contact-form input[name=company_name]').value")
+            .await,
+        json!("Somebody Else Ltd"),
+        "what B typed stays"
+    );
+    let contact = viewer.api(&format!("/api/contacts/{contact_id}")).await;
+    assert_eq!(contact["metadata"]["company_name"], "Alvarez Plumbing");
+    assert_eq!(contact["metadata"]["notes"], "prefers mornings");
+    b.click("#contact-form button.cancel").await;
+    b.wait_for(
+        "tab B shows A's version",
+        "!document.getElementById('contact-form') && document.querySelector('.contact-notes') && \
+         document.querySelector('.contact-notes').textContent === 'prefers mornings'",
+    )
+    .await;
+
+    a.close().await;
+    b.close().await;
+    viewer.stop().await;
+}

@@ -54,29 +54,36 @@ export function setToken(value) {
   }
 }
 
-/** Fetches JSON; throws ApiError for an error answer or a network failure. */
-export async function request(path, { method = "GET", params, signal } = {}) {
+/**
+ * Fetches JSON; throws ApiError for an error answer or a network failure.
+ * `body` is sent as JSON; `ifMatch` (a version) as an `If-Match` header.
+ */
+export async function request(path, { method = "GET", params, signal, body, ifMatch } = {}) {
   const headers = { Accept: "application/json" };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (ifMatch !== undefined && ifMatch !== null) headers["If-Match"] = `"${ifMatch}"`;
   let response;
   try {
-    response = await fetch(url(path, params), { method, headers, signal, cache: "no-store" });
+    const init = { method, headers, signal, cache: "no-store" };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    response = await fetch(url(path, params), init);
   } catch (e) {
     if (e && e.name === "AbortError") throw e;
     throw new ApiError(0, "network", "The server cannot be reached.");
   }
-  let body = null;
+  let answer = null;
   try {
-    body = await response.json();
+    answer = await response.json();
   } catch {
-    body = null;
+    answer = null;
   }
-  if (!response.ok && !(path === "healthz" && body && body.status)) {
-    const error = (body && body.error) || {};
+  if (!response.ok && !(path === "healthz" && answer && answer.status)) {
+    const error = (answer && answer.error) || {};
     throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || response.statusText);
   }
-  return body;
+  return answer;
 }
 
 /** The event stream's URL; an EventSource cannot send headers, so the token goes in the query. */

@@ -20,7 +20,7 @@ export function connect({ onState, onEvent }) {
     if (source) source.close();
     onState(retry === 0 ? "connecting" : "reconnecting");
     source = new EventSource(eventsUrl());
-    const types = ["hello", "sync_started", "sync_progress", "sync", "changed", "resync"];
+    const types = ["hello", "sync_started", "sync_progress", "sync", "changed", "edited", "resync"];
     for (const type of types) {
       source.addEventListener(type, (e) => {
         let data = {};

@@ -8,7 +8,7 @@
 import { ApiError, adoptTokenFromAddress, request, setToken, token } from "./api.js";
 import { connect, health } from "./live.js";
 import * as fmt from "./format.js";
-import { callCard, conversationRow, el, names, refreshTimes, skeletonCards, skeletonRows } from "./render.js";
+import { callCard, conversationRow, el, names, refreshTimes, skeletonCards, skeletonRows, tagChips } from "./render.js";
 
 const PAGE = 50;
 const THREAD_PAGE = 50;
@@ -18,7 +18,7 @@ const MAX_MESSAGES = 500;
 const SEARCH_DELAY_MS = 250;
 const HEALTH_EVERY_MS = 30000;
 const PROGRESS_REFRESH_MS = 3000;
-const FILTER_KEYS = ["q", "status", "direction", "since", "until"];
+const FILTER_KEYS = ["q", "status", "direction", "since", "until", "tag"];
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -29,6 +29,7 @@ const ui = {
   since: $("since"),
   until: $("until"),
   clear: $("clear-filters"),
+  tagFilter: $("tag-filter"),
   count: $("list-count"),
   scroll: $("list-scroll"),
   list: $("conversation-list"),
@@ -47,10 +48,10 @@ const ui = {
 };
 
 const state = {
-  filters: { q: "", status: "", direction: "", since: "", until: "" },
+  filters: { q: "", status: "", direction: "", since: "", until: "", tag: "" },
   selected: null,
   list: { items: [], total: 0, loading: false, generation: 0, abort: null, error: null },
-  thread: { id: null, conversation: null, messages: [], total: 0, nextCursor: null, abort: null, generation: 0 },
+  thread: { id: null, conversation: null, messages: [], total: 0, nextCursor: null, abort: null, generation: 0, editing: false, stale: false },
   sync: { running: false, lastSuccessAt: null, lastError: null },
   connection: "connecting",
   refreshing: false,
@@ -143,6 +144,7 @@ function apiFilters() {
     direction: f.direction,
     since: dayStart(f.since),
     until: dayStart(f.until, 1),
+    tag: f.tag,
   };
 }
 
@@ -155,6 +157,7 @@ function describeCount(total) {
   const noun = total === 1 ? "conversation" : "conversations";
   const status = { missed: "with a missed last call", answered: "with an answered last call", "in-progress": "with a live call" }[state.filters.status];
   if (status) return `${n} ${noun} ${status}`;
+  if (state.filters.tag && FILTER_KEYS.every((k) => k === "tag" || !state.filters[k])) return `${n} ${noun} tagged ${state.filters.tag}`;
   return hasFilters() ? `${n} matching ${noun}` : `${n} ${noun}`;
 }
 
@@ -281,6 +284,7 @@ function threadHeader(conversation) {
   const { name, number } = names(conversation);
   const contact = conversation.contact || {};
   const meta = conversation.metadata;
+  const contactMeta = contact.metadata || {};
   const details = [number, contact.metadata && contact.metadata.country_code, contact.metadata && contact.metadata.is_mobile === true ? "mobile" : null]
     .filter(Boolean)
     .join(" · ");
@@ -293,6 +297,10 @@ function threadHeader(conversation) {
       { class: "thread-title" },
       el("h2", { id: "thread-title", text: name }),
       el("p", { text: details || contact.handle || "" }),
+      contactMeta.company_name ? el("p", { class: "company", text: contactMeta.company_name }) : null,
+      contactMeta.notes ? el("p", { class: "contact-notes", text: contactMeta.notes }) : null,
+      tagChips(contactMeta.tags, "Tags of this contact"),
+      el("button", { type: "button", class: "link-button", id: "edit-contact", text: "Edit contact" }),
     ),
     el(
       "div",
@@ -345,6 +353,8 @@ async function openThread(id) {
   const t = state.thread;
   if (t.abort) t.abort.abort();
   t.generation += 1;
+  t.editing = false;
+  t.stale = false;
   const generation = t.generation;
   if (!id) {
     t.id = null;
@@ -417,6 +427,11 @@ async function refreshThread() {
     t.messages = page.messages;
     t.total = page.total;
     t.nextCursor = page.next_cursor;
+    if (t.editing) {
+      // Never wipe what someone is typing: shown when the form closes.
+      t.stale = true;
+      return;
+    }
     const scroll = ui.thread.scrollTop;
     renderThread({ flash });
     ui.thread.scrollTop = scroll;
@@ -425,6 +440,129 @@ async function refreshThread() {
       showThreadPlaceholder("Conversation not found", "It no longer exists: its calls moved into another conversation.");
     }
   }
+}
+
+// ------------------------------------------------------------ editing
+
+function splitTags(text) {
+  return text
+    .split(",")
+    .map((t) => t.trim())
+    .filter(Boolean);
+}
+
+function field(label, control) {
+  return el("label", { class: "field" }, el("span", { class: "field-label", text: label }), control);
+}
+
+/**
+ * An edit form: its fields, Save and Cancel, and a place for errors. On a
+ * 412 it keeps what was typed and offers to reload the other version.
+ */
+function editForm({ id, title, fields, save }) {
+  const error = el("p", { class: "form-error", role: "alert", hidden: true });
+  const reload = el("button", { type: "button", class: "button", hidden: true, text: "Reload" });
+  const form = el(
+    "form",
+    { class: "edit-form", id, "aria-label": title },
+    ...fields,
+    error,
+    el(
+      "div",
+      { class: "form-actions" },
+      el("button", { type: "submit", class: "button primary", text: "Save" }),
+      el("button", { type: "button", class: "button cancel", text: "Cancel" }),
+      reload,
+    ),
+  );
+  const close = () => {
+    state.thread.editing = false;
+    state.thread.stale = false;
+    refreshThread();
+  };
+  form.querySelector(".cancel").addEventListener("click", close);
+  reload.addEventListener("click", close);
+  form.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") close();
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.hidden = true;
+    try {
+      await save();
+      announce("Saved");
+      close();
+      refreshList();
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.status === 412) {
+        error.textContent = "Changed elsewhere: someone saved this after you opened it. Your text stays here; reload to see their version.";
+        reload.hidden = false;
+      } else if (!(failure instanceof ApiError && failure.status === 401)) {
+        error.textContent = failure instanceof ApiError ? failure.message : String(failure);
+      } else {
+        failed(failure, "Saving");
+      }
+      error.hidden = !error.textContent;
+    }
+  });
+  state.thread.editing = true;
+  return form;
+}
+
+function openContactForm() {
+  const contact = state.thread.conversation.contact;
+  const meta = contact.metadata || {};
+  const version = meta.version;
+  const ownName = contact.name && contact.name !== meta.formatted_number ? contact.name : "";
+  const name = el("input", { name: "name", value: ownName, maxlength: 200, autocomplete: "off" });
+  const company = el("input", { name: "company_name", value: meta.company_name || "", maxlength: 200, autocomplete: "off" });
+  const notes = el("textarea", { name: "notes", rows: 3, maxlength: 10000 });
+  notes.value = meta.notes || "";
+  const tags = el("input", { name: "tags", value: (meta.tags || []).join(", "), autocomplete: "off" });
+  const form = editForm({
+    id: "contact-form",
+    title: "Edit contact",
+    fields: [field("Name", name), field("Company", company), field("Notes", notes), field("Tags (comma-separated)", tags)],
+    save: () =>
+      request(`api/contacts/${contact.id}`, {
+        method: "PATCH",
+        ifMatch: version,
+        body: { name: name.value, company_name: company.value, notes: notes.value, tags: splitTags(tags.value) },
+      }),
+  });
+  ui.threadContent.querySelector(".thread-header").after(form);
+  name.focus();
+}
+
+function openCallForm(button) {
+  const id = button.dataset.messageId;
+  const message = state.thread.messages.find((m) => m.id === id);
+  if (!message) return;
+  const meta = message.metadata;
+  const notes = el("textarea", { name: "notes", rows: 3, maxlength: 10000 });
+  notes.value = meta.notes || "";
+  const tags = el("input", { name: "tags", value: (meta.tags || []).join(", "), autocomplete: "off" });
+  const form = editForm({
+    id: `call-form-${id}`,
+    title: "Note and tags of this call",
+    fields: [field("Note", notes), field("Tags (comma-separated)", tags)],
+    save: () =>
+      request(`api/messages/${id}`, {
+        method: "PATCH",
+        ifMatch: meta.version,
+        body: { notes: notes.value, tags: splitTags(tags.value) },
+      }),
+  });
+  button.replaceWith(form);
+  notes.focus();
+}
+
+function filterByTag(tag) {
+  if (state.filters.tag === tag) return;
+  state.filters.tag = tag;
+  fillInputs();
+  filtersChanged();
+  announce(`Showing conversations tagged ${tag}`);
 }
 
 // ------------------------------------------------------------ live
@@ -517,6 +655,7 @@ function onEvent(type, data) {
       }
       break;
     case "changed":
+    case "edited":
     case "resync":
       refreshAll();
       if (type === "resync") pollHealth();
@@ -564,6 +703,9 @@ function fillInputs() {
   ui.direction.value = f.direction;
   ui.since.value = f.since;
   ui.until.value = f.until;
+  ui.tagFilter.hidden = !f.tag;
+  ui.tagFilter.textContent = f.tag ? `Tag: ${f.tag} ✕` : "";
+  ui.tagFilter.setAttribute("aria-label", f.tag ? `Stop filtering by the tag ${f.tag}` : "");
   for (const radio of ui.filters.querySelectorAll('input[name="status"]')) radio.checked = radio.value === f.status;
 }
 
@@ -584,6 +726,18 @@ function applyAddress() {
 }
 
 function wire() {
+  ui.threadContent.addEventListener("click", (e) => {
+    const target = e.target;
+    if (!(target instanceof Element)) return;
+    if (target.id === "edit-contact" && !state.thread.editing) openContactForm();
+    else if (target.classList.contains("edit-call") && !state.thread.editing) openCallForm(target);
+    else if (target.classList.contains("tag")) filterByTag(target.dataset.tag);
+  });
+  ui.tagFilter.addEventListener("click", () => {
+    state.filters.tag = "";
+    fillInputs();
+    filtersChanged();
+  });
   let searchTimer = null;
   ui.search.addEventListener("input", () => {
     clearTimeout(searchTimer);
@@ -606,7 +760,7 @@ function wire() {
     filtersChanged();
   });
   ui.clear.addEventListener("click", () => {
-    state.filters = { q: "", status: "", direction: "", since: "", until: "" };
+    state.filters = { q: "", status: "", direction: "", since: "", until: "", tag: "" };
     fillInputs();
     filtersChanged();
     ui.search.focus();

@@ -165,6 +165,22 @@ function legItem(leg) {
   );
 }
 
+/** Tags as chips; each is a button that filters the list by its tag. */
+export function tagChips(tags, label) {
+  if (!tags || tags.length === 0) return null;
+  return el(
+    "ul",
+    { class: "tags", "aria-label": label },
+    tags.map((tag) =>
+      el(
+        "li",
+        {},
+        el("button", { type: "button", class: "tag", dataset: { tag }, title: `Show conversations tagged ${tag}`, text: tag }),
+      ),
+    ),
+  );
+}
+
 /** One card per interaction (a root call with its legs folded in). */
 export function callCard(message) {
   const meta = message.metadata;
@@ -208,6 +224,20 @@ export function callCard(message) {
       ? el("audio", { controls: true, preload: "none", src: recording, "aria-label": `Recording of the ${title.toLowerCase()}` })
       : null,
   );
+  const notes = meta.notes ? el("p", { class: "call-notes", text: meta.notes }) : null;
+  const annotations = el(
+    "div",
+    { class: "call-annotations" },
+    notes,
+    tagChips(meta.tags, "Tags of this call"),
+    meta.no_longer_followed ? el("p", { class: "unfollowed", text: "No longer updated from Twilio: this is the last known state." }) : null,
+    el("button", {
+      type: "button",
+      class: "link-button edit-call",
+      dataset: { messageId: message.id },
+      text: meta.notes || (meta.tags && meta.tags.length) ? "Edit note and tags" : "Add a note or tags",
+    }),
+  );
   return el(
     "li",
     {},
@@ -233,6 +263,7 @@ export function callCard(message) {
       figures,
       parties,
       legList,
+      annotations,
       foot,
     ),
   );
