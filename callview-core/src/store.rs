@@ -785,6 +785,12 @@ pub trait Store: Send + Sync {
 /// from what the first committed.
 ///
 /// Dropping it without [`IngestTx::commit`] rolls back everything it wrote.
+///
+/// Hold it only as long as the work needs and make no other call on the
+/// same store meanwhile: other writers wait for it, and a store with a
+/// single connection (an in-memory SQLite database) serves its reads on
+/// the connection the transaction holds, so such a read waits for the
+/// commit.
 #[async_trait]
 pub trait IngestTx: Send {
     /// [`Store::load_trees`], inside this transaction.

@@ -25,8 +25,9 @@ use super::mock::MockTwilio;
 
 pub use super::concurrency::{callback_writer_races_a_sync, concurrent_writers_stay_exact};
 pub use super::props::{
-    prop_ingesting_twice_changes_nothing, prop_order_and_batches_do_not_matter,
-    prop_page_size_does_not_matter, prop_stale_versions_never_win,
+    prop_edits_survive_syncs, prop_ingesting_twice_changes_nothing,
+    prop_order_and_batches_do_not_matter, prop_page_size_does_not_matter,
+    prop_stale_versions_never_win,
 };
 
 /// A completed inbound call from `from` to the company number.

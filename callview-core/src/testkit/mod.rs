@@ -139,6 +139,7 @@ macro_rules! conformance_tests {
             prop_ingesting_twice_changes_nothing,
             prop_page_size_does_not_matter,
             prop_stale_versions_never_win,
+            prop_edits_survive_syncs,
         );
     };
 }

@@ -717,3 +717,86 @@ mod tests {
         );
     }
 }
+
+/// Any sequence of edits (notes and tags on contacts and calls)
+/// interleaved with the batches of any arrival leaves both intact: every
+/// edit reads back as written, and the calls, conversations and counters
+/// are exactly those of one clean ingest.
+pub async fn prop_edits_survive_syncs<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let strategy = (arrivals(), vec(any::<(u8, u8)>(), 1..6));
+    run_property("edits_survive_syncs", strategy, |(arrival, picks)| {
+        let fresh = &fresh;
+        async move {
+            use crate::annotations::{CallEdit, ContactEdit, EditMeta};
+            let expected = reference(fresh, arrival.calls()).await;
+            let h = Harness::new(fresh().await);
+            let meta = EditMeta {
+                by: None,
+                at: super::at(0),
+            };
+            // What the edits wrote, by contact key and by call SID.
+            let mut contact_notes = std::collections::BTreeMap::new();
+            let mut call_tags = std::collections::BTreeMap::new();
+            let batches = split_batches(arrival.arriving(), &arrival.cuts);
+            let count = batches.len();
+            for (i, batch) in batches.into_iter().enumerate() {
+                h.ingest(batch).await;
+                let Some(&(a, b)) = picks.get(i % picks.len()) else {
+                    continue;
+                };
+                let views = h.conversations().await;
+                if views.is_empty() {
+                    continue;
+                }
+                let view = &views[usize::from(a) % views.len()];
+                let note = format!("note {i} of {count}");
+                let edit =
+                    ContactEdit::from_json(&serde_json::json!({"notes": note})).expect("edit");
+                // Reads first: an in-memory SQLite store reads through the
+                // connection an open transaction holds.
+                let calls = h
+                    .store
+                    .conversation_calls(view.conversation.id)
+                    .await
+                    .expect("calls");
+                let mut tx = h.store.begin_ingest().await.expect("begin");
+                tx.edit_contact(view.contact.id, &edit, None, &meta)
+                    .await
+                    .expect("edit contact");
+                let call = &calls[usize::from(b) % calls.len()];
+                let tag = format!("t{b}");
+                let edit = CallEdit::from_json(&serde_json::json!({"tags": [tag]})).expect("edit");
+                tx.edit_call(call.id, &edit, None, &meta)
+                    .await
+                    .expect("edit call");
+                tx.commit().await.expect("commit");
+                contact_notes.insert(view.contact.id, note);
+                call_tags.insert(call.call.sid.to_string(), vec![tag]);
+            }
+            // The call data is untouched by the edits. (An edited contact is
+            // kept when its conversation empties, so there may be more
+            // contacts than conversations.)
+            let mut actual = h.snapshot().await;
+            assert!(actual.counts.contacts >= expected.counts.contacts);
+            actual.counts.contacts = expected.counts.contacts;
+            assert_eq!(actual, expected, "edits changed the call data");
+            // Every edit reads back.
+            for (id, note) in &contact_notes {
+                let contact = h
+                    .store
+                    .contact(*id)
+                    .await
+                    .expect("an edited contact is kept");
+                assert_eq!(contact.annotations.notes.as_ref(), Some(note));
+            }
+            for (sid, tags) in &call_tags {
+                let (_, row) = h.located(sid).await;
+                assert_eq!(&row.annotations.tags, tags, "{sid}");
+            }
+        }
+    });
+}
