@@ -449,4 +449,30 @@ async fn a_sync_of_the_same_calls_lands_in_the_same_conversations() {
             .unwrap(),
         after
     );
+
+    // People name the adopted contact and tag its call; another sync keeps both.
+    let meta = callview_core::annotations::EditMeta {
+        by: None,
+        at: Utc::now(),
+    };
+    let contact = callview_core::annotations::ContactEdit::from_json(&serde_json::json!({
+        "name": "Front desk", "tags": ["VIP"]
+    }))
+    .unwrap();
+    let call =
+        callview_core::annotations::CallEdit::from_json(&serde_json::json!({"notes": "adopted"}))
+            .unwrap();
+    let message_id = messages[0].root.id;
+    let mut tx = store.begin_ingest().await.unwrap();
+    tx.edit_contact(first.contact.id, &contact, Some(1), &meta)
+        .await
+        .unwrap();
+    tx.edit_call(message_id, &call, Some(1), &meta).await.unwrap();
+    tx.commit().await.unwrap();
+    engine.run(SyncMode::Since(since), None).await.unwrap();
+    let named = store.contact(first.contact.id).await.unwrap();
+    assert_eq!(named.display_name.as_deref(), Some("Front desk"));
+    assert_eq!(named.annotations.tags, ["VIP"]);
+    let (_, message) = store.message(message_id).await.unwrap();
+    assert_eq!(message.root.annotations.notes.as_deref(), Some("adopted"));
 }
