@@ -260,10 +260,30 @@ fn check_text(field: &str, text: &str, max_chars: usize, multiline: bool) -> Res
         ));
     }
     let allowed = |c: char| multiline && (c == '\n' || c == '\t' || c == '\r');
-    if text.chars().any(|c| c.is_control() && !allowed(c)) {
-        return Err(EditError::new(field, "must not contain control characters"));
+    if text
+        .chars()
+        .any(|c| (c.is_control() && !allowed(c)) || is_invisible(c))
+    {
+        return Err(EditError::new(
+            field,
+            "must not contain control characters or invisible formatting characters",
+        ));
     }
     Ok(())
+}
+
+/// Characters that change how text around them reads without showing
+/// themselves: bidirectional overrides, zero-width characters, line and
+/// paragraph separators, the byte-order mark (a name must read as it is).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// `tags`: an array of strings (or `null`, which clears them).
@@ -299,6 +319,7 @@ fn tags(field: &str, value: &Value) -> Result<Patch<Vec<String>>, EditError> {
 /// ```
 pub fn normalize_tags(field: &str, raw: Vec<String>) -> Result<Vec<String>, EditError> {
     let mut tags: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for tag in raw {
         let tag = tag.trim();
         if tag.is_empty() {
@@ -306,15 +327,21 @@ pub fn normalize_tags(field: &str, raw: Vec<String>) -> Result<Vec<String>, Edit
         }
         check_text(field, tag, MAX_TAG_CHARS, false)
             .map_err(|e| EditError::new(field, format!("the tag {tag:?} {}", e.reason)))?;
-        if !tags.iter().any(|t| same_tag(t, tag)) {
-            tags.push(tag.to_owned());
+        if tag.contains([',', ';']) {
+            return Err(EditError::new(
+                field,
+                format!("the tag {tag:?} must not contain `,` or `;` (they separate tags in forms and CSV files)"),
+            ));
         }
-    }
-    if tags.len() > MAX_TAGS {
-        return Err(EditError::new(
-            field,
-            format!("has {} tags, more than the {MAX_TAGS} allowed", tags.len()),
-        ));
+        if seen.insert(tag.to_lowercase()) {
+            tags.push(tag.to_owned());
+            if tags.len() > MAX_TAGS {
+                return Err(EditError::new(
+                    field,
+                    format!("has more than the {MAX_TAGS} tags allowed"),
+                ));
+            }
+        }
     }
     Ok(tags)
 }
@@ -354,6 +381,10 @@ mod tests {
                 "tags",
             ),
             (json!({"tags": ["a\u{0}b"]}), "tags"),
+            (json!({"tags": ["a,b"]}), "tags"),
+            (json!({"tags": ["a;b"]}), "tags"),
+            (json!({"name": "evil\u{202E}gnp.exe"}), "name"),
+            (json!({"name": "zero\u{200B}width"}), "name"),
             (json!({"id": 3}), "id"),
         ];
         for (body, field) in cases {

@@ -838,8 +838,9 @@ pub trait IngestTx: Send {
     /// its name.
     async fn ensure_contact(&mut self, key: &str, display: &str) -> Result<i64, StoreError>;
 
-    /// Edits the notes and tags of the call whose row id is `id`, like
-    /// [`IngestTx::edit_contact`]. Returns the annotations as written.
+    /// Edits the notes and tags of the message (a root call) whose row id
+    /// is `id`, like [`IngestTx::edit_contact`]; `NotFound` for any other
+    /// id (a leg's included). Returns the annotations as written.
     async fn edit_call(
         &mut self,
         id: i64,

@@ -125,14 +125,14 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
                 matches.push(format!("{column} ILIKE {p}"));
             }
             matches.push(format!(
-                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(s.tags) t WHERE t ILIKE {p})"
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.tags) = 'array' THEN s.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})"
             ));
             outside.push(format!("v.external_id ILIKE {p}"));
             outside.push(format!(
                 "v.id IN (SELECT m.conversation_id FROM messages m \
                  WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) \
                    AND (m.notes ILIKE {p} OR EXISTS ( \
-                        SELECT 1 FROM jsonb_array_elements_text(m.tags) t WHERE t ILIKE {p})))"
+                        SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(m.tags) = 'array' THEN m.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})))"
             ));
         }
         if !matches.is_empty() {
@@ -147,10 +147,10 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
     if let Some(tag) = &query.tag {
         let p = f.param(Param::Text(tag.clone()));
         f.clauses.push(format!(
-            "(v.contact_id IN (SELECT s.id FROM contacts s, jsonb_array_elements_text(s.tags) t \
+            "(v.contact_id IN (SELECT s.id FROM contacts s, jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.tags) = 'array' THEN s.tags ELSE '[]'::jsonb END) t \
                                WHERE s.tags <> '[]'::jsonb AND lower(t) = lower({p})) \
               OR v.id IN (SELECT m.conversation_id FROM messages m, \
-                               jsonb_array_elements_text(m.tags) t \
+                               jsonb_array_elements_text(CASE WHEN jsonb_typeof(m.tags) = 'array' THEN m.tags ELSE '[]'::jsonb END) t \
                           WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) \
                             AND lower(t) = lower({p})))"
         ));

@@ -1034,7 +1034,8 @@ impl IngestTx for PgIngest {
         let not_found = || StoreError::NotFound(format!("message {id}"));
         let row_id = i32::try_from(id).map_err(|_| not_found())?;
         let row: Option<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1"
+            "SELECT {MESSAGE_COLUMNS} FROM messages m \
+             WHERE m.id = $1 AND m.root_call_sid = m.twilio_sid"
         )))
         .bind(row_id)
         .fetch_optional(&mut *self.tx)
@@ -1400,11 +1401,13 @@ impl Store for PostgresStore {
 
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         let rows: Vec<(String, bool)> = sqlx::query_as(
-            "SELECT t, true FROM contacts s, jsonb_array_elements_text(s.tags) t \
-             WHERE s.tags <> '[]'::jsonb \
+            "SELECT t, true FROM contacts s, jsonb_array_elements_text( \
+                 CASE WHEN jsonb_typeof(s.tags) = 'array' THEN s.tags ELSE '[]'::jsonb END) t \
+             WHERE jsonb_typeof(s.tags) = 'array' AND s.tags <> '[]'::jsonb \
              UNION ALL \
-             SELECT t, false FROM messages m, jsonb_array_elements_text(m.tags) t \
-             WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb)",
+             SELECT t, false FROM messages m, jsonb_array_elements_text( \
+                 CASE WHEN jsonb_typeof(m.tags) = 'array' THEN m.tags ELSE '[]'::jsonb END) t \
+             WHERE jsonb_typeof(m.tags) = 'array' AND m.tags <> '[]'::jsonb",
         )
         .fetch_all(&self.db.pool)
         .await

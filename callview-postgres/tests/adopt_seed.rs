@@ -467,7 +467,9 @@ async fn a_sync_of_the_same_calls_lands_in_the_same_conversations() {
     tx.edit_contact(first.contact.id, &contact, Some(1), &meta)
         .await
         .unwrap();
-    tx.edit_call(message_id, &call, Some(1), &meta).await.unwrap();
+    tx.edit_call(message_id, &call, Some(1), &meta)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     engine.run(SyncMode::Since(since), None).await.unwrap();
     let named = store.contact(first.contact.id).await.unwrap();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use callview_core::annotations::{ContactEdit, EditMeta};
 use callview_core::store::ContactRecord;
-use callview_core::{Normalizer, Store, StoreError};
+use callview_core::{EndpointKind, Normalizer, Store, StoreError};
 use chrono::Utc;
 use serde_json::{Map, Value};
 
@@ -84,11 +84,16 @@ pub fn parse(
         .headers()
         .map_err(|e| CsvError::Format(format!("the header row does not parse: {e}")))?
         .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    // `company_name` (the API's name for the field) is read as `company`.
+    let canonical = |header: &str| {
+        let header = header.trim().trim_start_matches('\u{feff}');
+        if header.eq_ignore_ascii_case("company_name") {
+            "company".to_owned()
+        } else {
+            header.to_ascii_lowercase()
+        }
     };
+    let column = |name: &str| headers.iter().position(|h| canonical(h) == name);
     let Some(phone_at) = column("phone") else {
         return Err(CsvError::Format(format!(
             "the header row must name a `phone` column (columns: {})",
@@ -97,7 +102,7 @@ pub fn parse(
     };
     if let Some(unknown) = headers
         .iter()
-        .find(|h| !COLUMNS.iter().any(|c| c.eq_ignore_ascii_case(h.trim())))
+        .find(|h| !COLUMNS.contains(&canonical(h).as_str()))
     {
         return Err(CsvError::Format(format!(
             "unknown column {unknown:?} (columns: {})",
@@ -125,15 +130,22 @@ pub fn parse(
             }
         };
         let line = record.position().map_or(0, |p| p.line());
+        if record.iter().all(str::is_empty) {
+            // A blank row (spreadsheets write them): nothing to import.
+            continue;
+        }
         let cell = |at: Option<usize>| at.and_then(|i| record.get(i)).filter(|c| !c.is_empty());
         let phone = cell(Some(phone_at)).unwrap_or("");
-        let Some(key) = normalizer.canonical_phone(phone) else {
+        // A number in any format, or the other parties a call can have
+        // (`client:`, `sip:`, `anonymous`), canonicalised like call parties.
+        let endpoint = normalizer.classify(Some(phone));
+        if phone.is_empty() || endpoint.kind == EndpointKind::Other {
             rejected.push(RowError {
                 line,
-                reason: format!("{phone:?} is not a phone number"),
+                reason: format!("{phone:?} is not a phone number or a call party"),
             });
             continue;
-        };
+        }
         let mut fields = Map::new();
         for (field, at) in [
             ("name", name_at),
@@ -144,15 +156,16 @@ pub fn parse(
                 fields.insert(field.to_owned(), Value::String(text.to_owned()));
             }
         }
-        if let Some(tags) = cell(tags_at) {
+        // Tags separated by `;`; a cell of separators only is empty.
+        if let Some(tags) = cell(tags_at).filter(|t| t.split(';').any(|t| !t.trim().is_empty())) {
             let tags = tags.split(';').map(|t| Value::String(t.trim().to_owned()));
             fields.insert("tags".to_owned(), Value::Array(tags.collect()));
         }
         match ContactEdit::from_json(&Value::Object(fields)) {
             Ok(edit) => rows.push(ImportRow {
                 line,
-                display: normalizer.display_key(&key),
-                key,
+                display: normalizer.display(&endpoint),
+                key: endpoint.canonical,
                 edit,
             }),
             Err(e) => rejected.push(RowError {
@@ -244,9 +257,13 @@ mod tests {
                    (978) 844-7773,Mrs Alvarez,Alvarez Plumbing,\"quoted $240, Friday\",VIP; quote\n\
                    not a number,x,,,\n\
                    +44 20 7946 0958,,,,\n\
-                   617-500-6181,bell\u{7},,,\n";
+                   617-500-6181,bell\u{7},,,\n\
+                   ,,,,\n\
+                   client:alice,Alice,,,;\n";
         let (rows, rejected) = parse(csv.as_bytes(), &Normalizer::default()).unwrap();
-        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2].key, "client:alice");
+        assert_eq!(rows[2].edit.tags, callview_core::annotations::Patch::Keep);
         assert_eq!(rows[0].key, "+19788447773");
         assert_eq!(rows[0].line, 2);
         assert!(!rows[0].edit.is_empty());
@@ -258,6 +275,12 @@ mod tests {
             "{rejected:?}"
         );
         assert!(rejected[0].reason.contains("not a phone number"));
+        let (rows, _) = parse(
+            "\u{feff}Phone,Company_Name\n+19788447773,Acme\n".as_bytes(),
+            &Normalizer::default(),
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 1, "a BOM and the API's column name");
         assert!(rejected[1].reason.contains("`name`"), "{rejected:?}");
         let err = parse("number,name\n1,2\n".as_bytes(), &Normalizer::default()).unwrap_err();
         assert!(err.to_string().contains("phone"), "{err}");

@@ -46,8 +46,11 @@ fn row_id(path: Result<Path<String>, PathRejection>, what: &str) -> Result<i64, 
         })
 }
 
-/// The version an `If-Match` names (`"3"`, `W/"3"`, `3`); `None` for no
-/// header or `*`. Anything else is a 400.
+/// The version an `If-Match` names: `"3"` (or `3`); `None` for no
+/// header or `*`. An entity tag that is not one of ours (a weak `W/"3"`,
+/// which `If-Match` never matches, or `"abc"`) matches no version: the edit
+/// is refused with 412. A list of tags, or a value that is not an entity
+/// tag at all, is a 400.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
@@ -56,13 +59,38 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    let bare = text.trim_start_matches("W/").trim_matches('"');
-    bare.parse::<i64>().map(Some).map_err(|_| {
+    let bad = || {
         ApiError::bad_request(
             "invalid_if_match",
-            "`If-Match` must be the `ETag` of an earlier response, such as \"3\"",
+            "`If-Match` must be one `ETag` of an earlier response, such as \"3\"",
         )
-    })
+    };
+    if text.is_empty() || text.contains(',') {
+        return Err(bad());
+    }
+    if text.starts_with("W/") {
+        return Ok(Some(NO_VERSION));
+    }
+    let bare = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted,
+        None if text.chars().all(|c| c.is_ascii_digit()) => text,
+        None => return Err(bad()),
+    };
+    Ok(Some(bare.parse::<i64>().unwrap_or(NO_VERSION)))
+}
+
+/// A version no resource has: what an entity tag that is not ours means.
+const NO_VERSION: i64 = -1;
+
+/// 412 unless `expected` is absent or `current`.
+fn check_current(what: &str, current: i64, expected: Option<i64>) -> Result<(), ApiError> {
+    match expected {
+        Some(expected) if expected != current => Err(StoreError::Stale(format!(
+            "{what} is at version {current}; reload it and edit again"
+        ))
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 fn etag(version: i64) -> HeaderValue {
@@ -127,7 +155,18 @@ pub async fn patch_contact(
     let edit = ContactEdit::from_json(&body_json(&body)?).map_err(invalid_edit)?;
     if edit.is_empty() {
         // Nothing to change: the contact as it is (no new version).
-        return get_contact(State(state), Ok(Path(id.to_string()))).await;
+        let record = state
+            .store()
+            .contact(id)
+            .await
+            .map_err(not_found(format!("contact {id}")))?;
+        check_current(
+            &format!("contact {id}"),
+            record.annotations.version,
+            expected,
+        )?;
+        let version = record.annotations.version;
+        return Ok(tagged(views::contact(&record, state.normalizer()), version));
     }
     let mut tx = state.store().begin_ingest().await?;
     let record = tx
@@ -153,13 +192,20 @@ pub async fn patch_message(
     let id = row_id(path, "message")?;
     let expected = if_match(&headers)?;
     let edit = CallEdit::from_json(&body_json(&body)?).map_err(invalid_edit)?;
-    // Only messages (root calls) are edited here; a leg's id is not one.
-    state
-        .store()
-        .message(id)
-        .await
-        .map_err(not_found(format!("message {id}")))?;
-    if !edit.is_empty() {
+    if edit.is_empty() {
+        let (_, interaction) = state
+            .store()
+            .message(id)
+            .await
+            .map_err(not_found(format!("message {id}")))?;
+        check_current(
+            &format!("message {id}"),
+            interaction.root.annotations.version,
+            expected,
+        )?;
+    } else {
+        // Only messages (root calls) are edited here, checked inside the
+        // transaction: a leg's id is not one.
         let mut tx = state.store().begin_ingest().await?;
         let annotations = tx
             .edit_call(id, &edit, expected, &meta())

@@ -27,6 +27,7 @@
 //! | `GET /api/contacts/{id}`, `PATCH /api/contacts/{id}` | a `Contact` with an `ETag`; the patch takes `name`, `company_name`, `notes`, `tags` (412 on a stale `If-Match`) |
 //! | `PATCH /api/messages/{id}` | the `Message` with its new `notes`, `tags` |
 //! | `GET /api/tags` | `{"tags": [{"tag", "contacts", "calls"}], "total": n}` |
+//! | `GET /api/contacts.csv` | every contact as CSV (`phone,name,company,notes,tags`) |
 //! | `GET /api/calls/active` | `{"calls": [Call + conversation_id], "total": n}` |
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |

@@ -109,6 +109,13 @@ pub struct CallJson {
     /// The parent call, for a leg.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_call_sid: Option<String>,
+    /// Notes people wrote on this call (a leg keeps those written before
+    /// its parent arrived).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Tags people put on this call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// `Message.metadata`.
@@ -359,11 +366,14 @@ fn parse_phone_info(key: &str) -> Option<PhoneInfo> {
 
 /// Builds an embedded `Call` from a stored row.
 pub fn call(stored: &StoredCall) -> CallJson {
-    call_of(
+    let mut json = call_of(
         &stored.call,
         stored.recording_url.as_deref(),
         stored.created_at,
-    )
+    );
+    json.notes = stored.annotations.notes.clone();
+    json.tags = stored.annotations.tags.clone();
+    json
 }
 
 fn call_of(call: &Call, recording_url: Option<&str>, stored_at: DateTime<Utc>) -> CallJson {
@@ -381,6 +391,8 @@ fn call_of(call: &Call, recording_url: Option<&str>, stored_at: DateTime<Utc>) -
         start_time: iso(call.start_time.or(call.date_created).unwrap_or(stored_at)),
         end_time: call.end_time.map(iso),
         parent_call_sid: call.parent_call_sid.as_ref().map(ToString::to_string),
+        notes: None,
+        tags: Vec::new(),
     }
 }
 

@@ -296,6 +296,24 @@ async fn bad_edits_are_400_naming_the_field(backend: Backend) {
     assert_eq!(status, 400);
     let (status, _, _) = patch(
         &server,
+        &contact,
+        json!({"notes": "x"}),
+        Some("\"1\", \"2\""),
+    )
+    .await;
+    assert_eq!(status, 400, "one ETag, not a list");
+    // If-Match compares strongly: a weak tag, or one that is not ours, never matches.
+    for tag in ["W/\"1\"", "\"abc\""] {
+        let (status, _, body) = patch(&server, &contact, json!({"notes": "x"}), Some(tag)).await;
+        assert_eq!(status, 412, "{tag}: {body}");
+    }
+    // An edit that changes nothing still checks the version.
+    let (status, _, _) = patch(&server, &contact, json!({}), Some("\"7\"")).await;
+    assert_eq!(status, 412);
+    let (status, etag, _) = patch(&server, &contact, json!({}), Some("\"1\"")).await;
+    assert_eq!((status, etag.as_deref()), (200, Some("\"1\"")));
+    let (status, _, _) = patch(
+        &server,
         "/api/contacts/99999999",
         json!({"notes": "x"}),
         None,

@@ -450,10 +450,10 @@ fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
         let (on_contact, on_call) = (f.param(tag.clone()), f.param(tag.clone()));
         f.clauses.push(format!(
             "(cv.contact_id IN (SELECT s.id FROM contacts s, json_each(s.tags) t
-                                WHERE s.tags <> '[]' AND lower(t.value) = lower({on_contact}))
+                                WHERE s.tags <> '[]' AND cv_fold(t.value) = cv_fold({on_contact}))
               OR cv.id IN (SELECT m.conversation_id FROM messages m, json_each(m.tags) t
                            WHERE (m.notes IS NOT NULL OR m.tags <> '[]')
-                             AND lower(t.value) = lower({on_call})))"
+                             AND cv_fold(t.value) = cv_fold({on_call})))"
         ));
     }
     if let Some(since) = &query.since {
@@ -1217,7 +1217,9 @@ pub(crate) fn edit_call(
     meta: &EditMeta,
 ) -> Result<Annotations, StoreError> {
     let what = format!("editing message {id}");
-    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?1");
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?1 AND m.root_call_sid = m.twilio_sid"
+    );
     let current = query_calls(conn, &sql, [id], &what)?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use callview_core::store::StoreError;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::time;
@@ -62,6 +63,19 @@ pub(crate) fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
     conn.set_prepared_statement_cache_capacity(64);
+    // `cv_fold(text)`: Unicode lower case (SQLite's own `lower()` folds
+    // ASCII only), so the tag filter compares tags as the rest of callview
+    // does (`callview_core::annotations::same_tag`).
+    conn.create_scalar_function(
+        "cv_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|text| text.to_lowercase()))
+        },
+    )?;
     Ok(())
 }
 

@@ -2567,6 +2567,19 @@ pub async fn annotations_are_searchable(store: Arc<dyn Store>) {
         .expect("list");
     assert_eq!(page.total, 2);
 
+    // Tags compare case-insensitively beyond ASCII, on every store.
+    let (_, row3) = h.located(&sid(3)).await;
+    edit_call(&h.store, row3.id, json!({"tags": ["Émile"]}), None)
+        .await
+        .expect("edit");
+    assert_eq!(
+        keys(ConversationQuery::page(50, 0).with_tag("éMILE")).await,
+        [UK_CUSTOMER]
+    );
+    edit_call(&h.store, row3.id, json!({"tags": null}), None)
+        .await
+        .expect("edit");
+
     let tags = h.store.tags().await.expect("tags");
     let summary: Vec<(String, u64, u64)> = tags
         .iter()

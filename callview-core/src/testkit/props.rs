@@ -767,7 +767,10 @@ where
                 tx.edit_contact(view.contact.id, &edit, None, &meta)
                     .await
                     .expect("edit contact");
-                let call = &calls[usize::from(b) % calls.len()];
+                // Messages are root calls (a leg's notes come from when it
+                // was one).
+                let roots: Vec<_> = calls.iter().filter(|c| c.is_root()).collect();
+                let call = roots[usize::from(b) % roots.len()];
                 let tag = format!("t{b}");
                 let edit = CallEdit::from_json(&serde_json::json!({"tags": [tag]})).expect("edit");
                 tx.edit_call(call.id, &edit, None, &meta)

@@ -321,7 +321,7 @@ function renderThread({ flash = new Set() } = {}) {
   }
   const more =
     t.nextCursor
-      ? el("div", { class: "more-calls" }, el("button", { type: "button", class: "button", id: "older-calls", text: `Show older calls (${fmt.count(t.total - t.messages.length)})` }))
+      ? el("div", { class: "more-calls" }, el("button", { type: "button", class: "button", id: "older-calls", disabled: t.editing, text: `Show older calls (${fmt.count(t.total - t.messages.length)})` }))
       : null;
   if (more) more.querySelector("button").addEventListener("click", loadOlderCalls);
   ui.threadContent.replaceChildren(threadHeader(t.conversation), list, more || "");
@@ -390,6 +390,8 @@ async function openThread(id) {
 
 async function loadOlderCalls() {
   const t = state.thread;
+  // Never wipe a form someone is typing in.
+  if (t.editing) return;
   const generation = t.generation;
   try {
     const page = await request(`api/conversations/${t.id}/messages`, {
@@ -459,7 +461,7 @@ function field(label, control) {
  * An edit form: its fields, Save and Cancel, and a place for errors. On a
  * 412 it keeps what was typed and offers to reload the other version.
  */
-function editForm({ id, title, fields, save }) {
+function editForm({ id, title, fields, save, returnFocus }) {
   const error = el("p", { class: "form-error", role: "alert", hidden: true });
   const reload = el("button", { type: "button", class: "button", hidden: true, text: "Reload" });
   const form = el(
@@ -475,34 +477,48 @@ function editForm({ id, title, fields, save }) {
       reload,
     ),
   );
-  const close = () => {
+  // Closing re-reads the thread and gives the keyboard focus back to the
+  // button that opened the form.
+  const close = async () => {
     state.thread.editing = false;
     state.thread.stale = false;
-    refreshThread();
+    await refreshThread();
+    const back = ui.threadContent.querySelector(returnFocus);
+    if (back) back.focus();
   };
+  const submit = form.querySelector('button[type="submit"]');
   form.querySelector(".cancel").addEventListener("click", close);
   reload.addEventListener("click", close);
   form.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") close();
+    if (e.key === "Escape") {
+      // Closes the form only, not the thread around it.
+      e.stopPropagation();
+      close();
+    }
   });
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    if (submit.disabled) return;
     error.hidden = true;
+    error.textContent = "";
+    submit.disabled = true;
     try {
       await save();
       announce("Saved");
-      close();
+      await close();
       refreshList();
     } catch (failure) {
       if (failure instanceof ApiError && failure.status === 412) {
         error.textContent = "Changed elsewhere: someone saved this after you opened it. Your text stays here; reload to see their version.";
         reload.hidden = false;
-      } else if (!(failure instanceof ApiError && failure.status === 401)) {
-        error.textContent = failure instanceof ApiError ? failure.message : String(failure);
-      } else {
+      } else if (failure instanceof ApiError && failure.status === 401) {
         failed(failure, "Saving");
+      } else {
+        error.textContent = failure instanceof ApiError ? failure.message : String(failure);
       }
       error.hidden = !error.textContent;
+    } finally {
+      submit.disabled = false;
     }
   });
   state.thread.editing = true;
@@ -521,6 +537,7 @@ function openContactForm() {
   const tags = el("input", { name: "tags", value: (meta.tags || []).join(", "), autocomplete: "off" });
   const form = editForm({
     id: "contact-form",
+    returnFocus: "#edit-contact",
     title: "Edit contact",
     fields: [field("Name", name), field("Company", company), field("Notes", notes), field("Tags (comma-separated)", tags)],
     save: () =>
@@ -544,6 +561,7 @@ function openCallForm(button) {
   const tags = el("input", { name: "tags", value: (meta.tags || []).join(", "), autocomplete: "off" });
   const form = editForm({
     id: `call-form-${id}`,
+    returnFocus: `.edit-call[data-message-id="${id}"]`,
     title: "Note and tags of this call",
     fields: [field("Note", notes), field("Tags (comma-separated)", tags)],
     save: () =>

@@ -162,6 +162,8 @@ function legItem(leg) {
     el("span", { class: "leg-target", text: `→ ${endpoint(leg.to)}` }),
     el("span", { class: "status-badge", dataset: { status: group }, text: label }),
     el("span", { class: "leg-detail", text: detail.join(" · ") }),
+    leg.notes ? el("p", { class: "call-notes leg-notes", text: leg.notes }) : null,
+    tagChips(leg.tags, "Tags of this leg"),
   );
 }
 
