@@ -681,43 +681,6 @@ where
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::strategy::ValueTree;
-
-    #[test]
-    fn generated_sets_are_valid() {
-        let mut runner = TestRunner::deterministic();
-        for _ in 0..200 {
-            let trees = call_trees().new_tree(&mut runner).expect("tree").current();
-            let calls = build_calls(&trees);
-            assert_eq!(calls.len(), count_calls(&trees));
-            let mut sids: Vec<_> = calls.iter().map(|c| c.sid.clone()).collect();
-            sids.sort();
-            sids.dedup();
-            assert_eq!(sids.len(), calls.len());
-            for c in &calls {
-                let stale = earlier_version(c, false);
-                assert!(stale.date_updated < c.date_updated);
-                assert_eq!(stale.parent_call_sid, c.parent_call_sid);
-            }
-        }
-    }
-
-    #[test]
-    fn batches_keep_every_call() {
-        let calls: Vec<Call> = (1..=5)
-            .map(|n| CallBuilder::new(&sid(n)).start(at_secs(n as i64)).build())
-            .collect();
-        let batches = split_batches(calls, &[true, false, true, true, true]);
-        assert_eq!(
-            batches.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![1, 2, 1, 1]
-        );
-    }
-}
-
 /// Any sequence of edits (notes and tags on contacts and calls)
 /// interleaved with the batches of any arrival leaves both intact: every
 /// edit reads back as written, and the calls, conversations and counters
@@ -802,4 +765,41 @@ where
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::ValueTree;
+
+    #[test]
+    fn generated_sets_are_valid() {
+        let mut runner = TestRunner::deterministic();
+        for _ in 0..200 {
+            let trees = call_trees().new_tree(&mut runner).expect("tree").current();
+            let calls = build_calls(&trees);
+            assert_eq!(calls.len(), count_calls(&trees));
+            let mut sids: Vec<_> = calls.iter().map(|c| c.sid.clone()).collect();
+            sids.sort();
+            sids.dedup();
+            assert_eq!(sids.len(), calls.len());
+            for c in &calls {
+                let stale = earlier_version(c, false);
+                assert!(stale.date_updated < c.date_updated);
+                assert_eq!(stale.parent_call_sid, c.parent_call_sid);
+            }
+        }
+    }
+
+    #[test]
+    fn batches_keep_every_call() {
+        let calls: Vec<Call> = (1..=5)
+            .map(|n| CallBuilder::new(&sid(n)).start(at_secs(n as i64)).build())
+            .collect();
+        let batches = split_batches(calls, &[true, false, true, true, true]);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 2, 1, 1]
+        );
+    }
 }
