@@ -706,44 +706,54 @@ impl SyncEngine {
             due_at: now,
         };
         let unfinished = self.store.unfinished_calls(&query).await?;
-        let mut batch = Vec::new();
-        let mut attempts = Vec::new();
-        for stored in unfinished {
-            let sid = stored.call.sid.clone();
-            let finished = match self.client.fetch_call(&sid).await {
-                Ok(call) => {
-                    let finished = call.status.is_final();
-                    batch.push(call);
-                    finished
+        // A chunk at a time: each chunk's writes (and the lease renewal
+        // that comes with them) follow its fetches, so a slow Twilio cannot
+        // let the sync lock lapse over hundreds of fetches.
+        for chunk in unfinished.chunks(REFRESH_CHUNK) {
+            let mut batch = Vec::new();
+            let mut attempts = Vec::new();
+            for stored in chunk {
+                let sid = stored.call.sid.clone();
+                let finished = match self.client.fetch_call(&sid).await {
+                    Ok(call) => {
+                        let finished = call.status.is_final();
+                        batch.push(call);
+                        finished
+                    }
+                    Err(TwilioError::NotFound { .. }) => {
+                        report.skipped.push(Skipped {
+                            sid: Some(sid.to_string()),
+                            reason: "Twilio no longer has this call; the stored copy is kept"
+                                .into(),
+                        });
+                        false
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if !finished {
+                    let state = self.refresh.after_attempt(&stored.refresh, now);
+                    if state.unfollowed_at.is_some() {
+                        report.unfollowed += 1;
+                        tracing::warn!(sid = %sid, attempts = state.attempts, "an unfinished call is no longer followed; the stored copy is kept");
+                    }
+                    attempts.push(RefreshUpdate { sid, state });
                 }
-                Err(TwilioError::NotFound { .. }) => {
-                    report.skipped.push(Skipped {
-                        sid: Some(sid.to_string()),
-                        reason: "Twilio no longer has this call; the stored copy is kept".into(),
-                    });
-                    false
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if !finished {
-                let state = self.refresh.after_attempt(&stored.refresh, now);
-                if state.unfollowed_at.is_some() {
-                    report.unfollowed += 1;
-                    tracing::warn!(sid = %sid, attempts = state.attempts, "an unfinished call is no longer followed; the stored copy is kept");
-                }
-                attempts.push(RefreshUpdate { sid, state });
             }
+            report.refreshed += batch.len() as u64;
+            let mut tx = self.store.begin_ingest().await?;
+            tx.confirm_sync_lock().await?;
+            let stats = ingest_in(tx.as_mut(), rules, batch).await?;
+            // Stores record attempts only on calls still not final.
+            tx.record_refresh(&attempts).await?;
+            tx.commit().await?;
+            report.add(stats);
         }
-        report.refreshed = batch.len() as u64;
-        let mut tx = self.store.begin_ingest().await?;
-        tx.confirm_sync_lock().await?;
-        let stats = ingest_in(tx.as_mut(), rules, batch).await?;
-        tx.record_refresh(&attempts).await?;
-        tx.commit().await?;
-        report.add(stats);
         Ok(())
     }
 }
+
+/// How many unfinished calls the refresh fetches before writing them.
+const REFRESH_CHUNK: usize = 50;
 
 /// How far before a run's start [`SyncEngine::sweep_late`] lists: clock
 /// skew between Twilio and this machine.

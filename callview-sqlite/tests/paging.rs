@@ -243,6 +243,18 @@ async fn the_unfiltered_total_follows_inserts_and_deletes() {
             "DROP TRIGGER conversation_count_insert;
              DROP TRIGGER conversation_count_delete;
              DROP TABLE conversation_count;
+             DROP INDEX idx_messages_annotated;
+             ALTER TABLE contacts DROP COLUMN company_name;
+             ALTER TABLE contacts DROP COLUMN notes;
+             ALTER TABLE contacts DROP COLUMN tags;
+             ALTER TABLE contacts DROP COLUMN edited_by;
+             ALTER TABLE contacts DROP COLUMN edited_at;
+             ALTER TABLE contacts DROP COLUMN version;
+             ALTER TABLE messages DROP COLUMN notes;
+             ALTER TABLE messages DROP COLUMN tags;
+             ALTER TABLE messages DROP COLUMN edited_by;
+             ALTER TABLE messages DROP COLUMN edited_at;
+             ALTER TABLE messages DROP COLUMN version;
              DROP INDEX idx_messages_refresh;
              ALTER TABLE messages DROP COLUMN refresh_attempts;
              ALTER TABLE messages DROP COLUMN refresh_due_at;

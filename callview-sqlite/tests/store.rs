@@ -323,7 +323,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
     let first = applied(&path);
     assert_eq!(
         first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4]
+        vec![1, 2, 3, 4, 5]
     );
 
     for _ in 0..2 {
