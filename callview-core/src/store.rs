@@ -853,6 +853,38 @@ pub trait IngestTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// [`StoreError::Stale`] unless `expected` (an `If-Match`) is absent or the
+/// `current` version of `what`: what every store's edits check.
+pub fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != current => Err(StoreError::Stale(format!(
+            "{what} is at version {current}, the edit was made on version {expected}; \
+             reload it and edit again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The message (interaction) whose root call's row id is `id`, folded from
+/// `calls` (the rows of its tree), with its conversation: what
+/// [`Store::message`] returns; `NotFound` when no root row has the id.
+pub fn message_of(
+    calls: Vec<StoredCall>,
+    id: i64,
+) -> Result<(ConversationId, Interaction), StoreError> {
+    let not_found = || StoreError::NotFound(format!("message {id}"));
+    let conversation = calls
+        .iter()
+        .find(|c| c.id == id && c.is_root())
+        .map(|c| c.conversation_id)
+        .ok_or_else(not_found)?;
+    let interaction = crate::model::fold_interactions(calls)
+        .into_iter()
+        .find(|i| i.root.id == id)
+        .ok_or_else(not_found)?;
+    Ok((conversation, interaction))
+}
+
 /// A tag in use ([`Store::tags`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TagCount {

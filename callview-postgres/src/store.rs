@@ -22,9 +22,9 @@ use callview_core::model::{
     NewConversation, NewestRoot, Plan, StoredCall,
 };
 use callview_core::store::{
-    count_tags, ContactRecord, ConversationCursor, ConversationPage, ConversationQuery,
-    ConversationView, IngestTx, MessageCursor, MessagePage, MessageQuery, RefreshUpdate, Store,
-    StoreCounts, StoreError, TagCount, UnfinishedQuery,
+    check_version, count_tags, message_of, ContactRecord, ConversationCursor, ConversationPage,
+    ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage, MessageQuery,
+    RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
@@ -118,17 +118,6 @@ fn invalid_id(id: i64) -> StoreError {
 /// A contact id as the `contacts.id` column holds it; `NotFound` when out of range.
 fn contact_id(id: i64) -> Result<i32, StoreError> {
     i32::try_from(id).map_err(|_| StoreError::NotFound(format!("contact {id}")))
-}
-
-/// [`StoreError::Stale`] unless `expected` (an `If-Match`) is absent or current.
-fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), StoreError> {
-    match expected {
-        Some(expected) if expected != current => Err(StoreError::Stale(format!(
-            "{what} is at version {current}, the edit was made on version {expected}; \
-             reload it and edit again"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 fn conversation_id(id: ConversationId) -> Option<i32> {
@@ -1369,17 +1358,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.db.pool)
         .await
         .map_err(self.db.error("reading a message"))?;
-        let calls: Vec<StoredCall> = rows.into_iter().map(MessageRow::into_stored).collect();
-        let conversation = calls
-            .iter()
-            .find(|c| c.id == id)
-            .map(|c| c.conversation_id)
-            .ok_or_else(not_found)?;
-        let interaction = fold_interactions(calls)
-            .into_iter()
-            .find(|i| i.root.id == id)
-            .ok_or_else(not_found)?;
-        Ok((conversation, interaction))
+        message_of(rows.into_iter().map(MessageRow::into_stored).collect(), id)
     }
 
     async fn contacts_page(

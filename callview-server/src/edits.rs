@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callview_core::annotations::{CallEdit, ContactEdit, EditError, EditMeta};
+use callview_core::store::check_version;
 use callview_core::StoreError;
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -84,13 +85,7 @@ const NO_VERSION: i64 = -1;
 
 /// 412 unless `expected` is absent or `current`.
 fn check_current(what: &str, current: i64, expected: Option<i64>) -> Result<(), ApiError> {
-    match expected {
-        Some(expected) if expected != current => Err(StoreError::Stale(format!(
-            "{what} is at version {current}; reload it and edit again"
-        ))
-        .into()),
-        _ => Ok(()),
-    }
+    check_version(what, current, expected).map_err(ApiError::from)
 }
 
 fn etag(version: i64) -> HeaderValue {

@@ -13,9 +13,9 @@ use callview_core::model::{
     Plan, StoredCall,
 };
 use callview_core::store::{
-    count_tags, ContactRecord, ConversationCursor, ConversationPage, ConversationQuery,
-    ConversationRecord, ConversationView, MessageCursor, MessagePage, MessageQuery, RefreshUpdate,
-    StoreCounts, StoreError, TagCount, UnfinishedQuery,
+    check_version, count_tags, message_of, ContactRecord, ConversationCursor, ConversationPage,
+    ConversationQuery, ConversationRecord, ConversationView, MessageCursor, MessagePage,
+    MessageQuery, RefreshUpdate, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
 use callview_core::{CallDirection, CallStatus};
 use chrono::{DateTime, Utc};
@@ -1122,16 +1122,7 @@ pub(crate) fn message(
     );
     let calls = query_calls(&tx, &sql, [id], &what)?;
     tx.finish().map_err(db(what))?;
-    let conversation = calls
-        .iter()
-        .find(|c| c.id == id)
-        .map(|c| c.conversation_id)
-        .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
-    let interaction = fold_interactions(calls)
-        .into_iter()
-        .find(|i| i.root.id == id)
-        .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
-    Ok((conversation, interaction))
+    message_of(calls, id)
 }
 
 /// `Store::tags`.
@@ -1155,16 +1146,6 @@ pub(crate) fn tags(conn: &Connection) -> Result<Vec<TagCount>, StoreError> {
         all.push(row.map_err(db(what))?);
     }
     Ok(count_tags(all))
-}
-
-fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), StoreError> {
-    match expected {
-        Some(expected) if expected != current => Err(StoreError::Stale(format!(
-            "{what} is at version {current}, the edit was made on version {expected}; \
-             reload it and edit again"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// `IngestTx::edit_contact`.

@@ -4,6 +4,8 @@
 //! gives the list's order with and without filters, and the unfiltered
 //! total is the count the triggers of migration 3 keep.
 
+mod common;
+
 use callview_core::store::{ConversationCursor, ConversationQuery, StatusFilter};
 use callview_core::testkit::walk_by_cursor;
 use callview_core::{ConversationId, Store};
@@ -239,26 +241,11 @@ async fn the_unfiltered_total_follows_inserts_and_deletes() {
     // A database written before migration 3 gets its count when opened.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(common::UNDO_MIGRATIONS_4_AND_5).unwrap();
         conn.execute_batch(
             "DROP TRIGGER conversation_count_insert;
              DROP TRIGGER conversation_count_delete;
              DROP TABLE conversation_count;
-             DROP INDEX idx_messages_annotated;
-             ALTER TABLE contacts DROP COLUMN company_name;
-             ALTER TABLE contacts DROP COLUMN notes;
-             ALTER TABLE contacts DROP COLUMN tags;
-             ALTER TABLE contacts DROP COLUMN edited_by;
-             ALTER TABLE contacts DROP COLUMN edited_at;
-             ALTER TABLE contacts DROP COLUMN version;
-             ALTER TABLE messages DROP COLUMN notes;
-             ALTER TABLE messages DROP COLUMN tags;
-             ALTER TABLE messages DROP COLUMN edited_by;
-             ALTER TABLE messages DROP COLUMN edited_at;
-             ALTER TABLE messages DROP COLUMN version;
-             DROP INDEX idx_messages_refresh;
-             ALTER TABLE messages DROP COLUMN refresh_attempts;
-             ALTER TABLE messages DROP COLUMN refresh_due_at;
-             ALTER TABLE messages DROP COLUMN unfollowed_at;
              DELETE FROM schema_migrations WHERE version >= 3;
              DELETE FROM conversations WHERE id % 5 = 0;",
         )
