@@ -999,7 +999,9 @@ pub(crate) fn messages(
     require_conversation(&tx, id, &what)?;
     // One root more than the page says whether another page follows. The
     // order is `newest_first`: started calls by start time, then SID, both
-    // descending; calls without a start time last.
+    // descending; calls without a start time last (SQLite sorts NULL as
+    // the smallest value, so `DESC` puts them last, and the walk follows
+    // `idx_messages_conversation_start`).
     let want = i64::from(query.limit) + 1;
     let (after_at, after_sid) = match &query.after {
         Some(c) => (
@@ -1015,7 +1017,7 @@ pub(crate) fn messages(
                 OR (?2 IS NOT NULL AND (m.start_time IS NULL
                                         OR (m.start_time, m.twilio_sid) < (?2, ?3)))
                 OR (?2 IS NULL AND m.start_time IS NULL AND m.twilio_sid < ?3))
-         ORDER BY m.start_time IS NULL, m.start_time DESC, m.twilio_sid DESC
+         ORDER BY m.start_time DESC, m.twilio_sid DESC
          LIMIT ?4"
     );
     let mut roots = query_calls(
