@@ -119,3 +119,49 @@ async fn an_interrupted_backfill_resumes_without_fetching_completed_slices_again
         "a complete run clears the resume cursor"
     );
 }
+
+/// A scheduled incremental run between a killed backfill and its restart
+/// leaves the backfill's completed slices alone: the restart still skips
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_keeps_a_killed_backfills_progress() {
+    let now = Utc::now();
+    let since = SyncMode::Since(now - Duration::days(40));
+    let mock = account(now);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let failing = Arc::new(FailingAfter {
+        inner: mock.clone(),
+        ok: 20,
+        served: AtomicU64::new(0),
+    });
+    engine(failing, store.clone())
+        .run(since, None)
+        .await
+        .unwrap_err();
+    let progress = store.read_cursor(RESUME_CURSOR).await.unwrap().unwrap();
+    assert!(
+        progress.contains("done") && progress != r#"{"done":[]}"#,
+        "{progress}"
+    );
+
+    let report = engine(mock.clone(), store.clone())
+        .run(SyncMode::incremental(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.resumed_slices, 0,
+        "an incremental run reads its own window"
+    );
+    assert_eq!(
+        store.read_cursor(RESUME_CURSOR).await.unwrap().unwrap(),
+        progress,
+        "the backfill's progress is untouched"
+    );
+
+    let report = engine(mock.clone(), store.clone())
+        .run(since, None)
+        .await
+        .unwrap();
+    assert!(report.resumed_slices > 0, "{report:?}");
+    testkit::assert_invariants(store.as_ref()).await;
+}
