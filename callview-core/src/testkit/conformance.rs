@@ -2632,3 +2632,95 @@ pub async fn imported_contacts_name_their_first_call(store: Arc<dyn Store>) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, id);
 }
+
+/// Calls that never finish (Twilio answers 404 for one, another stays
+/// `ringing`) back off and, after the policy's last attempt, are no longer
+/// followed: kept, marked, and out of the refresh's list, so they cannot
+/// hold its slots; a call backing off is not fetched before it is due.
+pub async fn stuck_calls_back_off_and_are_unfollowed(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let now = Utc::now().with_nanosecond(0).expect("valid");
+    let old = now - Duration::days(30);
+    let stuck = CallBuilder::new(&sid(1))
+        .from(CUSTOMER)
+        .to(COMPANY)
+        .status("ringing")
+        .start(old)
+        .build();
+    let gone = CallBuilder::new(&sid(2))
+        .from(CUSTOMER2)
+        .to(COMPANY)
+        .status("in-progress")
+        .start(old + Duration::minutes(1))
+        .build();
+    h.ingest(vec![stuck.clone(), gone]).await;
+    h.mock.upsert(stuck);
+    h.mock.remove(&sid(2));
+
+    // Due again at once after each attempt; given up after the third.
+    let policy = crate::sync::RefreshPolicy {
+        first_delay: Duration::zero(),
+        max_delay: Duration::zero(),
+        max_attempts: 3,
+    };
+    let engine = crate::SyncEngine::new(h.mock.clone(), h.store.clone(), rules())
+        .with_refresh_policy(policy);
+    for run in 1..=3 {
+        let report = engine
+            .run(SyncMode::incremental(), None)
+            .await
+            .expect("incremental");
+        assert_eq!(
+            report.refreshed, 1,
+            "run {run}: the ringing call is fetched"
+        );
+        assert_eq!(report.unfollowed, if run == 3 { 2 } else { 0 }, "run {run}");
+    }
+    let listed = h
+        .store
+        .unfinished_calls(&crate::store::UnfinishedQuery::any(10))
+        .await
+        .expect("unfinished");
+    assert!(listed.is_empty(), "no longer followed: {listed:?}");
+    for n in [1, 2] {
+        let (_, row) = h.located(&sid(n)).await;
+        assert_eq!(row.refresh.attempts, 3);
+        assert!(row.refresh.unfollowed_at.is_some(), "kept and marked");
+    }
+    let fetches = h.mock.fetch_requests();
+    engine
+        .run(SyncMode::incremental(), None)
+        .await
+        .expect("again");
+    assert_eq!(
+        h.mock.fetch_requests(),
+        fetches,
+        "unfollowed calls are not fetched"
+    );
+
+    // With a real delay, a call that just failed is not due.
+    let waiting = CallBuilder::new(&sid(3))
+        .from(UK_CUSTOMER)
+        .to(COMPANY)
+        .status("ringing")
+        .start(old + Duration::minutes(2))
+        .build();
+    h.ingest(vec![waiting.clone()]).await;
+    h.mock.upsert(waiting);
+    let patient = crate::SyncEngine::new(h.mock.clone(), h.store.clone(), rules())
+        .with_refresh_policy(crate::sync::RefreshPolicy::default());
+    patient
+        .run(SyncMode::incremental(), None)
+        .await
+        .expect("first");
+    let fetches = h.mock.fetch_requests();
+    patient
+        .run(SyncMode::incremental(), None)
+        .await
+        .expect("second");
+    assert_eq!(h.mock.fetch_requests(), fetches, "backing off: not due yet");
+    let (_, row) = h.located(&sid(3)).await;
+    assert_eq!(row.refresh.attempts, 1);
+    assert!(row.refresh.due_at.is_some_and(|due| due > now));
+    crate::testkit::assert_invariants(h.store.as_ref()).await;
+}

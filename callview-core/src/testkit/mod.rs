@@ -131,6 +131,7 @@ macro_rules! conformance_tests {
             stale_edits_are_refused,
             annotations_are_searchable,
             imported_contacts_name_their_first_call,
+            stuck_calls_back_off_and_are_unfollowed,
         );
 
         $crate::__conformance_factory_tests!(
