@@ -689,9 +689,13 @@ pub trait Store: Send + Sync {
     /// Reads a named sync cursor.
     async fn read_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
 
-    /// Writes a named sync cursor (in a transaction of its own; see
+    /// Writes a named sync cursor in a write transaction of its own (see
     /// [`IngestTx::write_cursor`] to write one with a plan).
-    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_ingest().await?;
+        tx.write_cursor(name, value).await?;
+        tx.commit().await
+    }
 
     /// Stored calls whose status is not final and that the refresh still
     /// follows ([`RefreshState::unfollowed_at`] unset), due by

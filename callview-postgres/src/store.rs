@@ -1107,12 +1107,6 @@ impl Store for PostgresStore {
             .map_err(self.db.error("reading a sync cursor"))
     }
 
-    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_ingest().await?;
-        tx.write_cursor(name, value).await?;
-        tx.commit().await
-    }
-
     async fn unfinished_calls(
         &self,
         query: &UnfinishedQuery,

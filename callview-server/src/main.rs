@@ -536,6 +536,9 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
     let twilio_env = TwilioConfig::from_env().context("Twilio configuration")?;
     let base_url_only = twilio_env.is_none() && env_var("TWILIO_API_BASE_URL").is_some();
     let demo_mode = args.demo || (twilio_env.is_none() && !base_url_only);
+    // Refused before anything is logged or opened.
+    let database_url = serve_database(common.database_url.as_deref(), demo_mode, args.demo)
+        .map_err(anyhow::Error::msg)?;
     if demo_mode {
         // The first log line says so.
         if args.demo {
@@ -552,8 +555,6 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         tracing::warn!(listen = %args.listen, "serving without authentication on a non-loopback address (--insecure-no-auth)");
     }
     let rules = party_rules(common)?;
-    let database_url = serve_database(common.database_url.as_deref(), demo_mode, args.demo)
-        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -161,25 +161,18 @@ async fn two_servers_on_one_postgres_database_stay_exact() {
     }
 
     // One more sync gives exactly the state of one clean sync.
-    SyncEngine::new(
-        Arc::new(sim.clone()),
-        Arc::clone(&store),
-        PartyRules::default(),
-    )
-    .run(since(), None)
-    .await
-    .unwrap();
-    let actual = snapshot(store.as_ref()).await.unwrap();
-    let clean = common::store(common::Backend::Postgres).await;
-    SyncEngine::new(
-        Arc::new(sim.clone()),
-        Arc::clone(&clean),
-        PartyRules::default(),
-    )
-    .run(since(), None)
-    .await
-    .unwrap();
-    let expected = snapshot(clean.as_ref()).await.unwrap();
+    let sync = |store: Arc<dyn callview_core::Store>| {
+        let sim = sim.clone();
+        async move {
+            SyncEngine::new(Arc::new(sim), Arc::clone(&store), PartyRules::default())
+                .run(since(), None)
+                .await
+                .unwrap();
+            snapshot(store.as_ref()).await.unwrap()
+        }
+    };
+    let actual = sync(Arc::clone(&store)).await;
+    let expected = sync(common::store(common::Backend::Postgres).await).await;
     assert_eq!(
         actual, expected,
         "two servers, syncs and callbacks left another state than one clean sync"

@@ -661,12 +661,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn write_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_ingest().await?;
-        tx.write_cursor(name, value).await?;
-        tx.commit().await
-    }
-
     async fn unfinished_calls(
         &self,
         query: &UnfinishedQuery,
