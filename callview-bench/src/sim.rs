@@ -224,6 +224,7 @@ pub fn http_client(base_url: &str, account_sid: &str) -> Result<Arc<dyn TwilioCl
             auth_token: Secret::new("simulator"),
         },
         base_url: base_url.to_owned(),
+        intelligence_base_url: base_url.to_owned(),
     };
     Ok(Arc::new(
         HttpTwilioClient::new(config).context("building the Twilio client")?,

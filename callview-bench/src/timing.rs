@@ -12,11 +12,15 @@ use callview_core::call::CallSid;
 use callview_core::model::{
     ConversationId, ConversationLookup, FoundConversations, Plan, StoredCall,
 };
+use callview_core::recording::{Recording, RecordingSid, Sentence};
 use callview_core::store::{
     ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage,
     MessageQuery, RefreshUpdate, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
-use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
+use callview_core::twilio::{
+    AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
+    RecordingPage, TranscriptFilter, TranscriptPage,
+};
 use callview_core::{Call, Interaction, Store, TwilioClient, TwilioError};
 use serde::Serialize;
 
@@ -360,11 +364,75 @@ impl TwilioClient for TimedClient {
         .await
     }
 
-    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
+    async fn list_recordings_page(
+        &self,
+        filter: &RecordingFilter,
+        page: Option<&PageToken>,
+    ) -> Result<RecordingPage, TwilioError> {
         timed(
             &self.timings,
-            "twilio.list_recordings",
-            self.inner.list_recordings(call_sid),
+            "twilio.list_recordings_page",
+            self.inner.list_recordings_page(filter, page),
+        )
+        .await
+    }
+
+    async fn fetch_recording(&self, sid: &RecordingSid) -> Result<Recording, TwilioError> {
+        timed(
+            &self.timings,
+            "twilio.fetch_recording",
+            self.inner.fetch_recording(sid),
+        )
+        .await
+    }
+
+    async fn list_transcriptions_page(
+        &self,
+        page_size: u32,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        timed(
+            &self.timings,
+            "twilio.list_transcriptions_page",
+            self.inner.list_transcriptions_page(page_size, page),
+        )
+        .await
+    }
+
+    async fn list_intelligence_transcripts_page(
+        &self,
+        filter: &TranscriptFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        timed(
+            &self.timings,
+            "twilio.list_intelligence_transcripts_page",
+            self.inner.list_intelligence_transcripts_page(filter, page),
+        )
+        .await
+    }
+
+    async fn transcript_sentences(
+        &self,
+        transcript_sid: &str,
+    ) -> Result<Vec<Sentence>, TwilioError> {
+        timed(
+            &self.timings,
+            "twilio.transcript_sentences",
+            self.inner.transcript_sentences(transcript_sid),
+        )
+        .await
+    }
+
+    async fn recording_audio(
+        &self,
+        sid: &RecordingSid,
+        format: AudioFormat,
+    ) -> Result<RecordingAudio, TwilioError> {
+        timed(
+            &self.timings,
+            "twilio.recording_audio",
+            self.inner.recording_audio(sid, format),
         )
         .await
     }

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use crate::wire::{self, Record, RecordError};
+
 /// A Twilio Call SID (`CA` followed by 32 hex digits for real calls).
 ///
 /// The value is kept as Twilio sent it; only emptiness is rejected.
@@ -110,6 +112,8 @@ macro_rules! open_enum {
     };
 }
 
+pub(crate) use open_enum;
+
 open_enum! {
     /// A call's status as Twilio reports it.
     ///
@@ -184,6 +188,15 @@ impl CallDirection {
             Self::OutboundApi | Self::OutboundDial | Self::TrunkingTerminating => true,
             Self::Inbound | Self::TrunkingOriginating => false,
             Self::Other(text) => text.contains("outbound"),
+        }
+    }
+}
+
+impl From<RecordError> for CallParseError {
+    fn from(e: RecordError) -> Self {
+        Self {
+            sid: e.sid,
+            reason: e.reason,
         }
     }
 }
@@ -305,81 +318,6 @@ const FIELDS: &[(&str, &str)] = &[
     ("subresource_uris", "subresourceUris"),
 ];
 
-struct Record<'a> {
-    object: &'a Map<String, Value>,
-    sid: Option<String>,
-}
-
-impl<'a> Record<'a> {
-    fn get(&self, snake: &str) -> Option<&'a Value> {
-        let camel = FIELDS
-            .iter()
-            .find(|(s, _)| *s == snake)
-            .map(|(_, c)| *c)
-            .unwrap_or(snake);
-        self.object
-            .get(snake)
-            .or_else(|| self.object.get(camel))
-            .filter(|v| !v.is_null())
-    }
-
-    fn error(&self, reason: String) -> CallParseError {
-        CallParseError {
-            sid: self.sid.clone(),
-            reason,
-        }
-    }
-
-    /// A text field: strings are trimmed, empty becomes `None`; numbers and
-    /// booleans are accepted as their text.
-    fn text(&self, field: &str) -> Result<Option<String>, CallParseError> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(Value::String(s)) => {
-                let t = s.trim();
-                Ok((!t.is_empty()).then(|| t.to_owned()))
-            }
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(other) => Err(self.error(format!(
-                "field `{field}` should be text, found {}",
-                kind_of(other)
-            ))),
-        }
-    }
-
-    fn time(&self, field: &str) -> Result<Option<DateTime<Utc>>, CallParseError> {
-        match self.text(field)? {
-            None => Ok(None),
-            Some(text) => parse_twilio_time(&text)
-                .map(Some)
-                .ok_or_else(|| self.error(format!("field `{field}` is not a date: {text:?}"))),
-        }
-    }
-
-    fn integer<T: std::str::FromStr>(&self, field: &str) -> Result<Option<T>, CallParseError> {
-        match self.text(field)? {
-            None => Ok(None),
-            Some(text) => text.parse::<T>().map(Some).map_err(|_| {
-                self.error(format!(
-                    "field `{field}` is not a non-negative integer: {text:?}"
-                ))
-            }),
-        }
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Parses a Twilio timestamp: RFC 2822 (REST), RFC 3339 / ISO 8601 (CLI),
 /// or a bare `YYYY-MM-DD HH:MM:SS` taken as UTC.
 ///
@@ -439,35 +377,28 @@ impl Call {
                 sid: None,
                 reason: format!(
                     "a call record should be an object, found {}",
-                    kind_of(value)
+                    wire::kind_of(value)
                 ),
             });
         };
-        let mut record = Record { object, sid: None };
+        let mut record = Record::new(object, FIELDS);
         let sid = record
             .text("sid")?
             .and_then(CallSid::new)
             .ok_or_else(|| record.error("the record has no `sid`".into()))?;
         record.sid = Some(sid.to_string());
 
-        let price = match record.text("price")? {
-            None => None,
-            Some(text) => Some(
-                text.parse::<Decimal>()
-                    .or_else(|_| Decimal::from_scientific(&text))
-                    .map_err(|_| {
-                        record.error(format!("field `price` is not a number: {text:?}"))
-                    })?,
-            ),
-        };
+        let price = record.decimal("price")?;
         let subresource_uris = match record.get("subresource_uris") {
             None => None,
             Some(Value::Object(map)) => Some(map.clone()),
             Some(other) => {
-                return Err(record.error(format!(
-                    "field `subresource_uris` should be an object, found {}",
-                    kind_of(other)
-                )))
+                return Err(record
+                    .error(format!(
+                        "field `subresource_uris` should be an object, found {}",
+                        wire::kind_of(other)
+                    ))
+                    .into())
             }
         };
 

@@ -9,6 +9,8 @@
 //!   the external party of a call.
 //! * [`model`]: the pure call model: folding legs into interactions and
 //!   planning the writes for a batch of calls.
+//! * [`recording`]: call recordings and their transcripts (both of
+//!   Twilio's products).
 //! * [`store`]: the [`Store`] trait that database crates implement.
 //! * [`sync`]: the [`SyncEngine`], which pages through Twilio and applies plans.
 //! * [`twilio`]: the [`TwilioClient`] trait and its HTTP implementation
@@ -24,11 +26,13 @@ pub mod call;
 pub mod callback;
 pub mod endpoint;
 pub mod model;
+pub mod recording;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod twilio;
+mod wire;
 
 pub use call::{Call, CallDirection, CallParseError, CallSid, CallStatus};
 pub use endpoint::{ActualDirection, Endpoint, EndpointKind, Normalizer, OwnedNumbers, PartyRules};

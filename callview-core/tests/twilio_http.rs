@@ -33,6 +33,7 @@ fn config(server: &MockServer) -> TwilioConfig {
             auth_token: Secret::new(TOKEN),
         },
         base_url: server.uri(),
+        intelligence_base_url: server.uri(),
     }
 }
 
@@ -181,6 +182,7 @@ async fn api_key_credentials_are_sent_as_basic_auth() {
             api_secret: Secret::new("key-secret"),
         },
         base_url: server.uri(),
+        intelligence_base_url: server.uri(),
     };
     let client = HttpTwilioClient::new(config).unwrap();
     assert_eq!(client.account_sid(), ACCOUNT);
@@ -680,6 +682,7 @@ async fn an_unreachable_server_is_a_transport_error() {
             auth_token: Secret::new(TOKEN),
         },
         base_url: format!("http://127.0.0.1:{port}"),
+        intelligence_base_url: format!("http://127.0.0.1:{port}"),
     };
     let err = HttpTwilioClient::new(config)
         .unwrap()
@@ -719,6 +722,7 @@ fn bad_base_urls_are_config_errors() {
                 auth_token: Secret::new(TOKEN),
             },
             base_url: base.into(),
+            intelligence_base_url: base.into(),
         };
         let err = HttpTwilioClient::new(config).unwrap_err();
         assert!(matches!(err, TwilioError::Config(_)), "{base}: {err:?}");

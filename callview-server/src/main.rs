@@ -385,6 +385,7 @@ fn twilio_from_env() -> Result<Option<Arc<dyn TwilioClient>>> {
                         account_sid: demo::DUMMY_ACCOUNT_SID.to_owned(),
                         auth_token: Secret::new(demo::DUMMY_AUTH_TOKEN),
                     },
+                    intelligence_base_url: base_url.clone(),
                     base_url,
                 }
             }

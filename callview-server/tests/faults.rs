@@ -55,6 +55,7 @@ fn http_client(base: &str, account: &str, attempts: u32, timeout: Duration) -> H
             auth_token: Secret::new("unused"),
         },
         base_url: base.to_owned(),
+        intelligence_base_url: base.to_owned(),
     })
     .unwrap()
     .with_retry_policy(RetryPolicy {

@@ -379,6 +379,7 @@ async fn debug_output_and_errors_never_show_a_secret() {
             auth_token: Secret::new(AUTH_TOKEN),
         },
         base_url: twilio.base.clone(),
+        intelligence_base_url: twilio.base.clone(),
     };
     let by_key = TwilioConfig {
         credentials: Credentials::ApiKey {
@@ -387,6 +388,7 @@ async fn debug_output_and_errors_never_show_a_secret() {
             api_secret: Secret::new(API_SECRET),
         },
         base_url: twilio.base.clone(),
+        intelligence_base_url: twilio.base.clone(),
     };
     show("config", format!("{by_token:?} {by_key:?} {by_token:#?}"));
     show(

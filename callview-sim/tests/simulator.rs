@@ -630,6 +630,7 @@ fn http_client(base: &str, account_sid: &str, token: &str) -> HttpTwilioClient {
             auth_token: Secret::new(token),
         },
         base_url: base.into(),
+        intelligence_base_url: base.into(),
     })
     .unwrap()
     .with_retry_policy(RetryPolicy {

@@ -8,15 +8,19 @@ use async_trait::async_trait;
 
 use crate::call::{Call, CallSid};
 use crate::model::interaction::newest_first;
+use crate::recording::{Recording, RecordingSid, Sentence, Transcript, TranscriptKind};
 use crate::twilio::{
-    CallFilter, CallPage, IncomingNumber, PageToken, Recording, TwilioClient, TwilioError,
+    AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
+    RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioError,
 };
 
 #[derive(Debug, Default)]
 struct MockState {
     calls: BTreeMap<CallSid, Call>,
     numbers: Vec<IncomingNumber>,
-    recordings: HashMap<CallSid, Vec<Recording>>,
+    recordings: BTreeMap<RecordingSid, Recording>,
+    transcripts: BTreeMap<String, Transcript>,
+    audio: HashMap<RecordingSid, (String, Vec<u8>)>,
     page_size: Option<u32>,
     page_requests: u64,
     fetch_requests: u64,
@@ -107,15 +111,34 @@ impl MockTwilio {
         }
     }
 
-    /// Adds a recording to a call.
-    pub fn add_recording(&self, recording: Recording) {
-        if let Some(sid) = CallSid::new(recording.call_sid.clone()) {
-            self.lock()
-                .recordings
-                .entry(sid)
-                .or_default()
-                .push(recording);
-        }
+    /// Adds a recording, or replaces the one with the same SID.
+    pub fn upsert_recording(&self, recording: Recording) {
+        self.lock()
+            .recordings
+            .insert(recording.sid.clone(), recording);
+    }
+
+    /// Deletes a recording (listed no more, fetched as 404).
+    pub fn delete_recording(&self, sid: &RecordingSid) {
+        let mut state = self.lock();
+        state.recordings.remove(sid);
+        state.audio.remove(sid);
+    }
+
+    /// Sets a recording's audio: its `Content-Type` and bytes (served for
+    /// either format).
+    pub fn set_audio(&self, sid: &RecordingSid, content_type: &str, bytes: Vec<u8>) {
+        self.lock()
+            .audio
+            .insert(sid.clone(), (content_type.to_owned(), bytes));
+    }
+
+    /// Adds a transcript (either product; Voice Intelligence ones with their
+    /// sentences, which are served separately), or replaces one.
+    pub fn upsert_transcript(&self, transcript: Transcript) {
+        self.lock()
+            .transcripts
+            .insert(transcript.sid.clone(), transcript);
     }
 
     /// Every call, in the order Twilio lists them (newest first).
@@ -217,12 +240,171 @@ impl TwilioClient for MockTwilio {
         Ok(self.lock().numbers.clone())
     }
 
-    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        Ok(self
+    async fn list_recordings_page(
+        &self,
+        filter: &RecordingFilter,
+        page: Option<&PageToken>,
+    ) -> Result<RecordingPage, TwilioError> {
+        let mut matching: Vec<Recording> = self
             .lock()
             .recordings
-            .get(call_sid)
+            .values()
+            .filter(|r| filter.matches(r))
             .cloned()
-            .unwrap_or_default())
+            .collect();
+        matching.sort_by(|a, b| (b.date_created, &b.sid).cmp(&(a.date_created, &a.sid)));
+        let (recordings, next) = self.slice(matching, filter.page_size, page, "Recordings.json")?;
+        Ok(RecordingPage {
+            recordings,
+            rejected: Vec::new(),
+            next,
+        })
+    }
+
+    async fn fetch_recording(&self, sid: &RecordingSid) -> Result<Recording, TwilioError> {
+        self.lock()
+            .recordings
+            .get(sid)
+            .cloned()
+            .ok_or_else(|| TwilioError::NotFound {
+                what: format!("recording {sid}"),
+            })
+    }
+
+    async fn list_transcriptions_page(
+        &self,
+        page_size: u32,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        let matching = self.transcripts_of(TranscriptKind::Legacy, |_| true);
+        let (transcripts, next) = self.slice(matching, page_size, page, "Transcriptions.json")?;
+        Ok(TranscriptPage {
+            transcripts,
+            rejected: Vec::new(),
+            next,
+        })
+    }
+
+    async fn list_intelligence_transcripts_page(
+        &self,
+        filter: &TranscriptFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        let matching = self.transcripts_of(TranscriptKind::Intelligence, |t| {
+            let created = t.date_created;
+            let source = t
+                .recording_sid
+                .as_ref()
+                .map(|r| r.as_str())
+                .or(t.call_sid.as_ref().map(|c| c.as_str()));
+            !filter
+                .created_after
+                .is_some_and(|a| created.is_none_or(|c| c < a))
+                && !filter
+                    .created_before
+                    .is_some_and(|b| created.is_none_or(|c| c > b))
+                && filter
+                    .source_sid
+                    .as_deref()
+                    .is_none_or(|s| Some(s) == source)
+        });
+        let (mut transcripts, next) =
+            self.slice(matching, filter.page_size, page, "v2/Transcripts")?;
+        for t in &mut transcripts {
+            t.sentences.clear();
+            t.text.clear();
+        }
+        Ok(TranscriptPage {
+            transcripts,
+            rejected: Vec::new(),
+            next,
+        })
+    }
+
+    async fn transcript_sentences(
+        &self,
+        transcript_sid: &str,
+    ) -> Result<Vec<Sentence>, TwilioError> {
+        self.lock()
+            .transcripts
+            .get(transcript_sid)
+            .map(|t| t.sentences.clone())
+            .ok_or_else(|| TwilioError::NotFound {
+                what: format!("transcript {transcript_sid}"),
+            })
+    }
+
+    async fn recording_audio(
+        &self,
+        sid: &RecordingSid,
+        _format: AudioFormat,
+    ) -> Result<RecordingAudio, TwilioError> {
+        let (content_type, bytes) =
+            self.lock()
+                .audio
+                .get(sid)
+                .cloned()
+                .ok_or_else(|| TwilioError::NotFound {
+                    what: format!("the audio of recording {sid}"),
+                })?;
+        let length = bytes.len() as u64;
+        // In chunks, as a network would deliver them.
+        let chunks: Vec<Result<bytes::Bytes, TwilioError>> = bytes
+            .chunks(4096)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        Ok(RecordingAudio {
+            content_type: Some(content_type),
+            content_length: Some(length),
+            body: Box::pin(futures::stream::iter(chunks)),
+        })
+    }
+}
+
+impl MockTwilio {
+    /// Transcripts of `kind` passing `keep`, newest first.
+    fn transcripts_of(
+        &self,
+        kind: TranscriptKind,
+        keep: impl Fn(&Transcript) -> bool,
+    ) -> Vec<Transcript> {
+        let mut out: Vec<Transcript> = self
+            .lock()
+            .transcripts
+            .values()
+            .filter(|t| t.kind == kind && keep(t))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (b.date_created, &b.sid).cmp(&(a.date_created, &a.sid)));
+        out
+    }
+
+    /// One page of `items` (already in Twilio's order), with this mock's
+    /// page tokens.
+    fn slice<T>(
+        &self,
+        mut items: Vec<T>,
+        page_size: u32,
+        page: Option<&PageToken>,
+        path: &str,
+    ) -> Result<(Vec<T>, Option<PageToken>), TwilioError> {
+        let (number, size) = match page {
+            None => {
+                let size = page_size.clamp(1, crate::twilio::MAX_PAGE_SIZE);
+                let size = self.lock().page_size.map_or(size, |cap| size.min(cap));
+                (0, size as usize)
+            }
+            Some(token) => parse_token(token).ok_or_else(|| TwilioError::Api {
+                status: 400,
+                code: Some(20001),
+                message: format!("bad page token {:?}", token.0),
+                more_info: None,
+            })?,
+        };
+        let start = number.saturating_mul(size).min(items.len());
+        let end = start.saturating_add(size).min(items.len());
+        let next = (end < items.len())
+            .then(|| PageToken(format!("/mock/{path}?Page={}&PageSize={size}", number + 1)));
+        Ok((items.drain(start..end).collect(), next))
     }
 }

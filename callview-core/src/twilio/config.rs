@@ -90,14 +90,21 @@ pub struct TwilioConfig {
     pub credentials: Credentials,
     /// API base URL, default `https://api.twilio.com`.
     pub base_url: String,
+    /// Voice Intelligence base URL (transcripts), default
+    /// `https://intelligence.twilio.com` (`TWILIO_INTELLIGENCE_BASE_URL`).
+    pub intelligence_base_url: String,
 }
 
 /// The default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 
+/// The default Voice Intelligence base URL.
+pub const DEFAULT_INTELLIGENCE_BASE_URL: &str = "https://intelligence.twilio.com";
+
 impl TwilioConfig {
     /// Reads `TWILIO_ACCOUNT_SID` plus either `TWILIO_API_KEY` and
-    /// `TWILIO_API_SECRET` or `TWILIO_AUTH_TOKEN`, and `TWILIO_API_BASE_URL`.
+    /// `TWILIO_API_SECRET` or `TWILIO_AUTH_TOKEN`, and the base URLs
+    /// `TWILIO_API_BASE_URL` and `TWILIO_INTELLIGENCE_BASE_URL`.
     ///
     /// Returns `Ok(None)` when no Twilio variable is set at all (the caller
     /// may fall back to the simulated account) and an error naming the
@@ -129,6 +136,7 @@ impl TwilioConfig {
         let api_key = var("TWILIO_API_KEY");
         let api_secret = var("TWILIO_API_SECRET");
         let base_url = var("TWILIO_API_BASE_URL");
+        let intelligence_base_url = var("TWILIO_INTELLIGENCE_BASE_URL");
         if account_sid.is_none()
             && auth_token.is_none()
             && api_key.is_none()
@@ -161,6 +169,8 @@ impl TwilioConfig {
         Ok(Some(Self {
             credentials,
             base_url: base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            intelligence_base_url: intelligence_base_url
+                .unwrap_or_else(|| DEFAULT_INTELLIGENCE_BASE_URL.to_owned()),
         }))
     }
 }

@@ -18,11 +18,14 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
+use futures::TryStreamExt;
+
 use super::{
-    CallFilter, CallPage, IncomingNumber, PageToken, Recording, TwilioClient, TwilioConfig,
-    TwilioError,
+    AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
+    RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig, TwilioError,
 };
-use crate::call::{parse_twilio_time, Call, CallSid};
+use crate::call::{Call, CallSid};
+use crate::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
 
 /// The API version segment of every path.
 const API_VERSION: &str = "2010-04-01";
@@ -30,8 +33,10 @@ const API_VERSION: &str = "2010-04-01";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time limit for establishing a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Page size used when listing numbers and recordings.
+/// Page size used when listing numbers and sentences.
 const LIST_PAGE_SIZE: u32 = 1000;
+/// How many redirects an audio download follows.
+const MAX_AUDIO_REDIRECTS: usize = 5;
 
 /// Retry settings for [`HttpTwilioClient`].
 ///
@@ -100,6 +105,13 @@ fn random_u64() -> u64 {
 /// user, never the secret.
 pub struct HttpTwilioClient {
     http: reqwest::Client,
+    /// For audio: follows no redirect by itself, so that the credentials
+    /// are never sent to the storage host a redirect points to.
+    media_http: reqwest::Client,
+    /// The Voice Intelligence base URL, validated like `base`.
+    intelligence: Url,
+    /// It as text without a trailing `/`.
+    intelligence_prefix: String,
     config: TwilioConfig,
     /// The parsed base URL (validated in [`HttpTwilioClient::new`]).
     base: Url,
@@ -114,6 +126,7 @@ impl fmt::Debug for HttpTwilioClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpTwilioClient")
             .field("base_url", &self.base_prefix)
+            .field("intelligence_base_url", &self.intelligence_prefix)
             .field("account_sid", &self.account_sid())
             .field("auth_user", &self.config.credentials.basic_auth().0)
             .field("secret", &"[redacted]")
@@ -140,6 +153,7 @@ impl HttpTwilioClient {
     ///         auth_token: Secret::new("hunter2"),
     ///     },
     ///     base_url: "https://api.twilio.com".into(),
+    ///     intelligence_base_url: "https://intelligence.twilio.com".into(),
     /// };
     /// let client = HttpTwilioClient::new(config)
     ///     .unwrap()
@@ -152,32 +166,26 @@ impl HttpTwilioClient {
         if config.credentials.account_sid().trim().is_empty() {
             return Err(TwilioError::Config("the account SID is empty".into()));
         }
-        let base = Url::parse(config.base_url.trim()).map_err(|e| {
-            TwilioError::Config(format!(
-                "the API base URL {:?} is not a URL: {e}",
-                config.base_url
-            ))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(TwilioError::Config(format!(
-                "the API base URL {:?} must be an http or https URL",
-                config.base_url
-            )));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(TwilioError::Config(format!(
-                "the API base URL {:?} must not have a query or fragment",
-                config.base_url
-            )));
-        }
+        let base = parse_base_url("API", &config.base_url)?;
+        let intelligence = parse_base_url("Voice Intelligence", &config.intelligence_base_url)?;
         let base_prefix = base.as_str().trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("callview/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TwilioError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let media_http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("callview/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TwilioError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let intelligence_prefix = intelligence.as_str().trim_end_matches('/').to_owned();
         Ok(Self {
             http,
+            media_http,
+            intelligence,
+            intelligence_prefix,
             config,
             base,
             base_prefix,
@@ -242,32 +250,70 @@ impl HttpTwilioClient {
     /// The URL a `next_page_uri` points to: the base URL followed by the
     /// URI exactly as Twilio gave it.
     fn page_url(&self, token: &PageToken) -> Result<Url, TwilioError> {
-        let uri = token.0.trim();
-        let text = if uri.starts_with('/') {
-            format!("{}{uri}", self.base_prefix)
-        } else if uri.starts_with(&format!("{}/", self.base_prefix)) {
-            // An absolute URI under our own base: tolerated, used as is.
-            uri.to_owned()
-        } else {
-            // Never send credentials anywhere but the configured API.
-            return Err(TwilioError::Config(format!(
-                "the next page URI {uri:?} is not under the API base URL {}",
-                self.base_prefix
-            )));
-        };
-        Url::parse(&text).map_err(|e| {
-            TwilioError::Config(format!("the next page URI {uri:?} is not a valid URL: {e}"))
-        })
+        page_url_under(&self.base_prefix, token)
     }
+}
 
+/// `token` as a URL under `prefix` (a base URL without its trailing `/`):
+/// a path is appended to it, an absolute URL must start with it.
+fn page_url_under(prefix: &str, token: &PageToken) -> Result<Url, TwilioError> {
+    let uri = token.0.trim();
+    let text = if uri.starts_with('/') {
+        format!("{prefix}{uri}")
+    } else if uri.starts_with(&format!("{prefix}/")) {
+        // An absolute URI under our own base: tolerated, used as is.
+        uri.to_owned()
+    } else {
+        // Never send credentials anywhere but the configured API.
+        return Err(TwilioError::Config(format!(
+            "the next page URI {uri:?} is not under the base URL {prefix}"
+        )));
+    };
+    Url::parse(&text).map_err(|e| {
+        TwilioError::Config(format!("the next page URI {uri:?} is not a valid URL: {e}"))
+    })
+}
+
+/// A base URL from the configuration: `http`/`https`, no query or fragment.
+fn parse_base_url(name: &str, text: &str) -> Result<Url, TwilioError> {
+    let base = Url::parse(text.trim()).map_err(|e| {
+        TwilioError::Config(format!("the {name} base URL {text:?} is not a URL: {e}"))
+    })?;
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        return Err(TwilioError::Config(format!(
+            "the {name} base URL {text:?} must be an http or https URL"
+        )));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(TwilioError::Config(format!(
+            "the {name} base URL {text:?} must not have a query or fragment"
+        )));
+    }
+    Ok(base)
+}
+
+impl HttpTwilioClient {
     /// GETs `url` and parses the body as JSON, retrying per the policy.
     /// `what` names the resource in errors.
     async fn get_json(&self, url: &Url, what: &str) -> Result<Value, TwilioError> {
+        self.with_retries(url, || self.attempt(url, what)).await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the policy's
+    /// attempts are spent, sleeping between tries.
+    async fn with_retries<T, Fut>(
+        &self,
+        url: &Url,
+        mut attempt_once: impl FnMut() -> Fut,
+    ) -> Result<T, TwilioError>
+    where
+        Fut: std::future::Future<Output = Result<T, (TwilioError, Option<Duration>)>>,
+    {
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let (error, retry_after) = match self.attempt(url, what).await {
+            let (error, retry_after) = match attempt_once().await {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
@@ -452,15 +498,268 @@ impl TwilioClient for HttpTwilioClient {
             .await
     }
 
-    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        let mut url = self.account_url(&["Recordings.json"]);
-        url.set_query(Some(&encode_query(&[
-            ("CallSid", call_sid.as_str().to_owned()),
-            ("PageSize", LIST_PAGE_SIZE.to_string()),
-        ])));
-        let what = format!("the recordings of call {call_sid}");
-        self.list_all(url, &what, "recordings", parse_recording)
-            .await
+    async fn list_recordings_page(
+        &self,
+        filter: &RecordingFilter,
+        page: Option<&PageToken>,
+    ) -> Result<RecordingPage, TwilioError> {
+        let url = match page {
+            None => {
+                let mut params: Vec<(&str, String)> =
+                    vec![("PageSize", filter.page_size.to_string())];
+                if let Some(after) = &filter.created_after {
+                    params.push(("DateCreated>", format_query_time(after)));
+                }
+                if let Some(before) = &filter.created_before {
+                    params.push(("DateCreated<", format_query_time(before)));
+                }
+                if let Some(call) = &filter.call_sid {
+                    params.push(("CallSid", call.as_str().to_owned()));
+                }
+                let mut url = self.account_url(&["Recordings.json"]);
+                url.set_query(Some(&encode_query(&params)));
+                url
+            }
+            Some(token) => self.page_url(token)?,
+        };
+        let what = format!("the recordings of account {}", self.account_sid());
+        let body = self.get_json(&url, &what).await?;
+        let (recordings, rejected, next) =
+            parse_page(body, "recordings", &what, next_page, Recording::from_value)?;
+        Ok(RecordingPage {
+            recordings,
+            rejected,
+            next,
+        })
+    }
+
+    async fn fetch_recording(&self, sid: &RecordingSid) -> Result<Recording, TwilioError> {
+        let url = self.account_url(&["Recordings", &format!("{sid}.json")]);
+        let what = format!("recording {sid}");
+        let body = self.get_json(&url, &what).await?;
+        Recording::from_value(body).map_err(|e| TwilioError::Decode {
+            context: what,
+            reason: e.to_string(),
+        })
+    }
+
+    async fn list_transcriptions_page(
+        &self,
+        page_size: u32,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        let url = match page {
+            None => {
+                let mut url = self.account_url(&["Transcriptions.json"]);
+                url.set_query(Some(&encode_query(&[("PageSize", page_size.to_string())])));
+                url
+            }
+            Some(token) => self.page_url(token)?,
+        };
+        let what = format!("the transcriptions of account {}", self.account_sid());
+        let body = self.get_json(&url, &what).await?;
+        let (transcripts, rejected, next) = parse_page(
+            body,
+            "transcriptions",
+            &what,
+            next_page,
+            Transcript::from_legacy,
+        )?;
+        Ok(TranscriptPage {
+            transcripts,
+            rejected,
+            next,
+        })
+    }
+
+    async fn list_intelligence_transcripts_page(
+        &self,
+        filter: &TranscriptFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        let url = match page {
+            None => {
+                let mut params: Vec<(&str, String)> =
+                    vec![("PageSize", filter.page_size.to_string())];
+                if let Some(after) = &filter.created_after {
+                    params.push(("AfterDateCreated", format_query_time(after)));
+                }
+                if let Some(before) = &filter.created_before {
+                    params.push(("BeforeDateCreated", format_query_time(before)));
+                }
+                if let Some(source) = &filter.source_sid {
+                    params.push(("SourceSid", source.clone()));
+                }
+                let mut url = self.intelligence_url(&["v2", "Transcripts"]);
+                url.set_query(Some(&encode_query(&params)));
+                url
+            }
+            Some(token) => page_url_under(&self.intelligence_prefix, token)?,
+        };
+        let what = "the Voice Intelligence transcripts";
+        let body = self.get_json(&url, what).await?;
+        let (transcripts, rejected, next) = parse_page(
+            body,
+            "transcripts",
+            what,
+            next_page_url,
+            Transcript::from_intelligence,
+        )?;
+        Ok(TranscriptPage {
+            transcripts,
+            rejected,
+            next,
+        })
+    }
+
+    async fn transcript_sentences(
+        &self,
+        transcript_sid: &str,
+    ) -> Result<Vec<Sentence>, TwilioError> {
+        let mut url = self.intelligence_url(&["v2", "Transcripts", transcript_sid, "Sentences"]);
+        url.set_query(Some(&encode_query(&[(
+            "PageSize",
+            LIST_PAGE_SIZE.to_string(),
+        )])));
+        let what = format!("the sentences of transcript {transcript_sid}");
+        let mut sentences = Vec::new();
+        let mut seen = HashSet::new();
+        loop {
+            let body = self.get_json(&url, &what).await?;
+            let (mut items, rejected, next) =
+                parse_page(body, "sentences", &what, next_page_url, |v| {
+                    Sentence::from_json(&v)
+                })?;
+            if let Some(first) = rejected.first() {
+                // A transcript with a sentence we cannot read is not stored
+                // with a hole in it: the caller reports it and keeps the rest.
+                return Err(TwilioError::Decode {
+                    context: what,
+                    reason: first.to_string(),
+                });
+            }
+            sentences.append(&mut items);
+            let Some(next) = next else {
+                return Ok(sentences);
+            };
+            if !seen.insert(next.0.clone()) {
+                return Err(TwilioError::Decode {
+                    context: what,
+                    reason: format!("meta.next_page_url {:?} repeats", next.0),
+                });
+            }
+            url = page_url_under(&self.intelligence_prefix, &next)?;
+        }
+    }
+
+    async fn recording_audio(
+        &self,
+        sid: &RecordingSid,
+        format: AudioFormat,
+    ) -> Result<RecordingAudio, TwilioError> {
+        let url = self.account_url(&["Recordings", &format!("{sid}.{}", format.extension())]);
+        let what = format!("the audio of recording {sid}");
+        let response = self
+            .with_retries(&url, || self.audio_attempt(&url, &what))
+            .await?;
+        let headers = response.headers();
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let content_length = response.content_length();
+        let body = response
+            .bytes_stream()
+            .map_err(|e| TwilioError::Transport(format!("the audio stream broke: {e}")));
+        Ok(RecordingAudio {
+            content_type,
+            content_length,
+            body: Box::pin(body),
+        })
+    }
+}
+
+impl HttpTwilioClient {
+    /// `{intelligence base}/{segments...}`.
+    fn intelligence_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.intelligence.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// One request for audio: the first hop with credentials, each
+    /// redirect hop without them (Twilio's storage URLs carry their own
+    /// signature). Answers the response whose body is the audio.
+    async fn audio_attempt(
+        &self,
+        url: &Url,
+        what: &str,
+    ) -> Result<reqwest::Response, (TwilioError, Option<Duration>)> {
+        let (user, secret) = self.config.credentials.basic_auth();
+        let mut current = url.clone();
+        let mut request = self
+            .media_http
+            .get(current.clone())
+            .basic_auth(user, Some(secret.expose()));
+        for hop in 0..=MAX_AUDIO_REDIRECTS {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| (self.transport_error(e), None))?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| current.join(l).ok());
+                let Some(next) = location else {
+                    return Err((
+                        TwilioError::Api {
+                            status: status.as_u16(),
+                            code: None,
+                            message: "a redirect without a usable Location".into(),
+                            more_info: None,
+                        },
+                        None,
+                    ));
+                };
+                if hop == MAX_AUDIO_REDIRECTS {
+                    break;
+                }
+                current = next;
+                // No credentials past the first hop.
+                request = self.media_http.get(current.clone());
+                continue;
+            }
+            if status.is_success() {
+                return Ok(response);
+            }
+            let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::SERVICE_UNAVAILABLE
+            {
+                parse_retry_after(response.headers())
+            } else {
+                None
+            };
+            let body = response
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            return Err((status_error(status, &body, what), retry_after));
+        }
+        Err((
+            TwilioError::Api {
+                status: 310,
+                code: None,
+                message: format!("more than {MAX_AUDIO_REDIRECTS} redirects"),
+                more_info: None,
+            },
+            None,
+        ))
     }
 }
 
@@ -614,16 +913,42 @@ fn parse_number(record: &Value) -> Option<IncomingNumber> {
     })
 }
 
-fn parse_recording(record: &Value) -> Option<Recording> {
-    Some(Recording {
-        sid: text_field(record, "sid")?,
-        call_sid: text_field(record, "call_sid")?,
-        uri: text_field(record, "uri")?,
-        // Twilio sends "-1" while a recording is still processing.
-        duration: text_field(record, "duration").and_then(|d| d.parse().ok()),
-        status: text_field(record, "status"),
-        start_time: text_field(record, "start_time").and_then(|t| parse_twilio_time(&t)),
-    })
+/// The v2 APIs' next page: `meta.next_page_url`, absolute; null or empty
+/// on the last page.
+fn next_page_url(body: &Value) -> Option<PageToken> {
+    body.pointer("/meta/next_page_url")
+        .and_then(Value::as_str)
+        .filter(|url| !url.trim().is_empty())
+        .map(|url| PageToken(url.to_owned()))
+}
+
+/// The items of array `key` parsed by `parse` (failures kept, with their
+/// reason), and the next page.
+fn parse_page<T>(
+    mut body: Value,
+    key: &str,
+    what: &str,
+    next_of: fn(&Value) -> Option<PageToken>,
+    parse: impl Fn(Value) -> Result<T, MediaParseError>,
+) -> Result<(Vec<T>, Vec<MediaParseError>, Option<PageToken>), TwilioError> {
+    let records = match body.get_mut(key).map(Value::take) {
+        Some(Value::Array(records)) => records,
+        _ => {
+            return Err(TwilioError::Decode {
+                context: what.to_owned(),
+                reason: format!("the response has no `{key}` array"),
+            })
+        }
+    };
+    let mut items = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for record in records {
+        match parse(record) {
+            Ok(item) => items.push(item),
+            Err(e) => rejected.push(e),
+        }
+    }
+    Ok((items, rejected, next_of(&body)))
 }
 
 #[cfg(test)]

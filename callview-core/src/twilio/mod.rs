@@ -9,16 +9,19 @@ mod error;
 #[cfg(feature = "http")]
 mod http;
 
-pub use config::{Credentials, Secret, TwilioConfig};
+pub use config::{
+    Credentials, Secret, TwilioConfig, DEFAULT_BASE_URL, DEFAULT_INTELLIGENCE_BASE_URL,
+};
 pub use error::TwilioError;
 #[cfg(feature = "http")]
 pub use http::{HttpTwilioClient, RetryPolicy};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, Stream};
+use futures::stream::{self, BoxStream, Stream};
 
 use crate::call::{Call, CallParseError, CallSid, CallStatus};
+use crate::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
 
 /// Which calls to list. Every field is optional; an empty filter lists the
 /// whole account, newest first.
@@ -123,22 +126,216 @@ pub struct IncomingNumber {
     pub friendly_name: Option<String>,
 }
 
-/// A recording of a call.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Recording {
-    /// `RE...`.
-    pub sid: String,
-    /// The call it belongs to.
-    pub call_sid: String,
-    /// Length in seconds, when known.
-    pub duration: Option<u32>,
-    /// `completed`, `processing`, ...
-    pub status: Option<String>,
-    /// When the recording started.
-    pub start_time: Option<DateTime<Utc>>,
-    /// The resource URI relative to the API base (`/2010-04-01/.../RE....json`);
-    /// the audio is at the same URI with `.mp3` or `.wav`.
-    pub uri: String,
+/// Which recordings to list (`Recordings.json`). Every field is optional.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingFilter {
+    /// Only recordings created after this instant (`DateCreated>`).
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only recordings created before this instant (`DateCreated<`).
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only the recordings of this call (`CallSid`).
+    pub call_sid: Option<CallSid>,
+    /// Records per page (`PageSize`, 1..=1000).
+    pub page_size: u32,
+}
+
+impl Default for RecordingFilter {
+    fn default() -> Self {
+        Self {
+            created_after: None,
+            created_before: None,
+            call_sid: None,
+            page_size: MAX_PAGE_SIZE,
+        }
+    }
+}
+
+impl RecordingFilter {
+    /// The recordings of one call.
+    pub fn of_call(call_sid: CallSid) -> Self {
+        Self {
+            call_sid: Some(call_sid),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `recording` passes this filter, as Twilio decides it (mocks
+    /// use this to serve a listing).
+    pub fn matches(&self, recording: &Recording) -> bool {
+        let created = recording.date_created;
+        if self
+            .created_after
+            .is_some_and(|a| created.is_none_or(|c| c <= a))
+        {
+            return false;
+        }
+        if self
+            .created_before
+            .is_some_and(|b| created.is_none_or(|c| c >= b))
+        {
+            return false;
+        }
+        match &self.call_sid {
+            Some(call) => recording.call_sid.as_ref() == Some(call),
+            None => true,
+        }
+    }
+}
+
+/// One page of the recordings list.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingPage {
+    /// The records that parsed.
+    pub recordings: Vec<Recording>,
+    /// Records that could not be understood, with the reason.
+    pub rejected: Vec<MediaParseError>,
+    /// The next page, `None` on the last one.
+    pub next: Option<PageToken>,
+}
+
+/// Which Voice Intelligence transcripts to list (`/v2/Transcripts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranscriptFilter {
+    /// `AfterDateCreated`.
+    pub created_after: Option<DateTime<Utc>>,
+    /// `BeforeDateCreated`.
+    pub created_before: Option<DateTime<Utc>>,
+    /// `SourceSid`: only the transcripts of this recording or call.
+    pub source_sid: Option<String>,
+    /// `PageSize` (1..=1000).
+    pub page_size: u32,
+}
+
+impl Default for TranscriptFilter {
+    fn default() -> Self {
+        Self {
+            created_after: None,
+            created_before: None,
+            source_sid: None,
+            page_size: MAX_PAGE_SIZE,
+        }
+    }
+}
+
+/// One page of transcripts (either product).
+#[derive(Clone, Debug, Default)]
+pub struct TranscriptPage {
+    /// The records that parsed (Voice Intelligence ones without sentences).
+    pub transcripts: Vec<Transcript>,
+    /// Records that could not be understood, with the reason.
+    pub rejected: Vec<MediaParseError>,
+    /// The next page (`next_page_uri`, or the v2 APIs' absolute
+    /// `meta.next_page_url`), `None` on the last one.
+    pub next: Option<PageToken>,
+}
+
+/// The two audio encodings Twilio serves a recording in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AudioFormat {
+    /// `.mp3`, `audio/mpeg` (the default: smaller).
+    #[default]
+    Mp3,
+    /// `.wav`, `audio/x-wav`.
+    Wav,
+}
+
+impl AudioFormat {
+    /// `mp3` or `wav`: the extension Twilio's URL takes.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Mp3 => "mp3",
+            Self::Wav => "wav",
+        }
+    }
+
+    /// Reads `mp3` or `wav` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "mp3" => Some(Self::Mp3),
+            "wav" => Some(Self::Wav),
+            _ => None,
+        }
+    }
+
+    /// The media type Twilio serves this format with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Mp3 => "audio/mpeg",
+            Self::Wav => "audio/x-wav",
+        }
+    }
+}
+
+/// A recording's audio as it arrives: Twilio's headers and the body as a
+/// stream of chunks, so that any size is passed on in constant memory.
+pub struct RecordingAudio {
+    /// Twilio's `Content-Type`.
+    pub content_type: Option<String>,
+    /// Twilio's `Content-Length`, when it sent one.
+    pub content_length: Option<u64>,
+    /// The bytes.
+    pub body: BoxStream<'static, Result<bytes::Bytes, TwilioError>>,
+}
+
+impl std::fmt::Debug for RecordingAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingAudio")
+            .field("content_type", &self.content_type)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every page `fetch` returns, following each page's `next` token until the
+/// last page, as a stream that ends after the first error.
+pub fn pages<'a, P, F, Fut>(
+    mut fetch: F,
+    next_of: fn(&P) -> Option<PageToken>,
+) -> impl Stream<Item = Result<P, TwilioError>> + 'a
+where
+    P: 'a,
+    F: FnMut(Option<PageToken>) -> Fut + 'a,
+    Fut: std::future::Future<Output = Result<P, TwilioError>> + 'a,
+{
+    enum State {
+        First,
+        Next(PageToken),
+        Done,
+    }
+    stream::unfold(State::First, move |state| {
+        let token = match state {
+            State::Done => None,
+            State::First => Some(None),
+            State::Next(token) => Some(Some(token)),
+        };
+        let fut = token.map(&mut fetch);
+        async move {
+            match fut?.await {
+                Ok(page) => {
+                    let next = match next_of(&page) {
+                        Some(t) => State::Next(t),
+                        None => State::Done,
+                    };
+                    Some((Ok(page), next))
+                }
+                Err(e) => Some((Err(e), State::Done)),
+            }
+        }
+    })
+}
+
+/// Every page of recordings for `filter`, as a stream.
+pub fn recording_pages(
+    client: &dyn TwilioClient,
+    filter: RecordingFilter,
+) -> impl Stream<Item = Result<RecordingPage, TwilioError>> + '_ {
+    pages(
+        move |token| {
+            let filter = filter.clone();
+            async move { client.list_recordings_page(&filter, token.as_ref()).await }
+        },
+        |p: &RecordingPage| p.next.clone(),
+    )
 }
 
 /// What the sync engine needs from Twilio.
@@ -161,8 +358,49 @@ pub trait TwilioClient: Send + Sync {
     /// Lists every phone number the account owns (all pages).
     async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError>;
 
-    /// Lists the recordings of one call (all pages).
-    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError>;
+    /// Fetches one page of the account's recordings (`Recordings.json`),
+    /// newest first, like [`TwilioClient::list_calls_page`].
+    async fn list_recordings_page(
+        &self,
+        filter: &RecordingFilter,
+        page: Option<&PageToken>,
+    ) -> Result<RecordingPage, TwilioError>;
+
+    /// Fetches one recording by SID; [`TwilioError::NotFound`] once deleted.
+    async fn fetch_recording(&self, sid: &RecordingSid) -> Result<Recording, TwilioError>;
+
+    /// Fetches one page of the account's legacy transcriptions
+    /// (`Transcriptions.json`), newest first. The API has no date filter:
+    /// callers stop paging at the first transcription older than they need.
+    async fn list_transcriptions_page(
+        &self,
+        page_size: u32,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError>;
+
+    /// Fetches one page of Voice Intelligence transcripts (`/v2/Transcripts`
+    /// on the intelligence base URL), without their sentences.
+    async fn list_intelligence_transcripts_page(
+        &self,
+        filter: &TranscriptFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError>;
+
+    /// Every sentence of one Voice Intelligence transcript (all pages), in
+    /// order.
+    async fn transcript_sentences(
+        &self,
+        transcript_sid: &str,
+    ) -> Result<Vec<Sentence>, TwilioError>;
+
+    /// The audio of one recording, streamed: Twilio's bytes and
+    /// `Content-Type`, redirects followed without credentials.
+    /// [`TwilioError::NotFound`] when the recording is gone.
+    async fn recording_audio(
+        &self,
+        sid: &RecordingSid,
+        format: AudioFormat,
+    ) -> Result<RecordingAudio, TwilioError>;
 }
 
 /// Every page of `filter` as a stream, following `next_page_uri` until the
@@ -179,29 +417,11 @@ pub fn call_pages(
     client: &dyn TwilioClient,
     filter: CallFilter,
 ) -> impl Stream<Item = Result<CallPage, TwilioError>> + '_ {
-    enum State {
-        First,
-        Next(PageToken),
-        Done,
-    }
-    stream::unfold(State::First, move |state| {
-        let filter = filter.clone();
-        async move {
-            let token = match state {
-                State::Done => return None,
-                State::First => None,
-                State::Next(token) => Some(token),
-            };
-            match client.list_calls_page(&filter, token.as_ref()).await {
-                Ok(page) => {
-                    let next = match &page.next {
-                        Some(t) => State::Next(t.clone()),
-                        None => State::Done,
-                    };
-                    Some((Ok(page), next))
-                }
-                Err(e) => Some((Err(e), State::Done)),
-            }
-        }
-    })
+    pages(
+        move |token| {
+            let filter = filter.clone();
+            async move { client.list_calls_page(&filter, token.as_ref()).await }
+        },
+        |p: &CallPage| p.next.clone(),
+    )
 }
