@@ -256,15 +256,16 @@ impl Recording {
         })
     }
 
-    /// The newer of two versions of the same recording: the later
-    /// `date_updated` wins; on a tie the one further along (final over not).
-    pub fn is_newer_than(&self, other: &Recording) -> bool {
-        match (self.date_updated, other.date_updated) {
-            (Some(a), Some(b)) if a != b => a > b,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            _ => self.status.is_final() && !other.status.is_final() || self.raw != other.raw,
-        }
+    /// Orders versions of the same recording: the later `date_updated`
+    /// first, then a final status over a non-final one, then the record's
+    /// text, so that whichever order two versions arrive in, the same one
+    /// is kept.
+    pub fn version_key(&self) -> (Option<DateTime<Utc>>, bool, String) {
+        (
+            self.date_updated,
+            self.status.is_final(),
+            self.raw.to_string(),
+        )
     }
 }
 
@@ -511,6 +512,39 @@ impl Transcript {
             raw: value,
             ..transcript
         })
+    }
+
+    /// Orders versions of the same transcript, like
+    /// [`Recording::version_key`] (sentences count: a transcript read with
+    /// its sentences beats the same one without).
+    pub fn version_key(&self) -> (Option<DateTime<Utc>>, bool, usize, String) {
+        let done = matches!(
+            self.status,
+            TranscriptStatus::Completed | TranscriptStatus::Failed | TranscriptStatus::Canceled
+        );
+        (
+            self.date_updated,
+            done,
+            self.sentences.len(),
+            self.raw.to_string(),
+        )
+    }
+
+    /// Rebuilds a stored transcript from what a store keeps: its kind, the
+    /// record as received, its sentences and its whole text.
+    pub fn from_stored(
+        kind: TranscriptKind,
+        raw: Value,
+        sentences: Vec<Sentence>,
+        text: String,
+    ) -> Result<Self, MediaParseError> {
+        let mut t = match kind {
+            TranscriptKind::Legacy => Self::from_legacy(raw)?,
+            TranscriptKind::Intelligence => Self::from_intelligence(raw)?,
+        };
+        t.sentences = sentences;
+        t.text = text;
+        Ok(t)
     }
 
     /// Sets the sentences (ordered by index) and the whole text from them.

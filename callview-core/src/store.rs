@@ -14,9 +14,10 @@ use crate::annotations::{Annotations, CallEdit, ContactEdit, ContactFields, Edit
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
 use crate::model::{
-    ConversationCounters, ConversationId, ConversationLookup, Interaction, Plan, RefreshState,
-    StoredCall,
+    ConversationCounters, ConversationId, ConversationLookup, Interaction, MediaPlan, Plan,
+    RefreshState, StoredCall, StoredRecording,
 };
+use crate::recording::{RecordingSid, Transcript};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +182,9 @@ pub struct ConversationQuery {
     /// Only conversations whose contact, or one of whose calls, carries
     /// this tag (compared case-insensitively).
     pub tag: Option<String>,
+    /// Only conversations with at least one call that has a recording
+    /// (one Twilio still has).
+    pub has_recording: bool,
 }
 
 impl ConversationQuery {
@@ -196,6 +200,7 @@ impl ConversationQuery {
             until: None,
             after: None,
             tag: None,
+            has_recording: false,
         }
     }
 
@@ -273,9 +278,16 @@ impl ConversationQuery {
         self
     }
 
+    /// Keeps only conversations with a recorded call.
+    pub fn with_recording(mut self) -> Self {
+        self.has_recording = true;
+        self
+    }
+
     /// Whether any filter is set (a cursor is not a filter).
     pub fn has_filters(&self) -> bool {
-        self.tag.is_some()
+        self.has_recording
+            || self.tag.is_some()
             || self.search.is_some()
             || self.direction.is_some()
             || self.status.is_some()
@@ -758,6 +770,14 @@ pub trait Store: Send + Sync {
     /// common spelling, ties to the first in order), most used first.
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError>;
 
+    /// One recording; `NotFound` when it is not stored (a deleted one is
+    /// returned, with its `deleted_at`).
+    async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError>;
+
+    /// The recordings of the calls `sids` (deleted ones included), oldest
+    /// first, and the transcripts of those recordings or calls.
+    async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError>;
+
     /// Row counts.
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
 
@@ -853,8 +873,40 @@ pub trait IngestTx: Send {
         meta: &EditMeta,
     ) -> Result<Annotations, StoreError>;
 
+    /// The stored recordings and transcripts with these SIDs (for
+    /// [`crate::model::plan_media`]).
+    async fn load_media(
+        &mut self,
+        recordings: &[RecordingSid],
+        transcripts: &[String],
+    ) -> Result<(Vec<StoredRecording>, Vec<Transcript>), StoreError>;
+
+    /// The SIDs of the stored recordings not marked deleted whose
+    /// `date_created` is after `after` and before `before` (each bound
+    /// optional): what a complete listing of that window must show again.
+    async fn recordings_created_between(
+        &mut self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordingSid>, StoreError>;
+
+    /// Writes a media plan, then sets the seed's `recording_url` (the
+    /// server path of the newest recording Twilio still has) and
+    /// `transcription_text` (the newest completed transcript) of every
+    /// call it touches.
+    async fn apply_media(&mut self, plan: MediaPlan) -> Result<(), StoreError>;
+
     /// Commits everything this transaction wrote.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// The recordings and transcripts of some calls ([`Store::media_of_calls`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallMedia {
+    /// Oldest first (by `date_created`, then SID).
+    pub recordings: Vec<StoredRecording>,
+    /// Of those recordings, or of those calls directly.
+    pub transcripts: Vec<Transcript>,
 }
 
 /// [`StoreError::Stale`] unless `expected` (an `If-Match`) is absent or the

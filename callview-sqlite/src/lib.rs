@@ -71,15 +71,20 @@ use async_trait::async_trait;
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::model::{
-    ConversationId, ConversationLookup, FoundConversations, Plan, StoredCall,
+    ConversationId, ConversationLookup, FoundConversations, MediaPlan, Plan, StoredCall,
+    StoredRecording,
 };
+use callview_core::recording::{RecordingSid, Transcript};
 use callview_core::store::{
-    ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage,
-    MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
+    CallMedia, ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx,
+    MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount,
+    UnfinishedQuery,
 };
 use callview_core::Interaction;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+mod media;
 mod queries;
 mod rows;
 mod schema;
@@ -611,6 +616,33 @@ impl IngestTx for SqliteIngest {
             .await
     }
 
+    async fn load_media(
+        &mut self,
+        recordings: &[RecordingSid],
+        transcripts: &[String],
+    ) -> Result<(Vec<StoredRecording>, Vec<Transcript>), StoreError> {
+        let (recordings, transcripts) = (recordings.to_vec(), transcripts.to_vec());
+        self.run(move |conn, _| media::load_media(conn, &recordings, &transcripts))
+            .await
+    }
+
+    async fn recordings_created_between(
+        &mut self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordingSid>, StoreError> {
+        self.run(move |conn, _| media::recordings_created_between(conn, after, before))
+            .await
+    }
+
+    async fn apply_media(&mut self, plan: MediaPlan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        self.run(move |conn, _| media::apply_media(conn, &plan))
+            .await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.run(|conn, _| {
             conn.execute_batch("COMMIT")
@@ -717,6 +749,17 @@ impl Store for SqliteStore {
 
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         self.read(|conn| queries::tags(conn)).await
+    }
+
+    async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {
+        let sid = sid.clone();
+        self.read(move |conn| media::recording(conn, &sid)).await
+    }
+
+    async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError> {
+        let sids = sids.to_vec();
+        self.read(move |conn| media::media_of_calls(conn, &sids))
+            .await
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {

@@ -27,13 +27,13 @@ use crate::time;
 /// Wraps a rusqlite error with what was being done.
 /// Names what failed and SQLite's reason ("database or disk is full"); the
 /// store adds which database.
-fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let what = what.into();
     move |e| StoreError::backend(format!("{what}: {e}"), e)
 }
 
 /// A JSON array of strings, for `json_each(?)` IN-lists of any length.
-fn json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::Value::Array(
         items
             .into_iter()
@@ -418,13 +418,17 @@ fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
             matches.push(format!(
                 "EXISTS (SELECT 1 FROM json_each(s.tags) t WHERE t.value LIKE {mark} ESCAPE '\\')"
             ));
-            let (notes, tag) = (f.param(pattern.clone()), f.param(pattern));
+            let (notes, tag) = (f.param(pattern.clone()), f.param(pattern.clone()));
+            let said = f.param(pattern);
             on_calls = format!(
                 " OR cv.id IN (SELECT m.conversation_id FROM messages m
                    WHERE (m.notes IS NOT NULL OR m.tags <> '[]')
                      AND (m.notes LIKE {notes} ESCAPE '\\'
                           OR EXISTS (SELECT 1 FROM json_each(m.tags) t
-                                     WHERE t.value LIKE {tag} ESCAPE '\\')))"
+                                     WHERE t.value LIKE {tag} ESCAPE '\\')))
+                 OR cv.id IN (SELECT m.conversation_id FROM messages m
+                   WHERE m.transcription_text IS NOT NULL
+                     AND m.transcription_text LIKE {said} ESCAPE '\\')"
             );
         }
         if !matches.is_empty() {
@@ -455,6 +459,12 @@ fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
                            WHERE (m.notes IS NOT NULL OR m.tags <> '[]')
                              AND cv_fold(t.value) = cv_fold({on_call})))"
         ));
+    }
+    if query.has_recording {
+        f.clauses.push(
+            "cv.id IN (SELECT m.conversation_id FROM messages m WHERE m.recording_url IS NOT NULL)"
+                .to_owned(),
+        );
     }
     if let Some(since) = &query.since {
         let mark = f.param(time::format(since));
@@ -748,11 +758,20 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
         created.insert(new.key.as_str(), id);
     }
 
-    // 2. Calls.
+    // 2. Calls, and the recordings and transcripts stored before a new
+    //    call arrived (a stored call keeps its columns: the plan carries
+    //    them over).
     for write in &plan.calls {
         let conversation_id = resolve(tx, &created, &write.conversation)?;
         upsert_call(tx, write, conversation_id, &now)?;
     }
+    crate::media::refresh_call_columns(
+        tx,
+        plan.calls
+            .iter()
+            .filter(|w| w.recording_url.is_none())
+            .map(|w| w.call.sid.as_str()),
+    )?;
 
     // 3. Counters, and the newest root's display status (read from its
     //    row, written in step 2 when it changed) for the status filter.

@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0005_annotations.sql",
         sql: include_str!("../migrations/0005_annotations.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_recordings.sql",
+        sql: include_str!("../migrations/0006_recordings.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

@@ -3,14 +3,18 @@
 //!
 //! * [`interaction`]: one entry per root call with its legs folded in, with
 //!   talk/wait time, display status and the human-readable texts.
+//! * [`media`]: which versions of recordings and transcripts to keep, and
+//!   which recordings Twilio no longer has.
 //! * [`plan`]: given a batch of calls and what the store holds about the call
 //!   trees they touch, compute the exact writes (the [`Plan`]).
 
 pub mod interaction;
+pub mod media;
 pub mod plan;
 mod types;
 
 pub use interaction::{fold_interactions, summarize, Interaction, Summary};
+pub use media::{plan_media, MediaBatch, MediaPlan, RecordingWrite, StoredRecording};
 pub use plan::{
     CallWrite, ConversationLookup, ConversationRef, CounterUpdate, FoundConversations,
     NewConversation, Plan, PlanStats, Prepared,
