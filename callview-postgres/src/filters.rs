@@ -130,6 +130,10 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             outside.push(format!("v.external_id ILIKE {p}"));
             outside.push(format!(
                 "v.id IN (SELECT m.conversation_id FROM messages m \
+                 WHERE m.transcription_text IS NOT NULL AND m.transcription_text ILIKE {p})"
+            ));
+            outside.push(format!(
+                "v.id IN (SELECT m.conversation_id FROM messages m \
                  WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) \
                    AND (m.notes ILIKE {p} OR EXISTS ( \
                         SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(m.tags) = 'array' THEN m.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})))"
@@ -154,6 +158,12 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
                           WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) \
                             AND lower(t) = lower({p})))"
         ));
+    }
+    if query.has_recording {
+        f.clauses.push(
+            "v.id IN (SELECT m.conversation_id FROM messages m WHERE m.recording_url IS NOT NULL)"
+                .to_owned(),
+        );
     }
     if let Some(values) = query.direction_values() {
         let p = f.param(Param::Texts(

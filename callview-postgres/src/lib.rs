@@ -32,6 +32,7 @@
 //! ```
 
 mod filters;
+mod media;
 mod options;
 mod rows;
 mod store;

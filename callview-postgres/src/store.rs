@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -18,17 +18,19 @@ use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::model::{
     fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
-    ConversationState, CounterUpdate, DisplayStatus, FoundConversations, Interaction,
-    NewConversation, NewestRoot, Plan, StoredCall,
+    ConversationState, CounterUpdate, DisplayStatus, FoundConversations, Interaction, MediaPlan,
+    NewConversation, NewestRoot, Plan, StoredCall, StoredRecording,
 };
+use callview_core::recording::{RecordingSid, Transcript};
 use callview_core::store::{
-    check_version, count_tags, message_of, ContactRecord, ConversationCursor, ConversationPage,
-    ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage, MessageQuery,
-    RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
+    check_version, count_tags, message_of, CallMedia, ContactRecord, ConversationCursor,
+    ConversationPage, ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage,
+    MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
 use crate::filters::{bind_filter, conversation_filter, Filter, Start};
+use crate::media;
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
     from_db_time, to_db_time, ContactRow, ConversationRow, MessageRow, CONTACT_COLUMNS,
@@ -349,6 +351,16 @@ struct Db {
 }
 
 impl Db {
+    /// [`Db::error`] for the media statements, whose rows may also fail to
+    /// read back.
+    fn media_error(&self, what: &str) -> impl FnOnce(media::MediaError) -> StoreError + '_ {
+        let what = what.to_owned();
+        move |e| match e {
+            media::MediaError::Db(e) => self.error(&what)(e),
+            media::MediaError::Corrupt(e) => e,
+        }
+    }
+
     /// Maps a database error into a [`StoreError`] that says what was being
     /// done, on which (redacted) database.
     fn error(&self, what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
@@ -884,6 +896,17 @@ impl IngestTx for PgIngest {
             .await?;
         let resolve = Resolver { created };
         self.db.write_calls(tx, &plan, &resolve).await?;
+        // The recordings and transcripts stored before a new call arrived
+        // (a stored call keeps its columns: the plan carries them over).
+        let new_calls: Vec<String> = plan
+            .calls
+            .iter()
+            .filter(|w| w.recording_url.is_none())
+            .map(|w| w.call.sid.to_string())
+            .collect();
+        media::refresh_call_columns(tx, &new_calls)
+            .await
+            .map_err(self.db.error("attaching recordings to their calls"))?;
         self.db.write_counters(tx, &plan.counters, &resolve).await?;
         self.db.remove_conversations(tx, &plan.removed).await
     }
@@ -1051,6 +1074,35 @@ impl IngestTx for PgIngest {
         .await
         .map_err(self.db.error("editing a message"))?;
         Ok(after)
+    }
+
+    async fn load_media(
+        &mut self,
+        recordings: &[RecordingSid],
+        transcripts: &[String],
+    ) -> Result<(Vec<StoredRecording>, Vec<Transcript>), StoreError> {
+        media::load_media(&mut self.tx, recordings, transcripts)
+            .await
+            .map_err(self.db.media_error("reading stored recordings"))
+    }
+
+    async fn recordings_created_between(
+        &mut self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordingSid>, StoreError> {
+        media::recordings_created_between(&mut self.tx, after, before)
+            .await
+            .map_err(self.db.error("listing stored recordings of a window"))
+    }
+
+    async fn apply_media(&mut self, plan: MediaPlan) -> Result<(), StoreError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        media::apply_media(&mut self.tx, &plan)
+            .await
+            .map_err(self.db.error("writing recordings and transcripts"))
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -1386,6 +1438,31 @@ impl Store for PostgresStore {
         .await
         .map_err(self.db.error("listing tags"))?;
         Ok(count_tags(rows))
+    }
+
+    async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("reading a recording"))?;
+        media::recording(&mut conn, sid)
+            .await
+            .map_err(self.db.media_error("reading a recording"))?
+            .ok_or_else(|| StoreError::NotFound(format!("recording {sid}")))
+    }
+
+    async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError> {
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("reading the recordings of calls"))?;
+        media::media_of_calls(&mut conn, sids)
+            .await
+            .map_err(self.db.media_error("reading the recordings of calls"))
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
