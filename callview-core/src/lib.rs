@@ -25,6 +25,7 @@ pub mod annotations;
 pub mod call;
 pub mod callback;
 pub mod endpoint;
+mod media_sync;
 pub mod model;
 pub mod recording;
 pub mod store;

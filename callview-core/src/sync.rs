@@ -11,8 +11,10 @@ use std::time::Instant;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use futures::StreamExt;
 
-use crate::call::{Call, CallParseError};
+use crate::call::{Call, CallParseError, CallSid};
 use crate::endpoint::{OwnedNumbers, PartyRules};
+pub use crate::media_sync::{plan_media_in, MediaReport};
+use crate::media_sync::{sync_media, MediaWindow};
 use crate::model::{Plan, PlanStats, Prepared, RefreshState};
 use crate::store::{IngestTx, RefreshUpdate, Store, StoreError, UnfinishedQuery};
 use crate::twilio::{call_pages, CallFilter, TwilioClient, TwilioError};
@@ -137,6 +139,8 @@ pub struct SyncReport {
     pub started_at: Option<DateTime<Utc>>,
     /// Wall time, milliseconds.
     pub elapsed_ms: u64,
+    /// Recordings and transcripts.
+    pub media: MediaReport,
 }
 
 impl SyncReport {
@@ -313,6 +317,7 @@ pub struct SyncEngine {
     page_size: u32,
     concurrency: usize,
     refresh: RefreshPolicy,
+    media: bool,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -336,7 +341,14 @@ impl SyncEngine {
             page_size: crate::twilio::MAX_PAGE_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
             refresh: RefreshPolicy::default(),
+            media: true,
         }
+    }
+
+    /// Whether runs also sync recordings and transcripts (default on).
+    pub fn with_media(mut self, media: bool) -> Self {
+        self.media = media;
+        self
     }
 
     /// Sets how the refresh of unfinished calls backs off and gives up.
@@ -556,8 +568,25 @@ impl SyncEngine {
             self.sweep_late(&rules, started_at, &mut remaining, &mut report)
                 .await?;
         }
+        let mut changed = Vec::new();
         if matches!(mode, SyncMode::Incremental { .. }) {
-            self.refresh_unfinished(&rules, since, &mut report).await?;
+            changed = self.refresh_unfinished(&rules, since, &mut report).await?;
+        }
+        if self.media {
+            let window = MediaWindow {
+                since,
+                started_at,
+                changed: &changed,
+                page_size: self.page_size,
+            };
+            sync_media(
+                self.client.as_ref(),
+                self.store.as_ref(),
+                &window,
+                &mut report.media,
+                &mut report.skipped,
+            )
+            .await?;
         }
 
         let complete = !report.more_available;
@@ -693,12 +722,14 @@ impl SyncEngine {
     /// A call Twilio answers 404 for, or that is still not final, gets one
     /// more attempt recorded and backs off ([`RefreshPolicy`]); after the
     /// last attempt it is no longer followed (kept, and shown as such).
+    /// Returns the calls that reached a final status.
     async fn refresh_unfinished(
         &self,
         rules: &PartyRules,
         since: DateTime<Utc>,
         report: &mut SyncReport,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<CallSid>, SyncError> {
+        let mut changed = Vec::new();
         let now = Utc::now();
         let query = UnfinishedQuery {
             limit: REFRESH_LIMIT,
@@ -717,6 +748,9 @@ impl SyncEngine {
                 let finished = match self.client.fetch_call(&sid).await {
                     Ok(call) => {
                         let finished = call.status.is_final();
+                        if finished {
+                            changed.push(call.sid.clone());
+                        }
                         batch.push(call);
                         finished
                     }
@@ -748,7 +782,7 @@ impl SyncEngine {
             tx.commit().await?;
             report.add(stats);
         }
-        Ok(())
+        Ok(changed)
     }
 }
 

@@ -129,8 +129,10 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             ));
             outside.push(format!("v.external_id ILIKE {p}"));
             outside.push(format!(
-                "v.id IN (SELECT m.conversation_id FROM messages m \
-                 WHERE m.transcription_text IS NOT NULL AND m.transcription_text ILIKE {p})"
+                "v.id IN (SELECT m.conversation_id FROM transcripts t \
+                 LEFT JOIN recordings r ON r.sid = t.recording_sid AND r.deleted_at IS NULL \
+                 JOIN messages m ON m.twilio_sid = coalesce(t.call_sid, r.call_sid) \
+                 WHERE t.text ILIKE {p})"
             ));
             outside.push(format!(
                 "v.id IN (SELECT m.conversation_id FROM messages m \

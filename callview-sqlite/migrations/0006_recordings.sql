@@ -49,9 +49,6 @@ CREATE TABLE transcripts (
 CREATE INDEX idx_transcripts_recording ON transcripts (recording_sid);
 CREATE INDEX idx_transcripts_call ON transcripts (call_sid) WHERE call_sid IS NOT NULL;
 
--- The conversation filters "has a recording" and "said in a transcript"
--- read only the calls that have one.
+-- The conversation filter "has a recording" reads only the recorded calls.
 CREATE INDEX idx_messages_recorded ON messages (conversation_id)
     WHERE recording_url IS NOT NULL;
-CREATE INDEX idx_messages_transcribed ON messages (conversation_id)
-    WHERE transcription_text IS NOT NULL;

@@ -426,9 +426,11 @@ fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
                      AND (m.notes LIKE {notes} ESCAPE '\\'
                           OR EXISTS (SELECT 1 FROM json_each(m.tags) t
                                      WHERE t.value LIKE {tag} ESCAPE '\\')))
-                 OR cv.id IN (SELECT m.conversation_id FROM messages m
-                   WHERE m.transcription_text IS NOT NULL
-                     AND m.transcription_text LIKE {said} ESCAPE '\\')"
+                 OR cv.id IN (SELECT m.conversation_id
+                   FROM transcripts t
+                   LEFT JOIN recordings r ON r.sid = t.recording_sid AND r.deleted_at IS NULL
+                   JOIN messages m ON m.twilio_sid = coalesce(t.call_sid, r.call_sid)
+                   WHERE t.text LIKE {said} ESCAPE '\\')"
             );
         }
         if !matches.is_empty() {

@@ -24,6 +24,10 @@ use super::harness::Harness;
 use super::mock::MockTwilio;
 
 pub use super::concurrency::{callback_writer_races_a_sync, concurrent_writers_stay_exact};
+pub use super::media::{
+    deleted_and_updated_recordings, media_versions_in_any_order, recordings_attach_in_either_order,
+    several_recordings_per_call, transcripts_are_stored_and_searchable,
+};
 pub use super::props::{
     prop_edits_survive_syncs, prop_ingesting_twice_changes_nothing,
     prop_order_and_batches_do_not_matter, prop_page_size_does_not_matter,

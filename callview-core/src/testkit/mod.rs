@@ -35,6 +35,7 @@ mod check;
 pub mod concurrency;
 pub mod conformance;
 mod harness;
+pub mod media;
 mod mock;
 pub mod props;
 
@@ -132,6 +133,11 @@ macro_rules! conformance_tests {
             annotations_are_searchable,
             imported_contacts_name_their_first_call,
             stuck_calls_back_off_and_are_unfollowed,
+            recordings_attach_in_either_order,
+            several_recordings_per_call,
+            deleted_and_updated_recordings,
+            transcripts_are_stored_and_searchable,
+            media_versions_in_any_order,
         );
 
         $crate::__conformance_factory_tests!(

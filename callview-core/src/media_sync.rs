@@ -1,0 +1,265 @@
+//! The media part of a sync run: recordings and transcripts of the run's
+//! window, each page written in one [`IngestTx`] like a page of calls.
+//!
+//! * Recordings: the account's `Recordings.json` listed by `DateCreated>`
+//!   (paged, never one request per call), plus the recordings of the calls
+//!   whose status the run changed. When the listing of the window completed,
+//!   stored recordings of that window Twilio no longer lists are marked
+//!   deleted (kept, never dropped).
+//! * Legacy transcriptions: `Transcriptions.json`, newest first, until the
+//!   first one older than the window.
+//! * Voice Intelligence transcripts: `/v2/Transcripts` by
+//!   `AfterDateCreated`, each completed one with its sentences. An account
+//!   without Voice Intelligence (401, 403 or 404 on the listing) is noted
+//!   in the report, not an error.
+//!
+//! Order does not matter: recordings and transcripts point at their call
+//! by SID, so either may be stored first ([`crate::model::media`]).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::call::CallSid;
+use crate::model::{plan_media, MediaBatch};
+use crate::recording::{MediaParseError, Recording, RecordingSid, Transcript, TranscriptStatus};
+use crate::store::{IngestTx, Store};
+use crate::sync::{Skipped, SyncError};
+use crate::twilio::{RecordingFilter, TranscriptFilter, TwilioClient, TwilioError, MAX_PAGE_SIZE};
+
+/// What the media part of a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MediaReport {
+    /// Recordings received from Twilio.
+    pub recordings_fetched: u64,
+    /// Recordings written (new, or a newer version).
+    pub recordings_written: u64,
+    /// Recordings marked deleted in this run.
+    pub recordings_deleted: u64,
+    /// Transcripts (both products) received.
+    pub transcripts_fetched: u64,
+    /// Transcripts written.
+    pub transcripts_written: u64,
+    /// Why a part was skipped (an account without Voice Intelligence).
+    pub notes: Vec<String>,
+}
+
+/// A recording listed this long after a run started may not be in its
+/// listing yet: the deletion check stops short of it (clock skew).
+const DELETION_MARGIN: Duration = Duration::minutes(5);
+
+/// The part of a run the media sync covers.
+pub(crate) struct MediaWindow<'a> {
+    /// The window's start.
+    pub since: DateTime<Utc>,
+    /// When the run started (the window's end).
+    pub started_at: DateTime<Utc>,
+    /// The calls whose status this run changed (their recordings are
+    /// listed by call too).
+    pub changed: &'a [CallSid],
+    /// Records per page.
+    pub page_size: u32,
+}
+
+/// Syncs the media of `window`. Records that do not parse are added to
+/// `skipped`.
+pub(crate) async fn sync_media(
+    client: &dyn TwilioClient,
+    store: &dyn Store,
+    window: &MediaWindow<'_>,
+    report: &mut MediaReport,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), SyncError> {
+    let MediaWindow {
+        since,
+        started_at,
+        changed,
+        page_size,
+    } = *window;
+    let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+    // Recordings of the window.
+    let filter = RecordingFilter {
+        created_after: Some(since),
+        page_size,
+        ..RecordingFilter::default()
+    };
+    let mut seen: HashSet<RecordingSid> = HashSet::new();
+    let mut token = None;
+    loop {
+        let page = client.list_recordings_page(&filter, token.as_ref()).await?;
+        note_rejected(skipped, page.rejected);
+        report.recordings_fetched += page.recordings.len() as u64;
+        seen.extend(page.recordings.iter().map(|r| r.sid.clone()));
+        write(store, page.recordings, Vec::new(), Vec::new(), report).await?;
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    // The listing is complete: what it no longer shows was deleted.
+    let mut tx = store.begin_ingest().await?;
+    let stored = tx
+        .recordings_created_between(Some(since), Some(started_at - DELETION_MARGIN))
+        .await?;
+    drop(tx);
+    let gone: Vec<RecordingSid> = stored.into_iter().filter(|s| !seen.contains(s)).collect();
+    if !gone.is_empty() {
+        write(store, Vec::new(), Vec::new(), gone, report).await?;
+    }
+
+    // Recordings of the calls this run saw change (one created before the
+    // window, on a long call, is not in the listing above).
+    for call in changed {
+        let filter = RecordingFilter {
+            page_size,
+            ..RecordingFilter::of_call(call.clone())
+        };
+        let mut token = None;
+        loop {
+            let page = client.list_recordings_page(&filter, token.as_ref()).await?;
+            note_rejected(skipped, page.rejected);
+            report.recordings_fetched += page.recordings.len() as u64;
+            write(store, page.recordings, Vec::new(), Vec::new(), report).await?;
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+    }
+
+    // Legacy transcriptions, newest first, down to the window's start.
+    let mut token = None;
+    loop {
+        let page = client
+            .list_transcriptions_page(page_size, token.as_ref())
+            .await?;
+        note_rejected(skipped, page.rejected);
+        let mut older = false;
+        let mut batch = Vec::with_capacity(page.transcripts.len());
+        for t in page.transcripts {
+            if t.date_created.is_some_and(|c| c <= since) {
+                older = true;
+            } else {
+                batch.push(t);
+            }
+        }
+        report.transcripts_fetched += batch.len() as u64;
+        write(store, Vec::new(), batch, Vec::new(), report).await?;
+        match page.next {
+            Some(next) if !older => token = Some(next),
+            _ => break,
+        }
+    }
+
+    // Voice Intelligence transcripts of the window, with their sentences.
+    let filter = TranscriptFilter {
+        created_after: Some(since),
+        page_size,
+        ..TranscriptFilter::default()
+    };
+    let mut token = None;
+    loop {
+        let page = match client
+            .list_intelligence_transcripts_page(&filter, token.as_ref())
+            .await
+        {
+            Ok(page) => page,
+            Err(e @ (TwilioError::NotFound { .. } | TwilioError::Unauthorized { .. })) => {
+                let note = format!("Voice Intelligence transcripts skipped: {e}");
+                tracing::warn!("{note}");
+                report.notes.push(note);
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        note_rejected(skipped, page.rejected);
+        let mut batch = Vec::with_capacity(page.transcripts.len());
+        for mut t in page.transcripts {
+            if t.status == TranscriptStatus::Completed {
+                match client.transcript_sentences(&t.sid).await {
+                    Ok(sentences) => t.set_sentences(sentences),
+                    Err(e @ (TwilioError::NotFound { .. } | TwilioError::Decode { .. })) => {
+                        skipped.push(Skipped {
+                            sid: Some(t.sid.clone()),
+                            reason: format!("the transcript's sentences could not be read: {e}"),
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            batch.push(t);
+        }
+        report.transcripts_fetched += batch.len() as u64;
+        write(store, Vec::new(), batch, Vec::new(), report).await?;
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Plans and writes one batch of media in one transaction that confirms
+/// the run still holds the sync lock.
+async fn write(
+    store: &dyn Store,
+    recordings: Vec<Recording>,
+    transcripts: Vec<Transcript>,
+    gone: Vec<RecordingSid>,
+    report: &mut MediaReport,
+) -> Result<(), SyncError> {
+    if recordings.is_empty() && transcripts.is_empty() && gone.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.begin_ingest().await?;
+    tx.confirm_sync_lock().await?;
+    let plan = plan_media_in(
+        tx.as_mut(),
+        MediaBatch {
+            recordings,
+            transcripts,
+            gone,
+        },
+    )
+    .await?;
+    report.recordings_written += plan.recordings.len() as u64;
+    report.recordings_deleted += plan.deleted.len() as u64;
+    report.transcripts_written += plan.transcripts.len() as u64;
+    tx.apply_media(plan).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Plans a media batch inside an open transaction: the transaction's
+/// lookup around the pure [`plan_media`]. What every media writer (the
+/// sync, the audio proxy finding a recording gone) runs.
+pub async fn plan_media_in(
+    tx: &mut dyn IngestTx,
+    batch: MediaBatch,
+) -> Result<crate::model::MediaPlan, crate::store::StoreError> {
+    let mut recording_sids: Vec<RecordingSid> = batch
+        .recordings
+        .iter()
+        .map(|r| r.sid.clone())
+        .chain(batch.gone.iter().cloned())
+        .collect();
+    recording_sids.sort();
+    recording_sids.dedup();
+    let mut transcript_sids: Vec<String> =
+        batch.transcripts.iter().map(|t| t.sid.clone()).collect();
+    transcript_sids.sort();
+    transcript_sids.dedup();
+    let (stored, stored_t) = tx.load_media(&recording_sids, &transcript_sids).await?;
+    Ok(plan_media(batch, &stored, &stored_t, Utc::now()))
+}
+
+fn note_rejected(skipped: &mut Vec<Skipped>, rejected: Vec<MediaParseError>) {
+    for r in rejected {
+        tracing::warn!(sid = ?r.sid, reason = %r.reason, resource = r.resource, "skipped a record Twilio sent");
+        skipped.push(Skipped {
+            sid: r.sid,
+            reason: format!("{} record: {}", r.resource, r.reason),
+        });
+    }
+}
