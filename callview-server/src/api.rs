@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use callview_core::sync::Preset;
-use callview_core::{ConversationId, StoreError, SyncMode};
+use callview_core::{CallSid, ConversationId, StoreError, SyncMode};
 use serde_json::{json, Value};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/contacts/{id}"),
     ("PATCH", "/api/messages/{id}"),
     ("GET", "/api/tags"),
+    ("GET", "/api/recordings/{sid}"),
     ("GET", "/api/contacts.csv"),
     ("POST", "/api/sync/today"),
     ("POST", "/api/sync/recent"),
@@ -74,6 +75,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/messages/{id}", patch(crate::edits::patch_message))
         .route("/api/tags", get(crate::edits::list_tags))
+        .route(
+            "/api/recordings/{sid}",
+            get(crate::recordings::get_recording),
+        )
         .route("/api/contacts.csv", get(crate::edits::export_contacts))
         .route("/api/sync/today", post(sync_today))
         .route("/api/sync/recent", post(sync_recent))
@@ -309,10 +314,23 @@ async fn list_messages(
         .messages(id, &query)
         .await
         .map_err(missing_conversation(id))?;
+    let calls: Vec<CallSid> = page
+        .interactions
+        .iter()
+        .flat_map(|i| std::iter::once(&i.root).chain(&i.legs))
+        .map(|c| c.call.sid.clone())
+        .collect();
+    let media = state.store().media_of_calls(&calls).await?;
+    let mut recordings = crate::recordings::by_interaction(&page.interactions, &media);
     let messages: Vec<_> = page
         .interactions
         .iter()
-        .map(|m| views::message(m, &contact))
+        .map(|m| {
+            let own = recordings
+                .remove(m.root.call.sid.as_str())
+                .unwrap_or_default();
+            views::message(m, &contact).with_recordings(own)
+        })
         .collect();
     Ok(Json(views::MessageListJson {
         messages,

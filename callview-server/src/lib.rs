@@ -28,6 +28,7 @@
 //! | `PATCH /api/messages/{id}` | the `Message` with its new `notes`, `tags` |
 //! | `GET /api/tags` | `{"tags": [{"tag", "contacts", "calls"}], "total": n}` |
 //! | `GET /api/contacts.csv` | every contact as CSV (`phone,name,company,notes,tags`) |
+//! | `GET /api/recordings/{sid}` | one recording with its transcripts (`url`: where this server plays it) |
 //! | `GET /api/calls/active` | `{"calls": [Call + conversation_id], "total": n}` |
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
@@ -59,6 +60,7 @@ pub mod error;
 pub mod events;
 pub mod openapi;
 pub mod params;
+pub mod recordings;
 pub mod server;
 pub mod signature;
 pub mod state;

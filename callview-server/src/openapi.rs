@@ -95,6 +95,11 @@ fn conversation_filter_params() -> Vec<Value> {
             "description": "Only conversations whose contact, or one of whose calls, carries this tag (whole tag, case-insensitive).",
             "schema": {"type": "string", "maxLength": MAX_TAG_CHARS}
         }),
+        json!({
+            "name": "has_recording", "in": "query", "required": false,
+            "description": "`true`: only conversations with a recorded call (one Twilio still has).",
+            "schema": {"type": "boolean"}
+        }),
     ]
 }
 
@@ -281,6 +286,22 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 "tags": ["contacts"],
                 "responses": common_errors(json!({
                     "200": ok_response("The tags.", "TagList"),
+                }))
+            }
+        },
+        "/api/recordings/{sid}": {
+            "get": {
+                "operationId": "getRecording",
+                "summary": "One recording with its transcripts (both of Twilio's products); `url` is where this server plays it, `null` once Twilio deleted it.",
+                "tags": ["recordings"],
+                "parameters": [{
+                    "name": "sid", "in": "path", "required": true,
+                    "schema": {"type": "string", "pattern": "^RE[0-9a-fA-F]{32}$"}
+                }],
+                "responses": common_errors(json!({
+                    "200": {"description": "The recording.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "400": error_response("The SID is not a recording SID (`invalid_recording_sid`)."),
+                    "404": error_response("No such recording is stored (`not_found`)."),
                 }))
             }
         },

@@ -157,6 +157,9 @@ impl QueryParams {
         if let Some(tag) = filters.tag {
             query = query.with_tag(tag);
         }
+        if filters.has_recording {
+            query = query.with_recording();
+        }
         Ok(query)
     }
 }
@@ -173,6 +176,8 @@ impl QueryParams {
 ///   conversation's last activity is at or after `since` and before `until`.
 /// * `tag`: the contact or one of the calls carries this tag
 ///   (case-insensitive).
+/// * `has_recording`: `true` keeps conversations with a recorded call
+///   (`false` or absent: no filter).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConversationFilters {
     /// `q`.
@@ -187,6 +192,8 @@ pub struct ConversationFilters {
     pub until: Option<DateTime<Utc>>,
     /// `tag`.
     pub tag: Option<String>,
+    /// `has_recording=true`.
+    pub has_recording: bool,
 }
 
 impl ConversationFilters {
@@ -217,6 +224,15 @@ impl ConversationFilters {
                 return Err(invalid("`tag` contains control characters"))
             }
             Some(text) => Some(text.to_owned()),
+        };
+        let has_recording = match params.get("has_recording").map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "`has_recording` must be true or false; got {other:?}"
+                )))
+            }
         };
         let direction = match params.get("direction") {
             None => None,
@@ -260,6 +276,7 @@ impl ConversationFilters {
             since,
             until,
             tag,
+            has_recording,
         })
     }
 }

@@ -178,6 +178,22 @@ pub struct MessageMetadataJson {
     /// The call never reached a final status and the refresh stopped
     /// asking Twilio about it: what is shown is the last known state.
     pub no_longer_followed: bool,
+    /// Every recording of the call and its legs, oldest first ("newest
+    /// last"), each with its transcripts; omitted when there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<crate::recordings::RecordingJson>,
+}
+
+impl MessageJson {
+    /// Adds the interaction's recordings: `metadata.recordings`, and
+    /// `metadata.recording_url` the newest one still playable.
+    pub fn with_recordings(mut self, recordings: Vec<crate::recordings::RecordingJson>) -> Self {
+        if let Some(url) = crate::recordings::newest_url(&recordings) {
+            self.metadata.recording_url = Some(url);
+        }
+        self.metadata.recordings = recordings;
+        self
+    }
 }
 
 /// `Message`: one interaction (a root call with its legs folded in).
@@ -441,6 +457,7 @@ pub fn message(interaction: &Interaction, contact: &ContactJson) -> MessageJson 
             edited_at: root.annotations.edited_at.map(millis),
             version: root.annotations.version,
             no_longer_followed: root.refresh.unfollowed_at.is_some(),
+            recordings: Vec::new(),
         },
     }
 }
