@@ -28,15 +28,19 @@
 //! ```
 
 mod account;
+mod audio;
 mod client;
 mod generator;
+mod media;
 mod query;
 mod server;
+mod speech;
 
 use chrono::{DateTime, Utc};
 
 pub use account::SimulatedAccount;
-pub use client::SimulatedTwilio;
+pub use audio::AudioFile;
+pub use client::{SimulatedTwilio, StorageRequests};
 pub use server::{router, serve, ServerOptions};
 
 /// How to generate a simulated account.
@@ -53,6 +57,9 @@ pub struct SimConfig {
     pub now: DateTime<Utc>,
     /// The account's SID (`AC` + 32 hex digits).
     pub account_sid: String,
+    /// Whether calls get recordings (and these transcripts and audio);
+    /// `true` by default. Recordings inserted by hand are served either way.
+    pub media: bool,
 }
 
 impl Default for SimConfig {
@@ -72,6 +79,7 @@ impl SimConfig {
             days: 30,
             now: Utc::now(),
             account_sid: account_sid_for_seed(seed),
+            media: true,
         }
     }
 }
