@@ -9,11 +9,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures::TryStreamExt;
 use serde_json::Value;
 
-use callview_core::twilio::{
-    call_pages, CallFilter, Credentials, HttpTwilioClient, PageToken, RecordingFilter,
-    RetryPolicy, Secret, TwilioConfig,
-};
 use callview_core::recording::RecordingStatus;
+use callview_core::twilio::{
+    call_pages, CallFilter, Credentials, HttpTwilioClient, PageToken, RecordingFilter, RetryPolicy,
+    Secret, TwilioConfig,
+};
 use callview_core::{Call, CallDirection, CallSid, CallStatus, TwilioClient, TwilioError};
 use callview_sim::{serve, ServerOptions, SimConfig, SimulatedAccount, SimulatedTwilio};
 
@@ -217,7 +217,10 @@ fn the_mix_contains_every_scenario_kind() {
     let recordings = account.recordings(&recorded.sid);
     assert!(recordings[0].sid.as_str().starts_with("RE"));
     assert_eq!(recordings[0].call_sid.as_ref(), Some(&recorded.sid));
-    assert!(recordings[0].raw["uri"].as_str().unwrap().ends_with(".json"));
+    assert!(recordings[0].raw["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with(".json"));
     assert_eq!(
         account.recording(&recordings[0].sid),
         Some(recordings[0].clone())
