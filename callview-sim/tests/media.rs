@@ -392,7 +392,7 @@ async fn audio_in_both_formats_and_through_the_storage_redirect() {
         .unwrap();
     assert_eq!(sim.storage_requests().with_authorization, 1);
     let plain = raw
-        .get(&format!(
+        .get(format!(
             "{base}/2010-04-01/Accounts/{}/Recordings/{}.mp3",
             sim.account_sid(),
             direct.sid
