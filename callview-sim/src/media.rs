@@ -148,26 +148,62 @@ struct Phase {
     failed: bool,
 }
 
-/// A generated recording, compact.
+/// A transcript's life as stored: seconds after the recording completed
+/// (created), after creation (started), after starting (done).
+#[derive(Clone, Copy, Debug)]
+struct Offsets {
+    created: u32,
+    started: u32,
+    done: u32,
+    failed: bool,
+}
+
+/// A generated recording, compact (about 80 bytes).
 #[derive(Clone, Debug)]
 pub(crate) struct GenRecording {
     call: Sid16,
     start: i64,
-    duration: u32,
     created: i64,
-    /// When processing ends (status `completed`, duration and price known).
-    completed: i64,
-    /// When it is deleted (`i64::MAX`: never).
-    deleted: i64,
+    duration: u32,
+    /// Seconds from creation until processing ends (status `completed`,
+    /// duration and price known).
+    processing: u32,
+    /// Seconds from creation until it is deleted (`u32::MAX`: never).
+    deleted: u32,
     channels: u8,
     source: Source,
-    transcription: Option<Phase>,
-    transcript: Option<Phase>,
+    transcription: Option<Offsets>,
+    transcript: Option<Offsets>,
 }
 
 impl GenRecording {
+    fn completed(&self) -> i64 {
+        self.created + i64::from(self.processing)
+    }
+
     fn visible(&self, now: i64) -> bool {
-        self.created <= now && now < self.deleted
+        self.created <= now
+            && (self.deleted == u32::MAX || now < self.created + i64::from(self.deleted))
+    }
+
+    fn phase(&self, offsets: Option<Offsets>) -> Option<Phase> {
+        let o = offsets?;
+        let created = self.completed() + i64::from(o.created);
+        let started = created + i64::from(o.started);
+        Some(Phase {
+            created,
+            started,
+            done: started + i64::from(o.done),
+            failed: o.failed,
+        })
+    }
+
+    fn transcription(&self) -> Option<Phase> {
+        self.phase(self.transcription)
+    }
+
+    fn transcript(&self) -> Option<Phase> {
+        self.phase(self.transcript)
     }
 }
 
@@ -413,11 +449,11 @@ impl Media {
 
     fn add_generated(&mut self, sid: Sid16, r: GenRecording) {
         let msid = MSid::Hex(sid);
-        if let Some(t) = &r.transcription {
+        if let Some(t) = r.transcription() {
             self.transcriptions
                 .insert((t.created, MSid::Hex(xor(&sid, &TRANSCRIPTION_MASK))));
         }
-        if let Some(t) = &r.transcript {
+        if let Some(t) = r.transcript() {
             self.transcripts
                 .insert((t.created, MSid::Hex(xor(&sid, &TRANSCRIPT_MASK))));
         }
@@ -434,11 +470,11 @@ impl Media {
             let msid = MSid::Hex(sid);
             if let Some(created) = self.index.remove(&msid) {
                 if let Some(Entry::Gen(r)) = self.recordings.remove(&(created, msid)) {
-                    if let Some(t) = r.transcription {
+                    if let Some(t) = r.transcription() {
                         self.transcriptions
                             .remove(&(t.created, MSid::Hex(xor(&sid, &TRANSCRIPTION_MASK))));
                     }
-                    if let Some(t) = r.transcript {
+                    if let Some(t) = r.transcript() {
                         self.transcripts
                             .remove(&(t.created, MSid::Hex(xor(&sid, &TRANSCRIPT_MASK))));
                     }
@@ -472,7 +508,7 @@ impl Media {
         };
         match self.recordings.get_mut(&(created, msid.clone())) {
             Some(Entry::Gen(r)) if r.visible(now) => {
-                r.deleted = now;
+                r.deleted = u32::try_from(now - r.created).unwrap_or(0);
                 true
             }
             Some(Entry::Custom(_)) => {
@@ -609,7 +645,7 @@ impl Media {
                 let sid = key.1.text("RE");
                 let ac = &self.account_sid;
                 let base = format!("/2010-04-01/Accounts/{ac}/Recordings/{sid}");
-                let done = now >= r.completed;
+                let done = now >= r.completed();
                 let minutes = i64::from(r.duration.div_ceil(60).max(1));
                 json!({
                     "account_sid": ac,
@@ -618,7 +654,7 @@ impl Media {
                     "channels": r.channels,
                     "conference_sid": null,
                     "date_created": rfc(r.created),
-                    "date_updated": rfc(if done { r.completed } else { r.created }),
+                    "date_updated": rfc(if done { r.completed() } else { r.created }),
                     "duration": if done { r.duration.to_string() } else { "-1".to_owned() },
                     "encryption_details": null,
                     "error_code": null,
@@ -644,7 +680,7 @@ impl Media {
     pub(crate) fn audio(&self, sid: &str, format: AudioFormat, now: i64) -> Option<Audio> {
         let (key, entry) = self.entry(sid, now)?;
         let (seconds, seed) = match entry {
-            Entry::Gen(r) if now < r.completed => return None,
+            Entry::Gen(r) if now < r.completed() => return None,
             Entry::Gen(r) => match &key.1 {
                 MSid::Hex(bytes) => (r.duration, seed_of(bytes)),
                 MSid::Text(text) => (r.duration, text_seed(text)),
@@ -666,7 +702,7 @@ impl Media {
     fn transcription_of(&self, tr: &Sid16, now: i64) -> Option<(Sid16, &GenRecording, Phase)> {
         let re = xor(tr, &TRANSCRIPTION_MASK);
         let r = self.visible_gen(&re, now)?;
-        let phase = r.transcription.filter(|p| p.created <= now)?;
+        let phase = r.transcription().filter(|p| p.created <= now)?;
         Some((re, r, phase))
     }
 
@@ -759,7 +795,7 @@ impl Media {
     fn transcript_of(&self, gt: &Sid16, now: i64) -> Option<(Sid16, &GenRecording, Phase)> {
         let re = xor(gt, &TRANSCRIPT_MASK);
         let r = self.visible_gen(&re, now)?;
-        let phase = r.transcript.filter(|p| p.created <= now)?;
+        let phase = r.transcript().filter(|p| p.created <= now)?;
         Some((re, r, phase))
     }
 
@@ -1081,11 +1117,11 @@ fn plan(seed: u64, p: &Planned) -> Vec<(Sid16, GenRecording)> {
                 // Arrives late: listed only hours after the call.
                 created += mix.range(3_600, 8 * 3_600);
             }
-            let completed = created + 20 + mix.range(0, 120) + i64::from(duration / 30);
+            let processing = 20 + mix.range(0, 120) as u32 + duration / 30;
             let deleted = if mix.chance(0.03) {
-                created + mix.range(86_400, 20 * 86_400)
+                mix.range(86_400, 20 * 86_400) as u32
             } else {
-                i64::MAX
+                u32::MAX
             };
             let channels = match source {
                 Source::DialVerb if mix.chance(0.7) => 2,
@@ -1097,34 +1133,26 @@ fn plan(seed: u64, p: &Planned) -> Vec<(Sid16, GenRecording)> {
             } else {
                 0.15
             };
-            let transcription = mix.chance(legacy_share).then(|| {
-                let created = completed + mix.range(2, 10);
-                let done = created + mix.range(15, 90) + i64::from(duration / 10);
-                Phase {
-                    created,
-                    started: created,
-                    done,
-                    failed: mix.chance(0.03),
-                }
+            let transcription = mix.chance(legacy_share).then(|| Offsets {
+                created: mix.range(2, 10) as u32,
+                started: 0,
+                done: mix.range(15, 90) as u32 + duration / 10,
+                failed: mix.chance(0.03),
             });
-            let transcript = (duration >= 15 && mix.chance(0.45)).then(|| {
-                let created = completed + mix.range(3, 30);
-                let started = created + mix.range(2, 20);
-                Phase {
-                    created,
-                    started,
-                    done: started + 10 + i64::from(duration / 6),
-                    failed: mix.chance(0.02),
-                }
+            let transcript = (duration >= 15 && mix.chance(0.45)).then(|| Offsets {
+                created: mix.range(3, 30) as u32,
+                started: mix.range(2, 20) as u32,
+                done: 10 + duration / 6,
+                failed: mix.chance(0.02),
             });
             (
                 sid,
                 GenRecording {
                     call: p.sid,
                     start,
-                    duration,
                     created,
-                    completed,
+                    duration,
+                    processing,
                     deleted,
                     channels,
                     source,
@@ -1139,6 +1167,11 @@ fn plan(seed: u64, p: &Planned) -> Vec<(Sid16, GenRecording)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_recordings_stay_compact() {
+        assert!(std::mem::size_of::<GenRecording>() <= 88);
+    }
 
     #[test]
     fn cursors_round_trip() {
