@@ -6,17 +6,20 @@ use std::fmt;
 use std::ops::Bound;
 
 use callview_core::call::{Call, CallSid, CallStatus};
-use callview_core::twilio::{IncomingNumber, Recording};
+use callview_core::recording::{Recording, RecordingSid, Sentence, Transcript};
+use callview_core::twilio::{AudioFormat, IncomingNumber};
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use crate::audio::AudioFile;
 use crate::generator::{
     formatted, hex16, Force, Gen, Planned, Rec, Scenario, Sid16, Status, Timeline, World,
     ANSWERED_BY, CALLER_NAMES, MAX_RECORDS_PER_SCENARIO, SIP_DOMAIN,
 };
+use crate::media::{ListKind, Media, MediaQuery};
 use crate::query::{ts, Cursor, Key, ListQuery, SidKey, StartKey};
 use crate::SimConfig;
 
@@ -27,11 +30,6 @@ const DEFAULT_LIVE_RATE_PER_MINUTE: f64 = 2.0;
 const HOUR_WEIGHTS: [f64; 24] = [
     0.02, 0.01, 0.01, 0.01, 0.02, 0.05, 0.15, 0.4, 0.8, 1.0, 1.0, 0.95, 0.85, 0.9, 1.0, 0.95, 0.9,
     0.75, 0.5, 0.35, 0.25, 0.15, 0.08, 0.04,
-];
-
-/// XOR mask turning a call SID's bytes into its recordings' SIDs.
-const RECORDING_MASK: Sid16 = [
-    0x5a, 0x1c, 0x93, 0x0e, 0x77, 0xd2, 0x41, 0xb8, 0x2f, 0x66, 0xc9, 0x03, 0xe4, 0x18, 0xad, 0x50,
 ];
 
 /// A stored record: generated (compact) or inserted by hand.
@@ -77,7 +75,8 @@ pub struct SimulatedAccount {
     pending: HashMap<Sid16, Timeline>,
     /// Generated records not created yet.
     scheduled: Vec<Planned>,
-    custom_recordings: HashMap<String, Vec<Recording>>,
+    /// Recordings and transcripts.
+    media: Media,
     live_rate_per_minute: f64,
 }
 
@@ -181,6 +180,7 @@ impl SimulatedAccount {
                 planned.extend(records);
             }
         }
+        let media = Media::new(config.media, config.seed, &config.account_sid);
         let mut account = SimulatedAccount {
             config,
             now,
@@ -190,7 +190,7 @@ impl SimulatedAccount {
             index: HashMap::new(),
             pending: HashMap::new(),
             scheduled: Vec::new(),
-            custom_recordings: HashMap::new(),
+            media,
             live_rate_per_minute: DEFAULT_LIVE_RATE_PER_MINUTE,
         };
         let mut entries = Vec::with_capacity(planned.len());
@@ -289,83 +289,140 @@ impl SimulatedAccount {
         self.world.numbers.iter().map(|n| ts(n.created)).collect()
     }
 
-    /// The recordings of one call (none for unknown calls). Generated calls
-    /// have theirs once completed; inserted ones via [`Self::insert_recording`].
-    pub fn recordings(&self, sid: &CallSid) -> Vec<Recording> {
-        let mut out = Vec::new();
-        if let Some(key) = self.key_of(sid.as_str()) {
-            if let Some(Entry::Gen(rec)) = self.calls.get(&key) {
-                out = self.generated_recordings(&key, rec);
-            }
-        }
-        if let Some(extra) = self.custom_recordings.get(sid.as_str()) {
-            out.extend(extra.iter().cloned());
-        }
-        out
+    // ----- recordings and transcripts ---------------------------------------
+
+    /// Whether recordings and transcripts are generated
+    /// ([`SimConfig::media`]).
+    pub fn media_enabled(&self) -> bool {
+        self.media.enabled()
     }
 
-    /// One recording by SID.
-    pub fn recording(&self, sid: &str) -> Option<Recording> {
-        if let Some(bytes) = sid.strip_prefix("RE").and_then(crate::query::decode_hex16) {
-            for i in 0..4u8 {
-                let mut call = bytes;
-                for (b, m) in call.iter_mut().zip(RECORDING_MASK) {
-                    *b ^= m;
-                }
-                call[15] ^= i;
-                let key = SidKey::Hex(call);
-                if let Some(start) = self.index.get(&key) {
-                    let key = (*start, key);
-                    if let Some(Entry::Gen(rec)) = self.calls.get(&key) {
-                        if let Some(r) = self
-                            .generated_recordings(&key, rec)
-                            .into_iter()
-                            .find(|r| r.sid == sid)
-                        {
-                            return Some(r);
-                        }
-                    }
-                }
-            }
-        }
-        self.custom_recordings
-            .values()
-            .flatten()
-            .find(|r| r.sid == sid)
-            .cloned()
+    /// The recordings of one call that Twilio lists now, newest first:
+    /// generated ones (about half of the answered calls, on parent calls
+    /// and on `<Dial>` legs, some in two parts) and inserted ones.
+    pub fn recordings(&self, call: &CallSid) -> Vec<Recording> {
+        let query = MediaQuery::parse(ListKind::Recordings, "PageSize=1000")
+            .expect("a constant query parses");
+        self.media
+            .list_recordings(&query, Some(call.as_str()), self.now)
+            .items
+            .into_iter()
+            .filter_map(|v| Recording::from_value(v).ok())
+            .collect()
     }
 
-    /// Every recording, newest call first; `skip` and `take` page through them.
-    pub(crate) fn all_recordings(&self, skip: usize, take: usize) -> Vec<Recording> {
-        let mut out = Vec::new();
-        let mut skipped = 0;
-        for (key, entry) in self.calls.iter().rev() {
-            let mut recordings = match entry {
-                Entry::Gen(rec) if rec.recordings > 0 => self.generated_recordings(key, rec),
-                _ => Vec::new(),
-            };
-            if let Some(extra) = self.custom_recordings.get(&*key.1.text()) {
-                recordings.extend(extra.iter().cloned());
-            }
-            for r in recordings {
-                if skipped < skip {
-                    skipped += 1;
-                } else if out.len() < take {
-                    out.push(r);
-                } else {
-                    return out;
-                }
-            }
-        }
-        out
+    /// One recording by SID, as fetched now (`None` once deleted, or before
+    /// a late recording has arrived).
+    pub fn recording(&self, sid: &RecordingSid) -> Option<Recording> {
+        self.media
+            .recording(sid.as_str(), self.now)
+            .and_then(|v| Recording::from_value(v).ok())
     }
 
-    /// Adds a recording (to any call SID).
+    /// Every recording Twilio lists now, newest first (by `date_created`).
+    pub fn all_recordings(&self) -> Vec<Recording> {
+        self.media
+            .all_recordings(self.now)
+            .into_iter()
+            .filter_map(|v| Recording::from_value(v).ok())
+            .collect()
+    }
+
+    /// Adds a recording (to any call SID, or none), or replaces the one
+    /// with the same SID. Its record is served as received (`raw`) when it
+    /// has one, else built from its fields; it is listed whatever its
+    /// dates, at its `date_created` (now when it has none).
     pub fn insert_recording(&mut self, recording: Recording) {
-        self.custom_recordings
-            .entry(recording.call_sid.clone())
-            .or_default()
-            .push(recording);
+        self.media.insert_custom(recording, self.now);
+    }
+
+    /// Deletes a recording now: it is no longer listed, and fetching it or
+    /// its audio answers 404. `false` when there was none.
+    pub fn delete_recording(&mut self, sid: &RecordingSid) -> bool {
+        self.media.delete(sid.as_str(), self.now)
+    }
+
+    /// Every legacy transcription (`TR...`) Twilio lists now, newest first.
+    pub fn transcriptions(&self) -> Vec<Transcript> {
+        let mut out = Vec::new();
+        let mut query = MediaQuery::parse(ListKind::Transcriptions, "PageSize=1000")
+            .expect("a constant query parses");
+        loop {
+            let page = self.media.list_transcriptions(&query, None, self.now);
+            out.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(|v| Transcript::from_legacy(v).ok()),
+            );
+            match page.next {
+                Some(next) => query = query.after(next),
+                None => return out,
+            }
+        }
+    }
+
+    /// Every Voice Intelligence transcript (`GT...`) Twilio lists now,
+    /// newest first, with its sentences (completed ones only have any).
+    pub fn intelligence_transcripts(&self) -> Vec<Transcript> {
+        let mut out = Vec::new();
+        let mut query = MediaQuery::parse(ListKind::Transcripts, "PageSize=1000")
+            .expect("a constant query parses");
+        loop {
+            let page = self.media.list_transcripts(&query, self.now);
+            for value in page.items {
+                let Ok(mut transcript) = Transcript::from_intelligence(value) else {
+                    continue;
+                };
+                transcript.set_sentences(self.sentences(&transcript.sid).unwrap_or_default());
+                out.push(transcript);
+            }
+            match page.next {
+                Some(next) => query = query.after(next),
+                None => return out,
+            }
+        }
+    }
+
+    /// The sentences of one Voice Intelligence transcript, in order (empty
+    /// until it is completed); `None` for an unknown transcript.
+    pub fn sentences(&self, transcript_sid: &str) -> Option<Vec<Sentence>> {
+        let values = self.media.sentences(transcript_sid, self.now)?;
+        Some(
+            values
+                .iter()
+                .filter_map(|v| Sentence::from_json(v).ok())
+                .collect(),
+        )
+    }
+
+    /// The Voice Intelligence service the transcripts belong to (`GA...`).
+    pub fn intelligence_service_sid(&self) -> &str {
+        self.media.service_sid()
+    }
+
+    /// A recording's audio as Twilio serves it now: `None` when the
+    /// recording is unknown, deleted, or still processing.
+    pub fn recording_audio(&self, sid: &RecordingSid, format: AudioFormat) -> Option<AudioFile> {
+        self.media
+            .audio(sid.as_str(), format, self.now)
+            .map(|a| a.file)
+    }
+
+    /// Whether the audio of `sid` is served through a `302` redirect to
+    /// the simulated storage (`/storage/recordings/...`, no authentication),
+    /// as Twilio does for some recordings: about a third of them, by SID.
+    pub fn audio_redirects(&self, sid: &RecordingSid) -> bool {
+        crate::media::redirects(sid.as_str())
+    }
+
+    /// The account's media, for the server and the client.
+    pub(crate) fn media(&self) -> &Media {
+        &self.media
+    }
+
+    /// The account's present, Unix seconds.
+    pub(crate) fn now_secs(&self) -> i64 {
+        self.now
     }
 
     /// How many interactions per minute [`Self::tick`] adds (default 2).
@@ -482,6 +539,17 @@ impl SimulatedAccount {
                             }
                             self.pending.insert(h, tl);
                             self.refresh_pending(h);
+                            if let Some(Entry::Gen(rec)) =
+                                self.key_of(sid.as_str()).and_then(|k| self.calls.get(&k))
+                            {
+                                let planned = Planned {
+                                    sid: h,
+                                    rec: rec.clone(),
+                                    tl,
+                                };
+                                self.media.remove_call(&h);
+                                self.media.add_planned(&planned);
+                            }
                         }
                     }
                 }
@@ -538,6 +606,7 @@ impl SimulatedAccount {
 
     /// The record's key and state at `t`; keeps its timeline if it still changes.
     fn realize(&mut self, p: Planned, t: i64) -> (Key, Rec) {
+        self.media.add_planned(&p);
         let state = p.tl.state_at(t);
         let mut rec = p.rec;
         rec.apply(&state);
@@ -671,42 +740,6 @@ impl SimulatedAccount {
         };
         call.refresh_raw();
         call
-    }
-
-    fn generated_recordings(&self, key: &Key, rec: &Rec) -> Vec<Recording> {
-        let SidKey::Hex(bytes) = key.1 else {
-            return Vec::new();
-        };
-        if rec.status != Status::Completed || rec.recordings == 0 {
-            return Vec::new();
-        }
-        let Some(start) = key.0.time() else {
-            return Vec::new();
-        };
-        let duration = rec.duration.unwrap_or(0);
-        let call_sid = format!("CA{}", hex16(&bytes));
-        (0..rec.recordings.min(4))
-            .map(|i| {
-                let mut re = bytes;
-                for (b, m) in re.iter_mut().zip(RECORDING_MASK) {
-                    *b ^= m;
-                }
-                re[15] ^= i;
-                let sid = format!("RE{}", hex16(&re));
-                let offset = 2 + u32::from(i) * duration / 2;
-                Recording {
-                    uri: format!(
-                        "/2010-04-01/Accounts/{}/Recordings/{sid}.json",
-                        self.config.account_sid
-                    ),
-                    sid,
-                    call_sid: call_sid.clone(),
-                    duration: Some(duration.saturating_sub(offset).max(1)),
-                    status: Some("completed".into()),
-                    start_time: Some(start + chrono::Duration::seconds(i64::from(offset))),
-                }
-            })
-            .collect()
     }
 
     /// One page of the calls list for `q` (see [`ListQuery`]).

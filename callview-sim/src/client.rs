@@ -1,19 +1,41 @@
 //! [`SimulatedTwilio`]: a shared simulated account as a [`TwilioClient`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use callview_core::call::{Call, CallSid};
+use callview_core::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
 use callview_core::twilio::{
-    CallFilter, CallPage, IncomingNumber, PageToken, Recording, TwilioClient, TwilioError,
+    AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
+    RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioError,
 };
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use crate::account::{Listing, SimulatedAccount};
-use crate::query::ListQuery;
+use crate::media::{ListKind, MediaPage, MediaQuery, INTELLIGENCE_HOST};
+use crate::query::{encode_component, ListQuery};
 use crate::SimConfig;
+
+/// How many requests reached the simulated storage that recordings' audio
+/// redirects to, and how many of them carried an `Authorization` header
+/// (Twilio's clients must not forward credentials there).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageRequests {
+    /// Requests to `/storage/recordings/...`.
+    pub total: u64,
+    /// Of them, requests with an `Authorization` header.
+    pub with_authorization: u64,
+}
+
+#[derive(Debug, Default)]
+struct StorageCounters {
+    total: AtomicU64,
+    with_authorization: AtomicU64,
+}
 
 /// A [`SimulatedAccount`] shared behind a mutex: cheap to clone, usable as
 /// `Arc<dyn TwilioClient>` in process, and servable over HTTP with
@@ -35,6 +57,7 @@ pub struct SimulatedTwilio {
     inner: Arc<Mutex<SimulatedAccount>>,
     account_sid: Arc<str>,
     seed: u64,
+    storage: Arc<StorageCounters>,
 }
 
 impl fmt::Debug for SimulatedTwilio {
@@ -58,6 +81,7 @@ impl SimulatedTwilio {
             account_sid: account.account_sid().into(),
             seed: account.config().seed,
             inner: Arc::new(Mutex::new(account)),
+            storage: Arc::default(),
         }
     }
 
@@ -133,6 +157,36 @@ impl SimulatedTwilio {
         })
     }
 
+    /// See [`SimulatedAccount::insert_recording`].
+    pub fn insert_recording(&self, recording: Recording) {
+        self.lock().insert_recording(recording);
+    }
+
+    /// See [`SimulatedAccount::delete_recording`].
+    pub fn delete_recording(&self, sid: &RecordingSid) -> bool {
+        self.lock().delete_recording(sid)
+    }
+
+    /// What reached the simulated storage behind audio redirects (counted
+    /// by the HTTP server, shared by every clone of this handle): tests
+    /// assert `with_authorization == 0`.
+    pub fn storage_requests(&self) -> StorageRequests {
+        StorageRequests {
+            total: self.storage.total.load(Ordering::SeqCst),
+            with_authorization: self.storage.with_authorization.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Counts one request to the storage.
+    pub(crate) fn record_storage_request(&self, with_authorization: bool) {
+        self.storage.total.fetch_add(1, Ordering::SeqCst);
+        if with_authorization {
+            self.storage
+                .with_authorization
+                .fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// One page of the calls list for `query`.
     pub(crate) fn list(&self, query: &ListQuery) -> Listing {
         self.lock().list(query)
@@ -196,7 +250,247 @@ impl TwilioClient for SimulatedTwilio {
         Ok(self.lock().owned_numbers())
     }
 
-    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        Ok(self.lock().recordings(call_sid))
+    async fn list_recordings_page(
+        &self,
+        filter: &RecordingFilter,
+        page: Option<&PageToken>,
+    ) -> Result<RecordingPage, TwilioError> {
+        let ac = &self.account_sid;
+        let list = format!("/2010-04-01/Accounts/{ac}/Recordings.json");
+        let (path, query, call) = match page {
+            None => (list, recordings_query(filter), None),
+            Some(token) => {
+                let (path, query) = token.0.split_once('?').unwrap_or((&token.0, ""));
+                let call = path
+                    .strip_prefix(&format!("/2010-04-01/Accounts/{ac}/Calls/"))
+                    .and_then(|rest| rest.strip_suffix("/Recordings.json"))
+                    .map(str::to_owned);
+                if path != list && call.is_none() {
+                    return Err(unknown_page(token));
+                }
+                (path.to_owned(), query.to_owned(), call)
+            }
+        };
+        let query = MediaQuery::parse(ListKind::Recordings, &query).map_err(bad_request)?;
+        let page = {
+            let account = self.lock();
+            account
+                .media()
+                .list_recordings(&query, call.as_deref(), account.now_secs())
+        };
+        let (recordings, rejected) = parse_all(page.items, Recording::from_value);
+        Ok(RecordingPage {
+            recordings,
+            rejected,
+            next: next_token(&query, &path, page.next),
+        })
     }
+
+    async fn fetch_recording(&self, sid: &RecordingSid) -> Result<Recording, TwilioError> {
+        let value = {
+            let account = self.lock();
+            account.media().recording(sid.as_str(), account.now_secs())
+        };
+        let value = value.ok_or_else(|| TwilioError::NotFound {
+            what: format!("recording {sid}"),
+        })?;
+        Recording::from_value(value).map_err(|e| TwilioError::Decode {
+            context: format!("recording {sid}"),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn list_transcriptions_page(
+        &self,
+        page_size: u32,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        let ac = &self.account_sid;
+        let list = format!("/2010-04-01/Accounts/{ac}/Transcriptions.json");
+        let (path, query, recording) = match page {
+            None => (list, format!("PageSize={page_size}"), None),
+            Some(token) => {
+                let (path, query) = token.0.split_once('?').unwrap_or((&token.0, ""));
+                let recording = path
+                    .strip_prefix(&format!("/2010-04-01/Accounts/{ac}/Recordings/"))
+                    .and_then(|rest| rest.strip_suffix("/Transcriptions.json"))
+                    .map(str::to_owned);
+                if path != list && recording.is_none() {
+                    return Err(unknown_page(token));
+                }
+                (path.to_owned(), query.to_owned(), recording)
+            }
+        };
+        let query = MediaQuery::parse(ListKind::Transcriptions, &query).map_err(bad_request)?;
+        let page = {
+            let account = self.lock();
+            account
+                .media()
+                .list_transcriptions(&query, recording.as_deref(), account.now_secs())
+        };
+        let (transcripts, rejected) = parse_all(page.items, Transcript::from_legacy);
+        Ok(TranscriptPage {
+            transcripts,
+            rejected,
+            next: next_token(&query, &path, page.next),
+        })
+    }
+
+    async fn list_intelligence_transcripts_page(
+        &self,
+        filter: &TranscriptFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TranscriptPage, TwilioError> {
+        let query = match page {
+            None => transcripts_query(filter),
+            Some(token) => {
+                let path = token
+                    .0
+                    .find("/v2/")
+                    .map(|at| &token.0[at..])
+                    .ok_or_else(|| unknown_page(token))?;
+                let (path, query) = path.split_once('?').unwrap_or((path, ""));
+                if path != "/v2/Transcripts" {
+                    return Err(unknown_page(token));
+                }
+                query.to_owned()
+            }
+        };
+        let query = MediaQuery::parse(ListKind::Transcripts, &query).map_err(bad_request)?;
+        let page: MediaPage = {
+            let account = self.lock();
+            account.media().list_transcripts(&query, account.now_secs())
+        };
+        let (transcripts, rejected) = parse_all(page.items, Transcript::from_intelligence);
+        let path = format!("{INTELLIGENCE_HOST}/v2/Transcripts");
+        Ok(TranscriptPage {
+            transcripts,
+            rejected,
+            next: next_token(&query, &path, page.next),
+        })
+    }
+
+    async fn transcript_sentences(
+        &self,
+        transcript_sid: &str,
+    ) -> Result<Vec<Sentence>, TwilioError> {
+        let values = {
+            let account = self.lock();
+            account
+                .media()
+                .sentences(transcript_sid, account.now_secs())
+        };
+        let values = values.ok_or_else(|| TwilioError::NotFound {
+            what: format!("transcript {transcript_sid}"),
+        })?;
+        values
+            .iter()
+            .map(|v| {
+                Sentence::from_json(v).map_err(|e| TwilioError::Decode {
+                    context: format!("the sentences of transcript {transcript_sid}"),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn recording_audio(
+        &self,
+        sid: &RecordingSid,
+        format: AudioFormat,
+    ) -> Result<RecordingAudio, TwilioError> {
+        let audio = {
+            let account = self.lock();
+            account
+                .media()
+                .audio(sid.as_str(), format, account.now_secs())
+        };
+        let audio = audio.ok_or_else(|| TwilioError::NotFound {
+            what: format!("the audio of recording {sid}"),
+        })?;
+        let file = audio.file;
+        Ok(RecordingAudio {
+            content_type: Some(file.content_type().to_owned()),
+            content_length: Some(file.len()),
+            body: Box::pin(futures::stream::iter(file.chunks().map(Ok))),
+        })
+    }
+}
+
+fn unknown_page(token: &PageToken) -> TwilioError {
+    TwilioError::NotFound {
+        what: format!("the page {:?}", token.0),
+    }
+}
+
+/// Parses every record, keeping the failures.
+fn parse_all<T>(
+    items: Vec<Value>,
+    parse: fn(Value) -> Result<T, MediaParseError>,
+) -> (Vec<T>, Vec<MediaParseError>) {
+    let mut parsed = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for item in items {
+        match parse(item) {
+            Ok(item) => parsed.push(item),
+            Err(e) => rejected.push(e),
+        }
+    }
+    (parsed, rejected)
+}
+
+fn next_token(
+    query: &MediaQuery,
+    path: &str,
+    next: Option<crate::media::MKey>,
+) -> Option<PageToken> {
+    next.map(|key| PageToken(query.uri(path, query.page + 1, Some(&key))))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, as Twilio's helper libraries send dates.
+fn query_time(time: &DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn query_string(params: &[(&str, String)]) -> String {
+    let mut query = String::new();
+    for (name, value) in params {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        encode_component(name, &mut query);
+        query.push('=');
+        encode_component(value, &mut query);
+    }
+    query
+}
+
+/// The first page's query for `filter`, as `HttpTwilioClient` sends it.
+fn recordings_query(filter: &RecordingFilter) -> String {
+    let mut params = vec![("PageSize", filter.page_size.to_string())];
+    if let Some(after) = &filter.created_after {
+        params.push(("DateCreated>", query_time(after)));
+    }
+    if let Some(before) = &filter.created_before {
+        params.push(("DateCreated<", query_time(before)));
+    }
+    if let Some(call) = &filter.call_sid {
+        params.push(("CallSid", call.as_str().to_owned()));
+    }
+    query_string(&params)
+}
+
+/// The first page's query for `filter`, as `HttpTwilioClient` sends it.
+fn transcripts_query(filter: &TranscriptFilter) -> String {
+    let mut params = vec![("PageSize", filter.page_size.to_string())];
+    if let Some(after) = &filter.created_after {
+        params.push(("AfterDateCreated", query_time(after)));
+    }
+    if let Some(before) = &filter.created_before {
+        params.push(("BeforeDateCreated", query_time(before)));
+    }
+    if let Some(source) = &filter.source_sid {
+        params.push(("SourceSid", source.clone()));
+    }
+    query_string(&params)
 }

@@ -12,14 +12,35 @@
 //!   the last minutes are still ringing or in progress; [`SimulatedAccount::advance_to`]
 //!   lets time pass (calls end, prices arrive later) and
 //!   [`SimulatedAccount::tick`] adds new traffic.
+//! * Recordings ([`SimulatedAccount::all_recordings`]): about half of the
+//!   answered calls are recorded, on parent calls (`RecordVerb`,
+//!   `OutboundAPI`, `StartCallRecordingAPI`) and on `<Dial>` legs
+//!   (`DialVerb`), some in two parts, mono or dual-channel, priced. Each is
+//!   created seconds after its call ends (a few arrive hours late and are
+//!   listed only once the clock passes their `date_created`), stays
+//!   `processing` (duration `-1`) for a minute or two, then `completed`; a
+//!   few are deleted days later (404 from then on). Some have a legacy
+//!   transcription (a voicemail-like text) and many a Voice Intelligence
+//!   transcript: a customer/dispatcher dialogue, sentence by sentence. The
+//!   audio is real: WAV (8 kHz mono PCM) and MP3 (MPEG-1 Layer III) of the
+//!   recording's length with a speech-like tone ([`AudioFile`]), a third of
+//!   them behind a storage redirect. [`SimConfig::media`] turns all of it
+//!   off; [`SimulatedAccount::insert_recording`] and
+//!   [`SimulatedAccount::delete_recording`] change recordings by hand.
 //! * [`SimulatedTwilio`] shares one account behind a mutex and implements
 //!   [`TwilioClient`](callview_core::TwilioClient) in process, serving every record
 //!   through Twilio's wire form.
 //! * [`router`] / [`serve`] speak Twilio's REST API over HTTP (paging,
-//!   filters, error bodies, Basic auth, injected faults), so the real
-//!   [`HttpTwilioClient`](callview_core::twilio::HttpTwilioClient) can be pointed at it.
+//!   filters, error bodies, Basic auth, injected faults), the recordings'
+//!   media and transcriptions included, and Voice Intelligence's `/v2`
+//!   API on the same listener, so the real
+//!   [`HttpTwilioClient`](callview_core::twilio::HttpTwilioClient) can be
+//!   pointed at it (both its base URL and its intelligence base URL).
+//!   [`SimulatedTwilio::storage_requests`] tells whether a client sent
+//!   credentials to the storage that audio redirects point to.
 //!
-//! Same seed and same `now` give byte-identical calls.
+//! Same seed and same `now` give byte-identical calls, recordings,
+//! transcripts and audio.
 //!
 //! ```
 //! use callview_sim::{SimConfig, SimulatedAccount};
@@ -28,15 +49,19 @@
 //! ```
 
 mod account;
+mod audio;
 mod client;
 mod generator;
+mod media;
 mod query;
 mod server;
+mod speech;
 
 use chrono::{DateTime, Utc};
 
 pub use account::SimulatedAccount;
-pub use client::SimulatedTwilio;
+pub use audio::AudioFile;
+pub use client::{SimulatedTwilio, StorageRequests};
 pub use server::{router, serve, ServerOptions};
 
 /// How to generate a simulated account.
@@ -53,6 +78,9 @@ pub struct SimConfig {
     pub now: DateTime<Utc>,
     /// The account's SID (`AC` + 32 hex digits).
     pub account_sid: String,
+    /// Whether calls get recordings (and these transcripts and audio);
+    /// `true` by default. Recordings inserted by hand are served either way.
+    pub media: bool,
 }
 
 impl Default for SimConfig {
@@ -72,6 +100,7 @@ impl SimConfig {
             days: 30,
             now: Utc::now(),
             account_sid: account_sid_for_seed(seed),
+            media: true,
         }
     }
 }

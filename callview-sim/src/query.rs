@@ -208,18 +208,18 @@ fn next_midnight(day: NaiveDate) -> DateTime<Utc> {
 }
 
 impl TimeRange {
-    fn raise(&mut self, lo: DateTime<Utc>) {
+    pub(crate) fn raise(&mut self, lo: DateTime<Utc>) {
         self.set = true;
         self.lo = Some(self.lo.map_or(lo, |l| l.max(lo)));
     }
 
-    fn lower(&mut self, hi: DateTime<Utc>) {
+    pub(crate) fn lower(&mut self, hi: DateTime<Utc>) {
         self.set = true;
         self.hi = Some(self.hi.map_or(hi, |h| h.min(hi)));
     }
 
     /// `X>` (a date: on or after it; an instant: strictly after).
-    fn after(&mut self, value: &str) -> Option<()> {
+    pub(crate) fn after(&mut self, value: &str) -> Option<()> {
         match parse_time_value(value)? {
             TimeValue::Day(d) => self.raise(midnight(d)),
             TimeValue::Instant(t) => self.raise(t + chrono::Duration::nanoseconds(1)),
@@ -228,7 +228,7 @@ impl TimeRange {
     }
 
     /// `X<` (a date: on or before it; an instant: strictly before).
-    fn before(&mut self, value: &str) -> Option<()> {
+    pub(crate) fn before(&mut self, value: &str) -> Option<()> {
         match parse_time_value(value)? {
             TimeValue::Day(d) => self.lower(next_midnight(d)),
             TimeValue::Instant(t) => self.lower(t),
@@ -237,7 +237,7 @@ impl TimeRange {
     }
 
     /// `X` (a date: that day; an instant: that second).
-    fn on(&mut self, value: &str) -> Option<()> {
+    pub(crate) fn on(&mut self, value: &str) -> Option<()> {
         match parse_time_value(value)? {
             TimeValue::Day(d) => {
                 self.raise(midnight(d));

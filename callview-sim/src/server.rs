@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -16,13 +17,13 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use callview_core::call::{format_rfc2822, Call, CallSid};
-use callview_core::twilio::{Recording, MAX_PAGE_SIZE};
+use callview_core::twilio::{AudioFormat, MAX_PAGE_SIZE};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 
 use crate::client::SimulatedTwilio;
+use crate::media::{storage_signature, ListKind, MediaPage, MediaQuery};
 use crate::query::{encode_component, ListQuery, DEFAULT_PAGE_SIZE};
 
 /// How the simulated API server behaves. The default: no authentication,
@@ -79,12 +80,35 @@ struct AppState {
 ///   `From` (unknown parameters are ignored, as Twilio does)
 /// * `GET .../Calls/{CallSid}.json`, `GET .../Calls/{CallSid}/Recordings.json`
 /// * `GET .../IncomingPhoneNumbers.json`
-/// * `GET .../Recordings.json` (`CallSid`, `PageSize`, `Page`),
-///   `GET .../Recordings/{RecordingSid}.json`, and the audio at
-///   `.../Recordings/{RecordingSid}` / `.wav` / `.mp3` (always a short WAV).
+/// * `GET .../Recordings.json` with `DateCreated>`, `DateCreated<`,
+///   `DateCreated`, `CallSid`, `PageSize`, `Page`, `PageToken` (newest
+///   first by `date_created`; late recordings appear once the account's
+///   clock passes their `date_created`, deleted ones disappear),
+///   `GET .../Calls/{CallSid}/Recordings.json`,
+///   `GET .../Recordings/{RecordingSid}.json`
+/// * the audio: `GET .../Recordings/{RecordingSid}` (WAV, Twilio's
+///   default), `.wav` (`audio/x-wav`) and `.mp3` (`audio/mpeg`), whole
+///   files with `Content-Length` (no ranges); 404 while processing or once
+///   deleted. For about a third of the recordings
+///   ([`SimulatedAccount::audio_redirects`](crate::SimulatedAccount::audio_redirects))
+///   the answer is a `302` to
+///   `/storage/recordings/{RecordingSid}.{ext}?Expires=..&Signature=..` on
+///   the same server, which needs no authentication and counts the requests
+///   that carried an `Authorization` header anyway
+///   ([`SimulatedTwilio::storage_requests`])
+/// * legacy transcriptions: `GET .../Transcriptions.json` (newest first,
+///   paged), `GET .../Recordings/{RecordingSid}/Transcriptions.json`,
+///   `GET .../Transcriptions/{TranscriptionSid}.json`
+/// * Voice Intelligence, on the same listener (point the intelligence base
+///   URL here): `GET /v2/Transcripts` with `AfterDateCreated`,
+///   `BeforeDateCreated`, `SourceSid`, `ServiceSid`, `PageSize` (paged by an
+///   absolute `meta.next_page_url` built from the `Host` header),
+///   `GET /v2/Transcripts/{TranscriptSid}`,
+///   `GET /v2/Transcripts/{TranscriptSid}/Sentences` (paged the same way)
 ///
-/// Errors use Twilio's body `{"code", "message", "more_info", "status"}`;
-/// another account's SID in the path is a 404 (20404).
+/// Every route but the storage needs the configured Basic auth. Errors use
+/// Twilio's body `{"code", "message", "more_info", "status"}`; another
+/// account's SID in the path is a 404 (20404).
 pub fn router(sim: SimulatedTwilio, options: ServerOptions) -> Router {
     let state = AppState {
         rng: Arc::new(Mutex::new(StdRng::seed_from_u64(sim.seed() ^ 0x5EED_F417))),
@@ -110,6 +134,25 @@ pub fn router(sim: SimulatedTwilio, options: ServerOptions) -> Router {
             &format!("{ACCOUNT}/Recordings/{{recording}}"),
             get(fetch_recording),
         )
+        .route(
+            &format!("{ACCOUNT}/Recordings/{{recording}}/Transcriptions.json"),
+            get(recording_transcriptions),
+        )
+        .route(
+            &format!("{ACCOUNT}/Transcriptions.json"),
+            get(list_transcriptions),
+        )
+        .route(
+            &format!("{ACCOUNT}/Transcriptions/{{transcription}}"),
+            get(fetch_transcription),
+        )
+        .route("/v2/Transcripts", get(list_transcripts))
+        .route("/v2/Transcripts/{transcript}", get(fetch_transcript))
+        .route(
+            "/v2/Transcripts/{transcript}/Sentences",
+            get(list_sentences),
+        )
+        .route("/storage/recordings/{file}", get(storage))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -154,7 +197,15 @@ fn not_found(path: &str) -> Response {
 
 /// Authentication, then faults, then latency.
 async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some((user, password)) = &state.options.credentials {
+    // The storage behind audio redirects takes no credentials (its URLs
+    // are signed); it only notes whether a client sent them anyway.
+    let storage = request.uri().path().starts_with("/storage/");
+    if storage {
+        state
+            .sim
+            .record_storage_request(request.headers().contains_key(header::AUTHORIZATION));
+    }
+    if let (false, Some((user, password))) = (storage, &state.options.credentials) {
         if !authorized(request.headers(), user, password) {
             let mut response = twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
             response.headers_mut().insert(
@@ -466,166 +517,346 @@ async fn list_numbers(
     offset.envelope("incoming_phone_numbers", uri.path(), items)
 }
 
-fn recording_json(recording: &Recording, account_sid: &str, host: Option<&str>) -> Value {
-    let base = format!(
-        "/2010-04-01/Accounts/{account_sid}/Recordings/{}",
-        recording.sid
-    );
-    let duration = recording.duration.unwrap_or(0);
-    let created = recording
-        .start_time
-        .map(|t| t + chrono::Duration::seconds(i64::from(duration)));
-    let minutes = i64::from(duration.div_ceil(60).max(1));
-    let media = match host {
-        Some(host) => format!("http://{host}{base}"),
-        None => base.clone(),
-    };
-    json!({
-        "account_sid": account_sid,
-        "api_version": "2010-04-01",
-        "call_sid": recording.call_sid,
-        "channels": 1,
-        "conference_sid": null,
-        "date_created": created.as_ref().map(format_rfc2822),
-        "date_updated": created.as_ref().map(format_rfc2822),
-        "duration": recording.duration.map(|d| d.to_string()),
-        "encryption_details": null,
-        "error_code": null,
-        "media_url": media,
-        "price": Decimal::new(-250 * minutes, 5).to_string(),
-        "price_unit": "USD",
-        "sid": recording.sid,
-        "source": "DialVerb",
-        "start_time": recording.start_time.as_ref().map(format_rfc2822),
-        "status": recording.status,
-        "track": "both",
-        "uri": recording.uri,
-        "subresource_uris": {
-            "add_on_results": format!("{base}/AddOnResults.json"),
-            "transcriptions": format!("{base}/Transcriptions.json"),
-        },
-    })
+fn host(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
 }
 
-fn host(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::HOST).and_then(|h| h.to_str().ok())
+fn bad_request(message: String) -> Response {
+    twilio_error(StatusCode::BAD_REQUEST, 20001, message)
+}
+
+/// A 2010 API list envelope (`next_page_uri` relative, as Twilio).
+fn envelope(key: &str, query: &MediaQuery, path: &str, page: MediaPage) -> Response {
+    let start = u64::from(query.page) * u64::from(query.page_size);
+    let end = start + (page.items.len() as u64).saturating_sub(1);
+    let mut body = Map::new();
+    body.insert(key.into(), Value::Array(page.items));
+    body.insert("end".into(), json!(end));
+    body.insert("first_page_uri".into(), json!(query.uri(path, 0, None)));
+    body.insert(
+        "next_page_uri".into(),
+        json!(page
+            .next
+            .map(|next| query.uri(path, query.page + 1, Some(&next)))),
+    );
+    body.insert("page".into(), json!(query.page));
+    body.insert("page_size".into(), json!(query.page_size));
+    body.insert(
+        "previous_page_uri".into(),
+        json!((query.page > 0).then(|| query.uri(path, query.page - 1, None))),
+    );
+    body.insert("start".into(), json!(start));
+    body.insert(
+        "uri".into(),
+        json!(query.uri(path, query.page, query.cursor())),
+    );
+    Json(Value::Object(body)).into_response()
+}
+
+/// The v2 APIs' `meta`, every URL absolute on this server.
+fn meta(
+    key: &str,
+    page: u32,
+    page_size: u32,
+    url: impl Fn(u32, bool) -> String,
+    next: Option<String>,
+) -> Value {
+    json!({
+        "first_page_url": url(0, false),
+        "key": key,
+        "next_page_url": next,
+        "page": page,
+        "page_size": page_size,
+        "previous_page_url": (page > 0).then(|| url(page - 1, false)),
+        "url": url(page, true),
+    })
 }
 
 async fn list_recordings(
     State(state): State<AppState>,
     Path(account): Path<String>,
-    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     if let Some(response) = check_account(&state, &account, &uri) {
         return response;
     }
-    let offset = match Offset::parse(&uri, &["CallSid"]) {
-        Ok(offset) => offset,
-        Err(message) => return twilio_error(StatusCode::BAD_REQUEST, 20001, message),
+    let query = match MediaQuery::parse(ListKind::Recordings, uri.query().unwrap_or("")) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
     };
-    let take = offset.size as usize + 1;
-    let recordings = match offset.param("CallSid") {
-        Some(sid) => match CallSid::new(sid) {
-            Some(sid) => {
-                let all = state.sim.lock().recordings(&sid);
-                all.into_iter().skip(offset.skip()).take(take).collect()
-            }
-            None => Vec::new(),
-        },
-        None => state.sim.lock().all_recordings(offset.skip(), take),
+    let page = {
+        let account = state.sim.lock();
+        account
+            .media()
+            .list_recordings(&query, None, account.now_secs())
     };
-    let ac = state.sim.account_sid();
-    let items = recordings
-        .iter()
-        .map(|r| recording_json(r, ac, host(&headers)))
-        .collect();
-    offset.envelope("recordings", uri.path(), items)
+    envelope("recordings", &query, uri.path(), page)
 }
 
 async fn call_recordings(
     State(state): State<AppState>,
     Path((account, call)): Path<(String, String)>,
-    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     if let Some(response) = check_account(&state, &account, &uri) {
         return response;
     }
-    let offset = match Offset::parse(&uri, &[]) {
-        Ok(offset) => offset,
-        Err(message) => return twilio_error(StatusCode::BAD_REQUEST, 20001, message),
+    let query = match MediaQuery::parse(ListKind::Recordings, uri.query().unwrap_or("")) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
     };
     let Some(sid) = CallSid::new(call) else {
         return not_found(uri.path());
     };
-    let recordings = {
+    let page = {
         let account = state.sim.lock();
         if account.call(&sid).is_none() {
             return not_found(uri.path());
         }
-        account.recordings(&sid)
+        account
+            .media()
+            .list_recordings(&query, Some(sid.as_str()), account.now_secs())
     };
-    let ac = state.sim.account_sid();
-    let items = recordings
-        .iter()
-        .skip(offset.skip())
-        .take(offset.size as usize + 1)
-        .map(|r| recording_json(r, ac, host(&headers)))
-        .collect();
-    offset.envelope("recordings", uri.path(), items)
+    envelope("recordings", &query, uri.path(), page)
 }
 
+/// `Recordings/{sid}.json`, or its audio: `{sid}` (WAV), `{sid}.wav`,
+/// `{sid}.mp3`.
 async fn fetch_recording(
     State(state): State<AppState>,
     Path((account, file)): Path<(String, String)>,
-    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     if let Some(response) = check_account(&state, &account, &uri) {
         return response;
     }
-    let (sid, json) = match file.rsplit_once('.') {
-        Some((sid, "json")) => (sid, true),
-        Some((sid, "wav" | "mp3")) => (sid, false),
-        Some(_) => return not_found(uri.path()),
-        None => (file.as_str(), false),
+    let (sid, format) = match file.rsplit_once('.') {
+        Some((sid, "json")) => (sid, None),
+        Some((sid, ext)) => match AudioFormat::parse(ext) {
+            Some(format) => (sid, Some(format)),
+            None => return not_found(uri.path()),
+        },
+        None => (file.as_str(), Some(AudioFormat::Wav)),
     };
-    let Some(recording) = state.sim.lock().recording(sid) else {
+    let Some(format) = format else {
+        let record = {
+            let account = state.sim.lock();
+            account.media().recording(sid, account.now_secs())
+        };
+        return match record {
+            Some(record) => Json(record).into_response(),
+            None => not_found(uri.path()),
+        };
+    };
+    let (audio, now) = {
+        let account = state.sim.lock();
+        let now = account.now_secs();
+        (account.media().audio(sid, format, now), now)
+    };
+    let Some(audio) = audio else {
         return not_found(uri.path());
     };
-    if json {
-        let ac = state.sim.account_sid();
-        return Json(recording_json(&recording, ac, host(&headers))).into_response();
+    if audio.redirect {
+        let name = format!("{sid}.{}", format.extension());
+        let expires = now + 600;
+        let signature = storage_signature(state.sim.seed(), &name, expires);
+        let location =
+            format!("/storage/recordings/{name}?Expires={expires}&Signature={signature}");
+        return match HeaderValue::from_str(&location) {
+            Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+            Err(_) => not_found(uri.path()),
+        };
     }
-    let body = wav(recording.duration.unwrap_or(1));
+    audio_response(audio.file)
+}
+
+fn audio_response(file: crate::AudioFile) -> Response {
+    let length = file.len();
+    let content_type = file.content_type();
+    let body = Body::from_stream(futures::stream::iter(
+        file.chunks().map(Ok::<_, std::convert::Infallible>),
+    ));
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"))],
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
+            (header::ACCEPT_RANGES, HeaderValue::from_static("none")),
+        ],
         body,
     )
         .into_response()
 }
 
-/// A short, quiet 8 kHz 8-bit mono WAV tone (at most 3 seconds).
-fn wav(seconds: u32) -> Vec<u8> {
-    let rate: u32 = 8_000;
-    let samples = rate * seconds.clamp(1, 3);
-    let mut out = Vec::with_capacity(44 + samples as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + samples).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes()); // bytes per second
-    out.extend_from_slice(&1u16.to_le_bytes()); // block align
-    out.extend_from_slice(&8u16.to_le_bytes()); // bits per sample
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&samples.to_le_bytes());
-    for i in 0..samples {
-        let phase = std::f64::consts::TAU * 440.0 * f64::from(i) / f64::from(rate);
-        out.push((128.0 + 20.0 * phase.sin()) as u8);
+/// The simulated storage a redirect points to: no authentication, a valid
+/// signature required (a 403 otherwise, as S3 answers).
+async fn storage(State(state): State<AppState>, Path(file): Path<String>, uri: Uri) -> Response {
+    let mut expires = None;
+    let mut signature = None;
+    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match &*name {
+            "Expires" => expires = value.parse::<i64>().ok(),
+            "Signature" => signature = Some(value.into_owned()),
+            _ => {}
+        }
     }
-    out
+    let valid = match (expires, signature) {
+        (Some(expires), Some(signature)) => {
+            storage_signature(state.sim.seed(), &file, expires) == signature
+        }
+        _ => false,
+    };
+    if !valid {
+        return twilio_error(
+            StatusCode::FORBIDDEN,
+            20403,
+            "The request signature does not match",
+        );
+    }
+    let Some((sid, format)) = file
+        .rsplit_once('.')
+        .and_then(|(sid, ext)| Some((sid, AudioFormat::parse(ext)?)))
+    else {
+        return not_found(uri.path());
+    };
+    let audio = {
+        let account = state.sim.lock();
+        account.media().audio(sid, format, account.now_secs())
+    };
+    match audio {
+        Some(audio) => audio_response(audio.file),
+        None => not_found(uri.path()),
+    }
+}
+
+async fn list_transcriptions(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    uri: Uri,
+) -> Response {
+    transcriptions(state, account, None, uri)
+}
+
+async fn recording_transcriptions(
+    State(state): State<AppState>,
+    Path((account, recording)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    transcriptions(state, account, Some(recording), uri)
+}
+
+fn transcriptions(
+    state: AppState,
+    account: String,
+    recording: Option<String>,
+    uri: Uri,
+) -> Response {
+    if let Some(response) = check_account(&state, &account, &uri) {
+        return response;
+    }
+    let query = match MediaQuery::parse(ListKind::Transcriptions, uri.query().unwrap_or("")) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
+    };
+    let page = {
+        let account = state.sim.lock();
+        let now = account.now_secs();
+        if let Some(re) = &recording {
+            if account.media().recording(re, now).is_none() {
+                return not_found(uri.path());
+            }
+        }
+        account
+            .media()
+            .list_transcriptions(&query, recording.as_deref(), now)
+    };
+    envelope("transcriptions", &query, uri.path(), page)
+}
+
+async fn fetch_transcription(
+    State(state): State<AppState>,
+    Path((account, file)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    if let Some(response) = check_account(&state, &account, &uri) {
+        return response;
+    }
+    let record = file.strip_suffix(".json").and_then(|sid| {
+        let account = state.sim.lock();
+        account.media().transcription(sid, account.now_secs())
+    });
+    match record {
+        Some(record) => Json(record).into_response(),
+        None => not_found(uri.path()),
+    }
+}
+
+async fn list_transcripts(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let query = match MediaQuery::parse(ListKind::Transcripts, uri.query().unwrap_or("")) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
+    };
+    let page = {
+        let account = state.sim.lock();
+        account.media().list_transcripts(&query, account.now_secs())
+    };
+    let base = format!("http://{}{}", host(&headers), uri.path());
+    let url = |page: u32, current: bool| {
+        let cursor = if current { query.cursor() } else { None };
+        query.uri(&base, page, cursor)
+    };
+    let next = page
+        .next
+        .as_ref()
+        .map(|next| query.uri(&base, query.page + 1, Some(next)));
+    let meta = meta("transcripts", query.page, query.page_size, url, next);
+    Json(json!({"transcripts": page.items, "meta": meta})).into_response()
+}
+
+async fn fetch_transcript(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    uri: Uri,
+) -> Response {
+    let record = {
+        let account = state.sim.lock();
+        account.media().transcript(&sid, account.now_secs())
+    };
+    match record {
+        Some(record) => Json(record).into_response(),
+        None => not_found(uri.path()),
+    }
+}
+
+async fn list_sentences(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let offset = match Offset::parse(&uri, &[]) {
+        Ok(offset) => offset,
+        Err(message) => return bad_request(message),
+    };
+    let sentences = {
+        let account = state.sim.lock();
+        account.media().sentences(&sid, account.now_secs())
+    };
+    let Some(sentences) = sentences else {
+        return not_found(uri.path());
+    };
+    let size = offset.size as usize;
+    let more = sentences.len() > offset.skip() + size;
+    let items: Vec<Value> = sentences
+        .into_iter()
+        .skip(offset.skip())
+        .take(size)
+        .collect();
+    let base = format!("http://{}{}", host(&headers), uri.path());
+    let url = |page: u32, _current: bool| offset.uri(&base, page);
+    let next = more.then(|| offset.uri(&base, offset.page + 1));
+    let meta = meta("sentences", offset.page, offset.size, url, next);
+    Json(json!({"sentences": items, "meta": meta})).into_response()
 }

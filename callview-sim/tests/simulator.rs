@@ -9,9 +9,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures::TryStreamExt;
 use serde_json::Value;
 
+use callview_core::recording::RecordingStatus;
 use callview_core::twilio::{
-    call_pages, CallFilter, Credentials, HttpTwilioClient, PageToken, RetryPolicy, Secret,
-    TwilioConfig,
+    call_pages, CallFilter, Credentials, HttpTwilioClient, PageToken, RecordingFilter, RetryPolicy,
+    Secret, TwilioConfig,
 };
 use callview_core::{Call, CallDirection, CallSid, CallStatus, TwilioClient, TwilioError};
 use callview_sim::{serve, ServerOptions, SimConfig, SimulatedAccount, SimulatedTwilio};
@@ -214,9 +215,12 @@ fn the_mix_contains_every_scenario_kind() {
         .find(|c| !account.recordings(&c.sid).is_empty())
         .expect("some call has recordings");
     let recordings = account.recordings(&recorded.sid);
-    assert!(recordings[0].sid.starts_with("RE"));
-    assert_eq!(recordings[0].call_sid, recorded.sid.as_str());
-    assert!(recordings[0].uri.ends_with(".json"));
+    assert!(recordings[0].sid.as_str().starts_with("RE"));
+    assert_eq!(recordings[0].call_sid.as_ref(), Some(&recorded.sid));
+    assert!(recordings[0].raw["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with(".json"));
     assert_eq!(
         account.recording(&recordings[0].sid),
         Some(recordings[0].clone())
@@ -933,21 +937,33 @@ async fn http_client_sees_what_the_in_process_client_sees() {
         sim.list_incoming_numbers().await.unwrap()
     );
     let recorded = sim
-        .calls()
+        .lock()
+        .all_recordings()
         .into_iter()
-        .find(|c| !sim.lock().recordings(&c.sid).is_empty())
+        .find(|r| r.status == RecordingStatus::Completed)
         .unwrap();
-    let recordings = client.list_recordings(&recorded.sid).await.unwrap();
-    assert!(!recordings.is_empty());
+    let filter = RecordingFilter::of_call(recorded.call_sid.clone().unwrap());
+    let recordings = client
+        .list_recordings_page(&filter, None)
+        .await
+        .unwrap()
+        .recordings;
+    assert!(recordings.contains(&recorded));
     assert_eq!(
         recordings,
-        sim.list_recordings(&recorded.sid).await.unwrap()
+        sim.list_recordings_page(&filter, None)
+            .await
+            .unwrap()
+            .recordings
     );
 
-    // The recording's media is served with the same auth.
+    // The recording's media is served (or redirected to the storage).
     let audio = reqwest::get(format!(
         "{base}{}",
-        recordings[0].uri.replace(".json", ".wav")
+        recorded.raw["uri"]
+            .as_str()
+            .unwrap()
+            .replace(".json", ".wav")
     ))
     .await
     .unwrap();
