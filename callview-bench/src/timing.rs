@@ -12,7 +12,9 @@ use callview_core::call::CallSid;
 use callview_core::model::{
     ConversationId, ConversationLookup, FoundConversations, Plan, StoredCall,
 };
-use callview_core::recording::{Recording, RecordingSid, Sentence};
+use callview_core::model::{MediaPlan, StoredRecording};
+use callview_core::recording::{Recording, RecordingSid, Sentence, Transcript};
+use callview_core::store::CallMedia;
 use callview_core::store::{
     ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage,
     MessageQuery, RefreshUpdate, StoreCounts, StoreError, TagCount, UnfinishedQuery,
@@ -22,6 +24,7 @@ use callview_core::twilio::{
     RecordingPage, TranscriptFilter, TranscriptPage,
 };
 use callview_core::{Call, Interaction, Store, TwilioClient, TwilioError};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// Calls and total time of one method.
@@ -121,6 +124,41 @@ impl IngestTx for TimedIngest {
 
     async fn apply(&mut self, plan: Plan) -> Result<(), StoreError> {
         timed(&self.timings, "store.apply", self.inner.apply(plan)).await
+    }
+
+    async fn load_media(
+        &mut self,
+        recordings: &[RecordingSid],
+        transcripts: &[String],
+    ) -> Result<(Vec<StoredRecording>, Vec<Transcript>), StoreError> {
+        timed(
+            &self.timings,
+            "store.load_media",
+            self.inner.load_media(recordings, transcripts),
+        )
+        .await
+    }
+
+    async fn recordings_created_between(
+        &mut self,
+        after: Option<DateTime<Utc>>,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordingSid>, StoreError> {
+        timed(
+            &self.timings,
+            "store.recordings_created_between",
+            self.inner.recordings_created_between(after, before),
+        )
+        .await
+    }
+
+    async fn apply_media(&mut self, plan: MediaPlan) -> Result<(), StoreError> {
+        timed(
+            &self.timings,
+            "store.apply_media",
+            self.inner.apply_media(plan),
+        )
+        .await
     }
 
     async fn write_cursor(&mut self, name: &str, value: &str) -> Result<(), StoreError> {
@@ -283,6 +321,19 @@ impl Store for TimedStore {
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         timed(&self.timings, "store.counts", self.inner.counts()).await
+    }
+
+    async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {
+        timed(&self.timings, "store.recording", self.inner.recording(sid)).await
+    }
+
+    async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError> {
+        timed(
+            &self.timings,
+            "store.media_of_calls",
+            self.inner.media_of_calls(sids),
+        )
+        .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use callview_core::recording::RecordingSid;
 use callview_core::twilio::{
-    call_pages, CallFilter, Credentials, HttpTwilioClient, PageToken, RetryPolicy, Secret,
-    TwilioConfig,
+    call_pages, recording_pages, AudioFormat, CallFilter, Credentials, HttpTwilioClient, PageToken,
+    RecordingFilter, RetryPolicy, Secret, TranscriptFilter, TwilioConfig,
 };
 use callview_core::{CallSid, CallStatus, TwilioClient, TwilioError};
 use chrono::{TimeZone, Utc};
@@ -603,44 +604,280 @@ async fn incoming_numbers_are_listed_over_all_pages() {
     assert_eq!(path_and_query(&received[1]), next);
 }
 
+const RE1: &str = "RE00000000000000000000000000000001";
+const RE2: &str = "RE00000000000000000000000000000002";
+
+fn recording_json(sid: &str, call: &str) -> Value {
+    json!({
+        "sid": sid, "call_sid": call, "account_sid": ACCOUNT, "duration": "12",
+        "status": "completed", "channels": 2, "source": "DialVerb",
+        "price": "-0.0025", "price_unit": "USD",
+        "start_time": "Fri, 06 Feb 2026 15:17:20 +0000",
+        "date_created": "Fri, 06 Feb 2026 15:17:33 +0000",
+        "date_updated": "Fri, 06 Feb 2026 15:17:40 +0000",
+        "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings/{sid}.json")
+    })
+}
+
 #[tokio::test]
-async fn recordings_are_listed_by_call_sid() {
+async fn recordings_are_listed_by_window_and_paged() {
     let server = MockServer::start().await;
     let recordings_path = format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings.json");
+    let next = format!("{recordings_path}?PageSize=1&Page=1&PageToken=PA1");
     Mock::given(method("GET"))
         .and(path(recordings_path.as_str()))
-        .and(query_param("CallSid", "CA1"))
+        .and(query_param("DateCreated>", "2026-02-01T00:00:00Z"))
+        .and(query_param("PageSize", "1"))
+        .and(query_param_is_missing("Page"))
         .respond_with(ok_json(json!({
-            "recordings": [{
-                "sid": "RE1", "call_sid": "CA1", "duration": "12", "status": "completed",
-                "start_time": "Fri, 06 Feb 2026 15:17:20 +0000",
-                "date_created": "Fri, 06 Feb 2026 15:17:20 +0000",
-                "media_url": "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE1",
-                "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE1.json")
-            }],
+            "recordings": [recording_json(RE1, "CA1"), {"sid": "RE-broken"}],
+            "next_page_uri": next,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(recordings_path.as_str()))
+        .and(query_param("Page", "1"))
+        .respond_with(ok_json(json!({
+            "recordings": [recording_json(RE2, "CA2")],
             "next_page_uri": null,
         })))
         .expect(1)
         .mount(&server)
         .await;
 
-    let recordings = client(&server)
-        .list_recordings(&CallSid::new("CA1").unwrap())
+    let filter = RecordingFilter {
+        created_after: Some(Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()),
+        page_size: 1,
+        ..RecordingFilter::default()
+    };
+    let client = client(&server);
+    let pages: Vec<_> = recording_pages(&client, filter)
+        .try_collect()
         .await
         .unwrap();
-    assert_eq!(recordings.len(), 1);
-    let recording = &recordings[0];
-    assert_eq!(recording.sid, "RE1");
-    assert_eq!(recording.call_sid, "CA1");
-    assert_eq!(recording.duration, Some(12));
-    assert_eq!(recording.status.as_deref(), Some("completed"));
+    assert_eq!(pages.len(), 2);
+    let first = &pages[0];
+    assert_eq!(first.recordings.len(), 1);
+    let r = &first.recordings[0];
+    assert_eq!(r.sid.as_str(), RE1);
+    assert_eq!(r.call_sid.as_ref().map(CallSid::as_str), Some("CA1"));
+    assert_eq!((r.duration, r.channels), (Some(12), Some(2)));
+    assert_eq!(r.price.map(|p| p.to_string()).as_deref(), Some("-0.0025"));
     assert_eq!(
-        recording.start_time,
-        Some(Utc.with_ymd_and_hms(2026, 2, 6, 15, 17, 20).unwrap())
+        r.date_created,
+        Some(Utc.with_ymd_and_hms(2026, 2, 6, 15, 17, 33).unwrap())
     );
-    assert!(recording.uri.ends_with("/Recordings/RE1.json"));
+    // The malformed record is reported with its reason, the rest kept.
+    assert_eq!(first.rejected.len(), 1);
+    assert!(
+        first.rejected[0].reason.contains("`sid`"),
+        "{:?}",
+        first.rejected
+    );
+    assert_eq!(pages[1].recordings[0].sid.as_str(), RE2);
+}
+
+#[tokio::test]
+async fn audio_follows_redirects_without_credentials() {
+    let server = MockServer::start().await;
+    let audio_path = format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings/{RE1}.mp3");
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    Mock::given(method("GET"))
+        .and(path(audio_path.as_str()))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "Location",
+            format!("{}/storage/{RE1}.mp3?Signature=abc", server.uri()).as_str(),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/storage/{RE1}.mp3").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", "audio/mpeg")
+                .set_body_bytes(bytes.clone()),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sid = RecordingSid::new(RE1).unwrap();
+    let audio = client(&server)
+        .recording_audio(&sid, AudioFormat::Mp3)
+        .await
+        .unwrap();
+    assert_eq!(audio.content_type.as_deref(), Some("audio/mpeg"));
+    assert_eq!(audio.content_length, Some(bytes.len() as u64));
+    let chunks: Vec<bytes::Bytes> = audio.body.try_collect().await.unwrap();
+    assert_eq!(chunks.concat(), bytes);
     let received = requests(&server).await;
-    assert!(received[0].url.query().unwrap().contains("CallSid=CA1"));
+    assert_eq!(received.len(), 2);
+    assert!(
+        received[0].headers.get("authorization").is_some(),
+        "Twilio gets the credentials"
+    );
+    assert!(
+        received[1].headers.get("authorization").is_none(),
+        "the storage host never does"
+    );
+}
+
+#[tokio::test]
+async fn deleted_audio_is_not_found_and_failures_say_why() {
+    let server = MockServer::start().await;
+    let base = format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings");
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/{RE1}.wav").as_str()))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "code": 20404, "message": "The requested resource was not found", "status": 404
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/{RE2}.mp3").as_str()))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 20001, "message": "Bad request", "status": 400
+        })))
+        .mount(&server)
+        .await;
+    let client = client(&server).with_retry_policy(fast_retries(2));
+    let gone = client
+        .recording_audio(&RecordingSid::new(RE1).unwrap(), AudioFormat::Wav)
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, TwilioError::NotFound { .. }), "{gone:?}");
+    let bad = client
+        .recording_audio(&RecordingSid::new(RE2).unwrap(), AudioFormat::Mp3)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            bad,
+            TwilioError::Api {
+                status: 400,
+                code: Some(20001),
+                ..
+            }
+        ),
+        "{bad:?}"
+    );
+}
+
+#[tokio::test]
+async fn transcripts_of_both_products_are_paged() {
+    let server = MockServer::start().await;
+    // Legacy: the account's list, newest first.
+    Mock::given(method("GET"))
+        .and(path(
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Transcriptions.json").as_str(),
+        ))
+        .and(query_param("PageSize", "50"))
+        .respond_with(ok_json(json!({
+            "transcriptions": [{
+                "sid": "TR1", "recording_sid": RE1, "status": "completed",
+                "transcription_text": "Call me back about the boiler.",
+                "date_created": "Fri, 06 Feb 2026 15:18:00 +0000"
+            }],
+            "next_page_uri": null,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Voice Intelligence: its own base URL (the same server here), pages by
+    // the absolute meta.next_page_url.
+    let next = format!(
+        "{}/v2/Transcripts?PageSize=1&Page=1&PageToken=PT1",
+        server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/v2/Transcripts"))
+        .and(query_param("AfterDateCreated", "2026-02-01T00:00:00Z"))
+        .and(query_param_is_missing("Page"))
+        .respond_with(ok_json(json!({
+            "transcripts": [{
+                "sid": "GT1", "status": "completed", "language_code": "en-US",
+                "channel": {"media_properties": {"source_sid": RE1}},
+                "date_created": "2026-02-06T15:20:00Z"
+            }],
+            "meta": {"next_page_url": next, "page": 0, "page_size": 1, "key": "transcripts"}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/Transcripts"))
+        .and(query_param("Page", "1"))
+        .respond_with(ok_json(json!({
+            "transcripts": [],
+            "meta": {"next_page_url": null, "page": 1, "page_size": 1, "key": "transcripts"}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sentences_next = format!("{}/v2/Transcripts/GT1/Sentences?Page=1", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/v2/Transcripts/GT1/Sentences"))
+        .and(query_param_is_missing("Page"))
+        .respond_with(ok_json(json!({
+            "sentences": [{"sid": "GX1", "media_channel": 1, "sentence_index": 0,
+                           "start_time": "0.4", "end_time": "1.9", "transcript": "Hello.",
+                           "confidence": "0.95"}],
+            "meta": {"next_page_url": sentences_next, "key": "sentences"}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/Transcripts/GT1/Sentences"))
+        .and(query_param("Page", "1"))
+        .respond_with(ok_json(json!({
+            "sentences": [{"sid": "GX2", "media_channel": 2, "sentence_index": 1,
+                           "start_time": 2.0, "end_time": 3.5, "transcript": "A plumber is on the way."}],
+            "meta": {"next_page_url": null, "key": "sentences"}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let client = client(&server);
+    let legacy = client.list_transcriptions_page(50, None).await.unwrap();
+    assert_eq!(legacy.transcripts[0].text, "Call me back about the boiler.");
+    assert_eq!(
+        legacy.transcripts[0]
+            .recording_sid
+            .as_ref()
+            .map(RecordingSid::as_str),
+        Some(RE1)
+    );
+    let filter = TranscriptFilter {
+        created_after: Some(Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()),
+        ..TranscriptFilter::default()
+    };
+    let first = client
+        .list_intelligence_transcripts_page(&filter, None)
+        .await
+        .unwrap();
+    assert_eq!(first.transcripts[0].sid, "GT1");
+    let token = first.next.clone().expect("a next page");
+    let second = client
+        .list_intelligence_transcripts_page(&filter, Some(&token))
+        .await
+        .unwrap();
+    assert!(second.transcripts.is_empty() && second.next.is_none());
+    let sentences = client.transcript_sentences("GT1").await.unwrap();
+    assert_eq!(sentences.len(), 2);
+    assert_eq!((sentences[0].channel, sentences[1].channel), (0, 1));
+    assert_eq!(sentences[1].text, "A plumber is on the way.");
+    // A next page URL on another host is refused: credentials stay home.
+    let foreign = PageToken("https://evil.example/v2/Transcripts".into());
+    assert!(matches!(
+        client
+            .list_intelligence_transcripts_page(&filter, Some(&foreign))
+            .await,
+        Err(TwilioError::Config(_))
+    ));
 }
 
 #[tokio::test]

@@ -27,8 +27,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use callview_core::testkit::{assert_invariants, snapshot, StoreSnapshot};
 use callview_core::twilio::{
-    CallFilter, CallPage, Credentials, HttpTwilioClient, IncomingNumber, PageToken, Recording,
-    RetryPolicy, Secret, TwilioConfig,
+    CallFilter, CallPage, Credentials, HttpTwilioClient, IncomingNumber, PageToken, RetryPolicy,
+    Secret, TwilioConfig,
 };
 use callview_core::{
     Call, CallSid, PartyRules, Store, SyncEngine, SyncError, SyncMode, TwilioClient, TwilioError,
@@ -417,9 +417,7 @@ impl TwilioClient for Changing {
         self.sim.list_incoming_numbers().await
     }
 
-    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        self.sim.list_recordings(call_sid).await
-    }
+    callview_core::forward_media_methods!(sim);
 }
 
 async fn pages_changing_between_requests_miss_and_duplicate_nothing(backend: Backend) {

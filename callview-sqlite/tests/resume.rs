@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use callview_core::sync::{SyncMode, RESUME_CURSOR};
 use callview_core::testkit::{self, CallBuilder, MockTwilio, COMPANY};
-use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
+use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken};
 use callview_core::{Call, CallSid, Store, SyncEngine, SyncError, TwilioClient, TwilioError};
 use callview_sqlite::SqliteStore;
 use chrono::{DateTime, Duration, Utc};
@@ -38,9 +38,7 @@ impl TwilioClient for FailingAfter {
     async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
         self.inner.list_incoming_numbers().await
     }
-    async fn list_recordings(&self, sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        self.inner.list_recordings(sid).await
-    }
+    callview_core::forward_media_methods!(inner);
 }
 
 fn account(now: DateTime<Utc>) -> Arc<MockTwilio> {

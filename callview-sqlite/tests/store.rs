@@ -12,7 +12,8 @@ use callview_core::call::format_rfc2822;
 use callview_core::endpoint::{ActualDirection, PartyRules};
 use callview_core::model::{ConversationId, ConversationRef, Plan, StoredCall};
 use callview_core::store::{ConversationQuery, ConversationView};
-use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
+use callview_core::testkit::MockTwilio;
+use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken};
 use callview_core::{
     Call, CallSid, Store, StoreError, SyncEngine, SyncMode, TwilioClient, TwilioError,
 };
@@ -151,6 +152,8 @@ fn pick(calls: &[Call], sids: &[&str]) -> Vec<Call> {
 /// at a time, and owns the company number.
 struct FakeTwilio {
     calls: Vec<Call>,
+    /// An account without recordings or transcripts.
+    media: MockTwilio,
 }
 
 #[async_trait]
@@ -188,16 +191,17 @@ impl TwilioClient for FakeTwilio {
         }])
     }
 
-    async fn list_recordings(&self, _call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        Ok(Vec::new())
-    }
+    callview_core::forward_media_methods!(media);
 }
 
 /// Syncs `calls` (served in this order, one per page, so one plan per call)
 /// into `store`.
 async fn sync(store: &SqliteStore, calls: Vec<Call>) -> callview_core::SyncReport {
     let engine = SyncEngine::new(
-        Arc::new(FakeTwilio { calls }),
+        Arc::new(FakeTwilio {
+            calls,
+            media: MockTwilio::new(),
+        }),
         Arc::new(store.clone()),
         PartyRules::default(),
     )
@@ -1037,7 +1041,10 @@ async fn the_sync_lock_excludes_other_stores_on_the_same_file() {
 
     // A sync engine on a store whose file is locked elsewhere is refused.
     let engine = SyncEngine::new(
-        Arc::new(FakeTwilio { calls: scenario() }),
+        Arc::new(FakeTwilio {
+            calls: scenario(),
+            media: MockTwilio::new(),
+        }),
         Arc::new(a.clone()),
         PartyRules::default(),
     );
@@ -1083,7 +1090,10 @@ async fn reads_run_while_syncs_write() {
         let store = store.clone();
         tokio::spawn(async move {
             let engine = SyncEngine::new(
-                Arc::new(FakeTwilio { calls }),
+                Arc::new(FakeTwilio {
+                    calls,
+                    media: MockTwilio::new(),
+                }),
                 Arc::new(store),
                 PartyRules::default(),
             )

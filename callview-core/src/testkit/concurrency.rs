@@ -8,8 +8,6 @@
 //! state is then exactly that of one clean ingest, whatever interleaving
 //! the scheduler picks.
 
-use crate::twilio::PageToken;
-use crate::TwilioError;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -246,53 +244,7 @@ impl crate::TwilioClient for SlowPages {
         self.inner.list_incoming_numbers().await
     }
 
-    async fn list_recordings_page(
-        &self,
-        filter: &crate::twilio::RecordingFilter,
-        page: Option<&PageToken>,
-    ) -> Result<crate::twilio::RecordingPage, TwilioError> {
-        self.inner.list_recordings_page(filter, page).await
-    }
-
-    async fn fetch_recording(
-        &self,
-        sid: &crate::recording::RecordingSid,
-    ) -> Result<crate::recording::Recording, TwilioError> {
-        self.inner.fetch_recording(sid).await
-    }
-
-    async fn list_transcriptions_page(
-        &self,
-        page_size: u32,
-        page: Option<&PageToken>,
-    ) -> Result<crate::twilio::TranscriptPage, TwilioError> {
-        self.inner.list_transcriptions_page(page_size, page).await
-    }
-
-    async fn list_intelligence_transcripts_page(
-        &self,
-        filter: &crate::twilio::TranscriptFilter,
-        page: Option<&PageToken>,
-    ) -> Result<crate::twilio::TranscriptPage, TwilioError> {
-        self.inner
-            .list_intelligence_transcripts_page(filter, page)
-            .await
-    }
-
-    async fn transcript_sentences(
-        &self,
-        transcript_sid: &str,
-    ) -> Result<Vec<crate::recording::Sentence>, TwilioError> {
-        self.inner.transcript_sentences(transcript_sid).await
-    }
-
-    async fn recording_audio(
-        &self,
-        sid: &crate::recording::RecordingSid,
-        format: crate::twilio::AudioFormat,
-    ) -> Result<crate::twilio::RecordingAudio, TwilioError> {
-        self.inner.recording_audio(sid, format).await
-    }
+    crate::forward_media_methods!(inner);
 }
 
 /// A sync loses its lock mid-run (`steal` makes that happen the store's

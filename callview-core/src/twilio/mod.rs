@@ -425,3 +425,173 @@ pub fn call_pages(
         |p: &CallPage| p.next.clone(),
     )
 }
+
+/// Implements the recording and transcript methods of [`TwilioClient`] by
+/// forwarding them to a field that is itself a client: for wrappers (fault
+/// injection, timing) that only change how calls are listed. Use it inside
+/// the `#[async_trait] impl TwilioClient for ...` block.
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use callview_core::call::{Call, CallSid};
+/// use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, TwilioClient, TwilioError};
+///
+/// struct Counting { inner: Arc<dyn TwilioClient> }
+///
+/// #[async_trait]
+/// impl TwilioClient for Counting {
+///     async fn list_calls_page(&self, f: &CallFilter, p: Option<&PageToken>) -> Result<CallPage, TwilioError> {
+///         self.inner.list_calls_page(f, p).await
+///     }
+///     async fn fetch_call(&self, sid: &CallSid) -> Result<Call, TwilioError> {
+///         self.inner.fetch_call(sid).await
+///     }
+///     async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
+///         self.inner.list_incoming_numbers().await
+///     }
+///     callview_core::forward_media_methods!(inner);
+/// }
+/// ```
+#[macro_export]
+macro_rules! forward_media_methods {
+    ($field:ident) => {
+        fn list_recordings_page<'a, 'b, 'c, 'at>(
+            &'a self,
+            filter: &'b $crate::twilio::RecordingFilter,
+            page: ::std::option::Option<&'c $crate::twilio::PageToken>,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::twilio::RecordingPage,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            'c: 'at,
+            Self: 'at,
+        {
+            self.$field.list_recordings_page(filter, page)
+        }
+
+        fn fetch_recording<'a, 'b, 'at>(
+            &'a self,
+            sid: &'b $crate::recording::RecordingSid,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::recording::Recording,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            Self: 'at,
+        {
+            self.$field.fetch_recording(sid)
+        }
+
+        fn list_transcriptions_page<'a, 'c, 'at>(
+            &'a self,
+            page_size: u32,
+            page: ::std::option::Option<&'c $crate::twilio::PageToken>,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::twilio::TranscriptPage,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'c: 'at,
+            Self: 'at,
+        {
+            self.$field.list_transcriptions_page(page_size, page)
+        }
+
+        fn list_intelligence_transcripts_page<'a, 'b, 'c, 'at>(
+            &'a self,
+            filter: &'b $crate::twilio::TranscriptFilter,
+            page: ::std::option::Option<&'c $crate::twilio::PageToken>,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::twilio::TranscriptPage,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            'c: 'at,
+            Self: 'at,
+        {
+            self.$field.list_intelligence_transcripts_page(filter, page)
+        }
+
+        fn transcript_sentences<'a, 'b, 'at>(
+            &'a self,
+            transcript_sid: &'b str,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            ::std::vec::Vec<$crate::recording::Sentence>,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            Self: 'at,
+        {
+            self.$field.transcript_sentences(transcript_sid)
+        }
+
+        fn recording_audio<'a, 'b, 'at>(
+            &'a self,
+            sid: &'b $crate::recording::RecordingSid,
+            format: $crate::twilio::AudioFormat,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::twilio::RecordingAudio,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            Self: 'at,
+        {
+            self.$field.recording_audio(sid, format)
+        }
+    };
+}

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
+use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken};
 use callview_core::{Call, CallSid, TwilioClient, TwilioError};
 use serde_json::{json, Value};
 
@@ -18,6 +18,8 @@ pub struct FakeTwilio {
     owned: Vec<String>,
     /// Sleep before answering each request (to make runs overlap).
     pub delay: Duration,
+    /// An account without recordings or transcripts.
+    media: callview_core::testkit::MockTwilio,
 }
 
 impl FakeTwilio {
@@ -26,6 +28,7 @@ impl FakeTwilio {
             calls: Mutex::new(calls),
             owned: vec![OWNED.to_owned()],
             delay: Duration::ZERO,
+            media: callview_core::testkit::MockTwilio::new(),
         }
     }
 
@@ -91,9 +94,7 @@ impl TwilioClient for FakeTwilio {
             .collect())
     }
 
-    async fn list_recordings(&self, _call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        Ok(Vec::new())
-    }
+    callview_core::forward_media_methods!(media);
 }
 
 /// A call in Twilio's REST form.

@@ -11,7 +11,7 @@ use callview_core::store::{
     ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx, MessagePage,
     MessageQuery, StoreCounts, TagCount, UnfinishedQuery,
 };
-use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken, Recording};
+use callview_core::twilio::{CallFilter, CallPage, IncomingNumber, PageToken};
 use callview_core::{
     CallSid, ConversationId, Interaction, PartyRules, Store, StoreError, StoredCall, SyncEngine,
     SyncMode, TwilioClient, TwilioError,
@@ -388,9 +388,7 @@ impl TwilioClient for SlowTwilio {
     async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
         self.inner.list_incoming_numbers().await
     }
-    async fn list_recordings(&self, call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
-        self.inner.list_recordings(call_sid).await
-    }
+    callview_core::forward_media_methods!(inner);
 }
 
 /// A Twilio client whose every request is rejected as bad credentials.
@@ -418,7 +416,44 @@ impl TwilioClient for RejectingTwilio {
     async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
         Err(rejected())
     }
-    async fn list_recordings(&self, _call_sid: &CallSid) -> Result<Vec<Recording>, TwilioError> {
+    async fn list_recordings_page(
+        &self,
+        _filter: &callview_core::twilio::RecordingFilter,
+        _page: Option<&callview_core::twilio::PageToken>,
+    ) -> Result<callview_core::twilio::RecordingPage, TwilioError> {
+        Err(rejected())
+    }
+    async fn fetch_recording(
+        &self,
+        _sid: &callview_core::recording::RecordingSid,
+    ) -> Result<callview_core::recording::Recording, TwilioError> {
+        Err(rejected())
+    }
+    async fn list_transcriptions_page(
+        &self,
+        _page_size: u32,
+        _page: Option<&callview_core::twilio::PageToken>,
+    ) -> Result<callview_core::twilio::TranscriptPage, TwilioError> {
+        Err(rejected())
+    }
+    async fn list_intelligence_transcripts_page(
+        &self,
+        _filter: &callview_core::twilio::TranscriptFilter,
+        _page: Option<&callview_core::twilio::PageToken>,
+    ) -> Result<callview_core::twilio::TranscriptPage, TwilioError> {
+        Err(rejected())
+    }
+    async fn transcript_sentences(
+        &self,
+        _sid: &str,
+    ) -> Result<Vec<callview_core::recording::Sentence>, TwilioError> {
+        Err(rejected())
+    }
+    async fn recording_audio(
+        &self,
+        _sid: &callview_core::recording::RecordingSid,
+        _format: callview_core::twilio::AudioFormat,
+    ) -> Result<callview_core::twilio::RecordingAudio, TwilioError> {
         Err(rejected())
     }
 }
@@ -492,6 +527,18 @@ impl Store for BrokenStore {
         Err(broken())
     }
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        Err(broken())
+    }
+    async fn recording(
+        &self,
+        _sid: &callview_core::recording::RecordingSid,
+    ) -> Result<callview_core::model::StoredRecording, StoreError> {
+        Err(broken())
+    }
+    async fn media_of_calls(
+        &self,
+        _sids: &[CallSid],
+    ) -> Result<callview_core::store::CallMedia, StoreError> {
         Err(broken())
     }
     async fn health(&self) -> Result<(), StoreError> {
