@@ -42,6 +42,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/messages/{id}"),
     ("GET", "/api/tags"),
     ("GET", "/api/recordings/{sid}"),
+    ("GET", "/api/recordings/{sid}/audio"),
+    ("POST", "/api/session"),
     ("GET", "/api/contacts.csv"),
     ("POST", "/api/sync/today"),
     ("POST", "/api/sync/recent"),
@@ -79,6 +81,11 @@ pub fn router(state: AppState) -> Router {
             "/api/recordings/{sid}",
             get(crate::recordings::get_recording),
         )
+        .route(
+            "/api/recordings/{sid}/audio",
+            get(crate::recordings::get_audio),
+        )
+        .route("/api/session", post(crate::recordings::start_session))
         .route("/api/contacts.csv", get(crate::edits::export_contacts))
         .route("/api/sync/today", post(sync_today))
         .route("/api/sync/recent", post(sync_recent))
@@ -141,6 +148,25 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
                 .then(|| query_token(req.uri().query()))
                 .flatten();
             let given = header_token.or(query_token.as_deref());
+            // An <audio> element cannot send headers either: a recording's
+            // audio also opens with the media cookie of `POST /api/session`.
+            if given.is_none()
+                && matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+                && crate::media_cookie::is_audio_path(req.uri().path())
+            {
+                let cookie_ok = req
+                    .headers()
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(crate::media_cookie::from_cookie_header)
+                    .any(|value| {
+                        crate::media_cookie::verify(check.media_key(), value, chrono::Utc::now())
+                    });
+                if cookie_ok {
+                    return next.run(req).await;
+                }
+            }
             let problem = match given {
                 None => Some("this API needs `Authorization: Bearer <token>`"),
                 Some(token) if !check.matches(token.as_bytes()) => {

@@ -58,6 +58,7 @@ pub mod demo;
 pub mod edits;
 pub mod error;
 pub mod events;
+pub mod media_cookie;
 pub mod openapi;
 pub mod params;
 pub mod recordings;

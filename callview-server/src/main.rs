@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,6 +178,16 @@ struct ServeArgs {
     /// callbacks on /webhooks/twilio/call-status (signed with TWILIO_AUTH_TOKEN).
     #[arg(long, env = "CALLVIEW_PUBLIC_URL")]
     public_url: Option<String>,
+
+    /// Keep fetched recording audio in this directory, so a recording
+    /// played twice is fetched from Twilio once.
+    #[arg(long, env = "CALLVIEW_RECORDING_CACHE")]
+    recording_cache: Option<PathBuf>,
+
+    /// The most the recording cache keeps, in megabytes (least recently
+    /// played files go first).
+    #[arg(long, env = "CALLVIEW_RECORDING_CACHE_MB", default_value_t = 1024)]
+    recording_cache_mb: u64,
 }
 
 #[derive(Debug, Args)]
@@ -577,8 +588,23 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
     )
     .with_public_url(args.public_url.as_deref())
     .with_client(Arc::clone(&client));
-    let runner = SyncRunner::new(SyncEngine::new(client, Arc::clone(&store), rules.clone()));
+    let cache = match &args.recording_cache {
+        Some(dir) => Some(
+            callview_server::audio_cache::AudioCache::open(
+                dir.clone(),
+                args.recording_cache_mb.saturating_mul(1024 * 1024),
+            )
+            .with_context(|| format!("cannot use {} as the recording cache", dir.display()))?,
+        ),
+        None => None,
+    };
+    let runner = SyncRunner::new(SyncEngine::new(
+        Arc::clone(&client),
+        Arc::clone(&store),
+        rules.clone(),
+    ));
     let state = AppState::new(store)
+        .with_recordings(client, cache)
         .with_sync(runner)
         .with_webhook(webhook)
         .with_api_token(token)
@@ -638,6 +664,7 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
     );
     println!("Point callview at it with:");
     println!("export TWILIO_API_BASE_URL={base}");
+    println!("export TWILIO_INTELLIGENCE_BASE_URL={base}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let result =

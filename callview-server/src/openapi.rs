@@ -305,6 +305,47 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 }))
             }
         },
+        "/api/recordings/{sid}/audio": {
+            "get": {
+                "operationId": "getRecordingAudio",
+                "summary": "The recording's audio, streamed from Twilio with the server's credentials (the browser never needs them). Answers HTTP `Range` with 206 and `Content-Range` (416 past the end). Besides the bearer token it accepts the media cookie of `POST /api/session`.",
+                "tags": ["recordings"],
+                "parameters": [
+                    {
+                        "name": "sid", "in": "path", "required": true,
+                        "schema": {"type": "string", "pattern": "^RE[0-9a-fA-F]{32}$"}
+                    },
+                    {
+                        "name": "format", "in": "query", "required": false,
+                        "description": "`mp3` (`audio/mpeg`, the default) or `wav` (`audio/x-wav`).",
+                        "schema": {"type": "string", "enum": ["mp3", "wav"], "default": "mp3"}
+                    },
+                    {
+                        "name": "Range", "in": "header", "required": false,
+                        "schema": {"type": "string", "example": "bytes=0-1023"}
+                    }
+                ],
+                "responses": common_errors(json!({
+                    "200": {"description": "The whole file.", "content": {"audio/mpeg": {}, "audio/x-wav": {}}},
+                    "206": {"description": "The requested range.", "content": {"audio/mpeg": {}, "audio/x-wav": {}}},
+                    "400": error_response("The SID or `format` is not valid."),
+                    "404": error_response("No such recording (`not_found`), or Twilio deleted it (`recording_gone`)."),
+                    "416": {"description": "The range starts past the end (`Content-Range: bytes */size`)."},
+                    "502": error_response("Twilio failed (`twilio_error`, with Twilio's status, code and message)."),
+                    "503": error_response("The server has no Twilio account (`recordings_unavailable`)."),
+                }))
+            }
+        },
+        "/api/session": {
+            "post": {
+                "operationId": "startSession",
+                "summary": "Sets the `callview_media` cookie (HttpOnly, SameSite=Strict, path /api/recordings/, 12 hours) that lets an `<audio>` element, which cannot send headers, play recordings. It opens nothing else.",
+                "tags": ["recordings"],
+                "responses": common_errors(json!({
+                    "200": {"description": "`{\"media_cookie\": true, \"expires_at\"}` with `Set-Cookie`; `{\"media_cookie\": false}` when the API needs no token.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                }))
+            }
+        },
         "/api/conversations/{id}/messages": {
             "get": {
                 "operationId": "listMessages",

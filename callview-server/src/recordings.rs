@@ -6,8 +6,12 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use callview_core::model::MediaBatch;
+use callview_core::twilio::AudioFormat;
 use callview_core::model::media::recording_path;
 use callview_core::model::{Interaction, StoredRecording};
 use callview_core::recording::{RecordingSid, Sentence, Transcript, TranscriptStatus};
@@ -181,4 +185,111 @@ pub fn parse_sid(text: &str) -> Result<RecordingSid, ApiError> {
             format!("{text:?} is not a recording SID (RE followed by 32 hex digits)"),
         )
     })
+}
+
+/// `GET /api/recordings/{sid}/audio?format=mp3|wav`: the recording's audio,
+/// streamed from Twilio with the server's credentials (see
+/// [`crate::audio`]), HTTP ranges answered. An unknown recording is a
+/// JSON 404; one Twilio no longer has is marked deleted (in one
+/// [`IngestTx`](callview_core::store::IngestTx)) and answered 404.
+pub async fn get_audio(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let sid = parse_sid(&sid)?;
+    let params = crate::params::QueryParams::parse(query.as_deref())?;
+    let format = match params.get("format").map(str::trim) {
+        None | Some("") => AudioFormat::Mp3,
+        Some(text) => AudioFormat::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("`format` must be mp3 or wav; got {text:?}"),
+            )
+        })?,
+    };
+    let stored = state.store().recording(&sid).await?;
+    if let Some(at) = stored.deleted_at {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "recording_gone",
+            format!("recording {sid} was deleted at Twilio (noticed {})", iso(at)),
+        ));
+    }
+    let Some(source) = state.recordings() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recordings_unavailable",
+            "this server has no Twilio account to fetch recordings from",
+        ));
+    };
+    match crate::audio::serve_recording_audio(
+        source.client.as_ref(),
+        source.cache.as_ref(),
+        &sid,
+        format,
+        &headers,
+    )
+    .await
+    {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            if e.is_gone() {
+                mark_deleted(&state, &sid).await;
+            }
+            Ok(e.into_response())
+        }
+    }
+}
+
+/// Marks a recording Twilio answered 404 for as deleted, through the same
+/// planner and transaction as the sync; a failure is logged (the answer is
+/// a 404 either way).
+async fn mark_deleted(state: &AppState, sid: &RecordingSid) {
+    let result = async {
+        let mut tx = state.store().begin_ingest().await?;
+        let plan = callview_core::sync::plan_media_in(
+            tx.as_mut(),
+            MediaBatch {
+                gone: vec![sid.clone()],
+                ..MediaBatch::default()
+            },
+        )
+        .await?;
+        let changed = !plan.is_empty();
+        tx.apply_media(plan).await?;
+        tx.commit().await?;
+        Ok::<_, callview_core::StoreError>(changed)
+    }
+    .await;
+    match result {
+        Ok(true) => {
+            tracing::info!(recording = %sid, "Twilio no longer has this recording: marked deleted");
+            state.events().publish(crate::events::ServerEvent::changed(0, 1));
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(recording = %sid, error = %e, "could not mark a recording deleted"),
+    }
+}
+
+/// `POST /api/session`: sets the cookie that lets the viewer's audio
+/// element play recordings ([`crate::media_cookie`]); it needs the bearer
+/// token like the rest of the API. Without an API token there is nothing
+/// to set.
+pub async fn start_session(State(state): State<AppState>) -> Response {
+    let Some(check) = state.token_check() else {
+        return Json(serde_json::json!({"media_cookie": false})).into_response();
+    };
+    let now = chrono::Utc::now();
+    let value = crate::media_cookie::issue(check.media_key(), now);
+    let mut response = Json(serde_json::json!({
+        "media_cookie": true,
+        "expires_at": iso(now + crate::media_cookie::LIFETIME),
+    }))
+    .into_response();
+    if let Ok(header) = HeaderValue::from_str(&crate::media_cookie::set_cookie(&value)) {
+        response.headers_mut().insert(header::SET_COOKIE, header);
+    }
+    response
 }

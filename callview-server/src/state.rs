@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use callview_core::twilio::Secret;
+use callview_core::twilio::{Secret, TwilioClient};
 use callview_core::{Normalizer, Store};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
+use crate::audio_cache::AudioCache;
 use crate::events::EventHub;
 use crate::signature::WebhookConfig;
 use crate::sync_runner::SyncRunner;
@@ -26,6 +27,16 @@ struct StateInner {
     token: Option<TokenCheck>,
     webhook: Option<Arc<WebhookConfig>>,
     events: EventHub,
+    recordings: Option<Arc<RecordingSource>>,
+}
+
+/// Where recordings' audio comes from: the Twilio account (with the
+/// server's credentials) and an optional local cache.
+pub struct RecordingSource {
+    /// The account.
+    pub client: Arc<dyn TwilioClient>,
+    /// Fetched audio kept on disk, when configured.
+    pub cache: Option<AudioCache>,
 }
 
 /// The API token, kept as a digest so comparisons take the same time
@@ -33,15 +44,27 @@ struct StateInner {
 #[derive(Clone)]
 pub(crate) struct TokenCheck {
     digest: [u8; 20],
+    /// The key of the media cookies ([`crate::media_cookie`]), derived
+    /// from the token: a new token invalidates every cookie.
+    media_key: [u8; 20],
     _token: Secret,
 }
 
 impl TokenCheck {
     fn new(token: &str) -> Self {
+        let mut hasher = Sha1::new();
+        hasher.update(b"callview-media-cookie:");
+        hasher.update(token.as_bytes());
         Self {
             digest: digest(token.as_bytes()),
+            media_key: hasher.finalize().into(),
             _token: Secret::new(token),
         }
+    }
+
+    /// The key media cookies are signed with.
+    pub(crate) fn media_key(&self) -> &[u8] {
+        &self.media_key
     }
 
     pub(crate) fn matches(&self, given: &[u8]) -> bool {
@@ -81,6 +104,7 @@ impl AppState {
                 token: None,
                 webhook: None,
                 events: EventHub::new(),
+                recordings: None,
             }),
         }
     }
@@ -95,6 +119,7 @@ impl AppState {
                 token: shared.token.clone(),
                 webhook: shared.webhook.clone(),
                 events: shared.events.clone(),
+                recordings: shared.recordings.clone(),
             },
         };
         f(&mut inner);
@@ -136,6 +161,18 @@ impl AppState {
     /// Accepts Twilio status callbacks on `POST /webhooks/twilio/call-status` (see [`crate::webhook`]).
     pub fn with_webhook(self, config: WebhookConfig) -> Self {
         self.edit(|s| s.webhook = Some(Arc::new(config)))
+    }
+
+    /// Serves recordings' audio from `client` (the account the sync
+    /// reads), through `cache` when given.
+    pub fn with_recordings(self, client: Arc<dyn TwilioClient>, cache: Option<AudioCache>) -> Self {
+        let source = Arc::new(RecordingSource { client, cache });
+        self.edit(|s| s.recordings = Some(source))
+    }
+
+    /// Where recordings' audio comes from, when configured.
+    pub fn recordings(&self) -> Option<&RecordingSource> {
+        self.inner.recordings.as_deref()
     }
 
     /// The status-callback webhook's configuration, when there is one.

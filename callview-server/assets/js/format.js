@@ -129,3 +129,11 @@ export function directionIcon(actual) {
   svg.append(path);
   return svg;
 }
+
+/** Seconds as `m:ss` (a position in a recording). */
+export function clock(seconds) {
+  const total = Math.max(0, Math.floor(Number(seconds) || 0));
+  const m = Math.floor(total / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return `${m}:${s}`;
+}

@@ -18,7 +18,7 @@ const MAX_MESSAGES = 500;
 const SEARCH_DELAY_MS = 250;
 const HEALTH_EVERY_MS = 30000;
 const PROGRESS_REFRESH_MS = 3000;
-const FILTER_KEYS = ["q", "status", "direction", "since", "until", "tag"];
+const FILTER_KEYS = ["q", "status", "direction", "since", "until", "tag", "recorded"];
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -28,6 +28,7 @@ const ui = {
   direction: $("direction"),
   since: $("since"),
   until: $("until"),
+  recorded: $("recorded"),
   clear: $("clear-filters"),
   tagFilter: $("tag-filter"),
   count: $("list-count"),
@@ -48,7 +49,7 @@ const ui = {
 };
 
 const state = {
-  filters: { q: "", status: "", direction: "", since: "", until: "", tag: "" },
+  filters: { q: "", status: "", direction: "", since: "", until: "", tag: "", recorded: "" },
   selected: null,
   list: { items: [], total: 0, loading: false, generation: 0, abort: null, error: null },
   thread: { id: null, conversation: null, messages: [], total: 0, nextCursor: null, abort: null, generation: 0, editing: false, stale: false },
@@ -145,6 +146,7 @@ function apiFilters() {
     since: dayStart(f.since),
     until: dayStart(f.until, 1),
     tag: f.tag,
+    has_recording: f.recorded ? "true" : undefined,
   };
 }
 
@@ -721,6 +723,7 @@ function fillInputs() {
   ui.direction.value = f.direction;
   ui.since.value = f.since;
   ui.until.value = f.until;
+  ui.recorded.checked = Boolean(f.recorded);
   ui.tagFilter.hidden = !f.tag;
   ui.tagFilter.textContent = f.tag ? `Tag: ${f.tag} ✕` : "";
   ui.tagFilter.setAttribute("aria-label", f.tag ? `Stop filtering by the tag ${f.tag}` : "");
@@ -774,11 +777,12 @@ function wire() {
     else if (target === ui.direction) state.filters.direction = ui.direction.value;
     else if (target === ui.since) state.filters.since = ui.since.value;
     else if (target === ui.until) state.filters.until = ui.until.value;
+    else if (target === ui.recorded) state.filters.recorded = ui.recorded.checked ? "1" : "";
     else return;
     filtersChanged();
   });
   ui.clear.addEventListener("click", () => {
-    state.filters = { q: "", status: "", direction: "", since: "", until: "", tag: "" };
+    state.filters = { q: "", status: "", direction: "", since: "", until: "", tag: "", recorded: "" };
     fillInputs();
     filtersChanged();
     ui.search.focus();
@@ -856,7 +860,22 @@ function wire() {
   window.setInterval(pollHealth, HEALTH_EVERY_MS);
 }
 
-function start() {
+/**
+ * Asks the server for the cookie that lets <audio> elements (which cannot
+ * send the bearer token) play recordings. Without a token there is none.
+ */
+async function startMediaSession() {
+  if (!token()) return;
+  try {
+    await request("api/session", { method: "POST" });
+  } catch {
+    // A rejected token shows the token form through the list's request.
+  }
+}
+
+async function start() {
+  // Before any <audio> element asks for a recording.
+  await startMediaSession();
   const { filters, selected } = readAddress();
   state.filters = filters;
   fillInputs();

@@ -217,15 +217,12 @@ export function callCard(message) {
         el("ul", { class: "legs", "aria-label": "Forwarded and transferred legs" }, legs.map(legItem)),
       ]
     : [];
-  const recording = call.recording_url || meta.recording_url;
   const foot = el(
     "div",
     { class: "call-foot" },
     el("span", { class: "sid" }, "SID ", el("code", { text: call.sid }), copyButton(call.sid)),
-    recording
-      ? el("audio", { controls: true, preload: "none", src: recording, "aria-label": `Recording of the ${title.toLowerCase()}` })
-      : null,
   );
+  const recordings = (meta.recordings || []).map((r) => recordingBlock(r, title));
   const notes = meta.notes ? el("p", { class: "call-notes", text: meta.notes }) : null;
   const annotations = el(
     "div",
@@ -265,9 +262,86 @@ export function callCard(message) {
       figures,
       parties,
       legList,
+      recordings.length ? el("div", { class: "recordings" }, recordings) : null,
       annotations,
       foot,
     ),
+  );
+}
+
+const SPEEDS = [0.75, 1, 1.25, 1.5, 2];
+
+/** The transcript worth showing: Voice Intelligence (sentences) first, then legacy text. */
+function shownTranscript(recording) {
+  const done = (recording.transcripts || []).filter((t) => t.status === "completed" && t.text);
+  return done.find((t) => t.sentences && t.sentences.length) || done[0] || null;
+}
+
+/** A recording: player (play/pause, seek, speed, download) and its transcript. */
+export function recordingBlock(recording, title) {
+  const length = recording.duration ? ` · ${fmt.duration(recording.duration)}` : "";
+  const label = el("p", { class: "recording-title", text: `Recording${length}` });
+  if (!recording.url) {
+    return el(
+      "section",
+      { class: "recording", dataset: { sid: recording.sid, status: recording.status } },
+      label,
+      el("p", { class: "recording-note", text: "Deleted at Twilio: it can no longer be played." }),
+    );
+  }
+  if (recording.status !== "completed") {
+    return el(
+      "section",
+      { class: "recording", dataset: { sid: recording.sid, status: recording.status } },
+      label,
+      el("p", { class: "recording-note", text: "Twilio is still processing this recording." }),
+    );
+  }
+  const audio = el("audio", {
+    controls: true,
+    preload: "metadata",
+    src: recording.url,
+    "aria-label": `Recording of the ${title.toLowerCase()}`,
+  });
+  const speed = el(
+    "select",
+    { class: "speed", "aria-label": "Playback speed" },
+    SPEEDS.map((v) => el("option", { value: String(v), selected: v === 1, text: `${v}×` })),
+  );
+  speed.addEventListener("change", () => {
+    audio.playbackRate = Number(speed.value);
+  });
+  const download = el("a", { class: "download", href: recording.url, download: `${recording.sid}.mp3`, text: "Download" });
+  const transcript = shownTranscript(recording);
+  let text = null;
+  if (transcript && transcript.sentences && transcript.sentences.length) {
+    text = el(
+      "ol",
+      { class: "transcript", "aria-label": "Transcript" },
+      transcript.sentences.map((s) => {
+        const button = el(
+          "button",
+          { type: "button", class: "sentence", dataset: { start: String(s.start) }, title: `Play from ${fmt.duration(Math.floor(s.start))}` },
+          el("span", { class: "speaker", dataset: { channel: String(s.channel) }, text: `Speaker ${s.channel + 1}` }),
+          el("span", { class: "at", text: fmt.clock(s.start) }),
+          el("span", { class: "said", text: s.text }),
+        );
+        button.addEventListener("click", () => {
+          audio.currentTime = s.start;
+          audio.play().catch(() => {});
+        });
+        return el("li", {}, button);
+      }),
+    );
+  } else if (transcript) {
+    text = el("blockquote", { class: "transcript legacy", text: transcript.text });
+  }
+  return el(
+    "section",
+    { class: "recording", dataset: { sid: recording.sid, status: recording.status } },
+    label,
+    el("div", { class: "player" }, audio, speed, download),
+    text,
   );
 }
 

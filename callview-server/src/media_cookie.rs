@@ -1,0 +1,132 @@
+//! The cookie that lets the viewer's `<audio>` element play recordings
+//! when the API needs a bearer token: an audio element cannot send an
+//! `Authorization` header, and the token must never appear in a URL.
+//!
+//! `POST /api/session` (with the bearer token) answers with
+//! `Set-Cookie: callview_media=v1.<expiry>.<mac>`: an HMAC-SHA1, keyed by a
+//! secret derived from the API token, of the expiry (Unix seconds). The
+//! cookie is `HttpOnly`, `SameSite=Strict`, limited to
+//! `/api/recordings/` and valid for [`LIFETIME`]; it is accepted only on
+//! `GET`/`HEAD` of a recording's audio, never on the rest of the API, so it
+//! grants nothing but listening. Changing the API token invalidates every
+//! cookie.
+
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+/// The cookie's name.
+pub const COOKIE_NAME: &str = "callview_media";
+/// How long a cookie stays valid.
+pub const LIFETIME: Duration = Duration::hours(12);
+/// Where the browser sends it.
+pub const COOKIE_PATH: &str = "/api/recordings/";
+
+/// A cookie value valid until `now + LIFETIME`.
+pub fn issue(key: &[u8], now: DateTime<Utc>) -> String {
+    let expiry = (now + LIFETIME).timestamp();
+    format!("v1.{expiry}.{}", hex(&mac(key, expiry)))
+}
+
+/// Whether `value` was issued with `key` and has not expired at `now`.
+/// The MAC is compared in constant time.
+pub fn verify(key: &[u8], value: &str, now: DateTime<Utc>) -> bool {
+    let mut parts = value.trim().split('.');
+    let (Some("v1"), Some(expiry), Some(given), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(expiry) = expiry.parse::<i64>() else {
+        return false;
+    };
+    if expiry <= now.timestamp() || expiry > (now + LIFETIME).timestamp() + 60 {
+        return false;
+    }
+    let Some(given) = unhex(given) else {
+        return false;
+    };
+    let mut m = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    m.update(expiry.to_string().as_bytes());
+    m.verify_slice(&given).is_ok()
+}
+
+/// The `Set-Cookie` header value for `value`.
+pub fn set_cookie(value: &str) -> String {
+    format!(
+        "{COOKIE_NAME}={value}; Path={COOKIE_PATH}; Max-Age={}; HttpOnly; SameSite=Strict",
+        LIFETIME.num_seconds()
+    )
+}
+
+/// The value of our cookie in a `Cookie` request header, if any.
+pub fn from_cookie_header(header: &str) -> Option<&str> {
+    header.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == COOKIE_NAME).then_some(value)
+    })
+}
+
+/// Whether `path` is a recording's audio (what the cookie may open).
+pub fn is_audio_path(path: &str) -> bool {
+    path.strip_prefix("/api/recordings/")
+        .and_then(|rest| rest.strip_suffix("/audio"))
+        .is_some_and(|sid| !sid.is_empty() && !sid.contains('/'))
+}
+
+fn mac(key: &[u8], expiry: i64) -> Vec<u8> {
+    let mut m = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    m.update(expiry.to_string().as_bytes());
+    m.finalize().into_bytes().to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_verifies_with_its_key_until_it_expires() {
+        let now = Utc::now();
+        let value = issue(b"key", now);
+        assert!(verify(b"key", &value, now));
+        assert!(!verify(b"other key", &value, now));
+        assert!(!verify(b"key", &value, now + LIFETIME + Duration::seconds(1)));
+        // A forged expiry breaks the MAC.
+        let forged = value.replacen("v1.", "v1.9", 1);
+        assert!(!verify(b"key", &forged, now));
+        assert!(!verify(b"key", "v1.x.y", now));
+        assert!(!verify(b"key", "", now));
+    }
+
+    #[test]
+    fn only_audio_paths_accept_it() {
+        assert!(is_audio_path("/api/recordings/RE0123/audio"));
+        assert!(!is_audio_path("/api/recordings/RE0123"));
+        assert!(!is_audio_path("/api/recordings//audio"));
+        assert!(!is_audio_path("/api/recordings/a/b/audio"));
+        assert!(!is_audio_path("/api/conversations"));
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        assert_eq!(
+            from_cookie_header("a=1; callview_media=v1.2.ab; b=2"),
+            Some("v1.2.ab")
+        );
+        assert_eq!(from_cookie_header("a=1"), None);
+    }
+}
