@@ -47,8 +47,8 @@ use std::ops::RangeInclusive;
 
 use axum::body::Body;
 use axum::http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, ETAG, IF_RANGE, RANGE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    ETAG, IF_RANGE, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -325,11 +325,9 @@ fn etag(sid: &RecordingSid, format: AudioFormat, len: Option<u64>) -> Option<Hea
 fn respond(plan: &Plan, mut headers: HeaderMap, len: Option<u64>, body: Body) -> Response {
     let (status, content_length) = match (plan, len) {
         (Plan::Partial(range), Some(total)) => {
-            if let Ok(value) = HeaderValue::from_str(&format!(
-                "bytes {}-{}/{total}",
-                range.start(),
-                range.end()
-            )) {
+            if let Ok(value) =
+                HeaderValue::from_str(&format!("bytes {}-{}/{total}", range.start(), range.end()))
+            {
                 headers.insert(CONTENT_RANGE, value);
             }
             (StatusCode::PARTIAL_CONTENT, Some(range_len(range)))
@@ -402,7 +400,7 @@ async fn serve_file(
 }
 
 /// Serves Twilio's response as it arrives: the requested slice, cut from the
-/// stream. The first chunk is awaited before answering, so that a stream
+/// stream. The first bytes are awaited before answering, so that a stream
 /// that fails at once is answered `502` rather than cut short.
 async fn serve_upstream(
     audio: RecordingAudio,
@@ -424,10 +422,13 @@ async fn serve_upstream(
         (Plan::Partial(range), _) => (*range.start(), Some(range_len(range))),
         (_, len) => (0, len),
     };
-    let first = match body.next().await {
-        Some(Err(e)) => return Err(AudioError::from_twilio(sid, e)),
-        Some(Ok(chunk)) => Some(chunk),
-        None => None,
+    let first = loop {
+        match body.next().await {
+            Some(Err(e)) => return Err(AudioError::from_twilio(sid, e)),
+            Some(Ok(chunk)) if chunk.is_empty() => continue,
+            Some(Ok(chunk)) => break Some(chunk),
+            None => break None,
+        }
     };
     let whole = stream::iter(first.map(Ok)).chain(body).boxed();
     let body = match take {
