@@ -368,7 +368,8 @@ fn range_len(range: &RangeInclusive<u64>) -> u64 {
 }
 
 /// Serves a local file (cached, or a temporary download): seeks to the
-/// range's start and streams at most its length, in [`FILE_CHUNK`]s.
+/// range's start and streams its length, in [`FILE_CHUNK`]s (one buffer of
+/// that size at a time: constant memory).
 async fn serve_file(
     cached: CachedAudio,
     sid: &RecordingSid,
@@ -390,13 +391,30 @@ async fn serve_file(
         Plan::Unsatisfiable => return Ok(unsatisfiable(headers, len)),
     };
     file.seek(io::SeekFrom::Start(start)).await?;
-    let reader = ReaderStream::with_capacity(file.take(take), FILE_CHUNK);
-    // The temporary file (if any) lives as long as the body, then is deleted.
-    let body = reader.map(move |chunk| {
-        let _keep = &temporary;
-        chunk
-    });
-    Ok(respond(&plan, headers, Some(len), Body::from_stream(body)))
+    let mut reader = file.take(take);
+    // The first chunk is read before answering, so that the headers and the
+    // first bytes leave together: written apart, a small answer (a seek's
+    // probe of the last bytes) waits for a delayed ACK (~40 ms) on a
+    // connection without TCP_NODELAY.
+    let first_len = usize::try_from(take).map_or(FILE_CHUNK, |t| t.min(FILE_CHUNK));
+    let mut first = vec![0; first_len];
+    reader.read_exact(&mut first).await?;
+    let body = if take <= first_len as u64 {
+        // All of it: a complete body (a temporary file is deleted now).
+        Body::from(first)
+    } else {
+        let rest = ReaderStream::with_capacity(reader, FILE_CHUNK);
+        let body = stream::once(async move { Ok(Bytes::from(first)) })
+            .chain(rest)
+            // The temporary file (if any) lives as long as the body, then
+            // is deleted.
+            .map(move |chunk| {
+                let _keep = &temporary;
+                chunk
+            });
+        Body::from_stream(body)
+    };
+    Ok(respond(&plan, headers, Some(len), body))
 }
 
 /// Serves Twilio's response as it arrives: the requested slice, cut from the

@@ -231,7 +231,10 @@ impl AudioCache {
                 continue;
             };
             let meta_path = meta_path(&dir, &key);
-            let metadata = item.metadata()?;
+            // Deleted meanwhile, or unreadable: not an entry.
+            let Ok(metadata) = item.metadata() else {
+                continue;
+            };
             match read_meta(&meta_path) {
                 Some((content_type, len)) if metadata.is_file() && metadata.len() == len => {
                     let used = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -427,21 +430,24 @@ impl AudioCache {
             format.extension(),
             std::process::id()
         )));
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&temp.0)
             .await?;
+        // Twilio's chunks are small (a few KiB): written in blocks of 64 KiB.
+        let mut writer = tokio::io::BufWriter::with_capacity(64 * 1024, file);
         let mut body = audio.body;
         let mut written: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(FetchError::Twilio)?;
-            file.write_all(&chunk).await?;
+            writer.write_all(&chunk).await?;
             written += chunk.len() as u64;
         }
         drop(body);
-        file.flush().await?;
+        writer.flush().await?;
+        let mut file = writer.into_inner();
         if let Some(expected) = audio.content_length {
             if written != expected {
                 return Err(FetchError::Twilio(TwilioError::Transport(format!(
