@@ -52,6 +52,8 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod audio;
+pub mod audio_cache;
 pub mod contacts_csv;
 pub mod db;
 pub mod demo;
