@@ -10,8 +10,9 @@
 //!   first one older than the window.
 //! * Voice Intelligence transcripts: `/v2/Transcripts` by
 //!   `AfterDateCreated`, each completed one with its sentences. An account
-//!   without Voice Intelligence (401, 403 or 404 on the listing) is noted
-//!   in the report, not an error.
+//!   without Voice Intelligence (401, 403 or 404 on the listing), or an
+//!   intelligence host that fails, is noted in the report
+//!   (`media.notes`), not an error: calls and recordings are still synced.
 //!
 //! Order does not matter: recordings and transcripts point at their call
 //! by SID, so either may be stored first ([`crate::model::media`]).
@@ -164,16 +165,19 @@ pub(crate) async fn sync_media(
             .await
         {
             Ok(page) => page,
-            Err(e @ (TwilioError::NotFound { .. } | TwilioError::Unauthorized { .. })) => {
+            // Voice Intelligence is a separate product on its own host: an
+            // account without it, or a host that cannot be reached, must
+            // not stop the sync of calls and recordings. Said in the report.
+            Err(e) => {
                 let note = format!("Voice Intelligence transcripts skipped: {e}");
                 tracing::warn!("{note}");
                 report.notes.push(note);
                 break;
             }
-            Err(e) => return Err(e.into()),
         };
         note_rejected(skipped, page.rejected);
         let mut batch = Vec::with_capacity(page.transcripts.len());
+        let mut stopped = false;
         for mut t in page.transcripts {
             if t.status == TranscriptStatus::Completed {
                 match client.transcript_sentences(&t.sid).await {
@@ -185,16 +189,23 @@ pub(crate) async fn sync_media(
                         });
                         continue;
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => {
+                        let note = format!("Voice Intelligence transcripts stopped: {e}");
+                        tracing::warn!("{note}");
+                        report.notes.push(note);
+                        stopped = true;
+                        break;
+                    }
                 }
             }
             batch.push(t);
         }
         report.transcripts_fetched += batch.len() as u64;
+        // What was read before a failure is kept.
         write(store, Vec::new(), batch, Vec::new(), report).await?;
         match page.next {
-            Some(next) => token = Some(next),
-            None => break,
+            Some(next) if !stopped => token = Some(next),
+            _ => break,
         }
     }
     Ok(())

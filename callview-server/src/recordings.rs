@@ -236,6 +236,9 @@ pub async fn get_audio(
         Ok(response) => Ok(response),
         Err(e) => {
             if e.is_gone() {
+                if let Some(cache) = &source.cache {
+                    cache.remove_recording(&sid).await;
+                }
                 mark_deleted(&state, &sid).await;
             }
             Ok(e.into_response())
