@@ -281,6 +281,7 @@ impl Viewer {
             .unwrap();
         let state = AppState::new(Arc::clone(&store))
             .with_sync(Arc::clone(&runner))
+            .with_recordings(Arc::new(sim.clone()), None)
             .with_api_token(token);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1114,5 +1115,162 @@ async fn the_team_names_notes_and_tags_and_other_tabs_see_it_live() {
 
     a.close().await;
     b.close().await;
+    viewer.stop().await;
+}
+
+/// A dispatcher finds a call by a word said in it, plays its recording
+/// (the audio element loads a finite duration and plays on), seeks by
+/// clicking a sentence of the transcript, changes the speed, and filters
+/// the list to recorded conversations; with an API token, through the
+/// media cookie (an audio element cannot send the token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_plays_and_a_word_said_finds_its_call() {
+    let viewer = Viewer::start(Some("play-token")).await;
+    // A call whose recording has a Voice Intelligence transcript.
+    let list = viewer
+        .api("/api/conversations?has_recording=true&limit=100")
+        .await;
+    let mut found = None;
+    'search: for c in list["conversations"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let page = viewer
+            .api(&format!("/api/conversations/{id}/messages?limit=500"))
+            .await;
+        for m in page["messages"].as_array().unwrap() {
+            for r in m["metadata"]["recordings"].as_array().into_iter().flatten() {
+                let Some(t) = r["transcripts"].as_array().and_then(|ts| {
+                    ts.iter().find(|t| {
+                        t["status"] == "completed"
+                            && t["sentences"].as_array().is_some_and(|s| s.len() >= 2)
+                    })
+                }) else {
+                    continue;
+                };
+                if r["url"].is_null() || r["status"] != "completed" {
+                    continue;
+                }
+                let word = t["text"]
+                    .as_str()
+                    .unwrap()
+                    .split(|c: char| !c.is_alphabetic())
+                    .filter(|w| w.len() >= 6)
+                    .max_by_key(|w| w.len())
+                    .map(str::to_owned);
+                if let Some(word) = word {
+                    let sentence = t["sentences"][1]["start"].as_f64().unwrap();
+                    found = Some((
+                        id.to_owned(),
+                        r["sid"].as_str().unwrap().to_owned(),
+                        word,
+                        sentence,
+                    ));
+                    break 'search;
+                }
+            }
+        }
+    }
+    let (id, sid, word, sentence_start) = found.expect("a transcribed recording");
+
+    let browser = Browser::launch(1280, 900, &[]).await;
+    browser
+        .client
+        .goto(&format!("{}/?token=play-token", viewer.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for("the list", "document.querySelectorAll('.conv').length > 0")
+        .await;
+    // A word said in the call finds its conversation.
+    browser.type_into("#search", &word).await;
+    browser
+        .wait_for(
+            "the conversation found by a word said",
+            &format!("document.querySelector('.conv[data-conversation-id=\"{id}\"]')"),
+        )
+        .await;
+    browser
+        .click(&format!(".conv[data-conversation-id=\"{id}\"]"))
+        .await;
+    let audio = format!("document.querySelector('.recording[data-sid=\"{sid}\"] audio')");
+    browser
+        .wait_for("the recording's player", &audio)
+        .await;
+    // The audio element loads through the media cookie: a finite duration.
+    let duration = browser
+        .wait_for(
+            "the audio's duration",
+            &format!("{audio}.readyState >= 1 && isFinite({audio}.duration) && {audio}.duration > 0 && {audio}.duration"),
+        )
+        .await;
+    assert!(duration.as_f64().unwrap() > 0.0, "{duration}");
+    // Clicking a sentence seeks there and plays on.
+    browser
+        .click(&format!(
+            ".recording[data-sid=\"{sid}\"] .transcript li:nth-child(2) .sentence"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "playback past the sentence's start",
+            &format!("!{audio}.paused && {audio}.currentTime > {} ", sentence_start + 0.3),
+        )
+        .await;
+    // The sentence being said is marked.
+    browser
+        .wait_for(
+            "a sentence marked as being said",
+            &format!(
+                "document.querySelector('.recording[data-sid=\"{sid}\"] .sentence[aria-current=\"true\"]')"
+            ),
+        )
+        .await;
+    // Playback speed.
+    browser
+        .js(&format!(
+            "const s = document.querySelector('.recording[data-sid=\"{sid}\"] .speed'); \
+             s.value = '1.5'; s.dispatchEvent(new Event('change'));"
+        ))
+        .await;
+    assert_eq!(browser.js(&format!("return {audio}.playbackRate")).await, json!(1.5));
+    // The download link points at this server, never at Twilio.
+    let href = browser
+        .js(&format!(
+            "return document.querySelector('.recording[data-sid=\"{sid}\"] .download').href"
+        ))
+        .await;
+    assert!(
+        href.as_str().unwrap().starts_with(&format!("{}/api/recordings/{sid}/audio", viewer.base)),
+        "{href}"
+    );
+    browser.js(&format!("{audio}.pause();")).await;
+    browser.screenshot("recording-playing.png").await;
+
+    // The "with recording" filter keeps recorded conversations only.
+    browser.click("#clear-filters").await;
+    browser
+        .wait_for("no filter in the address", "!location.hash.includes('q=')")
+        .await;
+    browser.click("#recorded").await;
+    browser
+        .wait_for(
+            "the recorded filter in the address",
+            "location.hash.includes('recorded=1')",
+        )
+        .await;
+    let total = viewer
+        .api("/api/conversations?has_recording=true&limit=1")
+        .await["total"]
+        .as_u64()
+        .unwrap();
+    browser
+        .wait_for(
+            "the filtered count",
+            &format!(
+                "document.getElementById('list-count').textContent.startsWith('{} ')",
+                total
+            ),
+        )
+        .await;
+    browser.close().await;
     viewer.stop().await;
 }

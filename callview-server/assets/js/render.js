@@ -333,6 +333,16 @@ export function recordingBlock(recording, title) {
         return el("li", {}, button);
       }),
     );
+    // The sentence being said is marked as the audio plays.
+    const buttons = [...text.querySelectorAll(".sentence")];
+    audio.addEventListener("timeupdate", () => {
+      const now = audio.currentTime;
+      transcript.sentences.forEach((s, i) => {
+        const on = now >= s.start && now < Math.max(s.end, s.start + 0.1);
+        if (on) buttons[i].setAttribute("aria-current", "true");
+        else buttons[i].removeAttribute("aria-current");
+      });
+    });
   } else if (transcript) {
     text = el("blockquote", { class: "transcript legacy", text: transcript.text });
   }
