@@ -151,7 +151,10 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
             // An <audio> element cannot send headers either: a recording's
             // audio also opens with the media cookie of `POST /api/session`.
             if given.is_none()
-                && matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+                && matches!(
+                    *req.method(),
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                )
                 && crate::media_cookie::is_audio_path(req.uri().path())
             {
                 let cookie_ok = req

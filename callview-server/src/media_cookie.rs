@@ -104,7 +104,11 @@ mod tests {
         let value = issue(b"key", now);
         assert!(verify(b"key", &value, now));
         assert!(!verify(b"other key", &value, now));
-        assert!(!verify(b"key", &value, now + LIFETIME + Duration::seconds(1)));
+        assert!(!verify(
+            b"key",
+            &value,
+            now + LIFETIME + Duration::seconds(1)
+        ));
         // A forged expiry breaks the MAC.
         let forged = value.replacen("v1.", "v1.9", 1);
         assert!(!verify(b"key", &forged, now));

@@ -10,12 +10,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use callview_core::model::MediaBatch;
-use callview_core::twilio::AudioFormat;
 use callview_core::model::media::recording_path;
+use callview_core::model::MediaBatch;
 use callview_core::model::{Interaction, StoredRecording};
 use callview_core::recording::{RecordingSid, Sentence, Transcript, TranscriptStatus};
 use callview_core::store::CallMedia;
+use callview_core::twilio::AudioFormat;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -214,7 +214,10 @@ pub async fn get_audio(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "recording_gone",
-            format!("recording {sid} was deleted at Twilio (noticed {})", iso(at)),
+            format!(
+                "recording {sid} was deleted at Twilio (noticed {})",
+                iso(at)
+            ),
         ));
     }
     let Some(source) = state.recordings() else {
@@ -269,10 +272,14 @@ async fn mark_deleted(state: &AppState, sid: &RecordingSid) {
     match result {
         Ok(true) => {
             tracing::info!(recording = %sid, "Twilio no longer has this recording: marked deleted");
-            state.events().publish(crate::events::ServerEvent::changed(0, 1));
+            state
+                .events()
+                .publish(crate::events::ServerEvent::changed(0, 1));
         }
         Ok(false) => {}
-        Err(e) => tracing::warn!(recording = %sid, error = %e, "could not mark a recording deleted"),
+        Err(e) => {
+            tracing::warn!(recording = %sid, error = %e, "could not mark a recording deleted")
+        }
     }
 }
 

@@ -1192,9 +1192,7 @@ async fn a_recording_plays_and_a_word_said_finds_its_call() {
         .click(&format!(".conv[data-conversation-id=\"{id}\"]"))
         .await;
     let audio = format!("document.querySelector('.recording[data-sid=\"{sid}\"] audio')");
-    browser
-        .wait_for("the recording's player", &audio)
-        .await;
+    browser.wait_for("the recording's player", &audio).await;
     // The audio element loads through the media cookie: a finite duration.
     let duration = browser
         .wait_for(
@@ -1212,7 +1210,10 @@ async fn a_recording_plays_and_a_word_said_finds_its_call() {
     browser
         .wait_for(
             "playback past the sentence's start",
-            &format!("!{audio}.paused && {audio}.currentTime > {} ", sentence_start + 0.3),
+            &format!(
+                "!{audio}.paused && {audio}.currentTime > {} ",
+                sentence_start + 0.3
+            ),
         )
         .await;
     // The sentence being said is marked.
@@ -1231,7 +1232,10 @@ async fn a_recording_plays_and_a_word_said_finds_its_call() {
              s.value = '1.5'; s.dispatchEvent(new Event('change'));"
         ))
         .await;
-    assert_eq!(browser.js(&format!("return {audio}.playbackRate")).await, json!(1.5));
+    assert_eq!(
+        browser.js(&format!("return {audio}.playbackRate")).await,
+        json!(1.5)
+    );
     // The download link points at this server, never at Twilio.
     let href = browser
         .js(&format!(
@@ -1239,7 +1243,9 @@ async fn a_recording_plays_and_a_word_said_finds_its_call() {
         ))
         .await;
     assert!(
-        href.as_str().unwrap().starts_with(&format!("{}/api/recordings/{sid}/audio", viewer.base)),
+        href.as_str()
+            .unwrap()
+            .starts_with(&format!("{}/api/recordings/{sid}/audio", viewer.base)),
         "{href}"
     );
     browser.js(&format!("{audio}.pause();")).await;

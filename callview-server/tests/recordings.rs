@@ -76,7 +76,11 @@ impl Recorded {
     }
 
     async fn audio(&self, path: &str, range: Option<&str>) -> reqwest::Response {
-        let mut request = self.server.http.get(self.server.url(path)).bearer_auth(TOKEN);
+        let mut request = self
+            .server
+            .http
+            .get(self.server.url(path))
+            .bearer_auth(TOKEN);
         if let Some(range) = range {
             request = request.header("Range", range);
         }
@@ -153,11 +157,19 @@ async fn audio_is_proxied_with_ranges(backend: Backend) {
     assert_eq!(full.status(), 200);
     assert_eq!(full.headers()["content-type"], "audio/mpeg");
     assert_eq!(full.headers()["accept-ranges"], "bytes");
-    assert_eq!(full.bytes().await.unwrap().to_vec(), expected, "the same bytes Twilio serves");
+    assert_eq!(
+        full.bytes().await.unwrap().to_vec(),
+        expected,
+        "the same bytes Twilio serves"
+    );
 
     for (range, start, end) in [
         ("bytes=0-99".to_owned(), 0, 99),
-        (format!("bytes={}-{}", n / 2, n / 2 + 499), n / 2, n / 2 + 499),
+        (
+            format!("bytes={}-{}", n / 2, n / 2 + 499),
+            n / 2,
+            n / 2 + 499,
+        ),
         ("bytes=-100".to_owned(), n - 100, n - 1),
         (format!("bytes={}-", n - 10), n - 10, n - 1),
     ] {
@@ -168,14 +180,23 @@ async fn audio_is_proxied_with_ranges(backend: Backend) {
             format!("bytes {start}-{end}/{n}").as_str(),
             "{range}"
         );
-        assert_eq!(part.bytes().await.unwrap().to_vec(), expected[start..=end], "{range}");
+        assert_eq!(
+            part.bytes().await.unwrap().to_vec(),
+            expected[start..=end],
+            "{range}"
+        );
     }
     let past = r.audio(&path, Some(&format!("bytes={n}-"))).await;
     assert_eq!(past.status(), 416);
-    assert_eq!(past.headers()["content-range"], format!("bytes */{n}").as_str());
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{n}").as_str()
+    );
 
     // WAV too.
-    let wav = r.audio(&format!("{path}?format=wav"), Some("bytes=0-3")).await;
+    let wav = r
+        .audio(&format!("{path}?format=wav"), Some("bytes=0-3"))
+        .await;
     assert_eq!(wav.status(), 206);
     assert_eq!(&wav.bytes().await.unwrap()[..], b"RIFF");
 
@@ -192,7 +213,10 @@ async fn audio_is_proxied_with_ranges(backend: Backend) {
         .unwrap();
     assert_eq!(session.status(), 200);
     let cookie = session.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains(TOKEN), "the cookie is not the token");
     let pair = cookie.split(';').next().unwrap().to_owned();
     let with_cookie = r
@@ -227,16 +251,28 @@ async fn audio_is_proxied_with_ranges(backend: Backend) {
     // Unknown and malformed SIDs.
     let (status, body) = r
         .server
-        .get_with("/api/recordings/RE00000000000000000000000000000000/audio", Some(TOKEN))
+        .get_with(
+            "/api/recordings/RE00000000000000000000000000000000/audio",
+            Some(TOKEN),
+        )
         .await;
     assert_eq!((status, assert_error(&body).as_str()), (404, "not_found"));
-    let (status, body) = r.server.get_with("/api/recordings/nope/audio", Some(TOKEN)).await;
-    assert_eq!((status, assert_error(&body).as_str()), (400, "invalid_recording_sid"));
+    let (status, body) = r
+        .server
+        .get_with("/api/recordings/nope/audio", Some(TOKEN))
+        .await;
+    assert_eq!(
+        (status, assert_error(&body).as_str()),
+        (400, "invalid_recording_sid")
+    );
     let (status, body) = r
         .server
         .get_with(&format!("{path}?format=ogg"), Some(TOKEN))
         .await;
-    assert_eq!((status, assert_error(&body).as_str()), (400, "invalid_parameter"));
+    assert_eq!(
+        (status, assert_error(&body).as_str()),
+        (400, "invalid_parameter")
+    );
 }
 
 async fn search_by_words_said_and_deletion(backend: Backend) {
@@ -270,13 +306,16 @@ async fn search_by_words_said_and_deletion(backend: Backend) {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&conversation.as_str()), "{word:?} finds {conversation}: {ids:?}");
+    assert!(
+        ids.contains(&conversation.as_str()),
+        "{word:?} finds {conversation}: {ids:?}"
+    );
 
     // The filter keeps only recorded conversations.
-    let all = r.get("/api/conversations?limit=1").await["total"].as_u64().unwrap();
-    let recorded = r
-        .get("/api/conversations?has_recording=true&limit=1")
-        .await["total"]
+    let all = r.get("/api/conversations?limit=1").await["total"]
+        .as_u64()
+        .unwrap();
+    let recorded = r.get("/api/conversations?has_recording=true&limit=1").await["total"]
         .as_u64()
         .unwrap();
     assert!(recorded > 0 && recorded < all, "{recorded} of {all}");
@@ -284,7 +323,10 @@ async fn search_by_words_said_and_deletion(backend: Backend) {
         .server
         .get_with("/api/conversations?has_recording=maybe", Some(TOKEN))
         .await;
-    assert_eq!((status, assert_error(&body).as_str()), (400, "invalid_parameter"));
+    assert_eq!(
+        (status, assert_error(&body).as_str()),
+        (400, "invalid_parameter")
+    );
 
     // Deleted at Twilio: playing it answers 404 and marks it deleted.
     let rec = messages
@@ -298,7 +340,10 @@ async fn search_by_words_said_and_deletion(backend: Backend) {
         .server
         .get_with(rec["url"].as_str().unwrap(), Some(TOKEN))
         .await;
-    assert_eq!((status, assert_error(&body).as_str()), (404, "recording_gone"));
+    assert_eq!(
+        (status, assert_error(&body).as_str()),
+        (404, "recording_gone")
+    );
     let stored = r.get(&format!("/api/recordings/{sid}")).await;
     assert_eq!(stored["status"], "deleted", "{stored}");
     assert!(stored["url"].is_null());
