@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::call::CallSid;
 use crate::model::{plan_media, MediaBatch};
@@ -78,9 +78,14 @@ pub(crate) async fn sync_media(
         page_size,
     } = *window;
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
-    // Recordings of the window.
+    // Recordings of the window. Twilio documents its date filters as whole
+    // days (do not rely on the time of day): list from the day before the
+    // window's, so the listing holds every recording of the window even if
+    // the time is ignored, and the deletion check below never takes a
+    // recording left out by the filter for a deleted one.
+    let listed_from = since.duration_trunc(Duration::days(1)).unwrap_or(since) - Duration::days(1);
     let filter = RecordingFilter {
-        created_after: Some(since),
+        created_after: Some(listed_from),
         page_size,
         ..RecordingFilter::default()
     };

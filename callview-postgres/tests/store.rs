@@ -101,6 +101,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
         "messages.edited_by text NULL",
         "messages.edited_at timestamp without time zone NULL",
         "messages.version integer NOT NULL DEFAULT 1",
+        "messages.transcription_text text NULL",
         "sync_cursors.name character varying(100) NOT NULL",
         "sync_cursors.value text NOT NULL",
         "sync_cursors.updated_at timestamp without time zone NULL DEFAULT now()",

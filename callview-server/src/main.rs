@@ -531,6 +531,18 @@ fn report_table(r: &SyncReport) -> String {
     for (name, value) in rows {
         out.push_str(&format!("  {name:<16}{value:>8}\n"));
     }
+    let m = &r.media;
+    out.push_str(&format!(
+        "Recordings: {} fetched, {} written, {} marked deleted; transcripts: {} fetched, {} written\n",
+        m.recordings_fetched,
+        m.recordings_written,
+        m.recordings_deleted,
+        m.transcripts_fetched,
+        m.transcripts_written
+    ));
+    for note in &m.notes {
+        out.push_str(&format!("  note: {note}\n"));
+    }
     if !r.skipped.is_empty() {
         out.push_str("Skipped records:\n");
         for s in &r.skipped {
@@ -738,9 +750,16 @@ mod tests {
         let table = report_table(&SyncReport {
             fetched: 3,
             inserted: 2,
+            media: callview_core::sync::MediaReport {
+                recordings_written: 7,
+                notes: vec!["Voice Intelligence transcripts skipped".into()],
+                ..Default::default()
+            },
             ..SyncReport::default()
         });
         assert!(table.contains("inserted"));
         assert!(table.contains("fetched"));
+        assert!(table.contains("7 written"), "{table}");
+        assert!(table.contains("note: Voice Intelligence"), "{table}");
     }
 }

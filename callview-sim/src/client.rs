@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::account::{Listing, SimulatedAccount};
 use crate::media::{ListKind, MediaPage, MediaQuery, INTELLIGENCE_HOST};
-use crate::query::{encode_component, ListQuery};
+use crate::query::ListQuery;
 use crate::SimConfig;
 
 /// How many requests reached the simulated storage that recordings' audio
@@ -258,7 +258,7 @@ impl TwilioClient for SimulatedTwilio {
         let ac = &self.account_sid;
         let list = format!("/2010-04-01/Accounts/{ac}/Recordings.json");
         let (path, query, call) = match page {
-            None => (list, recordings_query(filter), None),
+            None => (list, filter.query(), None),
             Some(token) => {
                 let (path, query) = token.0.split_once('?').unwrap_or((&token.0, ""));
                 let call = path
@@ -342,7 +342,7 @@ impl TwilioClient for SimulatedTwilio {
         page: Option<&PageToken>,
     ) -> Result<TranscriptPage, TwilioError> {
         let query = match page {
-            None => transcripts_query(filter),
+            None => filter.query(),
             Some(token) => {
                 let path = token
                     .0
@@ -445,52 +445,4 @@ fn next_token(
     next: Option<crate::media::MKey>,
 ) -> Option<PageToken> {
     next.map(|key| PageToken(query.uri(path, query.page + 1, Some(&key))))
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`, as Twilio's helper libraries send dates.
-fn query_time(time: &DateTime<Utc>) -> String {
-    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn query_string(params: &[(&str, String)]) -> String {
-    let mut query = String::new();
-    for (name, value) in params {
-        if !query.is_empty() {
-            query.push('&');
-        }
-        encode_component(name, &mut query);
-        query.push('=');
-        encode_component(value, &mut query);
-    }
-    query
-}
-
-/// The first page's query for `filter`, as `HttpTwilioClient` sends it.
-fn recordings_query(filter: &RecordingFilter) -> String {
-    let mut params = vec![("PageSize", filter.page_size.to_string())];
-    if let Some(after) = &filter.created_after {
-        params.push(("DateCreated>", query_time(after)));
-    }
-    if let Some(before) = &filter.created_before {
-        params.push(("DateCreated<", query_time(before)));
-    }
-    if let Some(call) = &filter.call_sid {
-        params.push(("CallSid", call.as_str().to_owned()));
-    }
-    query_string(&params)
-}
-
-/// The first page's query for `filter`, as `HttpTwilioClient` sends it.
-fn transcripts_query(filter: &TranscriptFilter) -> String {
-    let mut params = vec![("PageSize", filter.page_size.to_string())];
-    if let Some(after) = &filter.created_after {
-        params.push(("AfterDateCreated", query_time(after)));
-    }
-    if let Some(before) = &filter.created_before {
-        params.push(("BeforeDateCreated", query_time(before)));
-    }
-    if let Some(source) = &filter.source_sid {
-        params.push(("SourceSid", source.clone()));
-    }
-    query_string(&params)
 }

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::fmt::Write;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -390,20 +389,7 @@ impl ListQuery {
     }
 }
 
-/// Percent-encodes a query component; `:` stays as is, as Twilio's helper
-/// libraries send it.
-pub(crate) fn encode_component(text: &str, out: &mut String) {
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
-                out.push(char::from(byte));
-            }
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        }
-    }
-}
+pub(crate) use callview_core::twilio::encode_component;
 
 #[cfg(test)]
 mod tests {

@@ -383,3 +383,90 @@ pub async fn media_versions_in_any_order(store: Arc<dyn Store>) {
         crate::recording::RecordingStatus::Completed
     );
 }
+
+/// A Twilio account whose Voice Intelligence host fails.
+struct NoIntelligence(Arc<super::mock::MockTwilio>);
+
+#[async_trait::async_trait]
+impl crate::TwilioClient for NoIntelligence {
+    async fn list_calls_page(
+        &self,
+        filter: &crate::twilio::CallFilter,
+        page: Option<&crate::twilio::PageToken>,
+    ) -> Result<crate::twilio::CallPage, crate::TwilioError> {
+        self.0.list_calls_page(filter, page).await
+    }
+    async fn fetch_call(&self, sid: &CallSid) -> Result<Call, crate::TwilioError> {
+        self.0.fetch_call(sid).await
+    }
+    async fn list_incoming_numbers(
+        &self,
+    ) -> Result<Vec<crate::twilio::IncomingNumber>, crate::TwilioError> {
+        self.0.list_incoming_numbers().await
+    }
+    async fn list_recordings_page(
+        &self,
+        filter: &crate::twilio::RecordingFilter,
+        page: Option<&crate::twilio::PageToken>,
+    ) -> Result<crate::twilio::RecordingPage, crate::TwilioError> {
+        self.0.list_recordings_page(filter, page).await
+    }
+    async fn fetch_recording(&self, sid: &RecordingSid) -> Result<Recording, crate::TwilioError> {
+        self.0.fetch_recording(sid).await
+    }
+    async fn list_transcriptions_page(
+        &self,
+        page_size: u32,
+        page: Option<&crate::twilio::PageToken>,
+    ) -> Result<crate::twilio::TranscriptPage, crate::TwilioError> {
+        self.0.list_transcriptions_page(page_size, page).await
+    }
+    async fn list_intelligence_transcripts_page(
+        &self,
+        _filter: &crate::twilio::TranscriptFilter,
+        _page: Option<&crate::twilio::PageToken>,
+    ) -> Result<crate::twilio::TranscriptPage, crate::TwilioError> {
+        Err(crate::TwilioError::Transport(
+            "could not reach intelligence.twilio.com".into(),
+        ))
+    }
+    async fn transcript_sentences(&self, sid: &str) -> Result<Vec<Sentence>, crate::TwilioError> {
+        self.0.transcript_sentences(sid).await
+    }
+    async fn recording_audio(
+        &self,
+        sid: &RecordingSid,
+        format: crate::twilio::AudioFormat,
+    ) -> Result<crate::twilio::RecordingAudio, crate::TwilioError> {
+        self.0.recording_audio(sid, format).await
+    }
+}
+
+/// An account without Voice Intelligence (or a host that fails) still
+/// syncs its calls, recordings and legacy transcriptions; the report says
+/// what was skipped, and the run completes (its watermark moves on).
+pub async fn intelligence_failures_are_noted_not_fatal(store: Arc<dyn Store>) {
+    let mock = Arc::new(super::mock::MockTwilio::new().with_owned_numbers([COMPANY]));
+    let a = sid(1);
+    mock.upsert(answered(&a, 0));
+    mock.upsert_recording(recording(1, &a, at(1), "completed"));
+    mock.upsert_transcript(legacy(1, &rsid(1), "Leaking boiler again.", at(2)));
+    let engine = crate::sync::SyncEngine::new(
+        Arc::new(NoIntelligence(mock)),
+        Arc::clone(&store),
+        rules(),
+    );
+    let report = engine
+        .run(crate::SyncMode::Since(t0() - chrono::Duration::days(1)), None)
+        .await
+        .expect("the run completes");
+    assert_eq!(report.media.recordings_written, 1, "{report:?}");
+    assert_eq!(report.media.transcripts_written, 1, "{report:?}");
+    assert_eq!(report.media.notes.len(), 1, "{report:?}");
+    assert!(report.media.notes[0].contains("intelligence"), "{report:?}");
+    assert!(
+        store.read_cursor(crate::sync::WATERMARK_CURSOR).await.unwrap().is_some(),
+        "the run counts as complete"
+    );
+    super::check::assert_invariants(store.as_ref()).await;
+}

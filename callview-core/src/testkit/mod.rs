@@ -138,6 +138,7 @@ macro_rules! conformance_tests {
             deleted_and_updated_recordings,
             transcripts_are_stored_and_searchable,
             media_versions_in_any_order,
+            intelligence_failures_are_noted_not_fatal,
         );
 
         $crate::__conformance_factory_tests!(

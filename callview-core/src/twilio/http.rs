@@ -7,7 +7,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,7 @@ use url::Url;
 use futures::TryStreamExt;
 
 use super::{
-    AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
+    encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
     RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig, TwilioError,
 };
 use crate::call::{Call, CallSid};
@@ -229,21 +229,8 @@ impl HttpTwilioClient {
 
     /// The first page of the calls list for `filter`.
     fn first_calls_url(&self, filter: &CallFilter) -> Url {
-        let mut params: Vec<(&str, String)> = vec![("PageSize", filter.page_size.to_string())];
-        if let Some(after) = &filter.start_time_after {
-            params.push(("StartTime>", format_query_time(after)));
-        }
-        if let Some(before) = &filter.start_time_before {
-            params.push(("StartTime<", format_query_time(before)));
-        }
-        if let Some(status) = &filter.status {
-            params.push(("Status", status.as_str().to_owned()));
-        }
-        if let Some(parent) = &filter.parent_call_sid {
-            params.push(("ParentCallSid", parent.as_str().to_owned()));
-        }
         let mut url = self.account_url(&["Calls.json"]);
-        url.set_query(Some(&encode_query(&params)));
+        url.set_query(Some(&filter.query()));
         url
     }
 
@@ -505,19 +492,8 @@ impl TwilioClient for HttpTwilioClient {
     ) -> Result<RecordingPage, TwilioError> {
         let url = match page {
             None => {
-                let mut params: Vec<(&str, String)> =
-                    vec![("PageSize", filter.page_size.to_string())];
-                if let Some(after) = &filter.created_after {
-                    params.push(("DateCreated>", format_query_time(after)));
-                }
-                if let Some(before) = &filter.created_before {
-                    params.push(("DateCreated<", format_query_time(before)));
-                }
-                if let Some(call) = &filter.call_sid {
-                    params.push(("CallSid", call.as_str().to_owned()));
-                }
                 let mut url = self.account_url(&["Recordings.json"]);
-                url.set_query(Some(&encode_query(&params)));
+                url.set_query(Some(&filter.query()));
                 url
             }
             Some(token) => self.page_url(token)?,
@@ -579,19 +555,8 @@ impl TwilioClient for HttpTwilioClient {
     ) -> Result<TranscriptPage, TwilioError> {
         let url = match page {
             None => {
-                let mut params: Vec<(&str, String)> =
-                    vec![("PageSize", filter.page_size.to_string())];
-                if let Some(after) = &filter.created_after {
-                    params.push(("AfterDateCreated", format_query_time(after)));
-                }
-                if let Some(before) = &filter.created_before {
-                    params.push(("BeforeDateCreated", format_query_time(before)));
-                }
-                if let Some(source) = &filter.source_sid {
-                    params.push(("SourceSid", source.clone()));
-                }
                 let mut url = self.intelligence_url(&["v2", "Transcripts"]);
-                url.set_query(Some(&encode_query(&params)));
+                url.set_query(Some(&filter.query()));
                 url
             }
             Some(token) => page_url_under(&self.intelligence_prefix, token)?,
@@ -760,40 +725,6 @@ impl HttpTwilioClient {
             },
             None,
         ))
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`, as Twilio's helper libraries send dates.
-fn format_query_time(time: &DateTime<Utc>) -> String {
-    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// A query string of `params`, names and values percent-encoded (so
-/// `StartTime>` becomes `StartTime%3E`); `:` is left as is, as Twilio's
-/// helper libraries do.
-fn encode_query(params: &[(&str, String)]) -> String {
-    let mut query = String::new();
-    for (name, value) in params {
-        if !query.is_empty() {
-            query.push('&');
-        }
-        encode_component(name, &mut query);
-        query.push('=');
-        encode_component(value, &mut query);
-    }
-    query
-}
-
-fn encode_component(text: &str, out: &mut String) {
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
-                out.push(char::from(byte));
-            }
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod config;
 mod error;
+mod query;
 #[cfg(feature = "http")]
 mod http;
 
@@ -13,6 +14,7 @@ pub use config::{
     Credentials, Secret, TwilioConfig, DEFAULT_BASE_URL, DEFAULT_INTELLIGENCE_BASE_URL,
 };
 pub use error::TwilioError;
+pub use query::{encode_component, encode_query, format_query_time};
 #[cfg(feature = "http")]
 pub use http::{HttpTwilioClient, RetryPolicy};
 
