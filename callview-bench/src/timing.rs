@@ -327,6 +327,15 @@ impl Store for TimedStore {
         timed(&self.timings, "store.recording", self.inner.recording(sid)).await
     }
 
+    async fn unfinished_media_since(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        timed(
+            &self.timings,
+            "store.unfinished_media_since",
+            self.inner.unfinished_media_since(),
+        )
+        .await
+    }
+
     async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError> {
         timed(
             &self.timings,

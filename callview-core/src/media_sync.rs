@@ -26,7 +26,9 @@ use crate::model::{plan_media, MediaBatch};
 use crate::recording::{MediaParseError, Recording, RecordingSid, Transcript, TranscriptStatus};
 use crate::store::{IngestTx, Store};
 use crate::sync::{Skipped, SyncError};
-use crate::twilio::{RecordingFilter, TranscriptFilter, TwilioClient, TwilioError, MAX_PAGE_SIZE};
+use crate::twilio::{
+    PageToken, RecordingFilter, TranscriptFilter, TwilioClient, TwilioError, MAX_PAGE_SIZE,
+};
 
 /// What the media part of a run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -48,6 +50,10 @@ pub struct MediaReport {
 /// A recording listed this long after a run started may not be in its
 /// listing yet: the deletion check stops short of it (clock skew).
 const DELETION_MARGIN: Duration = Duration::minutes(5);
+
+/// How far back recordings and transcripts stored while still processing
+/// are read again; older ones stay as last seen.
+pub const UNFINISHED_LOOKBACK: Duration = Duration::days(7);
 
 /// The part of a run the media sync covers.
 pub(crate) struct MediaWindow<'a> {
@@ -78,39 +84,55 @@ pub(crate) async fn sync_media(
         page_size,
     } = *window;
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
-    // Recordings of the window. Twilio documents its date filters as whole
-    // days (do not rely on the time of day): list from the day before the
-    // window's, so the listing holds every recording of the window even if
-    // the time is ignored, and the deletion check below never takes a
-    // recording left out by the filter for a deleted one.
-    let listed_from = since.duration_trunc(Duration::days(1)).unwrap_or(since) - Duration::days(1);
+    // Recordings and transcripts stored while still processing are read
+    // again until they are final (within UNFINISHED_LOOKBACK): the listings
+    // start at the oldest of them when that is before the window.
+    let from = match store.unfinished_media_since().await? {
+        Some(t) => t.max(since - UNFINISHED_LOOKBACK).min(since),
+        None => since,
+    };
+    // Twilio documents its date filters as whole days (do not rely on the
+    // time of day): list from the day before, so the listing holds every
+    // recording of the window even if the time is ignored, and the
+    // deletion check below never takes a recording the filter left out
+    // for a deleted one.
+    let listed_from = from.duration_trunc(Duration::days(1)).unwrap_or(from) - Duration::days(1);
     let filter = RecordingFilter {
         created_after: Some(listed_from),
         page_size,
         ..RecordingFilter::default()
     };
     let mut seen: HashSet<RecordingSid> = HashSet::new();
+    // A record that did not parse is still listed: it must not be taken
+    // for deleted. One without a usable SID makes the check impossible.
+    let mut listing_complete = true;
+    let mut pages = Pages::default();
     let mut token = None;
     loop {
         let page = client.list_recordings_page(&filter, token.as_ref()).await?;
+        for r in &page.rejected {
+            match r.sid.clone().and_then(RecordingSid::new) {
+                Some(sid) => {
+                    seen.insert(sid);
+                }
+                None => listing_complete = false,
+            }
+        }
         note_rejected(skipped, page.rejected);
         report.recordings_fetched += page.recordings.len() as u64;
         seen.extend(page.recordings.iter().map(|r| r.sid.clone()));
         write(store, page.recordings, Vec::new(), Vec::new(), report).await?;
-        match page.next {
+        match pages.next(page.next, "recordings")? {
             Some(next) => token = Some(next),
             None => break,
         }
     }
-    // The listing is complete: what it no longer shows was deleted.
-    let mut tx = store.begin_ingest().await?;
-    let stored = tx
-        .recordings_created_between(Some(since), Some(started_at - DELETION_MARGIN))
-        .await?;
-    drop(tx);
-    let gone: Vec<RecordingSid> = stored.into_iter().filter(|s| !seen.contains(s)).collect();
-    if !gone.is_empty() {
-        write(store, Vec::new(), Vec::new(), gone, report).await?;
+    if listing_complete {
+        mark_unlisted(store, &seen, since, started_at - DELETION_MARGIN, report).await?;
+    } else {
+        report.notes.push(
+            "deleted recordings not checked: a listed recording had no readable SID".to_owned(),
+        );
     }
 
     // Recordings of the calls this run saw change (one created before the
@@ -120,13 +142,14 @@ pub(crate) async fn sync_media(
             page_size,
             ..RecordingFilter::of_call(call.clone())
         };
+        let mut pages = Pages::default();
         let mut token = None;
         loop {
             let page = client.list_recordings_page(&filter, token.as_ref()).await?;
             note_rejected(skipped, page.rejected);
             report.recordings_fetched += page.recordings.len() as u64;
             write(store, page.recordings, Vec::new(), Vec::new(), report).await?;
-            match page.next {
+            match pages.next(page.next, "recordings")? {
                 Some(next) => token = Some(next),
                 None => break,
             }
@@ -134,6 +157,7 @@ pub(crate) async fn sync_media(
     }
 
     // Legacy transcriptions, newest first, down to the window's start.
+    let mut pages = Pages::default();
     let mut token = None;
     loop {
         let page = client
@@ -143,7 +167,7 @@ pub(crate) async fn sync_media(
         let mut older = false;
         let mut batch = Vec::with_capacity(page.transcripts.len());
         for t in page.transcripts {
-            if t.date_created.is_some_and(|c| c <= since) {
+            if t.date_created.is_some_and(|c| c <= from) {
                 older = true;
             } else {
                 batch.push(t);
@@ -151,7 +175,7 @@ pub(crate) async fn sync_media(
         }
         report.transcripts_fetched += batch.len() as u64;
         write(store, Vec::new(), batch, Vec::new(), report).await?;
-        match page.next {
+        match pages.next(page.next, "transcriptions")? {
             Some(next) if !older => token = Some(next),
             _ => break,
         }
@@ -159,10 +183,11 @@ pub(crate) async fn sync_media(
 
     // Voice Intelligence transcripts of the window, with their sentences.
     let filter = TranscriptFilter {
-        created_after: Some(since),
+        created_after: Some(from),
         page_size,
         ..TranscriptFilter::default()
     };
+    let mut pages = Pages::default();
     let mut token = None;
     loop {
         let page = match client
@@ -208,12 +233,69 @@ pub(crate) async fn sync_media(
         report.transcripts_fetched += batch.len() as u64;
         // What was read before a failure is kept.
         write(store, Vec::new(), batch, Vec::new(), report).await?;
-        match page.next {
+        match pages.next(page.next, "transcripts")? {
             Some(next) if !stopped => token = Some(next),
             _ => break,
         }
     }
     Ok(())
+}
+
+/// Marks deleted the stored recordings created between `after` and
+/// `before` that a complete listing did not show: one transaction reads
+/// them and writes the marks.
+async fn mark_unlisted(
+    store: &dyn Store,
+    seen: &HashSet<RecordingSid>,
+    after: DateTime<Utc>,
+    before: DateTime<Utc>,
+    report: &mut MediaReport,
+) -> Result<(), SyncError> {
+    let mut tx = store.begin_ingest().await?;
+    tx.confirm_sync_lock().await?;
+    let gone: Vec<RecordingSid> = tx
+        .recordings_created_between(Some(after), Some(before))
+        .await?
+        .into_iter()
+        .filter(|s| !seen.contains(s))
+        .collect();
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let plan = plan_media_in(
+        tx.as_mut(),
+        MediaBatch {
+            gone,
+            ..MediaBatch::default()
+        },
+    )
+    .await?;
+    report.recordings_deleted += plan.deleted.len() as u64;
+    tx.apply_media(plan).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The next-page tokens of one listing: a token seen before is an error
+/// (a listing that would never end), never a loop.
+#[derive(Default)]
+struct Pages(HashSet<String>);
+
+impl Pages {
+    fn next(
+        &mut self,
+        next: Option<PageToken>,
+        what: &str,
+    ) -> Result<Option<PageToken>, SyncError> {
+        match next {
+            Some(token) if !self.0.insert(token.0.clone()) => Err(TwilioError::Decode {
+                context: format!("the {what} listing"),
+                reason: format!("the next page {:?} was already read", token.0),
+            }
+            .into()),
+            other => Ok(other),
+        }
+    }
 }
 
 /// Plans and writes one batch of media in one transaction that confirms

@@ -774,6 +774,11 @@ pub trait Store: Send + Sync {
     /// returned, with its `deleted_at`).
     async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError>;
 
+    /// The oldest `date_created` of the recordings (not deleted) and
+    /// transcripts stored with a status that can still change: the sync
+    /// reads them again from there.
+    async fn unfinished_media_since(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
     /// The recordings of the calls `sids` (deleted ones included), oldest
     /// first, and the transcripts of those recordings or calls.
     async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError>;

@@ -43,6 +43,7 @@ pub(crate) async fn refresh_call_columns(
              recording_url = ( \
                  SELECT '/api/recordings/' || r.sid || '/audio' FROM recordings r \
                  WHERE r.call_sid = m.twilio_sid AND r.deleted_at IS NULL \
+                   AND r.status = 'completed' \
                  ORDER BY r.date_created DESC NULLS LAST, r.sid COLLATE \"C\" DESC LIMIT 1), \
              transcription_text = ( \
                  SELECT t.text FROM transcripts t \
@@ -232,6 +233,23 @@ pub(crate) async fn recordings_created_between(
     .fetch_all(conn)
     .await?;
     Ok(sids.into_iter().filter_map(RecordingSid::new).collect())
+}
+
+/// `Store::unfinished_media_since`.
+pub(crate) async fn unfinished_media_since(
+    conn: &mut PgConnection,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let oldest: Option<NaiveDateTime> = sqlx::query_scalar(
+        "SELECT min(d) FROM ( \
+             SELECT min(date_created) AS d FROM recordings \
+             WHERE deleted_at IS NULL AND status NOT IN ('completed', 'absent', 'deleted') \
+             UNION ALL \
+             SELECT min(date_created) FROM transcripts \
+             WHERE status NOT IN ('completed', 'failed', 'canceled')) AS u",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(oldest.map(from_db_time))
 }
 
 /// `Store::recording`.

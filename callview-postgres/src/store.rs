@@ -1453,6 +1453,18 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::NotFound(format!("recording {sid}")))
     }
 
+    async fn unfinished_media_since(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("finding unfinished recordings"))?;
+        media::unfinished_media_since(&mut conn)
+            .await
+            .map_err(self.db.error("finding unfinished recordings"))
+    }
+
     async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError> {
         let mut conn = self
             .db

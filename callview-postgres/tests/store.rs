@@ -134,9 +134,14 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "idx_messages_conversation",
             "idx_messages_conversation_start",
             "idx_messages_parent",
+            "idx_messages_recorded",
             "idx_messages_refresh",
             "idx_messages_root",
             "idx_messages_start_time",
+            "idx_recordings_call",
+            "idx_recordings_created",
+            "idx_transcripts_call",
+            "idx_transcripts_recording",
         ]
     );
     let triggers: Vec<String> =
@@ -175,7 +180,9 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "messages_conversation_id_fkey",
             "messages_pkey",
             "messages_twilio_sid_key",
+            "recordings_pkey",
             "sync_cursors_pkey",
+            "transcripts_pkey",
         ]
     );
 

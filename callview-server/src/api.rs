@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use callview_core::sync::Preset;
-use callview_core::{CallSid, ConversationId, StoreError, SyncMode};
+use callview_core::{ConversationId, StoreError, SyncMode};
 use serde_json::{json, Value};
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate};
+use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
@@ -81,10 +82,6 @@ pub fn router(state: AppState) -> Router {
             "/api/recordings/{sid}",
             get(crate::recordings::get_recording),
         )
-        .route(
-            "/api/recordings/{sid}/audio",
-            get(crate::recordings::get_audio),
-        )
         .route("/api/session", post(crate::recordings::start_session))
         .route("/api/contacts.csv", get(crate::edits::export_contacts))
         .route("/api/sync/today", post(sync_today))
@@ -98,12 +95,27 @@ pub fn router(state: AppState) -> Router {
             crate::webhook::CALL_STATUS_PATH,
             post(crate::webhook::call_status),
         );
-    with_middleware(routes, state, REQUEST_TIMEOUT)
+    // Audio answers once its first bytes are there; with the cache, a first
+    // play downloads the whole recording first, which may take longer than
+    // the request timeout: this route has none (its body streams anyway).
+    let untimed = Router::new().route(
+        "/api/recordings/{sid}/audio",
+        get(crate::recordings::get_audio),
+    );
+    with_middleware(routes.layer(timeout_layer(REQUEST_TIMEOUT)), untimed, state)
 }
 
-/// Adds the fallbacks and the middleware (innermost first: token check,
-/// body limit, timeout, JSON errors, compression, tracing) to `routes`.
-fn with_middleware(routes: Router<AppState>, state: AppState, timeout: Duration) -> Router {
+/// Answers 503 (made JSON by `json_errors`) when a response's headers are
+/// not ready within `timeout`.
+fn timeout_layer(timeout: Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout)
+}
+
+/// Adds `untimed` (routes without the request timeout) to `routes` (which
+/// carry theirs), the fallbacks and the middleware (innermost first: token
+/// check, body limit, JSON errors, compression but never of audio,
+/// tracing).
+fn with_middleware(routes: Router<AppState>, untimed: Router<AppState>, state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
@@ -112,17 +124,17 @@ fn with_middleware(routes: Router<AppState>, state: AppState, timeout: Duration)
         .on_response(DefaultOnResponse::new().level(Level::INFO))
         .on_failure(DefaultOnFailure::new().level(Level::WARN));
 
+    // Audio is compressed already, and gzip would drop `Content-Length`
+    // and ranges.
+    let compress = DefaultPredicate::new().and(NotForContentType::const_new("audio/"));
     routes
+        .merge(untimed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
         .layer(middleware::from_fn(json_errors))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(compress))
         .layer(trace)
         .with_state(state)
 }
@@ -299,11 +311,18 @@ async fn list_conversations(
     let normalizer = *state.normalizer();
     let query = params.conversation_query(DEFAULT_LIMIT, &normalizer)?;
     let page = state.store().list_conversations(&query).await?;
-    let conversations: Vec<_> = page
+    let mut conversations: Vec<_> = page
         .conversations
         .iter()
         .map(|c| views::conversation(c, &normalizer))
         .collect();
+    let (interactions, messages): (Vec<_>, Vec<_>) = page
+        .conversations
+        .iter()
+        .zip(conversations.iter_mut())
+        .filter_map(|(view, json)| Some((view.last_message.as_ref()?, json.last_message.as_mut()?)))
+        .unzip();
+    crate::recordings::attach(&state, &interactions, messages).await?;
     Ok(Json(views::ConversationListJson {
         conversations,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -321,7 +340,11 @@ async fn get_conversation(
         .conversation(id)
         .await
         .map_err(missing_conversation(id))?;
-    Ok(Json(views::conversation(&view, state.normalizer())))
+    let mut json = views::conversation(&view, state.normalizer());
+    if let (Some(interaction), Some(message)) = (&view.last_message, json.last_message.as_mut()) {
+        crate::recordings::attach(&state, &[interaction], vec![message]).await?;
+    }
+    Ok(Json(json))
 }
 
 async fn list_messages(
@@ -343,24 +366,13 @@ async fn list_messages(
         .messages(id, &query)
         .await
         .map_err(missing_conversation(id))?;
-    let calls: Vec<CallSid> = page
+    let mut messages: Vec<_> = page
         .interactions
         .iter()
-        .flat_map(|i| std::iter::once(&i.root).chain(&i.legs))
-        .map(|c| c.call.sid.clone())
+        .map(|m| views::message(m, &contact))
         .collect();
-    let media = state.store().media_of_calls(&calls).await?;
-    let mut recordings = crate::recordings::by_interaction(&page.interactions, &media);
-    let messages: Vec<_> = page
-        .interactions
-        .iter()
-        .map(|m| {
-            let own = recordings
-                .remove(m.root.call.sid.as_str())
-                .unwrap_or_default();
-            views::message(m, &contact).with_recordings(own)
-        })
-        .collect();
+    let interactions: Vec<_> = page.interactions.iter().collect();
+    crate::recordings::attach(&state, &interactions, messages.iter_mut().collect()).await?;
     Ok(Json(views::MessageListJson {
         messages,
         // Interactions are root calls: the conversation's counter, which
@@ -480,7 +492,11 @@ mod tests {
                 "late"
             }),
         );
-        let app = with_middleware(routes, AppState::new(store), Duration::from_millis(50));
+        let app = with_middleware(
+            routes.layer(timeout_layer(Duration::from_millis(50))),
+            Router::new(),
+            AppState::new(store),
+        );
         let response = app
             .oneshot(
                 Request::builder()

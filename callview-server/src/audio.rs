@@ -294,9 +294,21 @@ fn base_headers(
     etag: Option<&HeaderValue>,
 ) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    let content_type = HeaderValue::from_str(content_type)
-        .unwrap_or_else(|_| HeaderValue::from_static(format.content_type()));
+    // Twilio's type when it is audio; anything else (a storage host
+    // answering `text/html`, say) is not rendered on this origin.
+    let content_type = Some(content_type)
+        .filter(|t| is_audio_type(t))
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or_else(|| HeaderValue::from_static(format.content_type()));
     headers.insert(CONTENT_TYPE, content_type);
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     headers.insert(
         ACCEPT_RANGES,
         HeaderValue::from_static(if len.is_some() { "bytes" } else { "none" }),
@@ -313,6 +325,18 @@ fn base_headers(
         headers.insert(ETAG, etag.clone());
     }
     headers
+}
+
+/// Whether a `Content-Type` is one audio may be served with: `audio/*`
+/// or `application/octet-stream`.
+fn is_audio_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.starts_with("audio/") || essence == "application/octet-stream"
 }
 
 /// The strong validator of a recording's audio of `len` bytes.

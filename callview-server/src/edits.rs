@@ -219,7 +219,9 @@ pub async fn patch_message(
     let view = state.store().conversation(conversation).await?;
     let contact = views::contact(&view.contact, state.normalizer());
     let version = interaction.root.annotations.version;
-    Ok(tagged(views::message(&interaction, &contact), version))
+    let mut message = views::message(&interaction, &contact);
+    crate::recordings::attach(&state, &[&interaction], vec![&mut message]).await?;
+    Ok(tagged(message, version))
 }
 
 /// `GET /api/contacts.csv`: every contact as CSV

@@ -675,8 +675,9 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
         args.days.max(1)
     );
     println!("Point callview at it with:");
-    println!("export TWILIO_API_BASE_URL={base}");
     println!("export TWILIO_INTELLIGENCE_BASE_URL={base}");
+    // Last: scripts (and the tests) read up to this line.
+    println!("export TWILIO_API_BASE_URL={base}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let result =

@@ -51,10 +51,11 @@ pub fn verify(key: &[u8], value: &str, now: DateTime<Utc>) -> bool {
     m.verify_slice(&given).is_ok()
 }
 
-/// The `Set-Cookie` header value for `value`.
-pub fn set_cookie(value: &str) -> String {
+/// The `Set-Cookie` header value for `value`, for the API served under
+/// `prefix` (empty at the root).
+pub fn set_cookie(value: &str, prefix: &str) -> String {
     format!(
-        "{COOKIE_NAME}={value}; Path={COOKIE_PATH}; Max-Age={}; HttpOnly; SameSite=Strict",
+        "{COOKIE_NAME}={value}; Path={prefix}{COOKIE_PATH}; Max-Age={}; HttpOnly; SameSite=Strict",
         LIFETIME.num_seconds()
     )
 }

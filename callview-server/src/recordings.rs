@@ -6,14 +6,16 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callview_core::model::media::recording_path;
 use callview_core::model::MediaBatch;
 use callview_core::model::{Interaction, StoredRecording};
-use callview_core::recording::{RecordingSid, Sentence, Transcript, TranscriptStatus};
+use callview_core::recording::{
+    RecordingSid, RecordingStatus, Sentence, Transcript, TranscriptStatus,
+};
 use callview_core::store::CallMedia;
 use callview_core::twilio::AudioFormat;
 use serde::Serialize;
@@ -106,15 +108,16 @@ pub fn recording_json(stored: &StoredRecording, transcripts: &[Transcript]) -> R
         date_created: r.date_created.map(iso),
         price: r.price.map(|p| p.to_string()),
         price_unit: r.price_unit.clone(),
-        url: (!deleted).then(|| recording_path(&r.sid)),
+        // Only a completed recording has audio to play.
+        url: (!deleted && r.status == RecordingStatus::Completed).then(|| recording_path(&r.sid)),
         transcripts: own.into_iter().map(transcript_json).collect(),
     }
 }
 
 /// The recordings of each interaction of a page (root and legs, oldest
 /// first), by root call SID.
-pub fn by_interaction(
-    interactions: &[Interaction],
+pub fn by_interaction<'a>(
+    interactions: impl IntoIterator<Item = &'a Interaction>,
     media: &CallMedia,
 ) -> HashMap<String, Vec<RecordingJson>> {
     let mut of_call: HashMap<&str, Vec<&StoredRecording>> = HashMap::new();
@@ -124,7 +127,7 @@ pub fn by_interaction(
         }
     }
     interactions
-        .iter()
+        .into_iter()
         .map(|i| {
             let mut list: Vec<&StoredRecording> = std::iter::once(&i.root)
                 .chain(&i.legs)
@@ -146,6 +149,32 @@ pub fn by_interaction(
             (i.root.call.sid.to_string(), json)
         })
         .collect()
+}
+
+/// Adds their recordings to messages built from `interactions` (in the
+/// same order): one read for all of them.
+pub async fn attach(
+    state: &AppState,
+    interactions: &[&Interaction],
+    messages: Vec<&mut crate::views::MessageJson>,
+) -> Result<(), ApiError> {
+    let calls: Vec<callview_core::CallSid> = interactions
+        .iter()
+        .flat_map(|i| std::iter::once(&i.root).chain(&i.legs))
+        .map(|c| c.call.sid.clone())
+        .collect();
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let media = state.store().media_of_calls(&calls).await?;
+    let mut recordings = by_interaction(interactions.iter().copied(), &media);
+    for (interaction, message) in interactions.iter().zip(messages) {
+        let own = recordings
+            .remove(interaction.root.call.sid.as_str())
+            .unwrap_or_default();
+        message.set_recordings(own);
+    }
+    Ok(())
 }
 
 /// The newest playable recording of a list (oldest first), as its URL.
@@ -209,7 +238,41 @@ pub async fn get_audio(
             )
         })?,
     };
-    let stored = state.store().recording(&sid).await?;
+    let Some(source) = state.recordings() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recordings_unavailable",
+            "this server has no Twilio account to fetch recordings from",
+        ));
+    };
+    let stored = match state.store().recording(&sid).await {
+        Ok(stored) => stored,
+        // Not synced (yet): a database adopted from the original
+        // application names recordings no sync window covered. Ask Twilio,
+        // and keep what it says.
+        Err(callview_core::StoreError::NotFound(_)) => {
+            let recording = match source.client.fetch_recording(&sid).await {
+                Ok(recording) => recording,
+                Err(callview_core::TwilioError::NotFound { .. }) => {
+                    return Err(ApiError::not_found(format!("no recording {sid}")))
+                }
+                Err(e) => return Ok(crate::audio::AudioError::from_twilio(&sid, e).into_response()),
+            };
+            write_media(
+                &state,
+                MediaBatch {
+                    recordings: vec![recording.clone()],
+                    ..MediaBatch::default()
+                },
+            )
+            .await;
+            StoredRecording {
+                recording,
+                deleted_at: None,
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(at) = stored.deleted_at {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -220,13 +283,16 @@ pub async fn get_audio(
             ),
         ));
     }
-    let Some(source) = state.recordings() else {
+    if stored.recording.status != RecordingStatus::Completed {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "recordings_unavailable",
-            "this server has no Twilio account to fetch recordings from",
+            StatusCode::NOT_FOUND,
+            "recording_not_ready",
+            format!(
+                "recording {sid} has no audio yet (Twilio's status: {})",
+                stored.recording.status
+            ),
         ));
-    };
+    }
     match crate::audio::serve_recording_audio(
         source.client.as_ref(),
         source.cache.as_ref(),
@@ -237,49 +303,73 @@ pub async fn get_audio(
     .await
     {
         Ok(response) => Ok(response),
-        Err(e) => {
-            if e.is_gone() {
-                if let Some(cache) = &source.cache {
-                    cache.remove_recording(&sid).await;
+        Err(e) if e.is_gone() => {
+            // The audio is gone; is the recording? Only Twilio's own answer
+            // for the recording marks it deleted (a storage host's 404 or a
+            // recording still being processed does not).
+            match source.client.fetch_recording(&sid).await {
+                Err(callview_core::TwilioError::NotFound { .. }) => {
+                    if let Some(cache) = &source.cache {
+                        cache.remove_recording(&sid).await;
+                    }
+                    write_media(
+                        &state,
+                        MediaBatch {
+                            gone: vec![sid.clone()],
+                            ..MediaBatch::default()
+                        },
+                    )
+                    .await;
+                    Ok(e.into_response())
                 }
-                mark_deleted(&state, &sid).await;
+                other => {
+                    if let Ok(recording) = other {
+                        write_media(
+                            &state,
+                            MediaBatch {
+                                recordings: vec![recording],
+                                ..MediaBatch::default()
+                            },
+                        )
+                        .await;
+                    }
+                    Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "audio_unavailable",
+                        format!("Twilio has recording {sid} but served no audio for it"),
+                    ))
+                }
             }
-            Ok(e.into_response())
         }
+        Err(e) => Ok(e.into_response()),
     }
 }
 
-/// Marks a recording Twilio answered 404 for as deleted, through the same
-/// planner and transaction as the sync; a failure is logged (the answer is
-/// a 404 either way).
-async fn mark_deleted(state: &AppState, sid: &RecordingSid) {
+/// Writes what Twilio just said about a recording (a version fetched, or
+/// that it is gone), through the same planner and transaction as the
+/// sync; a failure is logged (the answer does not depend on it).
+async fn write_media(state: &AppState, batch: MediaBatch) {
     let result = async {
         let mut tx = state.store().begin_ingest().await?;
-        let plan = callview_core::sync::plan_media_in(
-            tx.as_mut(),
-            MediaBatch {
-                gone: vec![sid.clone()],
-                ..MediaBatch::default()
-            },
-        )
-        .await?;
+        let plan = callview_core::sync::plan_media_in(tx.as_mut(), batch).await?;
         let changed = !plan.is_empty();
+        let deleted = plan.deleted.len();
         tx.apply_media(plan).await?;
         tx.commit().await?;
-        Ok::<_, callview_core::StoreError>(changed)
+        Ok::<_, callview_core::StoreError>((changed, deleted))
     }
     .await;
     match result {
-        Ok(true) => {
-            tracing::info!(recording = %sid, "Twilio no longer has this recording: marked deleted");
+        Ok((true, deleted)) => {
+            if deleted > 0 {
+                tracing::info!(deleted, "Twilio no longer has a recording: marked deleted");
+            }
             state
                 .events()
                 .publish(crate::events::ServerEvent::changed(0, 1));
         }
-        Ok(false) => {}
-        Err(e) => {
-            tracing::warn!(recording = %sid, error = %e, "could not mark a recording deleted")
-        }
+        Ok((false, _)) => {}
+        Err(e) => tracing::warn!(error = %e, "could not store what Twilio said about a recording"),
     }
 }
 
@@ -287,18 +377,28 @@ async fn mark_deleted(state: &AppState, sid: &RecordingSid) {
 /// element play recordings ([`crate::media_cookie`]); it needs the bearer
 /// token like the rest of the API. Without an API token there is nothing
 /// to set.
-pub async fn start_session(State(state): State<AppState>) -> Response {
+pub async fn start_session(
+    State(state): State<AppState>,
+    OriginalUri(original): OriginalUri,
+) -> Response {
     let Some(check) = state.token_check() else {
         return Json(serde_json::json!({"media_cookie": false})).into_response();
     };
     let now = chrono::Utc::now();
     let value = crate::media_cookie::issue(check.media_key(), now);
+    // Under a prefix (the router nested at `/calls`), the cookie's path is
+    // the prefixed one the browser asks for audio at.
+    let prefix = original
+        .path()
+        .strip_suffix("/api/session")
+        .unwrap_or("")
+        .to_owned();
     let mut response = Json(serde_json::json!({
         "media_cookie": true,
         "expires_at": iso(now + crate::media_cookie::LIFETIME),
     }))
     .into_response();
-    if let Ok(header) = HeaderValue::from_str(&crate::media_cookie::set_cookie(&value)) {
+    if let Ok(header) = HeaderValue::from_str(&crate::media_cookie::set_cookie(&value, &prefix)) {
         response.headers_mut().insert(header::SET_COOKIE, header);
     }
     response

@@ -185,14 +185,13 @@ pub struct MessageMetadataJson {
 }
 
 impl MessageJson {
-    /// Adds the interaction's recordings: `metadata.recordings`, and
+    /// Sets the interaction's recordings: `metadata.recordings`, and
     /// `metadata.recording_url` the newest one still playable.
-    pub fn with_recordings(mut self, recordings: Vec<crate::recordings::RecordingJson>) -> Self {
+    pub fn set_recordings(&mut self, recordings: Vec<crate::recordings::RecordingJson>) {
         if let Some(url) = crate::recordings::newest_url(&recordings) {
             self.metadata.recording_url = Some(url);
         }
         self.metadata.recordings = recordings;
-        self
     }
 }
 

@@ -193,6 +193,25 @@ async fn audio_is_proxied_with_ranges(backend: Backend) {
         format!("bytes */{n}").as_str()
     );
 
+    // Never gzipped, even when the client asks: ranges and the length stay.
+    let asked = r
+        .server
+        .http
+        .get(r.server.url(&path))
+        .bearer_auth(TOKEN)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 200);
+    assert!(
+        asked.headers().get("content-encoding").is_none(),
+        "{:?}",
+        asked.headers()
+    );
+    assert_eq!(asked.headers()["content-length"], n.to_string().as_str());
+    assert_eq!(asked.headers()["x-content-type-options"], "nosniff");
+
     // WAV too.
     let wav = r
         .audio(&format!("{path}?format=wav"), Some("bytes=0-3"))
@@ -327,6 +346,47 @@ async fn search_by_words_said_and_deletion(backend: Backend) {
         (status, assert_error(&body).as_str()),
         (400, "invalid_parameter")
     );
+
+    // Still processing at Twilio: no audio yet, and not taken for deleted.
+    let call = messages[0]["call"]["sid"].as_str().unwrap().to_owned();
+    let processing = callview_core::recording::Recording::from_value(serde_json::json!({
+        "sid": "RE0000000000000000000000000000cafe",
+        "call_sid": call,
+        "status": "processing",
+        "duration": "-1",
+        "date_created": callview_core::call::format_rfc2822(&chrono::Utc::now()),
+        "date_updated": callview_core::call::format_rfc2822(&chrono::Utc::now()),
+    }))
+    .unwrap();
+    r.sim.insert_recording(processing);
+    let _ = r
+        .runner
+        .run(
+            callview_core::SyncMode::Since(chrono::Utc::now() - chrono::Duration::hours(1)),
+            callview_server::SyncTrigger::Other,
+        )
+        .await
+        .unwrap();
+    let listed = r
+        .get("/api/recordings/RE0000000000000000000000000000cafe")
+        .await;
+    assert_eq!(listed["status"], "processing", "{listed}");
+    assert!(listed["url"].is_null(), "no audio to play yet: {listed}");
+    let (status, body) = r
+        .server
+        .get_with(
+            "/api/recordings/RE0000000000000000000000000000cafe/audio",
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(
+        (status, assert_error(&body).as_str()),
+        (404, "recording_not_ready")
+    );
+    let after = r
+        .get("/api/recordings/RE0000000000000000000000000000cafe")
+        .await;
+    assert_eq!(after["status"], "processing");
 
     // Deleted at Twilio: playing it answers 404 and marks it deleted.
     let rec = messages

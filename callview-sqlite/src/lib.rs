@@ -756,6 +756,10 @@ impl Store for SqliteStore {
         self.read(move |conn| media::recording(conn, &sid)).await
     }
 
+    async fn unfinished_media_since(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|conn| media::unfinished_media_since(conn)).await
+    }
+
     async fn media_of_calls(&self, sids: &[CallSid]) -> Result<CallMedia, StoreError> {
         let sids = sids.to_vec();
         self.read(move |conn| media::media_of_calls(conn, &sids))

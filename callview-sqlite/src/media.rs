@@ -21,6 +21,7 @@ const REFRESH_CALL_COLUMNS: &str = "
         recording_url = (
             SELECT '/api/recordings/' || r.sid || '/audio' FROM recordings r
             WHERE r.call_sid = messages.twilio_sid AND r.deleted_at IS NULL
+              AND r.status = 'completed'
             ORDER BY r.date_created DESC, r.sid DESC LIMIT 1),
         transcription_text = (
             SELECT t.text FROM transcripts t
@@ -233,6 +234,26 @@ pub(crate) fn recordings_created_between(
         .collect::<Result<Vec<_>, _>>()
         .map_err(db(what))?;
     Ok(sids.into_iter().filter_map(RecordingSid::new).collect())
+}
+
+/// `Store::unfinished_media_since`.
+pub(crate) fn unfinished_media_since(
+    conn: &Connection,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let what = "finding unfinished recordings and transcripts";
+    let oldest: Option<String> = conn
+        .prepare_cached(
+            "SELECT min(d) FROM (
+                 SELECT min(date_created) AS d FROM recordings
+                 WHERE deleted_at IS NULL AND status NOT IN ('completed', 'absent', 'deleted')
+                 UNION ALL
+                 SELECT min(date_created) FROM transcripts
+                 WHERE status NOT IN ('completed', 'failed', 'canceled'))",
+        )
+        .map_err(db(what))?
+        .query_row([], |r| r.get(0))
+        .map_err(db(what))?;
+    Ok(oldest.as_deref().and_then(time::parse))
 }
 
 /// `Store::recording`.

@@ -327,7 +327,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
     let first = applied(&path);
     assert_eq!(
         first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5]
+        vec![1, 2, 3, 4, 5, 6]
     );
 
     for _ in 0..2 {
@@ -366,6 +366,13 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
         "idx_messages_conversation_start",
         "idx_conversations_activity",
         "idx_messages_refresh",
+        "recordings",
+        "transcripts",
+        "idx_recordings_call",
+        "idx_recordings_created",
+        "idx_transcripts_recording",
+        "idx_transcripts_call",
+        "idx_messages_recorded",
         "update_contacts_updated_at",
         "update_conversations_updated_at",
         "update_messages_updated_at",

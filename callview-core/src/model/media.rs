@@ -69,9 +69,10 @@ pub struct MediaBatch {
 
 /// Decides the writes for `batch` given what the store holds about the same
 /// SIDs: a version replaces the stored one only when it is newer
-/// ([`Recording::version_key`]); a recording Twilio listed again loses its
-/// deleted mark; a recording in `gone` that is stored and not yet marked is
-/// marked deleted at `now` (unless the same batch lists it).
+/// ([`Recording::version_key`]); the stored version listed again loses the
+/// deleted mark a 404 or its absence gave it; a recording in `gone` that is
+/// stored and not yet marked is marked deleted at `now` (unless the same
+/// batch lists it).
 pub fn plan_media(
     batch: MediaBatch,
     stored_recordings: &[StoredRecording],
@@ -100,8 +101,16 @@ pub fn plan_media(
         let write = match stored.get(&sid) {
             None => true,
             Some(s) => {
-                recording.version_key() > s.recording.version_key()
-                    || (s.deleted_at.is_some() && deleted_at.is_none())
+                let (new, old) = (recording.version_key(), s.recording.version_key());
+                // A newer version replaces the stored one; the stored
+                // version listed again clears a deleted mark (one that came
+                // from a 404 or from absence, not from the record). An older
+                // version never writes: the newest record decides.
+                new > old
+                    || (new == old
+                        && s.deleted_at.is_some()
+                        && deleted_at.is_none()
+                        && s.recording.status != RecordingStatus::Deleted)
             }
         };
         if write {
@@ -238,6 +247,81 @@ mod tests {
         let plan = plan_media(again, &marked, &[], now());
         assert_eq!(plan.recordings.len(), 1);
         assert_eq!(plan.recordings[0].deleted_at, None);
+    }
+
+    #[test]
+    fn versions_tied_on_date_updated_order_by_status_then_record() {
+        let processing = rec(4, "processing", T0);
+        let completed = rec(4, "completed", T0);
+        for (stored, incoming, writes) in [
+            (&processing, &completed, true),
+            (&completed, &processing, false),
+        ] {
+            let plan = plan_media(
+                MediaBatch {
+                    recordings: vec![incoming.clone()],
+                    ..MediaBatch::default()
+                },
+                &[StoredRecording {
+                    recording: stored.clone(),
+                    deleted_at: None,
+                }],
+                &[],
+                now(),
+            );
+            assert_eq!(
+                !plan.recordings.is_empty(),
+                writes,
+                "{stored:?} then {incoming:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_older_version_never_clears_a_deletion() {
+        let older = rec(5, "completed", T0);
+        let deleted = rec(5, "deleted", T1);
+        // Stored deleted (by its record), the older version arrives: no write.
+        let plan = plan_media(
+            MediaBatch {
+                recordings: vec![older.clone()],
+                ..MediaBatch::default()
+            },
+            &[StoredRecording {
+                recording: deleted.clone(),
+                deleted_at: Some(now()),
+            }],
+            &[],
+            now(),
+        );
+        assert!(plan.is_empty(), "{plan:?}");
+        // Stored deleted by absence, an older version listed: no write; the
+        // same version listed again: the mark is cleared.
+        let marked = [StoredRecording {
+            recording: rec(6, "completed", T1),
+            deleted_at: Some(now()),
+        }];
+        let older = plan_media(
+            MediaBatch {
+                recordings: vec![rec(6, "processing", T0)],
+                ..MediaBatch::default()
+            },
+            &marked,
+            &[],
+            now(),
+        );
+        assert!(older.is_empty(), "{older:?}");
+        let same = plan_media(
+            MediaBatch {
+                recordings: vec![rec(6, "completed", T1)],
+                ..MediaBatch::default()
+            },
+            &marked,
+            &[],
+            now(),
+        );
+        assert_eq!(same.recordings.len(), 1);
+        assert_eq!(same.recordings[0].deleted_at, None);
     }
 
     #[test]

@@ -199,17 +199,24 @@ pub async fn deleted_and_updated_recordings(store: Arc<dyn Store>) {
     h.mock
         .upsert_recording(recording(2, &a, at(3), "processing"));
     h.sync_all().await;
+    // A recording still processing has no audio: the call's URL is the
+    // newest completed one.
     assert_eq!(
         columns(&h, &a).await.0,
-        Some(format!("/api/recordings/{}/audio", rsid(2)))
+        Some(format!("/api/recordings/{}/audio", rsid(1)))
     );
 
-    // Completed later: the newer version replaces the stored one.
+    // Completed later: the newer version replaces the stored one, and
+    // becomes the call's recording.
     h.mock
         .upsert_recording(recording(2, &a, at(3), "completed"));
     h.sync_all().await;
     let stored = h.store.recording(&rsid(2)).await.expect("stored");
     assert_eq!(stored.recording.duration, Some(30));
+    assert_eq!(
+        columns(&h, &a).await.0,
+        Some(format!("/api/recordings/{}/audio", rsid(2)))
+    );
 
     // An older version arriving afterwards changes nothing.
     let mut tx = h.store.begin_ingest().await.expect("begin");
@@ -384,42 +391,57 @@ pub async fn media_versions_in_any_order(store: Arc<dyn Store>) {
     );
 }
 
-/// A Twilio account whose Voice Intelligence host fails.
-struct NoIntelligence(Arc<super::mock::MockTwilio>);
+/// A Twilio account whose Voice Intelligence host fails, and whose
+/// recordings listing sends `garbled` as a record that does not parse.
+struct Faulty {
+    mock: Arc<super::mock::MockTwilio>,
+    garbled: Option<RecordingSid>,
+}
 
 #[async_trait::async_trait]
-impl crate::TwilioClient for NoIntelligence {
+impl crate::TwilioClient for Faulty {
     async fn list_calls_page(
         &self,
         filter: &crate::twilio::CallFilter,
         page: Option<&crate::twilio::PageToken>,
     ) -> Result<crate::twilio::CallPage, crate::TwilioError> {
-        self.0.list_calls_page(filter, page).await
+        self.mock.list_calls_page(filter, page).await
     }
     async fn fetch_call(&self, sid: &CallSid) -> Result<Call, crate::TwilioError> {
-        self.0.fetch_call(sid).await
+        self.mock.fetch_call(sid).await
     }
     async fn list_incoming_numbers(
         &self,
     ) -> Result<Vec<crate::twilio::IncomingNumber>, crate::TwilioError> {
-        self.0.list_incoming_numbers().await
+        self.mock.list_incoming_numbers().await
     }
     async fn list_recordings_page(
         &self,
         filter: &crate::twilio::RecordingFilter,
         page: Option<&crate::twilio::PageToken>,
     ) -> Result<crate::twilio::RecordingPage, crate::TwilioError> {
-        self.0.list_recordings_page(filter, page).await
+        let mut listed = self.mock.list_recordings_page(filter, page).await?;
+        if let Some(garbled) = &self.garbled {
+            if let Some(i) = listed.recordings.iter().position(|r| &r.sid == garbled) {
+                listed.recordings.remove(i);
+                listed.rejected.push(crate::recording::MediaParseError {
+                    resource: "recording",
+                    sid: Some(garbled.to_string()),
+                    reason: "field `channels` should be 1 or 2, found 3".into(),
+                });
+            }
+        }
+        Ok(listed)
     }
     async fn fetch_recording(&self, sid: &RecordingSid) -> Result<Recording, crate::TwilioError> {
-        self.0.fetch_recording(sid).await
+        self.mock.fetch_recording(sid).await
     }
     async fn list_transcriptions_page(
         &self,
         page_size: u32,
         page: Option<&crate::twilio::PageToken>,
     ) -> Result<crate::twilio::TranscriptPage, crate::TwilioError> {
-        self.0.list_transcriptions_page(page_size, page).await
+        self.mock.list_transcriptions_page(page_size, page).await
     }
     async fn list_intelligence_transcripts_page(
         &self,
@@ -431,14 +453,14 @@ impl crate::TwilioClient for NoIntelligence {
         ))
     }
     async fn transcript_sentences(&self, sid: &str) -> Result<Vec<Sentence>, crate::TwilioError> {
-        self.0.transcript_sentences(sid).await
+        self.mock.transcript_sentences(sid).await
     }
     async fn recording_audio(
         &self,
         sid: &RecordingSid,
         format: crate::twilio::AudioFormat,
     ) -> Result<crate::twilio::RecordingAudio, crate::TwilioError> {
-        self.0.recording_audio(sid, format).await
+        self.mock.recording_audio(sid, format).await
     }
 }
 
@@ -452,12 +474,18 @@ pub async fn intelligence_failures_are_noted_not_fatal(store: Arc<dyn Store>) {
     mock.upsert_recording(recording(1, &a, at(1), "completed"));
     mock.upsert_transcript(legacy(1, &rsid(1), "Leaking boiler again.", at(2)));
     let engine = crate::sync::SyncEngine::new(
-        Arc::new(NoIntelligence(mock)),
+        Arc::new(Faulty {
+            mock,
+            garbled: None,
+        }),
         Arc::clone(&store),
         rules(),
     );
     let report = engine
-        .run(crate::SyncMode::Since(t0() - chrono::Duration::days(1)), None)
+        .run(
+            crate::SyncMode::Since(t0() - chrono::Duration::days(1)),
+            None,
+        )
         .await
         .expect("the run completes");
     assert_eq!(report.media.recordings_written, 1, "{report:?}");
@@ -465,8 +493,69 @@ pub async fn intelligence_failures_are_noted_not_fatal(store: Arc<dyn Store>) {
     assert_eq!(report.media.notes.len(), 1, "{report:?}");
     assert!(report.media.notes[0].contains("intelligence"), "{report:?}");
     assert!(
-        store.read_cursor(crate::sync::WATERMARK_CURSOR).await.unwrap().is_some(),
+        store
+            .read_cursor(crate::sync::WATERMARK_CURSOR)
+            .await
+            .unwrap()
+            .is_some(),
         "the run counts as complete"
     );
     super::check::assert_invariants(store.as_ref()).await;
+}
+
+/// A listed recording that does not parse is reported, and not taken for
+/// deleted: only a recording absent from a complete listing is.
+pub async fn unreadable_listed_recordings_are_not_deleted(store: Arc<dyn Store>) {
+    let mock = Arc::new(super::mock::MockTwilio::new().with_owned_numbers([COMPANY]));
+    let a = sid(1);
+    mock.upsert(answered(&a, 0));
+    mock.upsert_recording(recording(1, &a, at(1), "completed"));
+    mock.upsert_recording(recording(2, &a, at(2), "completed"));
+    let since = crate::SyncMode::Since(t0() - chrono::Duration::days(1));
+    let clean = crate::sync::SyncEngine::new(
+        Arc::clone(&mock) as Arc<dyn crate::TwilioClient>,
+        Arc::clone(&store),
+        rules(),
+    );
+    clean.run(since, None).await.expect("sync");
+    // Recording 2 is now listed garbled: reported, kept as it was.
+    let garbling = crate::sync::SyncEngine::new(
+        Arc::new(Faulty {
+            mock: Arc::clone(&mock),
+            garbled: Some(rsid(2)),
+        }),
+        Arc::clone(&store),
+        rules(),
+    );
+    let report = garbling.run(since, None).await.expect("sync");
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.sid.as_deref() == Some(rsid(2).as_str())),
+        "{report:?}"
+    );
+    assert_eq!(report.media.recordings_deleted, 0, "{report:?}");
+    assert!(store
+        .recording(&rsid(2))
+        .await
+        .unwrap()
+        .deleted_at
+        .is_none());
+    // Absent from the listing: deleted.
+    mock.delete_recording(&rsid(1));
+    let report = garbling.run(since, None).await.expect("sync");
+    assert_eq!(report.media.recordings_deleted, 1, "{report:?}");
+    assert!(store
+        .recording(&rsid(1))
+        .await
+        .unwrap()
+        .deleted_at
+        .is_some());
+    assert!(store
+        .recording(&rsid(2))
+        .await
+        .unwrap()
+        .deleted_at
+        .is_none());
 }

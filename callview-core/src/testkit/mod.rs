@@ -139,6 +139,7 @@ macro_rules! conformance_tests {
             transcripts_are_stored_and_searchable,
             media_versions_in_any_order,
             intelligence_failures_are_noted_not_fatal,
+            unreadable_listed_recordings_are_not_deleted,
         );
 
         $crate::__conformance_factory_tests!(

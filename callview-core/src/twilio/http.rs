@@ -21,8 +21,9 @@ use url::Url;
 use futures::TryStreamExt;
 
 use super::{
-    encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
-    RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig, TwilioError,
+    encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio,
+    RecordingFilter, RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig,
+    TwilioError,
 };
 use crate::call::{Call, CallSid};
 use crate::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
@@ -633,9 +634,9 @@ impl TwilioClient for HttpTwilioClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let content_length = response.content_length();
-        let body = response
-            .bytes_stream()
-            .map_err(|e| TwilioError::Transport(format!("the audio stream broke: {e}")));
+        let body = response.bytes_stream().map_err(|e| {
+            TwilioError::Transport(format!("the audio stream broke: {}", e.without_url()))
+        });
         Ok(RecordingAudio {
             content_type,
             content_length,
@@ -669,10 +670,11 @@ impl HttpTwilioClient {
             .get(current.clone())
             .basic_auth(user, Some(secret.expose()));
         for hop in 0..=MAX_AUDIO_REDIRECTS {
-            let response = request
-                .send()
-                .await
-                .map_err(|e| (self.transport_error(e), None))?;
+            let response = request.send().await.map_err(|e| {
+                // A storage URL carries its own signature: never in an error.
+                let e = if hop > 0 { e.without_url() } else { e };
+                (self.transport_error(e), None)
+            })?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response

@@ -18,6 +18,7 @@ const MAX_MESSAGES = 500;
 const SEARCH_DELAY_MS = 250;
 const HEALTH_EVERY_MS = 30000;
 const PROGRESS_REFRESH_MS = 3000;
+const MEDIA_SESSION_RENEW_MS = 6 * 60 * 60 * 1000;
 const FILTER_KEYS = ["q", "status", "direction", "since", "until", "tag", "recorded"];
 
 const $ = (id) => document.getElementById(id);
@@ -853,6 +854,11 @@ function wire() {
     document.body.classList.remove("needs-token");
     start();
   });
+  document.addEventListener("callview:media-session", () => renewMediaSession());
+  // The cookie lasts 12 hours: renew it well before, for tabs left open.
+  window.setInterval(() => {
+    if (token() && Date.now() - (state.mediaSessionAt || 0) > MEDIA_SESSION_RENEW_MS) startMediaSession();
+  }, 60 * 1000);
   window.setInterval(() => {
     refreshTimes();
     renderSyncState();
@@ -868,8 +874,17 @@ async function startMediaSession() {
   if (!token()) return;
   try {
     await request("api/session", { method: "POST" });
+    state.mediaSessionAt = Date.now();
   } catch {
     // A rejected token shows the token form through the list's request.
+  }
+}
+
+/** A new media cookie, then every player that failed loads again. */
+async function renewMediaSession() {
+  await startMediaSession();
+  for (const audio of document.querySelectorAll(".recording audio")) {
+    if (audio.error) audio.load();
   }
 }
 

@@ -3,6 +3,7 @@
 // ever parsed as markup.
 
 import * as fmt from "./format.js";
+import { url as apiUrl } from "./api.js";
 
 /** `el("p", {class: "x", text: "hi"}, child, ...)`. */
 export function el(tag, attributes = {}, ...children) {
@@ -297,11 +298,22 @@ export function recordingBlock(recording, title) {
       el("p", { class: "recording-note", text: "Twilio is still processing this recording." }),
     );
   }
+  // The API gives a path from the server's root; the viewer may be served
+  // under a prefix, so resolve it against where the API is.
+  const src = apiUrl(recording.url.replace(/^\//, "")).href;
   const audio = el("audio", {
     controls: true,
     preload: "metadata",
-    src: recording.url,
+    src,
     "aria-label": `Recording of the ${title.toLowerCase()}`,
+  });
+  // A media cookie that expired (or a token changed in another tab): get a
+  // new one and try once more.
+  let retried = false;
+  audio.addEventListener("error", async () => {
+    if (retried) return;
+    retried = true;
+    document.dispatchEvent(new CustomEvent("callview:media-session"));
   });
   const speed = el(
     "select",
@@ -311,7 +323,7 @@ export function recordingBlock(recording, title) {
   speed.addEventListener("change", () => {
     audio.playbackRate = Number(speed.value);
   });
-  const download = el("a", { class: "download", href: recording.url, download: `${recording.sid}.mp3`, text: "Download" });
+  const download = el("a", { class: "download", href: src, download: `${recording.sid}.mp3`, text: "Download" });
   const transcript = shownTranscript(recording);
   let text = null;
   if (transcript && transcript.sentences && transcript.sentences.length) {

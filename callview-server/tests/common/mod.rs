@@ -535,6 +535,11 @@ impl Store for BrokenStore {
     ) -> Result<callview_core::model::StoredRecording, StoreError> {
         Err(broken())
     }
+    async fn unfinished_media_since(
+        &self,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        Err(broken())
+    }
     async fn media_of_calls(
         &self,
         _sids: &[CallSid],
