@@ -177,6 +177,36 @@ pub async fn attach(
     Ok(())
 }
 
+/// What the API shows for a stored `recording_url`: this server's path.
+/// Rows adopted from the original application may hold Twilio's URL of
+/// the recording: it becomes this server's path for the same SID (played
+/// by asking Twilio); a URL naming no recording SID is not shown. The
+/// browser never gets a Twilio URL.
+///
+/// ```
+/// use callview_server::recordings::served_url;
+/// let sid = "RE0123456789abcdef0123456789abcdef";
+/// assert_eq!(served_url(&format!("/api/recordings/{sid}/audio")).unwrap(), format!("/api/recordings/{sid}/audio"));
+/// assert_eq!(
+///     served_url(&format!("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/{sid}.mp3")).unwrap(),
+///     format!("/api/recordings/{sid}/audio")
+/// );
+/// assert_eq!(served_url("https://api.twilio.com/rec/RE1"), None);
+/// ```
+pub fn served_url(stored: &str) -> Option<String> {
+    if stored.starts_with("/api/recordings/") {
+        return Some(stored.to_owned());
+    }
+    let bytes = stored.as_bytes();
+    (0..bytes.len().saturating_sub(33)).find_map(|i| {
+        let sid = stored.get(i..i + 34)?;
+        sid.starts_with("RE")
+            .then(|| RecordingSid::new(sid))
+            .flatten()
+            .map(|sid| recording_path(&sid))
+    })
+}
+
 /// The newest playable recording of a list (oldest first), as its URL.
 pub fn newest_url(recordings: &[RecordingJson]) -> Option<String> {
     recordings.iter().rev().find_map(|r| r.url.clone())

@@ -381,11 +381,11 @@ fn parse_phone_info(key: &str) -> Option<PhoneInfo> {
 
 /// Builds an embedded `Call` from a stored row.
 pub fn call(stored: &StoredCall) -> CallJson {
-    let mut json = call_of(
-        &stored.call,
-        stored.recording_url.as_deref(),
-        stored.created_at,
-    );
+    let recording_url = stored
+        .recording_url
+        .as_deref()
+        .and_then(crate::recordings::served_url);
+    let mut json = call_of(&stored.call, recording_url.as_deref(), stored.created_at);
     json.notes = stored.annotations.notes.clone();
     json.tags = stored.annotations.tags.clone();
     json
@@ -433,7 +433,10 @@ pub fn message(interaction: &Interaction, contact: &ContactJson) -> MessageJson 
             call_sid: c.sid.to_string(),
             duration: c.duration_secs(),
             status: c.status.as_str().to_owned(),
-            recording_url: root.recording_url.clone(),
+            recording_url: root
+                .recording_url
+                .as_deref()
+                .and_then(crate::recordings::served_url),
             from_number: c.from.clone().unwrap_or_default(),
             to_number: c.to.clone().unwrap_or_default(),
             parent_call_sid: c.parent_call_sid.as_ref().map(ToString::to_string),
