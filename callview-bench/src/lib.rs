@@ -15,6 +15,7 @@
 //! | [`backfill`](scenarios::backfill) | a backfill with 50 ms per page, concurrent readers vs one, same final state |
 //! | [`api`](scenarios::api) | p50/p99 and requests/s of the HTTP API at 1 and 32 clients |
 //! | [`incremental`](scenarios::incremental) | a recent-preset sync of 50 new calls on a big database |
+//! | [`audio`](scenarios::audio) | time to first byte and download time of recordings through the audio proxy, without and with its cache |
 //!
 //! Each scenario is a library function returning typed results (so the
 //! smoke test in `tests/smoke.rs` runs them all at tiny sizes) and a
@@ -55,16 +56,19 @@ pub enum Scenario {
     Api,
     /// A small recent-preset sync on a big database.
     Incremental,
+    /// Recordings through the audio proxy, without and with its cache.
+    Audio,
 }
 
 impl Scenario {
-    /// Every scenario, in the order.
-    pub const ALL: [Scenario; 5] = [
+    /// Every scenario, in the order, then `audio`.
+    pub const ALL: [Scenario; 6] = [
         Scenario::Ingest,
         Scenario::Memory,
         Scenario::Backfill,
         Scenario::Api,
         Scenario::Incremental,
+        Scenario::Audio,
     ];
 
     /// Its command-line name.
@@ -75,6 +79,7 @@ impl Scenario {
             Self::Backfill => "backfill",
             Self::Api => "api",
             Self::Incremental => "incremental",
+            Self::Audio => "audio",
         }
     }
 
@@ -86,6 +91,7 @@ impl Scenario {
             Self::Backfill => scenarios::backfill::run(options).await?.report(options),
             Self::Api => scenarios::api::run(options).await?.report(options),
             Self::Incremental => scenarios::incremental::run(options).await?.report(options),
+            Self::Audio => scenarios::audio::run(options).await?.report(options),
         };
         if options.pg_jit_off {
             report.notes.push(

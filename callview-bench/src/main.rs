@@ -116,6 +116,8 @@ enum ScenarioArg {
     Api,
     /// Recent-preset sync of 50 new calls on a big database.
     Incremental,
+    /// Recordings through the audio proxy: time to first byte, without and with the cache.
+    Audio,
     /// Every scenario in turn.
     All,
     /// (internal) One measured backfill in this process, for `memory`.
@@ -221,6 +223,7 @@ async fn run(cli: Cli) -> Result<()> {
         ScenarioArg::Backfill => vec![Scenario::Backfill],
         ScenarioArg::Api => vec![Scenario::Api],
         ScenarioArg::Incremental => vec![Scenario::Incremental],
+        ScenarioArg::Audio => vec![Scenario::Audio],
         ScenarioArg::All => Scenario::ALL.to_vec(),
         ScenarioArg::Sync => unreachable!("handled above"),
     };

@@ -5,11 +5,13 @@
 //! stored, raw limits and ratios are positive, concurrent and sequential
 //! syncs end in the same state), never how fast anything is.
 //!
-//! They need PostgreSQL like the rest of the suite
+//! `audio_smoke` (300 calls, 5 recordings) needs SQLite only.
+//!
+//! The others need PostgreSQL like the rest of the suite
 //! (`postgres://postgres@127.0.0.1:5432`, or `CALLVIEW_BENCH_PG_URL` /
 //! `CALLVIEW_TEST_PG_URL`).
 
-use callview_bench::scenarios::{api, backfill, incremental, ingest, memory};
+use callview_bench::scenarios::{api, audio, backfill, incremental, ingest, memory};
 use callview_bench::{Options, Report, StoreKind, Verdict};
 
 fn sane_report(report: &Report) {
@@ -151,5 +153,66 @@ async fn incremental_smoke() {
         }
         assert!(s.median_ms() > 0.0);
     }
+    sane_report(&result.report(&options));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_smoke() {
+    let options = Options::smoke();
+    let result = audio::run(&options).await.unwrap();
+    assert_eq!(result.stores.len(), 1);
+    assert_eq!(result.storage_with_authorization, 0);
+    let s = &result.stores[0];
+    assert_eq!(s.store, StoreKind::Sqlite);
+    assert!(s.calls > 0 && s.recordings > 0, "{s:?}");
+    assert_eq!(s.sample, result.sample_target, "{s:?}");
+    assert!(s.min_bytes > 0 && s.min_bytes <= s.max_bytes);
+    let n = s.sample as u64;
+    for (name, status) in [
+        (audio::FULL_UNCACHED, 200),
+        (audio::END_UNCACHED, 206),
+        (audio::MIDDLE_UNCACHED, 206),
+        (audio::FIRST_PLAY, 200),
+        (audio::SECOND_PLAY, 200),
+        (audio::MIDDLE_CACHED, 206),
+    ] {
+        let c = s.case(name).unwrap_or_else(|| panic!("{name} measured"));
+        assert_eq!(c.status, status, "{name}");
+        assert_eq!(c.requests, s.sample, "{name}");
+        assert!(c.bytes_p50 > 0 && c.bytes_total > 0, "{name}");
+        assert!(
+            c.ttfb_p50_ms > 0.0 && c.ttfb_p50_ms <= c.ttfb_p99_ms,
+            "{name}"
+        );
+        assert!(c.ttfb_p50_ms <= c.total_p99_ms, "{name}");
+        assert!(c.total_p50_ms <= c.total_p99_ms, "{name}");
+    }
+    // Whole files: every byte of every recording, without and with the cache.
+    let full = s.case(audio::FULL_UNCACHED).unwrap();
+    assert!(full.bytes_total >= n * s.min_bytes);
+    for name in [audio::FIRST_PLAY, audio::SECOND_PLAY] {
+        assert_eq!(
+            s.case(name).unwrap().bytes_total,
+            full.bytes_total,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        s.case(audio::END_UNCACHED).unwrap().bytes_total,
+        n * audio::END_RANGE_BYTES
+    );
+    let middle = s.case(audio::MIDDLE_UNCACHED).unwrap();
+    assert!(middle.bytes_p50 <= audio::MIDDLE_RANGE_BYTES);
+    assert_eq!(
+        s.case(audio::MIDDLE_CACHED).unwrap().bytes_total,
+        middle.bytes_total
+    );
+    // One download per recording, then hits: the second play and the range.
+    assert_eq!(s.cache.misses, n);
+    assert_eq!(s.cache.hits, 2 * n);
+    assert!(s.cache.hits > 0);
+    assert_eq!(s.cache.entries as u64, n);
+    assert_eq!(s.cache.bytes, full.bytes_total);
+    assert_eq!(s.cache.evictions, 0);
     sane_report(&result.report(&options));
 }

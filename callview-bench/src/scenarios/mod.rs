@@ -1,7 +1,9 @@
-//! The five scenarios of issue 7. Each has `run(&Options)` returning typed
-//! results, and `report(&Options)` on them building the printed [`Report`](crate::Report).
+//! The five scenarios of issue 7, and `audio` (the recording proxy). Each
+//! has `run(&Options)` returning typed results, and `report(&Options)` on
+//! them building the printed [`Report`](crate::Report).
 
 pub mod api;
+pub mod audio;
 pub mod backfill;
 pub mod incremental;
 pub mod ingest;
