@@ -155,7 +155,7 @@ impl TargetCheck {
 /// Everything one scenario run reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// `ingest`, `memory`, `backfill`, `api` or `incremental`.
+    /// `ingest`, `memory`, `backfill`, `api`, `incremental` or `audio`.
     pub scenario: String,
     /// When the run finished (UTC, RFC 3339).
     pub date: String,

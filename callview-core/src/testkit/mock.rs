@@ -297,12 +297,16 @@ impl TwilioClient for MockTwilio {
                 .as_ref()
                 .map(|r| r.as_str())
                 .or(t.call_sid.as_ref().map(|c| c.as_str()));
-            !filter
-                .created_after
-                .is_some_and(|a| created.is_none_or(|c| c < a))
-                && !filter
-                    .created_before
-                    .is_some_and(|b| created.is_none_or(|c| c > b))
+            let after_start = match filter.created_after {
+                Some(a) => created.is_some_and(|c| c >= a),
+                None => true,
+            };
+            let before_end = match filter.created_before {
+                Some(b) => created.is_some_and(|c| c <= b),
+                None => true,
+            };
+            after_start
+                && before_end
                 && filter
                     .source_sid
                     .as_deref()

@@ -855,6 +855,9 @@ fn next_page_url(body: &Value) -> Option<PageToken> {
         .map(|url| PageToken(url.to_owned()))
 }
 
+/// A page's items, the records that failed with their reason, the next page.
+type Parsed<T> = (Vec<T>, Vec<MediaParseError>, Option<PageToken>);
+
 /// The items of array `key` parsed by `parse` (failures kept, with their
 /// reason), and the next page.
 fn parse_page<T>(
@@ -863,7 +866,7 @@ fn parse_page<T>(
     what: &str,
     next_of: fn(&Value) -> Option<PageToken>,
     parse: impl Fn(Value) -> Result<T, MediaParseError>,
-) -> Result<(Vec<T>, Vec<MediaParseError>, Option<PageToken>), TwilioError> {
+) -> Result<Parsed<T>, TwilioError> {
     let records = match body.get_mut(key).map(Value::take) {
         Some(Value::Array(records)) => records,
         _ => {
