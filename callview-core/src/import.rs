@@ -224,12 +224,27 @@ impl Cursor {
 struct Source<R> {
     inner: BufReader<R>,
     cursor: Rc<Cursor>,
+    /// JSON Lines: the deserializer sees the end of the input at the end
+    /// of the line, so an error never reads past it.
+    line_mode: bool,
 }
 
 impl<R: Read> Read for Source<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if !self.line_mode {
+            let n = self.inner.read(buf)?;
+            self.cursor.observe(&buf[..n]);
+            return Ok(n);
+        }
+        let available = self.inner.fill_buf()?;
+        let line = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => &available[..end],
+            None => available,
+        };
+        let n = line.len().min(buf.len());
+        buf[..n].copy_from_slice(&line[..n]);
         self.cursor.observe(&buf[..n]);
+        self.inner.consume(n);
         Ok(n)
     }
 }
@@ -451,6 +466,7 @@ where
     let mut source = Source {
         inner: BufReader::with_capacity(64 * 1024, reader),
         cursor: Rc::clone(&cursor),
+        line_mode: false,
     };
     let mut sink = Sink {
         on_record: &mut on_record,
@@ -474,26 +490,33 @@ where
                 let mut de = serde_json::Deserializer::from_reader(&mut source);
                 Object(&mut sink).deserialize(&mut de).map(Some)
             }
-            other => {
-                let reason = format!("the input starts with {}", describe(other));
-                if values == 1 {
-                    return Err(ImportError::Unsupported {
-                        line,
-                        column,
-                        reason,
-                    });
-                }
-                // A stray line of JSON Lines: rejected, and the next line read.
-                let reason = format!(
-                    "not a JSON object: the line starts with {}",
-                    describe(other)
-                );
+            other if values == 1 => {
+                return Err(ImportError::Unsupported {
+                    line,
+                    column,
+                    reason: format!("the input starts with {}", describe(other)),
+                });
+            }
+            other if source.line_mode => {
+                // A line of JSON Lines that is not an object: one bad record.
                 source.skip_line()?;
+                let reason = format!("not a JSON object: the line starts with {}", describe(other));
                 let rejected = Err(CallParseError { sid: None, reason });
                 if sink.send(line, rejected).is_break() {
                     return Ok(summary(form, &sink, &cursor));
                 }
                 continue;
+            }
+            other => {
+                return Err(ImportError::Malformed {
+                    line,
+                    column,
+                    records: sink.records,
+                    reason: format!(
+                        "expected another JSON array or object, found {}",
+                        describe(other)
+                    ),
+                });
             }
         };
         match outcome {
@@ -505,49 +528,53 @@ where
                     if fields.len() > keys.len() {
                         keys.push("...");
                     }
+                    let keys = if keys.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        keys.join(", ")
+                    };
                     return Err(ImportError::Unsupported {
                         line,
                         column,
                         reason: format!(
-                            "the first object has neither `calls` (a page) nor `sid` (a call record); its keys: {}",
-                            if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
+                            "the first object has neither `calls` (a page) nor `sid` (a call record); its keys: {keys}"
                         ),
                     });
                 }
                 form = InputForm::JsonLines;
-                if sink
-                    .send(line, Call::from_value(Value::Object(fields)))
-                    .is_break()
-                {
+                let record = Call::from_value(Value::Object(fields));
+                if sink.send(line, record).is_break() {
                     return Ok(summary(form, &sink, &cursor));
                 }
             }
             Err(_) if sink.stopped => return Ok(summary(form, &sink, &cursor)),
             Err(e) if e.is_io() => return Err(ImportError::Io(e.into())),
-            Err(e) => {
-                // An error confined to the object's own line (JSON Lines) is
-                // one bad record; anything else ends the reading.
-                let here = cursor.line.get();
-                let same_line =
-                    here == line || (here == line + 1 && cursor.last.get() == b'\n');
-                if values > 1 && first == b'{' && same_line {
-                    if here == line {
-                        source.skip_line()?;
-                    }
-                    let reason = format!("not valid JSON: {}", reason_of(&e));
-                    let rejected = Err(CallParseError { sid: None, reason });
-                    if sink.send(line, rejected).is_break() {
-                        return Ok(summary(form, &sink, &cursor));
-                    }
-                    continue;
+            Err(e) if source.line_mode => {
+                // JSON Lines: the deserializer stopped at the line's end, so
+                // the error is this line's; one bad record, next line.
+                source.skip_line()?;
+                let (_, at) = absolute(&e, line, column);
+                let reason = format!("not valid JSON (column {at}): {}", reason_of(&e));
+                let rejected = Err(CallParseError { sid: None, reason });
+                if sink.send(line, rejected).is_break() {
+                    return Ok(summary(form, &sink, &cursor));
                 }
+                continue;
+            }
+            Err(e) => {
+                let (error_line, error_column) = absolute(&e, line, column);
                 return Err(ImportError::Malformed {
-                    line: here,
-                    column: cursor.column.get().max(1),
+                    line: error_line,
+                    column: error_column,
                     records: sink.records,
                     reason: reason_of(&e),
                 });
             }
+        }
+        // A first value that fits on its line makes the input JSON Lines:
+        // from here on a line that does not parse is one bad record.
+        if values == 1 && cursor.line.get() == line {
+            source.line_mode = true;
         }
     }
     if values == 0 {
@@ -557,6 +584,17 @@ where
         form = InputForm::JsonLines;
     }
     Ok(summary(form, &sink, &cursor))
+}
+
+/// An error's line and column in the whole input, from serde_json's
+/// (counted from where its deserializer started: `line`, `column`).
+fn absolute(e: &serde_json::Error, line: u64, column: u64) -> (u64, u64) {
+    let (l, c) = (e.line() as u64, e.column() as u64);
+    if l <= 1 {
+        (line, column.saturating_sub(1) + c.max(1))
+    } else {
+        (line + l - 1, c.max(1))
+    }
 }
 
 fn summary<F>(form: InputForm, sink: &Sink<'_, F>, cursor: &Cursor) -> ReadSummary {
