@@ -676,11 +676,8 @@ impl fmt::Display for ImportFailure {
     }
 }
 
-impl std::error::Error for ImportFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
+/// Its text already holds the error's, so it names no `source`.
+impl std::error::Error for ImportFailure {}
 
 /// Progress of a running import, for progress bars: reported after each
 /// batch is applied.
