@@ -166,7 +166,8 @@ pub enum ImportError {
     Interrupted,
 }
 
-const EXPECTED: &str = "expected a JSON array of call records (`twilio api:core:calls:list -o json`), \
+const EXPECTED: &str =
+    "expected a JSON array of call records (`twilio api:core:calls:list -o json`), \
      a REST page `{\"calls\": [...]}`, or JSON Lines of records or pages";
 
 /// Where the reader is, shared between the byte source and the visitors
@@ -500,7 +501,10 @@ where
             other if source.line_mode => {
                 // A line of JSON Lines that is not an object: one bad record.
                 source.skip_line()?;
-                let reason = format!("not a JSON object: the line starts with {}", describe(other));
+                let reason = format!(
+                    "not a JSON object: the line starts with {}",
+                    describe(other)
+                );
                 let rejected = Err(CallParseError { sid: None, reason });
                 if sink.send(line, rejected).is_break() {
                     return Ok(summary(form, &sink, &cursor));
@@ -898,7 +902,12 @@ pub async fn with_cached_owned_numbers(
 mod tests {
     use super::*;
 
-    fn read(input: &str) -> (Result<ReadSummary, ImportError>, Vec<(Position, Result<String, String>)>) {
+    fn read(
+        input: &str,
+    ) -> (
+        Result<ReadSummary, ImportError>,
+        Vec<(Position, Result<String, String>)>,
+    ) {
         let mut seen = Vec::new();
         let result = read_calls(input.as_bytes(), |p, r| {
             seen.push((p, r.map(|c| c.sid.to_string()).map_err(|e| e.reason)));
@@ -909,7 +918,9 @@ mod tests {
 
     #[test]
     fn positions_of_pretty_printed_array_elements() {
-        let (result, seen) = read("[\n  {\n    \"sid\": \"CA1\"\n  },\n  {\"sid\": \"CA2\"}, {\"sid\": \"CA3\"}\n]\n");
+        let (result, seen) = read(
+            "[\n  {\n    \"sid\": \"CA1\"\n  },\n  {\"sid\": \"CA2\"}, {\"sid\": \"CA3\"}\n]\n",
+        );
         assert_eq!(result.unwrap().form, InputForm::Array);
         let lines: Vec<_> = seen.iter().map(|(p, _)| (p.record, p.line)).collect();
         assert_eq!(lines, [(1, 2), (2, 5), (3, 5)]);
@@ -918,14 +929,17 @@ mod tests {
     #[test]
     fn the_callback_can_stop() {
         let mut n = 0;
-        let summary = read_calls(&b"[{\"sid\":\"CA1\"},{\"sid\":\"CA2\"},{\"sid\":\"CA3\"}]"[..], |_, _| {
-            n += 1;
-            if n == 2 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        let summary = read_calls(
+            &b"[{\"sid\":\"CA1\"},{\"sid\":\"CA2\"},{\"sid\":\"CA3\"}]"[..],
+            |_, _| {
+                n += 1;
+                if n == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
         .unwrap();
         assert!(summary.stopped);
         assert_eq!(summary.records, 2);

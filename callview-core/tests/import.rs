@@ -62,7 +62,13 @@ fn cli_array_of_camel_case_records() {
     assert_eq!(call.duration, Some(40));
     assert_eq!(call.raw["startTime"], "2026-02-06T15:17:13.000Z");
     assert_eq!(seen[0].0, Position { record: 1, line: 2 });
-    assert_eq!(seen[1].0, Position { record: 2, line: 16 });
+    assert_eq!(
+        seen[1].0,
+        Position {
+            record: 2,
+            line: 16
+        }
+    );
     assert_eq!(seen[1].1.as_ref().unwrap().status, CallStatus::Busy);
 }
 
@@ -73,7 +79,10 @@ fn rest_page_envelope_and_rest_array_give_the_same_calls_as_the_cli_form() {
     );
     let (result, from_page) = read(&page);
     assert_eq!(result.unwrap().form, InputForm::Page);
-    assert_eq!(sids(&from_page), ["CA5bef499f976fd46ea521f3da237abf27", "CA2"]);
+    assert_eq!(
+        sids(&from_page),
+        ["CA5bef499f976fd46ea521f3da237abf27", "CA2"]
+    );
 
     let (result, from_array) = read(&format!("[{REST_RECORD}]"));
     assert_eq!(result.unwrap().form, InputForm::Array);
@@ -104,7 +113,8 @@ fn json_lines_of_records_in_either_form() {
 
 #[test]
 fn json_lines_of_page_envelopes_number_records_across_pages() {
-    let input = "{\"calls\": [{\"sid\": \"CA1\"}, {\"sid\": \"CA2\"}], \"next_page_uri\": \"/p1\"}\n\
+    let input =
+        "{\"calls\": [{\"sid\": \"CA1\"}, {\"sid\": \"CA2\"}], \"next_page_uri\": \"/p1\"}\n\
                  {\"next_page_uri\": null, \"calls\": [{\"sid\": \"CA3\"}]}\n\
                  {\"calls\": []}\n";
     let (result, seen) = read(input);
@@ -121,7 +131,8 @@ fn concatenated_arrays_are_read_in_turn() {
     assert_eq!(result.unwrap().form, InputForm::JsonLines);
     assert_eq!(sids(&seen), ["CA1", "CA2"]);
     // Pretty-printed dumps one after the other (`cat a.json b.json`).
-    let (result, seen) = read("[\n  {\"sid\": \"CA1\"}\n]\n{\n  \"calls\": [\n    {\"sid\": \"CA2\"}\n  ]\n}\n");
+    let (result, seen) =
+        read("[\n  {\"sid\": \"CA1\"}\n]\n{\n  \"calls\": [\n    {\"sid\": \"CA2\"}\n  ]\n}\n");
     result.unwrap();
     assert_eq!(sids(&seen), ["CA1", "CA2"]);
     assert_eq!(seen[1].0, Position { record: 2, line: 6 });
@@ -130,7 +141,15 @@ fn concatenated_arrays_are_read_in_turn() {
     assert_eq!(sids(&seen), ["CA1"]);
     let err = result.unwrap_err();
     assert!(
-        matches!(err, ImportError::Malformed { line: 4, column: 1, records: 1, .. }),
+        matches!(
+            err,
+            ImportError::Malformed {
+                line: 4,
+                column: 1,
+                records: 1,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -178,7 +197,10 @@ fn input_that_is_not_json_is_an_error_before_any_record() {
         ("\u{0}\u{1}binary", "0x00"),
         ("42", "`4`"),
         ("\"just a string\"", "`\"`"),
-        ("{\"name\": \"package\", \"version\": \"1\"}", "neither `calls`"),
+        (
+            "{\"name\": \"package\", \"version\": \"1\"}",
+            "neither `calls`",
+        ),
         ("{\"recordings\": []}", "recordings"),
     ] {
         let (result, seen) = read(input);
@@ -205,7 +227,8 @@ fn input_that_is_not_json_is_an_error_before_any_record() {
 
 #[test]
 fn a_truncated_array_is_an_error_with_its_position_after_the_records_before_it() {
-    let input = "[\n  {\"sid\": \"CA1\"},\n  {\"sid\": \"CA2\"},\n  {\"sid\": \"CA3\", \"status\": \"comp";
+    let input =
+        "[\n  {\"sid\": \"CA1\"},\n  {\"sid\": \"CA2\"},\n  {\"sid\": \"CA3\", \"status\": \"comp";
     let (result, seen) = read(input);
     assert_eq!(sids(&seen), ["CA1", "CA2"]);
     match result.unwrap_err() {

@@ -604,7 +604,9 @@ async fn import(common: &CommonArgs, args: ImportArgs) -> Result<()> {
     }
     match failure {
         None => Ok(()),
-        Some(failure) => Err(anyhow::Error::new(failure).context(format!("the import of {name} stopped"))),
+        Some(failure) => {
+            Err(anyhow::Error::new(failure).context(format!("the import of {name} stopped")))
+        }
     }
 }
 
