@@ -237,13 +237,15 @@ impl<R: Read> Read for Source<R> {
             self.cursor.observe(&buf[..n]);
             return Ok(n);
         }
+        // Only the bytes asked for are looked at (the deserializer asks for
+        // one at a time): scanning the whole buffer would be quadratic.
         let available = self.inner.fill_buf()?;
-        let line = match available.iter().position(|&b| b == b'\n') {
-            Some(end) => &available[..end],
-            None => available,
-        };
-        let n = line.len().min(buf.len());
-        buf[..n].copy_from_slice(&line[..n]);
+        let wanted = &available[..available.len().min(buf.len())];
+        let n = wanted
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(wanted.len());
+        buf[..n].copy_from_slice(&wanted[..n]);
         self.cursor.observe(&buf[..n]);
         self.inner.consume(n);
         Ok(n)
