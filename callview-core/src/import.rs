@@ -479,8 +479,7 @@ where
     };
     let mut values = 0u64;
     let mut form = InputForm::JsonLines;
-    loop {
-        let Some(first) = source.peek()? else { break };
+    while let Some(first) = source.peek()? {
         values += 1;
         let line = cursor.line.get();
         let column = cursor.next_column();
