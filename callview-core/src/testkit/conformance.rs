@@ -26,8 +26,8 @@ use super::mock::MockTwilio;
 pub use super::concurrency::{callback_writer_races_a_sync, concurrent_writers_stay_exact};
 pub use super::media::{
     deleted_and_updated_recordings, intelligence_failures_are_noted_not_fatal,
-    media_versions_in_any_order, recordings_attach_in_either_order, several_recordings_per_call,
-    transcripts_are_stored_and_searchable,
+    media_versions_in_any_order, recordings_attach_in_either_order,
+    several_recordings_per_call, transcripts_are_stored_and_searchable,
 };
 pub use super::props::{
     prop_edits_survive_syncs, prop_ingesting_twice_changes_nothing,

@@ -451,13 +451,13 @@ pub async fn intelligence_failures_are_noted_not_fatal(store: Arc<dyn Store>) {
     mock.upsert(answered(&a, 0));
     mock.upsert_recording(recording(1, &a, at(1), "completed"));
     mock.upsert_transcript(legacy(1, &rsid(1), "Leaking boiler again.", at(2)));
-    let engine =
-        crate::sync::SyncEngine::new(Arc::new(NoIntelligence(mock)), Arc::clone(&store), rules());
+    let engine = crate::sync::SyncEngine::new(
+        Arc::new(NoIntelligence(mock)),
+        Arc::clone(&store),
+        rules(),
+    );
     let report = engine
-        .run(
-            crate::SyncMode::Since(t0() - chrono::Duration::days(1)),
-            None,
-        )
+        .run(crate::SyncMode::Since(t0() - chrono::Duration::days(1)), None)
         .await
         .expect("the run completes");
     assert_eq!(report.media.recordings_written, 1, "{report:?}");
@@ -465,11 +465,7 @@ pub async fn intelligence_failures_are_noted_not_fatal(store: Arc<dyn Store>) {
     assert_eq!(report.media.notes.len(), 1, "{report:?}");
     assert!(report.media.notes[0].contains("intelligence"), "{report:?}");
     assert!(
-        store
-            .read_cursor(crate::sync::WATERMARK_CURSOR)
-            .await
-            .unwrap()
-            .is_some(),
+        store.read_cursor(crate::sync::WATERMARK_CURSOR).await.unwrap().is_some(),
         "the run counts as complete"
     );
     super::check::assert_invariants(store.as_ref()).await;

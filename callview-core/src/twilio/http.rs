@@ -21,9 +21,8 @@ use url::Url;
 use futures::TryStreamExt;
 
 use super::{
-    encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio,
-    RecordingFilter, RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig,
-    TwilioError,
+    encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
+    RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig, TwilioError,
 };
 use crate::call::{Call, CallSid};
 use crate::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};

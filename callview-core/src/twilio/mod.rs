@@ -6,17 +6,17 @@
 
 mod config;
 mod error;
+mod query;
 #[cfg(feature = "http")]
 mod http;
-mod query;
 
 pub use config::{
     Credentials, Secret, TwilioConfig, DEFAULT_BASE_URL, DEFAULT_INTELLIGENCE_BASE_URL,
 };
 pub use error::TwilioError;
+pub use query::{encode_component, encode_query, format_query_time};
 #[cfg(feature = "http")]
 pub use http::{HttpTwilioClient, RetryPolicy};
-pub use query::{encode_component, encode_query, format_query_time};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
