@@ -7,6 +7,8 @@
 //! * [`call`]: the typed Twilio call record.
 //! * [`endpoint`]: what a `from`/`to` value is, canonical and display forms,
 //!   the external party of a call.
+//! * [`import`]: Twilio call history dumps (the CLI's JSON, REST pages,
+//!   JSON Lines) read as a stream and imported as a sync would store them.
 //! * [`model`]: the pure call model: folding legs into interactions and
 //!   planning the writes for a batch of calls.
 //! * [`recording`]: call recordings and their transcripts (both of
@@ -25,6 +27,7 @@ pub mod annotations;
 pub mod call;
 pub mod callback;
 pub mod endpoint;
+pub mod import;
 mod media_sync;
 pub mod model;
 pub mod recording;

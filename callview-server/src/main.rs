@@ -76,6 +76,9 @@ struct CommonArgs {
 enum Command {
     /// Run one sync from Twilio into the database and print its report.
     Sync(SyncArgs),
+    /// Import Twilio call history from a file, stored exactly as a sync
+    /// stores it (no Twilio access needed).
+    Import(ImportArgs),
     /// Serve the HTTP API, syncing in the background.
     Serve(ServeArgs),
     /// Serve a simulated Twilio account over HTTP (Twilio's REST wire format).
@@ -138,6 +141,33 @@ struct SyncArgs {
     /// unfinished calls. This is the default when no window is given.
     #[arg(long)]
     incremental: bool,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Accepted forms: the Twilio CLI's JSON (`twilio api:core:calls:list -o json`,
+camelCase), the REST API's (a page `{\"calls\": [...]}` or an array of
+snake_case records), and JSON Lines of records or of pages. Records that are
+not calls are listed with their position (record number and line) and the
+rest imported; input that is not JSON fails before anything is written.
+Importing a file again changes nothing. Owned numbers come from
+--owned-numbers / CALLVIEW_OWNED_NUMBERS and from the last sync.
+
+Examples:
+  twilio api:core:calls:list --start-time-after 2026-01-01 -o json > calls.json
+  callview import calls.json
+  cat pages/*.jsonl | callview import - --json")]
+struct ImportArgs {
+    /// The file to read (`-` for standard input).
+    file: PathBuf,
+
+    /// Records applied per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
 
     /// Print the report as JSON on stdout.
     #[arg(long)]
@@ -225,7 +255,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Sync(_) => "warn",
+        Command::Sync(_) | Command::Import(_) => "warn",
         _ => "info",
     };
     init_tracing(default_level);
@@ -261,6 +291,7 @@ fn init_tracing(default_level: &str) {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sync(args) => sync(&cli.common, args).await,
+        Command::Import(args) => import(&cli.common, args).await,
         Command::Serve(args) => serve(&cli.common, args).await,
         Command::Simulate(args) => simulate(args).await,
         Command::Contacts(command) => contacts(&cli.common, command).await,
@@ -495,6 +526,127 @@ async fn sync(common: &CommonArgs, args: SyncArgs) -> Result<()> {
         print!("{}", report_table(&report));
     }
     Ok(())
+}
+
+async fn import(common: &CommonArgs, args: ImportArgs) -> Result<()> {
+    use callview_core::import::{import_calls, with_cached_owned_numbers, ImportProgress};
+    let rules = party_rules(common)?;
+    // The input is opened first: a missing file touches no database.
+    let (input, size, name): (Box<dyn std::io::Read + Send>, Option<u64>, String) =
+        if args.file.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), None, "standard input".into())
+        } else {
+            let file = std::fs::File::open(&args.file)
+                .with_context(|| format!("cannot open {}", args.file.display()))?;
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            (Box::new(file), size, args.file.display().to_string())
+        };
+    let store = open_store(common).await?;
+    let rules = with_cached_owned_numbers(store.as_ref(), rules).await?;
+
+    let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = match size {
+            Some(size) => {
+                let bar = indicatif::ProgressBar::new(size);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {elapsed} [{bar:30}] {bytes}/{total_bytes} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            }
+            None => {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {elapsed} {bytes} {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                bar
+            }
+        };
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message(format!("reading {name}..."));
+        bar
+    });
+    let on_progress = bar.clone().map(|bar| {
+        move |p: ImportProgress| {
+            bar.set_position(p.bytes);
+            bar.set_message(format!("{} records, {} batches", p.records, p.batches));
+        }
+    });
+    let batch = usize::try_from(args.batch).unwrap_or(callview_core::import::DEFAULT_BATCH);
+    let result = import_calls(
+        store.as_ref(),
+        &rules,
+        input,
+        batch,
+        on_progress
+            .as_ref()
+            .map(|f| f as &(dyn Fn(ImportProgress) + Send + Sync)),
+    )
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let (report, failure) = match result {
+        Ok(report) => (report, None),
+        Err(failure) => (failure.report.clone(), Some(failure)),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if failure.is_none() || report.sync.fetched > 0 {
+        print!("{}", import_table(&name, &report));
+    }
+    match failure {
+        None => Ok(()),
+        Some(failure) => {
+            Err(anyhow::Error::new(failure).context(format!("the import of {name} stopped")))
+        }
+    }
+}
+
+fn import_table(name: &str, r: &callview_core::import::ImportReport) -> String {
+    use callview_core::import::InputForm;
+    let form = match r.form {
+        Some(InputForm::Array) => "a JSON array",
+        Some(InputForm::Page) => "a REST page",
+        Some(InputForm::JsonLines) => "JSON Lines",
+        None => "not read to its end",
+    };
+    let s = &r.sync;
+    let mut out = format!(
+        "Import of {name} ({form}, {} bytes) finished in {:.2} s\n",
+        r.bytes,
+        s.elapsed_ms as f64 / 1000.0
+    );
+    let rows: [(&str, u64); 7] = [
+        ("records", s.fetched),
+        ("inserted", s.inserted),
+        ("updated", s.updated),
+        ("unchanged", s.unchanged),
+        ("moved", s.moved),
+        ("skipped", s.skipped.len() as u64),
+        ("batches", s.pages),
+    ];
+    for (label, value) in rows {
+        out.push_str(&format!("  {label:<16}{value:>8}\n"));
+    }
+    if !s.skipped.is_empty() {
+        out.push_str("Skipped records:\n");
+        for skipped in &s.skipped {
+            out.push_str(&format!(
+                "  {} ({})\n",
+                skipped.reason,
+                skipped.sid.as_deref().unwrap_or("no sid")
+            ));
+        }
+    }
+    out
 }
 
 fn report_table(r: &SyncReport) -> String {
