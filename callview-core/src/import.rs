@@ -903,12 +903,10 @@ pub async fn with_cached_owned_numbers(
 mod tests {
     use super::*;
 
-    fn read(
-        input: &str,
-    ) -> (
-        Result<ReadSummary, ImportError>,
-        Vec<(Position, Result<String, String>)>,
-    ) {
+    /// Each record's position and SID, or the reason it was refused.
+    type Seen = Vec<(Position, Result<String, String>)>;
+
+    fn read(input: &str) -> (Result<ReadSummary, ImportError>, Seen) {
         let mut seen = Vec::new();
         let result = read_calls(input.as_bytes(), |p, r| {
             seen.push((p, r.map(|c| c.sid.to_string()).map_err(|e| e.reason)));
