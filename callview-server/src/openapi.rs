@@ -330,7 +330,7 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                     "206": {"description": "The requested range.", "content": {"audio/mpeg": {}, "audio/x-wav": {}}},
                     "400": error_response("The SID or `format` is not valid."),
                     "404": error_response("No such recording (`not_found`), or Twilio deleted it (`recording_gone`)."),
-                    "416": {"description": "The range starts past the end (`Content-Range: bytes */size`)."},
+                    "416": error_response("The range starts past the end (`range_not_satisfiable`, with `Content-Range: bytes */size`)."),
                     "502": error_response("Twilio failed (`twilio_error`, with Twilio's status, code and message)."),
                     "503": error_response("The server has no Twilio account (`recordings_unavailable`)."),
                 }))

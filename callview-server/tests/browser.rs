@@ -1015,7 +1015,7 @@ async fn the_team_names_notes_and_tags_and_other_tabs_see_it_live() {
     .await;
     a.type_into(
         "form[id^=call-form] textarea[name=notes]",
-        "Quoted $240, call back Friday",
+        "Quoted $240, call back about the gazebo",
     )
     .await;
     a.type_into("form[id^=call-form] input[name=tags]", "complaint")
@@ -1024,7 +1024,7 @@ async fn the_team_names_notes_and_tags_and_other_tabs_see_it_live() {
     a.wait_for(
         "the call's note",
         "document.querySelector('#thread-content .call-notes') && \
-         document.querySelector('#thread-content .call-notes').textContent.includes('Friday')",
+         document.querySelector('#thread-content .call-notes').textContent.includes('gazebo')",
     )
     .await;
 
@@ -1054,7 +1054,7 @@ async fn the_team_names_notes_and_tags_and_other_tabs_see_it_live() {
     )
     .await;
     // The note is found by search.
-    a.type_into("#search", "friday").await;
+    a.type_into("#search", "gazebo").await;
     a.wait_for(
         "the note found by search",
         &format!(

@@ -210,24 +210,24 @@ async fn calls_are_noted_and_tagged(backend: Backend) {
     let (status, etag, message) = patch(
         &server,
         &path,
-        json!({"notes": "call back Friday", "tags": ["complaint"]}),
+        json!({"notes": "call back about the gazebo", "tags": ["complaint"]}),
         Some("\"1\""),
     )
     .await;
     assert_eq!(status, 200, "{message}");
     assert_eq!(etag.as_deref(), Some("\"2\""));
     assert_eq!(message["id"], message_id.as_str());
-    assert_eq!(message["metadata"]["notes"], "call back Friday");
+    assert_eq!(message["metadata"]["notes"], "call back about the gazebo");
     assert_eq!(message["metadata"]["tags"], json!(["complaint"]));
     let (_, messages) = server
         .get_with(&format!("/api/conversations/{cid}/messages"), Some(TOKEN))
         .await;
     assert_eq!(
         messages["messages"][0]["metadata"]["notes"],
-        "call back Friday"
+        "call back about the gazebo"
     );
     let (_, found) = server
-        .get_with("/api/conversations?q=friday", Some(TOKEN))
+        .get_with("/api/conversations?q=gazebo", Some(TOKEN))
         .await;
     assert_eq!(found["total"], 1, "{found}");
     let (_, tagged) = server

@@ -341,6 +341,21 @@ async fn a_record_that_does_not_parse_is_reported_and_the_rest_stored(backend: B
         })))
         .mount(&server)
         .await;
+    // An account without recordings or transcriptions.
+    Mock::given(method("GET"))
+        .and(path_regex(r"/Recordings\.json$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "recordings": [], "next_page_uri": null
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"/Transcriptions\.json$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "transcriptions": [], "next_page_uri": null
+        })))
+        .mount(&server)
+        .await;
 
     let store = store(backend).await;
     let client = http_client(&server.uri(), sim.account_sid(), 2, Duration::from_secs(10));

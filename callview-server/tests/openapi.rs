@@ -34,6 +34,35 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
     // Each documented route answers (not 404/405) with the id filled in.
     let (_, list) = server.get("/api/conversations?limit=1").await;
     let id = list["conversations"][0]["id"].as_str().unwrap().to_owned();
+    // A recording's SID, for the recording routes.
+    let (_, recorded) = server
+        .get("/api/conversations?has_recording=true&limit=20")
+        .await;
+    let mut recording = None;
+    for c in recorded["conversations"].as_array().unwrap() {
+        let (_, page) = server
+            .get(&format!(
+                "/api/conversations/{}/messages?limit=500",
+                c["id"].as_str().unwrap()
+            ))
+            .await;
+        recording = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| {
+                m["metadata"]["recordings"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|r| r["url"].is_string())
+            .map(|r| r["sid"].as_str().unwrap().to_owned());
+        if recording.is_some() {
+            break;
+        }
+    }
+    let recording = recording.expect("a playable recording");
     for (method, path) in &routes {
         if path == callview_server::EVENTS_PATH {
             // A stream that stays open: checked by tests/events.rs.
@@ -45,10 +74,21 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
             path.replace("{id}", first["contact"]["id"].as_str().unwrap())
         } else if path.starts_with("/api/messages/") {
             path.replace("{id}", first["last_message"]["id"].as_str().unwrap())
+        } else if path.starts_with("/api/recordings/") {
+            path.replace("{sid}", &recording)
         } else {
             path.replace("{id}", &id)
         };
         let method = Method::from_bytes(method.as_bytes()).unwrap();
+        if concrete.ends_with("/audio") {
+            let response = server.http.get(server.url(&concrete)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{concrete}");
+            assert!(response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("audio/"));
+            continue;
+        }
         if concrete.ends_with(".csv") {
             let response = server.http.get(server.url(&concrete)).send().await.unwrap();
             assert_eq!(response.status(), 200, "{concrete}");
@@ -137,7 +177,8 @@ async fn every_reference_resolves_and_errors_use_the_error_schema() {
             "status",
             "since",
             "until",
-            "tag"
+            "tag",
+            "has_recording"
         ]
     );
     assert_eq!(

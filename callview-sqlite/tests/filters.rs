@@ -286,7 +286,7 @@ async fn the_migration_fills_in_the_status_of_conversations_stored_before() {
     // Make it look like a database of schema version 1.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(common::UNDO_MIGRATIONS_4_AND_5).unwrap();
+        conn.execute_batch(common::UNDO_MIGRATIONS_4_TO_6).unwrap();
         conn.execute_batch(
             "UPDATE conversations SET metadata = json_remove(metadata, '$.last_display_status');
              DROP INDEX idx_conversations_last_status;

@@ -103,7 +103,10 @@ pub async fn loaded(backend: Backend) -> (TestServer, SimulatedTwilio) {
         Arc::clone(&store),
         PartyRules::default(),
     ));
-    (spawn(AppState::new(store).with_sync(runner)).await, sim)
+    let state = AppState::new(store)
+        .with_sync(runner)
+        .with_recordings(Arc::new(sim.clone()), None);
+    (spawn(state).await, sim)
 }
 
 impl TestServer {

@@ -1,10 +1,14 @@
 //! Helpers shared by the SQLite store's integration tests.
 #![allow(dead_code)]
 
-/// SQL that takes a database back to before migrations 4 and 5 (their
+/// SQL that takes a database back to before migrations 4 to 6 (their
 /// columns and indexes), for tests that make a database look like one
 /// written by an older callview.
-pub const UNDO_MIGRATIONS_4_AND_5: &str = "DROP INDEX idx_messages_annotated;
+pub const UNDO_MIGRATIONS_4_TO_6: &str = "DROP INDEX idx_messages_recorded;
+     DROP TABLE transcripts;
+     DROP TABLE recordings;
+     ALTER TABLE messages DROP COLUMN transcription_text;
+     DROP INDEX idx_messages_annotated;
      ALTER TABLE contacts DROP COLUMN company_name;
      ALTER TABLE contacts DROP COLUMN notes;
      ALTER TABLE contacts DROP COLUMN tags;
