@@ -21,7 +21,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /` | the web viewer |
-//! | `GET /api/conversations?limit=20&offset=0` | `{"conversations": [Conversation], "total": n}`; filters `q`, `direction`, `status`, `since`, `until` |
+//! | `GET /api/conversations?limit=20&offset=0` | `{"conversations": [Conversation], "total": n}`; filters `q`, `direction`, `status`, `since`, `until`, `tag`, `has_recording` |
 //! | `GET /api/conversations/{id}` | `Conversation` |
 //! | `GET /api/conversations/{id}/messages?limit=50&cursor=` | `{"messages": [Message], "total": n, "next_cursor"}` |
 //! | `GET /api/contacts/{id}`, `PATCH /api/contacts/{id}` | a `Contact` with an `ETag`; the patch takes `name`, `company_name`, `notes`, `tags` (412 on a stale `If-Match`) |
@@ -29,6 +29,8 @@
 //! | `GET /api/tags` | `{"tags": [{"tag", "contacts", "calls"}], "total": n}` |
 //! | `GET /api/contacts.csv` | every contact as CSV (`phone,name,company,notes,tags`) |
 //! | `GET /api/recordings/{sid}` | one recording with its transcripts (`url`: where this server plays it) |
+//! | `GET /api/recordings/{sid}/audio` | its audio, streamed from Twilio (ranges; `?format=wav`) |
+//! | `POST /api/session` | the cookie that lets an `<audio>` element play recordings |
 //! | `GET /api/calls/active` | `{"calls": [Call + conversation_id], "total": n}` |
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
