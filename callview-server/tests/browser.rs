@@ -188,21 +188,31 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `css` selects. The page re-renders lists when
+    /// data arrives, so an element found a moment ago may be replaced
+    /// before the click lands: then it is found again (a few times).
     async fn click(&self, css: &str) {
-        let element = self
-            .client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"));
-        self.js(&format!(
-            "document.querySelector({}).scrollIntoView({{block: 'center'}});",
-            json!(css)
-        ))
-        .await;
-        element
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let element = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no element {css}: {e}"));
+            self.js(&format!(
+                "const e = document.querySelector({}); if (e) e.scrollIntoView({{block: 'center'}});",
+                json!(css)
+            ))
+            .await;
+            match element.click().await {
+                Ok(()) => return,
+                Err(e) if attempt < 5 && e.to_string().contains("stale element") => {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                Err(e) => panic!("cannot click {css}: {e}"),
+            }
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
@@ -1185,7 +1195,11 @@ async fn a_recording_plays_and_a_word_said_finds_its_call() {
     browser
         .wait_for(
             "the conversation found by a word said",
-            &format!("document.querySelector('.conv[data-conversation-id=\"{id}\"]')"),
+            &format!(
+                "location.hash.includes('q={word}') && \
+                 document.getElementById('conversation-list').getAttribute('aria-busy') !== 'true' && \
+                 document.querySelector('.conv[data-conversation-id=\"{id}\"]')"
+            ),
         )
         .await;
     browser
