@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::call::CallSid;
 use crate::model::{plan_media, MediaBatch};
-use crate::recording::{MediaParseError, Recording, RecordingSid, Transcript, TranscriptStatus};
+use crate::recording::{MediaParseError, RecordingSid, TranscriptStatus};
 use crate::store::{IngestTx, Store};
 use crate::sync::{Skipped, SyncError};
 use crate::twilio::{
@@ -121,7 +121,15 @@ pub(crate) async fn sync_media(
         note_rejected(skipped, page.rejected);
         report.recordings_fetched += page.recordings.len() as u64;
         seen.extend(page.recordings.iter().map(|r| r.sid.clone()));
-        write(store, page.recordings, Vec::new(), Vec::new(), report).await?;
+        write(
+            store,
+            MediaBatch {
+                recordings: page.recordings,
+                ..MediaBatch::default()
+            },
+            report,
+        )
+        .await?;
         match pages.next(page.next, "recordings")? {
             Some(next) => token = Some(next),
             None => break,
@@ -148,7 +156,15 @@ pub(crate) async fn sync_media(
             let page = client.list_recordings_page(&filter, token.as_ref()).await?;
             note_rejected(skipped, page.rejected);
             report.recordings_fetched += page.recordings.len() as u64;
-            write(store, page.recordings, Vec::new(), Vec::new(), report).await?;
+            write(
+                store,
+                MediaBatch {
+                    recordings: page.recordings,
+                    ..MediaBatch::default()
+                },
+                report,
+            )
+            .await?;
             match pages.next(page.next, "recordings")? {
                 Some(next) => token = Some(next),
                 None => break,
@@ -174,7 +190,15 @@ pub(crate) async fn sync_media(
             }
         }
         report.transcripts_fetched += batch.len() as u64;
-        write(store, Vec::new(), batch, Vec::new(), report).await?;
+        write(
+            store,
+            MediaBatch {
+                transcripts: batch,
+                ..MediaBatch::default()
+            },
+            report,
+        )
+        .await?;
         match pages.next(page.next, "transcriptions")? {
             Some(next) if !older => token = Some(next),
             _ => break,
@@ -232,7 +256,15 @@ pub(crate) async fn sync_media(
         }
         report.transcripts_fetched += batch.len() as u64;
         // What was read before a failure is kept.
-        write(store, Vec::new(), batch, Vec::new(), report).await?;
+        write(
+            store,
+            MediaBatch {
+                transcripts: batch,
+                ..MediaBatch::default()
+            },
+            report,
+        )
+        .await?;
         match pages.next(page.next, "transcripts")? {
             Some(next) if !stopped => token = Some(next),
             _ => break,
@@ -262,17 +294,11 @@ async fn mark_unlisted(
     if gone.is_empty() {
         return Ok(());
     }
-    let plan = plan_media_in(
-        tx.as_mut(),
-        MediaBatch {
-            gone,
-            ..MediaBatch::default()
-        },
-    )
-    .await?;
-    report.recordings_deleted += plan.deleted.len() as u64;
-    tx.apply_media(plan).await?;
-    tx.commit().await?;
+    let batch = MediaBatch {
+        gone,
+        ..MediaBatch::default()
+    };
+    report.add(write_media_in(tx, batch).await?);
     Ok(())
 }
 
@@ -302,31 +328,62 @@ impl Pages {
 /// the run still holds the sync lock.
 async fn write(
     store: &dyn Store,
-    recordings: Vec<Recording>,
-    transcripts: Vec<Transcript>,
-    gone: Vec<RecordingSid>,
+    batch: MediaBatch,
     report: &mut MediaReport,
 ) -> Result<(), SyncError> {
-    if recordings.is_empty() && transcripts.is_empty() && gone.is_empty() {
+    if batch.recordings.is_empty() && batch.transcripts.is_empty() && batch.gone.is_empty() {
         return Ok(());
     }
     let mut tx = store.begin_ingest().await?;
     tx.confirm_sync_lock().await?;
-    let plan = plan_media_in(
-        tx.as_mut(),
-        MediaBatch {
-            recordings,
-            transcripts,
-            gone,
-        },
-    )
-    .await?;
-    report.recordings_written += plan.recordings.len() as u64;
-    report.recordings_deleted += plan.deleted.len() as u64;
-    report.transcripts_written += plan.transcripts.len() as u64;
-    tx.apply_media(plan).await?;
-    tx.commit().await?;
+    report.add(write_media_in(tx, batch).await?);
     Ok(())
+}
+
+/// What one media write stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MediaWritten {
+    /// Recordings inserted or replaced.
+    pub recordings: u64,
+    /// Recordings marked deleted.
+    pub deleted: u64,
+    /// Transcripts inserted or replaced.
+    pub transcripts: u64,
+}
+
+impl MediaWritten {
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl MediaReport {
+    fn add(&mut self, written: MediaWritten) {
+        self.recordings_written += written.recordings;
+        self.recordings_deleted += written.deleted;
+        self.transcripts_written += written.transcripts;
+    }
+}
+
+/// Plans `batch` in `tx` (after whatever `tx` already read), writes the
+/// plan and commits: the one way recordings and transcripts are written,
+/// by the sync and by the server when playback learns something.
+pub async fn write_media_in(
+    mut tx: Box<dyn IngestTx>,
+    batch: MediaBatch,
+) -> Result<MediaWritten, crate::store::StoreError> {
+    let plan = plan_media_in(tx.as_mut(), batch).await?;
+    let written = MediaWritten {
+        recordings: plan.recordings.len() as u64,
+        deleted: plan.deleted.len() as u64,
+        transcripts: plan.transcripts.len() as u64,
+    };
+    if !plan.is_empty() {
+        tx.apply_media(plan).await?;
+    }
+    tx.commit().await?;
+    Ok(written)
 }
 
 /// Plans a media batch inside an open transaction: the transaction's

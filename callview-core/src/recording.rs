@@ -440,9 +440,7 @@ impl Transcript {
         let err = |e| MediaParseError::from_record(resource, e);
         let object = object_of(resource, &value)?;
         let mut record = Record::new(object, &[]);
-        let sid = record.text("sid").map_err(err)?;
-        record.sid = sid.clone();
-        let sid = sid.ok_or_else(|| err(record.error("the record has no `sid`".into())))?;
+        let sid = required_sid(&mut record).map_err(err)?;
         let transcript = Transcript {
             kind: TranscriptKind::Legacy,
             recording_sid: record
@@ -477,9 +475,7 @@ impl Transcript {
         let err = |e| MediaParseError::from_record(resource, e);
         let object = object_of(resource, &value)?;
         let mut record = Record::new(object, &[]);
-        let sid = record.text("sid").map_err(err)?;
-        record.sid = sid.clone();
-        let sid = sid.ok_or_else(|| err(record.error("the record has no `sid`".into())))?;
+        let sid = required_sid(&mut record).map_err(err)?;
         let source = value
             .pointer("/channel/media_properties/source_sid")
             .and_then(Value::as_str)
@@ -575,6 +571,16 @@ fn object_of<'a>(
             ),
         }),
     }
+}
+
+/// Reads the record's `sid`, which it must have, and names it in the
+/// record's later errors.
+fn required_sid(record: &mut Record<'_>) -> Result<String, RecordError> {
+    record.sid = record.text("sid")?;
+    record
+        .sid
+        .clone()
+        .ok_or_else(|| record.error("the record has no `sid`".into()))
 }
 
 fn status_of(record: &Record<'_>) -> Result<TranscriptStatus, RecordError> {

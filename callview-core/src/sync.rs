@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use crate::call::{Call, CallParseError, CallSid};
 use crate::endpoint::{OwnedNumbers, PartyRules};
-pub use crate::media_sync::{plan_media_in, MediaReport};
+pub use crate::media_sync::{plan_media_in, write_media_in, MediaReport, MediaWritten};
 use crate::media_sync::{sync_media, MediaWindow};
 use crate::model::{Plan, PlanStats, Prepared, RefreshState};
 use crate::store::{IngestTx, RefreshUpdate, Store, StoreError, UnfinishedQuery};

@@ -13,9 +13,7 @@ use axum::Json;
 use callview_core::model::media::recording_path;
 use callview_core::model::MediaBatch;
 use callview_core::model::{Interaction, StoredRecording};
-use callview_core::recording::{
-    RecordingSid, RecordingStatus, Sentence, Transcript, TranscriptStatus,
-};
+use callview_core::recording::{RecordingSid, RecordingStatus, Sentence, Transcript};
 use callview_core::store::CallMedia;
 use callview_core::twilio::AudioFormat;
 use serde::Serialize;
@@ -212,11 +210,6 @@ pub fn newest_url(recordings: &[RecordingJson]) -> Option<String> {
     recordings.iter().rev().find_map(|r| r.url.clone())
 }
 
-/// Whether a transcript is worth showing (completed, with text).
-pub fn is_shown(t: &TranscriptJson) -> bool {
-    t.status == TranscriptStatus::Completed.as_str() && !t.text.is_empty()
-}
-
 /// `GET /api/recordings/{sid}`: one recording with its transcripts.
 pub async fn get_recording(
     State(state): State<AppState>,
@@ -380,25 +373,23 @@ pub async fn get_audio(
 /// sync; a failure is logged (the answer does not depend on it).
 async fn write_media(state: &AppState, batch: MediaBatch) {
     let result = async {
-        let mut tx = state.store().begin_ingest().await?;
-        let plan = callview_core::sync::plan_media_in(tx.as_mut(), batch).await?;
-        let changed = !plan.is_empty();
-        let deleted = plan.deleted.len();
-        tx.apply_media(plan).await?;
-        tx.commit().await?;
-        Ok::<_, callview_core::StoreError>((changed, deleted))
+        let tx = state.store().begin_ingest().await?;
+        callview_core::sync::write_media_in(tx, batch).await
     }
     .await;
     match result {
-        Ok((true, deleted)) => {
-            if deleted > 0 {
-                tracing::info!(deleted, "Twilio no longer has a recording: marked deleted");
+        Ok(written) if !written.is_empty() => {
+            if written.deleted > 0 {
+                tracing::info!(
+                    deleted = written.deleted,
+                    "Twilio no longer has a recording: marked deleted"
+                );
             }
             state
                 .events()
                 .publish(crate::events::ServerEvent::changed(0, 1));
         }
-        Ok((false, _)) => {}
+        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not store what Twilio said about a recording"),
     }
 }
