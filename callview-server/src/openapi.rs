@@ -289,6 +289,23 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 }))
             }
         },
+        "/api/stats": {
+            "get": {
+                "operationId": "getStats",
+                "summary": "The dashboard's figures for a period: totals (interactions by actual direction, answered, missed = no-answer/busy/failed/canceled as `status=missed`, live, average and p90 wait and talk time, cost per currency as exact decimals), the same per local calendar bucket (every bucket, zero-filled), the wait-time distribution, inbound and missed calls per local weekday and hour, the busiest conversations and the company lines. p90 is the upper edge of the distribution bin holding the 90th percentile.",
+                "tags": ["stats"],
+                "parameters": [
+                    {"name": "since", "in": "query", "description": "First local date (`YYYY-MM-DD`, inclusive) or an RFC 3339 instant on a quarter hour. Default: 29 days before `until`.", "schema": {"type": "string"}},
+                    {"name": "until", "in": "query", "description": "Last local date (`YYYY-MM-DD`, inclusive) or an RFC 3339 instant on a quarter hour (exclusive). Default: today.", "schema": {"type": "string"}},
+                    {"name": "tz", "in": "query", "description": "IANA time zone of the dates and buckets. Default: `CALLVIEW_TIMEZONE`, else UTC.", "schema": {"type": "string", "example": "Europe/Paris"}},
+                    {"name": "bucket", "in": "query", "description": "Bucket size (at most 10,000 buckets). Default: day.", "schema": {"type": "string", "enum": ["hour", "day", "week", "month"]}}
+                ],
+                "responses": common_errors(json!({
+                    "200": {"description": "The figures.", "content": {"application/json": {"schema": {"type": "object", "required": ["tz", "bucket", "since", "until", "totals", "series", "wait_distribution", "by_hour_of_week", "top_contacts", "by_owned_number"]}}}},
+                    "400": error_response("A parameter does not parse, the period ends before it starts, or it holds too many buckets (`invalid_parameter`)."),
+                }))
+            }
+        },
         "/api/recordings/{sid}": {
             "get": {
                 "operationId": "getRecording",
