@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/contacts/{id}"),
     ("PATCH", "/api/messages/{id}"),
     ("GET", "/api/tags"),
+    ("GET", "/api/stats"),
     ("GET", "/api/recordings/{sid}"),
     ("GET", "/api/recordings/{sid}/audio"),
     ("POST", "/api/session"),
