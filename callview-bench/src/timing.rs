@@ -342,7 +342,12 @@ impl Store for TimedStore {
         end: i64,
         top: u32,
     ) -> Result<callview_core::stats::StatsRows, StoreError> {
-        timed(&self.timings, "store.stats", self.inner.stats(first, end, top)).await
+        timed(
+            &self.timings,
+            "store.stats",
+            self.inner.stats(first, end, top),
+        )
+        .await
     }
 
     async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {

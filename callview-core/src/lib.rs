@@ -32,8 +32,8 @@ pub mod import;
 mod media_sync;
 pub mod model;
 pub mod recording;
-pub mod store;
 pub mod stats;
+pub mod store;
 pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -206,7 +206,10 @@ pub(crate) async fn stats(
     let mut top_contacts = Vec::with_capacity(2);
     for (order, having) in [
         ("calls DESC", ""),
-        ("missed DESC, calls DESC", "HAVING count(*) FILTER (WHERE outcome = 'missed') > 0"),
+        (
+            "missed DESC, calls DESC",
+            "HAVING count(*) FILTER (WHERE outcome = 'missed') > 0",
+        ),
     ] {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH top AS (
@@ -231,9 +234,7 @@ pub(crate) async fn stats(
                     Ok(TopContact {
                         conversation_id: ConversationId(r.try_get(0)?),
                         external_id: r.try_get(1)?,
-                        name: r
-                            .try_get::<Option<String>, _>(2)?
-                            .filter(|n| !n.is_empty()),
+                        name: r.try_get::<Option<String>, _>(2)?.filter(|n| !n.is_empty()),
                         calls: r.try_get::<i64, _>(3)?.unsigned_abs(),
                         missed: r.try_get::<i64, _>(4)?.unsigned_abs(),
                     })

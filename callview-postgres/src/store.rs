@@ -22,22 +22,22 @@ use callview_core::model::{
     NewConversation, NewestRoot, Plan, StoredCall, StoredRecording,
 };
 use callview_core::recording::{RecordingSid, Transcript};
+use callview_core::stats::{FactsRow, StatsRows};
 use callview_core::store::{
     check_version, count_tags, message_of, CallMedia, ContactRecord, ConversationCursor,
     ConversationPage, ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage,
     MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
-use callview_core::stats::{FactsRow, StatsRows};
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
 use crate::filters::{bind_filter, conversation_filter, Filter, Start};
 use crate::media;
-use crate::stats;
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
     from_db_time, to_db_time, ContactRow, ConversationRow, MessageRow, CONTACT_COLUMNS,
     CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
 };
+use crate::stats;
 
 /// The migrations in `callview-postgres/migrations/`, embedded at build time.
 static MIGRATOR: Migrator = sqlx::migrate!();

@@ -33,7 +33,11 @@ pub fn range_of(params: &QueryParams, default_tz: Tz) -> Result<StatsRange, ApiE
         })?,
         None => default_tz,
     };
-    let bucket = match params.get("bucket").map(str::trim).filter(|t| !t.is_empty()) {
+    let bucket = match params
+        .get("bucket")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         Some(text) => Bucket::parse(text).ok_or_else(|| {
             invalid(format!(
                 "`bucket`: {text:?} is not one of hour, day, week, month"

@@ -75,12 +75,12 @@ use callview_core::model::{
     StoredRecording,
 };
 use callview_core::recording::{RecordingSid, Transcript};
+use callview_core::stats::StatsRows;
 use callview_core::store::{
     CallMedia, ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx,
     MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount,
     UnfinishedQuery,
 };
-use callview_core::stats::StatsRows;
 use callview_core::Interaction;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};

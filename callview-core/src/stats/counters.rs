@@ -74,7 +74,9 @@ fn direction_offset(direction: ActualDirection) -> usize {
 }
 
 fn bin(edges: &[u32], value: u32) -> usize {
-    edges.partition_point(|edge| *edge <= value).saturating_sub(1)
+    edges
+        .partition_point(|edge| *edge <= value)
+        .saturating_sub(1)
 }
 
 impl Counters {
@@ -224,10 +226,7 @@ pub fn slot_deltas<'a>(
                 currency: row.currency.clone(),
                 line: row.line.clone(),
             };
-            deltas
-                .entry(key)
-                .or_default()
-                .add(&Counters::of(row), sign);
+            deltas.entry(key).or_default().add(&Counters::of(row), sign);
         }
     };
     for (_, row) in old {

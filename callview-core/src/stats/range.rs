@@ -235,7 +235,8 @@ fn next_boundary(tz: Tz, bucket: Bucket, at: DateTime<Utc>) -> DateTime<Utc> {
         }
         Bucket::Day => local.date() + Days::new(1),
         Bucket::Week => {
-            let monday = local.date() - Days::new(u64::from(local.weekday().num_days_from_monday()));
+            let monday =
+                local.date() - Days::new(u64::from(local.weekday().num_days_from_monday()));
             monday + Days::new(7)
         }
         Bucket::Month => {
@@ -271,7 +272,13 @@ mod tests {
         let labels: Vec<String> = (0..r.edges.len() - 1).map(|i| r.label(i)).collect();
         assert_eq!(
             labels,
-            ["2026-01-01", "2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"]
+            [
+                "2026-01-01",
+                "2026-01-05",
+                "2026-01-12",
+                "2026-01-19",
+                "2026-01-26"
+            ]
         );
         let r = StatsRange::new(tz, date(2026, 1, 15), date(2026, 3, 10), Bucket::Month).unwrap();
         let labels: Vec<String> = (0..r.edges.len() - 1).map(|i| r.label(i)).collect();
@@ -288,7 +295,10 @@ mod tests {
 
     #[test]
     fn bad_bounds_are_refused_with_the_parameter() {
-        assert_eq!(Bound::parse("since", "yesterday").unwrap_err().parameter, "since");
+        assert_eq!(
+            Bound::parse("since", "yesterday").unwrap_err().parameter,
+            "since"
+        );
         assert!(Bound::parse("since", "2026-01-01T00:07:00Z").is_err());
         assert!(Bound::parse("since", "2026-01-01T00:15:00Z").is_ok());
         let err = StatsRange::new(Tz::UTC, date(2026, 2, 1), date(2026, 1, 1), Bucket::Day);

@@ -243,7 +243,11 @@ impl Sum {
             outbound: direction(ActualDirection::Outbound),
             internal: direction(ActualDirection::Internal),
         };
-        let all = [by_direction.inbound, by_direction.outbound, by_direction.internal];
+        let all = [
+            by_direction.inbound,
+            by_direction.outbound,
+            by_direction.internal,
+        ];
         let answered: u64 = all.iter().map(|d| d.answered).sum();
         let missed: u64 = all.iter().map(|d| d.missed).sum();
         Figures {

@@ -679,19 +679,20 @@ async fn check_stats(
     use crate::model::{fold_interactions, ConversationRef, InteractionFacts, Outcome};
     use crate::stats::{slot_deltas, Counters, FactsRow};
 
-    let facts: Vec<(ConversationId, FactsRow)> = fold_interactions(rows.values().cloned().collect())
-        .into_iter()
-        .map(|i| {
-            let legs: Vec<_> = i.legs.iter().map(|l| &l.call).collect();
-            let f = InteractionFacts::of_tree(
-                &i.root.call,
-                &legs,
-                i.root.derived.actual_direction,
-                ConversationRef::Existing(i.root.conversation_id),
-            );
-            (i.root.conversation_id, FactsRow::from(&f))
-        })
-        .collect();
+    let facts: Vec<(ConversationId, FactsRow)> =
+        fold_interactions(rows.values().cloned().collect())
+            .into_iter()
+            .map(|i| {
+                let legs: Vec<_> = i.legs.iter().map(|l| &l.call).collect();
+                let f = InteractionFacts::of_tree(
+                    &i.root.call,
+                    &legs,
+                    i.root.derived.actual_direction,
+                    ConversationRef::Existing(i.root.conversation_id),
+                );
+                (i.root.conversation_id, FactsRow::from(&f))
+            })
+            .collect();
     let deltas = slot_deltas(&[], facts.iter().map(|(_, f)| f));
     let mut slots: BTreeMap<(i64, String), Counters> = BTreeMap::new();
     let mut lines: BTreeMap<String, Counters> = BTreeMap::new();
@@ -756,7 +757,9 @@ async fn check_stats(
         ));
     }
     for top in &stored.top_by_calls {
-        let view = views.iter().find(|w| w.conversation.id == top.conversation_id);
+        let view = views
+            .iter()
+            .find(|w| w.conversation.id == top.conversation_id);
         if view.map(|w| &w.conversation.external_id) != Some(&top.external_id) {
             v.push(format!(
                 "stats(): top contact {} has external_id {:?}",
@@ -764,12 +767,19 @@ async fn check_stats(
             ));
         }
     }
-    let total: u64 = views.iter().map(|w| w.conversation.counters.total_calls).sum();
+    let total: u64 = views
+        .iter()
+        .map(|w| w.conversation.counters.total_calls)
+        .sum();
     let dated = facts.iter().filter(|(_, f)| f.slot.is_some()).count() as u64;
     let undated = facts.len() as u64 - dated;
     let counted: i64 = stored_slots
         .values()
-        .map(|c| c.direction(ActualDirection::Inbound)[0] + c.direction(ActualDirection::Outbound)[0] + c.direction(ActualDirection::Internal)[0])
+        .map(|c| {
+            c.direction(ActualDirection::Inbound)[0]
+                + c.direction(ActualDirection::Outbound)[0]
+                + c.direction(ActualDirection::Internal)[0]
+        })
         .sum();
     if counted as u64 + undated != total {
         v.push(format!(

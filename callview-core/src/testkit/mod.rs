@@ -38,6 +38,7 @@ mod harness;
 pub mod media;
 mod mock;
 pub mod props;
+pub mod stats;
 
 pub use builder::{
     at, at_secs, rules, sid, t0, CallBuilder, AGENT_CELL, AGENT_SIP, ALICE, COMPANY, CUSTOMER,
@@ -140,6 +141,11 @@ macro_rules! conformance_tests {
             media_versions_in_any_order,
             intelligence_failures_are_noted_not_fatal,
             unreadable_listed_recordings_are_not_deleted,
+            stats_match_figures_counted_by_hand,
+            stats_buckets_follow_local_time_across_dst,
+            stats_of_an_empty_period_are_zero_filled,
+            stats_every_bucket_size,
+            stats_follow_changes_and_rebuild_the_same,
         );
 
         $crate::__conformance_factory_tests!(
