@@ -204,28 +204,31 @@ pub(crate) async fn stats(
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let mut top_contacts = Vec::with_capacity(2);
-    for (order, having) in [
-        ("calls DESC", ""),
-        (
-            "missed DESC, calls DESC",
-            "HAVING count(*) FILTER (WHERE outcome = 'missed') > 0",
-        ),
+    // The `top` conversations by `key`, ties by external id (so that every
+    // database orders them alike): every conversation tied with the
+    // `top`-th is sorted before the cut.
+    for (key, order) in [
+        ("calls", "counts.calls DESC"),
+        ("missed", "counts.missed DESC, counts.calls DESC"),
     ] {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "WITH top AS (
+            "WITH counts AS MATERIALIZED (
                  SELECT conversation_id, count(*) AS calls,
                         count(*) FILTER (WHERE outcome = 'missed') AS missed
                  FROM interactions WHERE slot >= $1 AND slot < $2
-                 GROUP BY conversation_id {having}
-                 ORDER BY {order}, conversation_id LIMIT $3)
-             SELECT top.conversation_id, cv.external_id, ct.display_name, top.calls, top.missed
-             FROM top JOIN conversations cv ON cv.id = top.conversation_id
-                      JOIN contacts ct ON ct.id = cv.contact_id
-             ORDER BY {order}, top.conversation_id"
+                 GROUP BY conversation_id),
+             cut AS (SELECT {key} AS at_least FROM counts ORDER BY {key} DESC
+                     LIMIT 1 OFFSET $3 - 1)
+             SELECT counts.conversation_id, cv.external_id, ct.display_name, counts.calls,
+                    counts.missed
+             FROM counts JOIN conversations cv ON cv.id = counts.conversation_id
+                         JOIN contacts ct ON ct.id = cv.contact_id
+             WHERE counts.{key} >= greatest(1, coalesce((SELECT at_least FROM cut), 0))
+             ORDER BY {order}, cv.external_id COLLATE \"C\" LIMIT $3"
         )))
         .bind(first)
         .bind(end)
-        .bind(i64::from(top))
+        .bind(i64::from(top.max(1)))
         .fetch_all(&mut *conn)
         .await?;
         top_contacts.push(

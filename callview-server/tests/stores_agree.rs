@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use callview_core::stats::{Bound, Bucket, StatsRange, StatsReport};
 use callview_core::testkit::{all_conversations, snapshot};
 use callview_core::{Store, StoredCall};
 use common::{load, sim, store, Backend};
@@ -79,4 +80,47 @@ async fn sqlite_and_postgres_hold_the_same_data_for_the_same_account() {
         snapshot(postgres.as_ref()).await.unwrap(),
         "the same interactions, folded the same way"
     );
+
+    // The same statistics, whatever the zone and bucket (conversations
+    // named by external id: row ids may differ between databases).
+    for (tz, bucket) in [
+        ("UTC", Bucket::Day),
+        ("America/New_York", Bucket::Hour),
+        ("Asia/Kolkata", Bucket::Week),
+        ("Europe/Paris", Bucket::Month),
+    ] {
+        let a = stats(sqlite.as_ref(), tz, bucket).await;
+        let b = stats(postgres.as_ref(), tz, bucket).await;
+        assert!(
+            a.totals.interactions > 100,
+            "{tz}: the account's calls are counted"
+        );
+        assert_eq!(a.totals, b.totals, "{tz} by {bucket:?}: totals");
+        assert_eq!(a.series, b.series, "{tz} by {bucket:?}: series");
+        assert_eq!(a.by_hour_of_week, b.by_hour_of_week, "{tz}: hour of week");
+        assert_eq!(a.by_owned_number, b.by_owned_number, "{tz}: lines");
+        assert_eq!(a.top_contacts, b.top_contacts, "{tz}: top contacts");
+        assert_eq!(a, b, "{tz} by {bucket:?}: the same statistics");
+    }
+}
+
+/// A year of statistics up to the simulated account's present.
+async fn stats(store: &dyn Store, tz: &str, bucket: Bucket) -> StatsReport {
+    let range = StatsRange::new(
+        tz.parse().unwrap(),
+        Bound::Date(chrono::Utc::now().date_naive() - chrono::Days::new(365)),
+        Bound::Date(chrono::Utc::now().date_naive() + chrono::Days::new(1)),
+        bucket,
+    )
+    .unwrap();
+    let (first, end) = range.slots();
+    let mut rows = store.stats(first, end, 10).await.unwrap();
+    for top in rows
+        .top_by_calls
+        .iter_mut()
+        .chain(rows.top_by_missed.iter_mut())
+    {
+        top.conversation_id = callview_core::ConversationId(0);
+    }
+    StatsReport::build(&range, rows)
 }

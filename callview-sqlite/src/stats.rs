@@ -220,21 +220,26 @@ pub(crate) fn stats(
         .map_err(db(what()))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db(what()))?;
-    let top_contacts = |order: &str, having: &str| -> Result<Vec<TopContact>, StoreError> {
+    // The `top` conversations by `key`, ties by external id (so that every
+    // database orders them alike): every conversation tied with the
+    // `top`-th is sorted before the cut.
+    let top_contacts = |key: &str, order: &str| -> Result<Vec<TopContact>, StoreError> {
         conn.prepare_cached(&format!(
-            "WITH top AS (
+            "WITH counts AS MATERIALIZED (
                  SELECT conversation_id, count(*) AS calls,
                         sum(outcome = 'missed') AS missed
                  FROM interactions WHERE slot >= ?1 AND slot < ?2
-                 GROUP BY conversation_id {having}
-                 ORDER BY {order}, conversation_id LIMIT ?3)
-             SELECT top.conversation_id, cv.external_id, ct.display_name, top.calls, top.missed
-             FROM top JOIN conversations cv ON cv.id = top.conversation_id
-                      JOIN contacts ct ON ct.id = cv.contact_id
-             ORDER BY {order}, top.conversation_id"
+                 GROUP BY conversation_id),
+             cut AS (SELECT {key} AS at_least FROM counts ORDER BY {key} DESC LIMIT 1 OFFSET ?3 - 1)
+             SELECT counts.conversation_id, cv.external_id, ct.display_name, counts.calls,
+                    counts.missed
+             FROM counts JOIN conversations cv ON cv.id = counts.conversation_id
+                         JOIN contacts ct ON ct.id = cv.contact_id
+             WHERE counts.{key} >= max(1, coalesce((SELECT at_least FROM cut), 0))
+             ORDER BY {order}, cv.external_id LIMIT ?3"
         ))
         .map_err(db(what()))?
-        .query_map(params![first, end, top], |r| {
+        .query_map(params![first, end, top.max(1)], |r| {
             Ok(TopContact {
                 conversation_id: ConversationId(r.get(0)?),
                 external_id: r.get(1)?,
@@ -250,7 +255,7 @@ pub(crate) fn stats(
     Ok(StatsRows {
         slots,
         lines,
-        top_by_calls: top_contacts("calls DESC", "")?,
-        top_by_missed: top_contacts("missed DESC, calls DESC", "HAVING missed > 0")?,
+        top_by_calls: top_contacts("calls", "counts.calls DESC")?,
+        top_by_missed: top_contacts("missed", "counts.missed DESC, counts.calls DESC")?,
     })
 }

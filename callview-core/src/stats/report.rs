@@ -20,10 +20,10 @@ pub struct StatsRows {
     /// Per business line, the counters of the whole period.
     pub lines: Vec<LineRow>,
     /// The conversations with the most interactions in the period (ties
-    /// by id), at most the limit asked.
+    /// by external id, in byte order), at most the limit asked.
     pub top_by_calls: Vec<TopContact>,
     /// The conversations with the most missed interactions (at least
-    /// one), ties by id.
+    /// one; ties by interactions, then external id).
     pub top_by_missed: Vec<TopContact>,
 }
 
@@ -54,7 +54,8 @@ pub struct TopContact {
     pub conversation_id: ConversationId,
     /// Its external id (the customer's number as shown).
     pub external_id: String,
-    /// The contact's name when people gave one.
+    /// The contact's display name (its number's display form until people
+    /// name it).
     pub name: Option<String>,
     /// Its interactions in the period.
     pub calls: u64,

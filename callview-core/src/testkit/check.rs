@@ -713,7 +713,17 @@ async fn check_stats(
         .into_iter()
         .map(|(id, (calls, missed))| (id, calls, missed))
         .collect();
-    expected_top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let external_id = |id: &ConversationId| {
+        views
+            .iter()
+            .find(|w| w.conversation.id == *id)
+            .map(|w| w.conversation.external_id.clone())
+            .unwrap_or_default()
+    };
+    expected_top.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| external_id(&a.0).cmp(&external_id(&b.0)))
+    });
 
     let stored = store.stats(i64::MIN / 2, i64::MAX / 2, 1_000_000).await?;
     let stored_slots: BTreeMap<(i64, String), Counters> = stored
