@@ -57,10 +57,11 @@ function frame(width, height, label, description) {
  * A bar chart, stacked when `stacks` has more than one entry.
  * `labels`: one per bar; `stacks`: [{key, label, className, values}],
  * bottom first; `axisLabel(i)`: the text under bar i (or null);
- * `barTitle(i)`: the tooltip of bar i. Each bar is a `<g class="bar">`
+ * `barTitle(i)`: the tooltip of bar i; `tickSteps`: how many bars apart
+ * labels may be (the first that leaves room is used). Each bar is a `<g class="bar">`
  * (with `data-index`), even when it is empty.
  */
-export function barChart({ width, height = 220, labels, stacks, label, description, axisLabel, barTitle, format = String, empty }) {
+export function barChart({ width, height = 220, labels, stacks, label, description, axisLabel, barTitle, tickSteps, format = String, empty }) {
   const margin = { top: 10, right: 8, bottom: 26, left: 44 };
   const plotW = Math.max(10, width - margin.left - margin.right);
   const plotH = Math.max(10, height - margin.top - margin.bottom);
@@ -115,7 +116,9 @@ export function barChart({ width, height = 220, labels, stacks, label, descripti
   root.append(bars);
 
   // Labels under the bars, thinned so that they never overlap.
-  const every = Math.max(1, Math.ceil(64 / Math.max(band, 1)));
+  const needed = Math.max(1, Math.ceil(64 / Math.max(band, 0.01)));
+  const steps = tickSteps || [];
+  const every = steps.find((s) => s >= needed) || (steps.length ? Math.ceil(needed / steps[steps.length - 1]) * steps[steps.length - 1] : needed);
   const axis = svg("g", { class: "x-axis", "aria-hidden": "true" });
   for (let i = 0; i < n; i += every) {
     const text = axisLabel ? axisLabel(i) : labels[i];

@@ -237,7 +237,7 @@ function renderFigures(totals) {
   const missedRate = t.interactions > 0 ? t.missed / t.interactions : null;
   ui.figures.replaceChildren(
     figure("interactions", "Calls", t.interactions, fmt.count(t.interactions), dirs || null, t.live > 0 ? subFigure("live", "Live now:", t.live, fmt.count(t.live)) : null),
-    figure("answered", "Answered", t.answered, fmt.count(t.answered), `${rate(t.answered, t.interactions)} of calls`),
+    figure("answered", "Answered", t.answered, fmt.count(t.answered), t.interactions > 0 ? `${rate(t.answered, t.interactions)} of calls` : null),
     figure("missed", "Missed", t.missed, fmt.count(t.missed), "no answer, busy, failed or canceled"),
     figure("missed_rate", "Missed rate", missedRate, missedRate === null ? "—" : percent.format(missedRate), "of calls"),
     figure("wait.average", "Average wait", t.wait.average, seconds(t.wait.average), subFigure("wait.p90", "90 % within", t.wait.p90, seconds(t.wait.p90))),
@@ -251,6 +251,14 @@ function renderFigures(totals) {
 function chartWidth(container) {
   return Math.max(240, Math.floor(container.clientWidth || 0) || 720);
 }
+
+/** How many bars apart labels may be, so that they fall on whole days, weeks, quarters. */
+const TICK_STEPS = {
+  hour: [1, 2, 3, 6, 12, 24, 48, 168, 336, 672],
+  day: [1, 2, 7, 14, 28, 56, 91, 182, 364],
+  week: [1, 2, 4, 8, 13, 26, 52],
+  month: [1, 2, 3, 6, 12, 24],
+};
 
 /** The numbers of the calls chart for the chosen direction: answered, missed, live, per bucket. */
 function callsOf(item) {
@@ -283,6 +291,7 @@ function renderCalls() {
       label: `${word ? `${DIRECTIONS[state.direction]} calls` : "Calls"} per ${bucket}, answered and missed stacked: ${fmt.count(total)} in ${series.length} ${series.length === 1 ? bucket : `${bucket}s`}`,
       description: "The table below the chart holds the same numbers.",
       axisLabel: (i) => axisLabel(bucket, series[i]),
+      tickSteps: TICK_STEPS[bucket],
       barTitle: (i) => {
         const r = rows[i];
         const parts = [`${fmt.count(r.answered)} answered`, `${fmt.count(r.missed)} missed`];
