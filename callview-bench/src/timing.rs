@@ -323,6 +323,28 @@ impl Store for TimedStore {
         timed(&self.timings, "store.counts", self.inner.counts()).await
     }
 
+    async fn root_sids_page(
+        &self,
+        after: Option<&CallSid>,
+        limit: u32,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        timed(
+            &self.timings,
+            "store.root_sids_page",
+            self.inner.root_sids_page(after, limit),
+        )
+        .await
+    }
+
+    async fn stats(
+        &self,
+        first: i64,
+        end: i64,
+        top: u32,
+    ) -> Result<callview_core::stats::StatsRows, StoreError> {
+        timed(&self.timings, "store.stats", self.inner.stats(first, end, top)).await
+    }
+
     async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {
         timed(&self.timings, "store.recording", self.inner.recording(sid)).await
     }

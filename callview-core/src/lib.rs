@@ -14,6 +14,7 @@
 //! * [`recording`]: call recordings and their transcripts (both of
 //!   Twilio's products).
 //! * [`store`]: the [`Store`] trait that database crates implement.
+//! * [`stats`]: statistics of the stored calls, kept exact by every write.
 //! * [`sync`]: the [`SyncEngine`], which pages through Twilio and applies plans.
 //! * [`twilio`]: the [`TwilioClient`] trait and its HTTP implementation
 //!   (feature `http`, on by default).
@@ -32,6 +33,7 @@ mod media_sync;
 pub mod model;
 pub mod recording;
 pub mod store;
+pub mod stats;
 pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -18,6 +18,7 @@ use crate::model::{
     RefreshState, StoredCall, StoredRecording,
 };
 use crate::recording::{RecordingSid, Transcript};
+use crate::stats::StatsRows;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -785,6 +786,20 @@ pub trait Store: Send + Sync {
 
     /// Row counts.
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
+
+    /// Up to `limit` SIDs of root calls above `after`, in SID order (for
+    /// walking every interaction: [`crate::stats::rebuild`]).
+    async fn root_sids_page(
+        &self,
+        after: Option<&CallSid>,
+        limit: u32,
+    ) -> Result<Vec<CallSid>, StoreError>;
+
+    /// What statistics need of the slots `first..end`
+    /// ([`crate::stats::StatsRange::slots`]): the summary rows kept by
+    /// the ingest transaction, summed per slot and currency and per line,
+    /// and the `top` conversations by interactions and by missed ones.
+    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError>;
 
     /// Checks the database answers.
     async fn health(&self) -> Result<(), StoreError>;

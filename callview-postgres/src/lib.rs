@@ -35,6 +35,7 @@ mod filters;
 mod media;
 mod options;
 mod rows;
+mod stats;
 mod store;
 #[cfg(feature = "testing")]
 #[doc(hidden)]

@@ -27,10 +27,12 @@ use callview_core::store::{
     ConversationPage, ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage,
     MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
+use callview_core::stats::{FactsRow, StatsRows};
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
 use crate::filters::{bind_filter, conversation_filter, Filter, Start};
 use crate::media;
+use crate::stats;
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
     from_db_time, to_db_time, ContactRow, ConversationRow, MessageRow, CONTACT_COLUMNS,
@@ -908,7 +910,14 @@ impl IngestTx for PgIngest {
             .await
             .map_err(self.db.error("attaching recordings to their calls"))?;
         self.db.write_counters(tx, &plan.counters, &resolve).await?;
-        self.db.remove_conversations(tx, &plan.removed).await
+        self.db.remove_conversations(tx, &plan.removed).await?;
+        let mut facts = Vec::with_capacity(plan.interactions.len());
+        for f in &plan.interactions {
+            facts.push((&f.root_sid, resolve.id(&f.conversation)?, FactsRow::from(f)));
+        }
+        stats::apply(tx, &facts, &plan.former_roots)
+            .await
+            .map_err(self.db.error("writing the statistics of interactions"))
     }
 
     async fn write_cursor(&mut self, name: &str, value: &str) -> Result<(), StoreError> {
@@ -1498,6 +1507,34 @@ impl Store for PostgresStore {
             .await
             .map_err(self.db.error("checking the database"))?;
         Ok(())
+    }
+
+    async fn root_sids_page(
+        &self,
+        after: Option<&CallSid>,
+        limit: u32,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("listing root calls"))?;
+        stats::root_sids_page(&mut conn, after.map(CallSid::as_str), limit)
+            .await
+            .map_err(self.db.error("listing root calls"))
+    }
+
+    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError> {
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("reading statistics"))?;
+        stats::stats(&mut conn, first, end, top)
+            .await
+            .map_err(self.db.error("reading statistics"))
     }
 
     /// Takes `pg_try_advisory_lock(SYNC_LOCK_KEY)` on a dedicated connection

@@ -80,6 +80,7 @@ use callview_core::store::{
     MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount,
     UnfinishedQuery,
 };
+use callview_core::stats::StatsRows;
 use callview_core::Interaction;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -88,6 +89,7 @@ mod media;
 mod queries;
 mod rows;
 mod schema;
+mod stats;
 mod time;
 
 use queries::SyncLease;
@@ -772,6 +774,21 @@ impl Store for SqliteStore {
 
     async fn health(&self) -> Result<(), StoreError> {
         self.read(|conn| queries::health(conn)).await
+    }
+
+    async fn root_sids_page(
+        &self,
+        after: Option<&CallSid>,
+        limit: u32,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        let after = after.map(|s| s.as_str().to_owned());
+        self.read(move |conn| stats::root_sids_page(conn, after.as_deref(), limit))
+            .await
+    }
+
+    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError> {
+        self.read(move |conn| stats::stats(conn, first, end, top))
+            .await
     }
 
     async fn try_lock_sync(&self) -> Result<bool, StoreError> {

@@ -837,7 +837,9 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
             .map_err(db(what()))?;
         }
     }
-    Ok(())
+
+    // 5. The statistics of the interactions the plan touched.
+    crate::stats::apply(tx, plan, &created)
 }
 
 /// Step 1 for one new conversation: reuses the contact with the key and its
@@ -885,7 +887,7 @@ fn create_conversation(
 }
 
 /// The conversation id a plan entry refers to.
-fn resolve(
+pub(crate) fn resolve(
     conn: &Connection,
     created: &HashMap<&str, i64>,
     conversation: &ConversationRef,

@@ -52,6 +52,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0006_recordings.sql",
         sql: include_str!("../migrations/0006_recordings.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_stats.sql",
+        sql: include_str!("../migrations/0007_stats.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

@@ -1,6 +1,7 @@
 //! The call model: how raw calls become contacts, conversations and
 //! messages (`call-model.md` sections 3 to 5). Everything here is pure.
 //!
+//! * [`facts`]: what the statistics keep of each interaction.
 //! * [`interaction`]: one entry per root call with its legs folded in, with
 //!   talk/wait time, display status and the human-readable texts.
 //! * [`media`]: which versions of recordings and transcripts to keep, and
@@ -8,11 +9,13 @@
 //! * [`plan`]: given a batch of calls and what the store holds about the call
 //!   trees they touch, compute the exact writes (the [`Plan`]).
 
+pub mod facts;
 pub mod interaction;
 pub mod media;
 pub mod plan;
 mod types;
 
+pub use facts::{Cost, InteractionFacts, Outcome};
 pub use interaction::{fold_interactions, summarize, Interaction, Summary};
 pub use media::{plan_media, MediaBatch, MediaPlan, RecordingWrite, StoredRecording};
 pub use plan::{

@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use crate::call::{Call, CallSid};
 use crate::endpoint::{ActualDirection, PartyRules};
 
+use super::facts::InteractionFacts;
 use super::interaction::{oldest_first, summarize};
 use super::types::{
     Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, NewestRoot,
@@ -147,7 +148,8 @@ pub struct PlanStats {
 /// Every write for one batch, applied by a store in one transaction, in
 /// this order: create `new_conversations`, write `calls`, set `counters`,
 /// delete `removed` conversations (and their contacts when no other
-/// conversation uses them).
+/// conversation uses them), then replace the statistics' figures of
+/// `interactions` and drop those of `former_roots`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
     /// Contacts and conversations to create.
@@ -158,6 +160,12 @@ pub struct Plan {
     pub counters: Vec<CounterUpdate>,
     /// Conversations left without any call.
     pub removed: Vec<ConversationId>,
+    /// The statistics' figures of every interaction whose tree has a
+    /// written call (replacing what is stored for its root).
+    pub interactions: Vec<InteractionFacts>,
+    /// Calls that were roots and are now legs of a tree that arrived:
+    /// their figures leave the statistics.
+    pub former_roots: Vec<CallSid>,
     /// Counts for the sync report.
     pub stats: PlanStats,
 }
@@ -169,6 +177,8 @@ impl Plan {
             && self.calls.is_empty()
             && self.counters.is_empty()
             && self.removed.is_empty()
+            && self.interactions.is_empty()
+            && self.former_roots.is_empty()
     }
 }
 
@@ -207,6 +217,7 @@ impl From<Vec<ConversationState>> for FoundConversations {
 
 #[derive(Debug)]
 struct Tree {
+    root: CallSid,
     members: Vec<CallSid>,
     key: String,
     display: String,
@@ -313,6 +324,7 @@ impl Prepared {
             }
             tree_members.sort();
             trees.push(Tree {
+                root: root_sid.clone(),
                 members: tree_members,
                 display: rules.normalizer.display(&party.endpoint),
                 key: party.endpoint.canonical,
@@ -342,6 +354,17 @@ impl Prepared {
             derived,
             lookup,
         }
+    }
+
+    /// The statistics' figures of `tree`'s interaction, stored in `target`.
+    fn facts(&self, tree: &Tree, target: ConversationRef) -> InteractionFacts {
+        let legs: Vec<&Call> = tree
+            .members
+            .iter()
+            .filter(|sid| **sid != tree.root)
+            .map(|sid| &self.calls[sid])
+            .collect();
+        InteractionFacts::of_tree(&self.calls[&tree.root], &legs, tree.direction, target)
     }
 
     /// The conversations [`Prepared::finish`] needs.
@@ -390,6 +413,7 @@ impl Prepared {
                 }
             };
             let aggregate = landed.entry(target.clone()).or_default();
+            let mut tree_written = false;
             for sid in &tree.members {
                 let call = &self.calls[sid];
                 let (root_sid, derived) = &self.derived[sid];
@@ -427,6 +451,10 @@ impl Prepared {
                     }
                     continue;
                 }
+                tree_written = true;
+                if stored.is_some_and(|s| s.is_root()) && sid != root_sid {
+                    plan.former_roots.push(sid.clone());
+                }
                 match (stored, in_batch) {
                     (None, _) => plan.stats.inserted += 1,
                     (Some(_), true) => plan.stats.updated += 1,
@@ -443,6 +471,9 @@ impl Prepared {
                     derived: derived.clone(),
                     recording_url: stored.and_then(|s| s.recording_url.clone()),
                 });
+            }
+            if tree_written {
+                plan.interactions.push(self.facts(tree, target));
             }
         }
         for conversation in dirty {

@@ -378,6 +378,8 @@ pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
         }
     }
 
+    check_stats(store, &mut v, &views, &rows).await?;
+
     let counts = store.counts().await?;
     let expected = StoreCounts {
         contacts: contacts.len() as u64,
@@ -663,4 +665,116 @@ pub async fn snapshot(store: &dyn Store) -> Result<StoreSnapshot, StoreError> {
         counts: store.counts().await?,
         conversations,
     })
+}
+
+/// The statistics the store keeps equal what its calls say: every
+/// interaction's figures, summed per slot and currency, per line, and per
+/// conversation.
+async fn check_stats(
+    store: &dyn Store,
+    v: &mut Vec<String>,
+    views: &[ConversationView],
+    rows: &HashMap<CallSid, StoredCall>,
+) -> Result<(), StoreError> {
+    use crate::model::{fold_interactions, ConversationRef, InteractionFacts, Outcome};
+    use crate::stats::{slot_deltas, Counters, FactsRow};
+
+    let facts: Vec<(ConversationId, FactsRow)> = fold_interactions(rows.values().cloned().collect())
+        .into_iter()
+        .map(|i| {
+            let legs: Vec<_> = i.legs.iter().map(|l| &l.call).collect();
+            let f = InteractionFacts::of_tree(
+                &i.root.call,
+                &legs,
+                i.root.derived.actual_direction,
+                ConversationRef::Existing(i.root.conversation_id),
+            );
+            (i.root.conversation_id, FactsRow::from(&f))
+        })
+        .collect();
+    let deltas = slot_deltas(&[], facts.iter().map(|(_, f)| f));
+    let mut slots: BTreeMap<(i64, String), Counters> = BTreeMap::new();
+    let mut lines: BTreeMap<String, Counters> = BTreeMap::new();
+    for (key, counters) in &deltas {
+        slots
+            .entry((key.slot, key.currency.clone()))
+            .or_default()
+            .add(counters, 1);
+        lines.entry(key.line.clone()).or_default().add(counters, 1);
+    }
+    let mut per_conversation: BTreeMap<ConversationId, (u64, u64)> = BTreeMap::new();
+    for (id, f) in facts.iter().filter(|(_, f)| f.slot.is_some()) {
+        let entry = per_conversation.entry(*id).or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(f.outcome == Outcome::Missed);
+    }
+    let mut expected_top: Vec<(ConversationId, u64, u64)> = per_conversation
+        .into_iter()
+        .map(|(id, (calls, missed))| (id, calls, missed))
+        .collect();
+    expected_top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let stored = store.stats(i64::MIN / 2, i64::MAX / 2, 1_000_000).await?;
+    let stored_slots: BTreeMap<(i64, String), Counters> = stored
+        .slots
+        .iter()
+        .filter(|r| !r.counters.is_zero())
+        .map(|r| ((r.slot, r.currency.clone()), r.counters))
+        .collect();
+    if stored_slots != slots {
+        let differ: Vec<_> = slots
+            .keys()
+            .chain(stored_slots.keys())
+            .filter(|k| slots.get(*k) != stored_slots.get(*k))
+            .take(3)
+            .collect();
+        v.push(format!(
+            "stats(): the summary rows differ from the calls' figures at (slot, currency) {differ:?}"
+        ));
+    }
+    let stored_lines: BTreeMap<String, Counters> = stored
+        .lines
+        .iter()
+        .filter(|r| !r.counters.is_zero())
+        .map(|r| (r.line.clone(), r.counters))
+        .collect();
+    if stored_lines != lines {
+        v.push(format!(
+            "stats(): per line {:?}, the calls say {:?}",
+            stored_lines.keys().collect::<Vec<_>>(),
+            lines.keys().collect::<Vec<_>>()
+        ));
+    }
+    let stored_top: Vec<(ConversationId, u64, u64)> = stored
+        .top_by_calls
+        .iter()
+        .map(|t| (t.conversation_id, t.calls, t.missed))
+        .collect();
+    if stored_top != expected_top {
+        v.push(format!(
+            "stats(): top contacts {stored_top:?}, the calls say {expected_top:?}"
+        ));
+    }
+    for top in &stored.top_by_calls {
+        let view = views.iter().find(|w| w.conversation.id == top.conversation_id);
+        if view.map(|w| &w.conversation.external_id) != Some(&top.external_id) {
+            v.push(format!(
+                "stats(): top contact {} has external_id {:?}",
+                top.conversation_id, top.external_id
+            ));
+        }
+    }
+    let total: u64 = views.iter().map(|w| w.conversation.counters.total_calls).sum();
+    let dated = facts.iter().filter(|(_, f)| f.slot.is_some()).count() as u64;
+    let undated = facts.len() as u64 - dated;
+    let counted: i64 = stored_slots
+        .values()
+        .map(|c| c.direction(ActualDirection::Inbound)[0] + c.direction(ActualDirection::Outbound)[0] + c.direction(ActualDirection::Internal)[0])
+        .sum();
+    if counted as u64 + undated != total {
+        v.push(format!(
+            "stats() count {counted} interactions (+{undated} without a time), the conversations' total_calls sum to {total}"
+        ));
+    }
+    Ok(())
 }

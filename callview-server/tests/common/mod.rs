@@ -532,6 +532,21 @@ impl Store for BrokenStore {
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         Err(broken())
     }
+    async fn root_sids_page(
+        &self,
+        _after: Option<&CallSid>,
+        _limit: u32,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        Err(broken())
+    }
+    async fn stats(
+        &self,
+        _first: i64,
+        _end: i64,
+        _top: u32,
+    ) -> Result<callview_core::stats::StatsRows, StoreError> {
+        Err(broken())
+    }
     async fn recording(
         &self,
         _sid: &callview_core::recording::RecordingSid,

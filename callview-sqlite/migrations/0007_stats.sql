@@ -1,0 +1,80 @@
+-- Statistics (issue 16): what `/api/stats` adds up, kept exact by the
+-- ingest transaction.
+--
+-- `interactions`: one row per root call with the figures statistics count
+-- (computed by the call model: direction, outcome, talk and wait time, the
+-- business line, the cost in billionths of its currency). `slot` is the
+-- quarter hour (Unix seconds / 900) of its start.
+--
+-- `stats_slots`: per quarter hour, currency and line, the sum of the
+-- counters of its interactions (column order: `callview_core::stats::counters`).
+-- Every write of `interactions` adds its change here in the same transaction.
+--
+-- A database holding calls already gets its figures computed by the
+-- application on open (`stats_rebuild` cursor, `callview_core::stats::ensure_built`).
+
+CREATE TABLE interactions (
+    root_sid        TEXT    PRIMARY KEY,
+    conversation_id INTEGER NOT NULL,
+    slot            INTEGER,
+    direction       TEXT    NOT NULL,
+    outcome         TEXT    NOT NULL,
+    talk_time       INTEGER NOT NULL,
+    wait_time       INTEGER NOT NULL,
+    line            TEXT    NOT NULL,
+    currency        TEXT    NOT NULL,
+    cost_nanos      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX idx_interactions_slot ON interactions (slot, conversation_id, outcome);
+
+CREATE TABLE stats_slots (
+    slot     INTEGER NOT NULL,
+    currency TEXT    NOT NULL,
+    line     TEXT    NOT NULL,
+    inbound            INTEGER NOT NULL DEFAULT 0,
+    inbound_answered   INTEGER NOT NULL DEFAULT 0,
+    inbound_missed     INTEGER NOT NULL DEFAULT 0,
+    outbound           INTEGER NOT NULL DEFAULT 0,
+    outbound_answered  INTEGER NOT NULL DEFAULT 0,
+    outbound_missed    INTEGER NOT NULL DEFAULT 0,
+    internal           INTEGER NOT NULL DEFAULT 0,
+    internal_answered  INTEGER NOT NULL DEFAULT 0,
+    internal_missed    INTEGER NOT NULL DEFAULT 0,
+    live               INTEGER NOT NULL DEFAULT 0,
+    talk_sum           INTEGER NOT NULL DEFAULT 0,
+    wait_sum           INTEGER NOT NULL DEFAULT 0,
+    cost_nanos         INTEGER NOT NULL DEFAULT 0,
+    wait_0             INTEGER NOT NULL DEFAULT 0,
+    wait_1             INTEGER NOT NULL DEFAULT 0,
+    wait_2             INTEGER NOT NULL DEFAULT 0,
+    wait_3             INTEGER NOT NULL DEFAULT 0,
+    wait_4             INTEGER NOT NULL DEFAULT 0,
+    wait_5             INTEGER NOT NULL DEFAULT 0,
+    wait_6             INTEGER NOT NULL DEFAULT 0,
+    wait_7             INTEGER NOT NULL DEFAULT 0,
+    wait_8             INTEGER NOT NULL DEFAULT 0,
+    wait_9             INTEGER NOT NULL DEFAULT 0,
+    wait_10            INTEGER NOT NULL DEFAULT 0,
+    wait_11            INTEGER NOT NULL DEFAULT 0,
+    wait_12            INTEGER NOT NULL DEFAULT 0,
+    wait_13            INTEGER NOT NULL DEFAULT 0,
+    wait_14            INTEGER NOT NULL DEFAULT 0,
+    talk_0             INTEGER NOT NULL DEFAULT 0,
+    talk_1             INTEGER NOT NULL DEFAULT 0,
+    talk_2             INTEGER NOT NULL DEFAULT 0,
+    talk_3             INTEGER NOT NULL DEFAULT 0,
+    talk_4             INTEGER NOT NULL DEFAULT 0,
+    talk_5             INTEGER NOT NULL DEFAULT 0,
+    talk_6             INTEGER NOT NULL DEFAULT 0,
+    talk_7             INTEGER NOT NULL DEFAULT 0,
+    talk_8             INTEGER NOT NULL DEFAULT 0,
+    talk_9             INTEGER NOT NULL DEFAULT 0,
+    talk_10            INTEGER NOT NULL DEFAULT 0,
+    talk_11            INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (slot, currency, line)
+) WITHOUT ROWID;
+
+INSERT INTO sync_cursors (name, value)
+SELECT 'stats_rebuild', 'pending' WHERE EXISTS (SELECT 1 FROM messages)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
