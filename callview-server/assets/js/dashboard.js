@@ -374,7 +374,7 @@ function renderWait() {
       height: 200,
       labels: buckets.map(waitLabel),
       stacks: [{ key: "count", label: "Calls", className: "seg-count", values: buckets.map((b) => b.count || 0) }],
-      label: `Wait before an answer: ${fmt.count(total)} calls measured, in ${buckets.length} ranges`,
+      label: `Wait time of answered and missed calls: ${fmt.count(total)} calls, in ${buckets.length} ranges`,
       description: "The table below holds the same numbers.",
       barTitle: (i) => `${waitLabel(buckets[i])}: ${fmt.count(buckets[i].count || 0)} calls`,
       format: fmt.count,
@@ -382,11 +382,11 @@ function renderWait() {
     }),
   );
   const w = state.data.totals.wait;
-  ui.waitNote.textContent = total > 0 ? `Average ${seconds(w.average)}; 90 % of calls waited ${seconds(w.p90)} or less.` : "";
+  ui.waitNote.textContent = total > 0 ? `How long callers waited before an answer, or before the call ended unanswered. Average ${seconds(w.average)}; 90 % waited ${seconds(w.p90)} or less.` : "";
   const n = (v) => ({ text: fmt.count(v), value: v });
   ui.waitTable.replaceChildren(
     table({
-      caption: "Calls by wait before an answer",
+      caption: "Answered and missed calls by wait time",
       className: "wait-table",
       head: ["Wait", "Calls"],
       rows: buckets.map((b) => [waitLabel(b), n(b.count || 0)]),
