@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/messages/{id}", patch(crate::edits::patch_message))
         .route("/api/tags", get(crate::edits::list_tags))
+        .route("/api/stats", get(crate::stats::get_stats))
         .route(
             "/api/recordings/{sid}",
             get(crate::recordings::get_recording),

@@ -61,8 +61,21 @@ pub enum OpenStoreError {
     },
 }
 
-/// Opens (creating and migrating when needed) the store `url` names.
+/// Opens (creating and migrating when needed) the store `url` names, and
+/// computes the statistics of calls stored before they were kept
+/// ([`callview_core::stats::ensure_built`]).
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, OpenStoreError> {
+    let store = open_backend(url).await?;
+    callview_core::stats::ensure_built(store.as_ref())
+        .await
+        .map_err(|source| OpenStoreError::Open {
+            url: redact(url),
+            source,
+        })?;
+    Ok(store)
+}
+
+async fn open_backend(url: &str) -> Result<Arc<dyn Store>, OpenStoreError> {
     let redacted = redact(url);
     let open_error = |source| OpenStoreError::Open {
         url: redacted.clone(),

@@ -69,6 +69,7 @@ pub mod recordings;
 pub mod server;
 pub mod signature;
 pub mod state;
+pub mod stats;
 pub mod sync_runner;
 pub mod trigger;
 pub mod viewer;

@@ -218,6 +218,11 @@ struct ServeArgs {
     /// played files go first).
     #[arg(long, env = "CALLVIEW_RECORDING_CACHE_MB", default_value_t = 1024)]
     recording_cache_mb: u64,
+
+    /// The time zone of statistics when a request names none (an IANA
+    /// name: Europe/Paris, America/New_York).
+    #[arg(long, env = "CALLVIEW_TIMEZONE", default_value = "UTC")]
+    timezone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Args)]
@@ -772,6 +777,7 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         .with_sync(runner)
         .with_webhook(webhook)
         .with_api_token(token)
+        .with_timezone(args.timezone)
         .with_normalizer(rules.normalizer);
 
     let interval_secs = args.sync_interval.unwrap_or(if demo_mode { 5 } else { 60 });

@@ -28,6 +28,7 @@ struct StateInner {
     webhook: Option<Arc<WebhookConfig>>,
     events: EventHub,
     recordings: Option<Arc<RecordingSource>>,
+    timezone: chrono_tz::Tz,
 }
 
 /// Where recordings' audio comes from: the Twilio account (with the
@@ -105,6 +106,7 @@ impl AppState {
                 webhook: None,
                 events: EventHub::new(),
                 recordings: None,
+                timezone: chrono_tz::Tz::UTC,
             }),
         }
     }
@@ -120,6 +122,7 @@ impl AppState {
                 webhook: shared.webhook.clone(),
                 events: shared.events.clone(),
                 recordings: shared.recordings.clone(),
+                timezone: shared.timezone,
             },
         };
         f(&mut inner);
@@ -151,6 +154,17 @@ impl AppState {
     pub fn with_api_token(self, token: Option<&str>) -> Self {
         let token = token.filter(|t| !t.is_empty()).map(TokenCheck::new);
         self.edit(|s| s.token = token)
+    }
+
+    /// Sets the time zone statistics use when a request names none
+    /// (`CALLVIEW_TIMEZONE`; UTC by default).
+    pub fn with_timezone(self, timezone: chrono_tz::Tz) -> Self {
+        self.edit(|s| s.timezone = timezone)
+    }
+
+    /// The default time zone of statistics.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.inner.timezone
     }
 
     /// Sets the normalizer used for display forms.
