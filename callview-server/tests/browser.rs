@@ -1534,6 +1534,11 @@ async fn the_dashboard_shows_the_stats_and_follows_the_period() {
     let stats = viewer.api(&format!("/api/stats?{query}")).await;
     assert_eq!(stats["series"].as_array().unwrap().len(), 30);
     assert!(stats["totals"]["interactions"].as_u64().unwrap() > 0);
+    browser
+        .wait_for("fonts and layout", "document.fonts.status === 'loaded'")
+        .await;
+    let shot = browser.screenshot("dashboard.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
     // The table views are closed until asked for; open the calls table.
     browser.click("#panel-calls details summary").await;
     assert_eq!(
@@ -1559,11 +1564,6 @@ async fn the_dashboard_shows_the_stats_and_follows_the_period() {
         )
         .await;
     assert_eq!(unnamed, json!([]), "controls without an accessible name");
-    browser
-        .wait_for("fonts and layout", "document.fonts.status === 'loaded'")
-        .await;
-    let shot = browser.screenshot("dashboard.png").await;
-    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
 
     // A quick period: the last 7 days.
     browser.click(".preset[data-range='7d']").await;
@@ -1645,7 +1645,12 @@ async fn the_dashboard_shows_the_stats_and_follows_the_period() {
         format!("since={since}&until={until}&tz=America%2FNew_York&bucket=week")
     );
     let zoned = viewer.api(&format!("/api/stats?{zoned_query}")).await;
-    assert!(browser.js("return document.getElementById('dash-error').hidden").await == json!(true));
+    assert!(
+        browser
+            .js("return document.getElementById('dash-error').hidden")
+            .await
+            == json!(true)
+    );
     assert_dashboard_matches(&dashboard_shows(&browser).await, &zoned);
 
     // Back to 7 days; a top caller opens that conversation in the
@@ -1684,8 +1689,7 @@ async fn the_dashboard_shows_the_stats_and_follows_the_period() {
 
     // A sync that stores a new call updates the dashboard without a reload.
     browser.js("window.__stillTheSamePage = true;").await;
-    let before = viewer.api(&format!("/api/stats?{week_query}")).await["totals"]
-        ["interactions"]
+    let before = viewer.api(&format!("/api/stats?{week_query}")).await["totals"]["interactions"]
         .as_u64()
         .unwrap();
     viewer.sim.insert(live_call(&viewer.sim));
@@ -1717,6 +1721,11 @@ async fn the_dashboard_shows_the_stats_and_follows_the_period() {
             "document.documentElement.scrollWidth <= window.innerWidth",
         )
         .await;
+    browser
+        .js("document.getElementById('dashboard').scrollTop = 0;")
+        .await;
+    // The next frame shows the scrolled-back page.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     browser.screenshot("dashboard-phone.png").await;
 
     browser.close().await;

@@ -137,10 +137,11 @@ export function barChart({ width, height = 220, labels, stacks, label, descripti
 
 /**
  * A heat map of `values` (rows of numbers): darker is more. `rowLabels`
- * name the rows, `colLabel(j)` the columns (null leaves one out),
+ * name the rows, `colLabel(j)` the columns, every `labelSteps[k]`-th
+ * (the first that leaves room),
  * `cellTitle(i, j, v)` is each cell's tooltip, `className` colours it.
  */
-export function heatMap({ width, values, rowLabels, colLabel, cellTitle, label, description, className = "" }) {
+export function heatMap({ width, values, rowLabels, colLabel, labelSteps = [1], cellTitle, label, description, className = "" }) {
   const rows = values.length;
   const cols = rows ? values[0].length : 0;
   const margin = { top: 4, right: 4, bottom: 22, left: 44 };
@@ -173,7 +174,8 @@ export function heatMap({ width, values, rowLabels, colLabel, cellTitle, label, 
   }
   root.append(grid);
   const axis = svg("g", { class: "x-axis", "aria-hidden": "true" });
-  for (let j = 0; j < cols; j++) {
+  const every = labelSteps.find((k) => k * cell >= 44) || labelSteps[labelSteps.length - 1];
+  for (let j = 0; j < cols; j += every) {
     const text = colLabel(j);
     if (!text) continue;
     axis.append(svg("text", { x: round(margin.left + j * cell), y: h - 6, class: "tick", "text-anchor": "start" }, text));

@@ -344,7 +344,8 @@ function renderWeek() {
       width: chartWidth(ui.weekChart),
       values,
       rowLabels: WEEKDAYS.map((d) => weekdayFormat.format(d)),
-      colLabel: (h) => (h % 3 === 0 ? hourName(h) : null),
+      colLabel: hourName,
+      labelSteps: [3, 6, 12],
       cellTitle: (i, h, v) => `${slot(i, h)}: ${fmt.count(v)} ${noun}`,
       label: `${which === "missed" ? "Missed" : "Incoming"} calls by day of the week and hour (${state.data.tz || state.tz}): ${fmt.count(total)} in all${busiest ? `, most on ${slot(busiest.i, busiest.h)} (${fmt.count(busiest.v)})` : ""}`,
       description: "Darker cells had more calls. The table below holds the same numbers.",
@@ -518,7 +519,7 @@ async function load({ quiet = false } = {}) {
     ui.root.dataset.query = qs;
     ui.root.dataset.state = "ready";
     ui.root.classList.remove("refreshing", "failed");
-    setBusy(false, quiet ? "" : `${fmt.count(data.totals.interactions)} calls in this period`);
+    setBusy(false, `${fmt.count(data.totals.interactions)} ${data.totals.interactions === 1 ? "call" : "calls"} in this period`);
   } catch (error) {
     if (generation !== state.generation) return;
     if (error && error.name === "AbortError") return;
