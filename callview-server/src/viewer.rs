@@ -6,7 +6,9 @@
 //!
 //! Everything the page shows comes from the API (`/api/conversations` with
 //! its filters, `/api/conversations/{id}/messages`, `/healthz`,
-//! `POST /api/sync/today`); `/api/events` keeps it current without reload.
+//! `POST /api/sync/today`, and `/api/stats` for the dashboard at
+//! `#view=dashboard`, its charts drawn in SVG by `js/charts.js`);
+//! `/api/events` keeps it current without reload.
 //!
 //! The page is a template with one placeholder, the base path its files are
 //! loaded from: the path the page was requested at, so the viewer works
@@ -64,6 +66,8 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/format.js", "text/javascript; charset=utf-8"),
     asset!("js/live.js", "text/javascript; charset=utf-8"),
     asset!("js/render.js", "text/javascript; charset=utf-8"),
+    asset!("js/dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("js/charts.js", "text/javascript; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 

@@ -1294,3 +1294,440 @@ async fn a_recording_plays_and_a_word_said_finds_its_call() {
     browser.close().await;
     viewer.stop().await;
 }
+
+/// Numbers from the page and from the API are equal (30 and 30.0 alike).
+fn same_number(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+        _ => a == b,
+    }
+}
+
+/// What the dashboard shows, read from the page: its figures (raw values
+/// kept in `data-value`), the calls chart's bars and table rows, the heat
+/// map's cells, the wait bars and the top callers' conversation ids.
+async fn dashboard_shows(browser: &Browser) -> Value {
+    browser
+        .js(
+            "const values = (css) => [...document.querySelectorAll(css)].map(e => JSON.parse(e.dataset.value));
+             const figures = Object.fromEntries([...document.querySelectorAll('#dash-figures [data-figure]')]
+               .map(e => [e.dataset.figure, JSON.parse(e.dataset.value)]));
+             const bars = [...document.querySelectorAll('#chart-calls g.bar')].map(g => {
+               const seg = (key) => { const r = g.querySelector(`rect.seg[data-key=${key}]`); return r ? Number(r.dataset.value) : 0; };
+               return [g.dataset.label, seg('answered'), seg('missed'), seg('live')];
+             });
+             const rows = [...document.querySelectorAll('#table-calls tbody tr')]
+               .map(tr => [...tr.children].map(c => JSON.parse(c.dataset.value)));
+             return {
+               query: document.getElementById('dashboard').dataset.query,
+               figures,
+               calls_text: document.querySelector('[data-figure=interactions]').textContent,
+               bars,
+               rows,
+               week: values('#chart-week rect.cell'),
+               wait: [...document.querySelectorAll('#chart-wait g.bar')]
+                 .map(g => { const r = g.querySelector('rect.seg'); return r ? Number(r.dataset.value) : 0; }),
+               wait_rows: values('#table-wait tbody td'),
+               top: [...document.querySelectorAll('#table-top-calls a.contact-link')].map(a => a.dataset.conversationId),
+               missed: [...document.querySelectorAll('#table-top-missed a.contact-link')].map(a => a.dataset.conversationId),
+               lines: values('#table-lines tbody td[data-value]'),
+             };",
+        )
+        .await
+}
+
+/// Checks that `shown` (from [`dashboard_shows`]) holds exactly the API's `stats`.
+fn assert_dashboard_matches(shown: &Value, stats: &Value) {
+    let figures = &shown["figures"];
+    let totals = &stats["totals"];
+    for (key, expected) in [
+        ("interactions", &totals["interactions"]),
+        ("answered", &totals["answered"]),
+        ("missed", &totals["missed"]),
+        ("wait.average", &totals["wait"]["average"]),
+        ("wait.p90", &totals["wait"]["p90"]),
+        ("talk.average", &totals["talk"]["average"]),
+        ("talk.p90", &totals["talk"]["p90"]),
+        ("cost", &totals["cost"]),
+    ] {
+        assert!(
+            same_number(&figures[key], expected),
+            "figure {key}: the page shows {} and the API says {expected}",
+            figures[key]
+        );
+    }
+    if totals["live"].as_u64().unwrap() > 0 {
+        assert!(same_number(&figures["live"], &totals["live"]), "{figures}");
+    }
+    let interactions = totals["interactions"].as_u64().unwrap();
+    let rate = &figures["missed_rate"];
+    if interactions > 0 {
+        let expected = totals["missed"].as_f64().unwrap() / interactions as f64;
+        assert!((rate.as_f64().unwrap() - expected).abs() < 1e-9, "{rate}");
+    } else {
+        assert!(rate.is_null(), "{rate}");
+    }
+    let digits: String = shown["calls_text"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    assert_eq!(digits, interactions.to_string(), "the calls figure's text");
+
+    // One bar group per bucket, stacked answered / missed (/ live); the
+    // table view holds the same numbers.
+    let series = stats["series"].as_array().unwrap();
+    let bars = shown["bars"].as_array().unwrap();
+    let rows = shown["rows"].as_array().unwrap();
+    assert_eq!(bars.len(), series.len(), "one bar group per bucket");
+    assert_eq!(rows.len(), series.len(), "one table row per bucket");
+    for (i, s) in series.iter().enumerate() {
+        let (answered, missed, all) = (&s["answered"], &s["missed"], &s["interactions"]);
+        let live = all.as_u64().unwrap() - answered.as_u64().unwrap() - missed.as_u64().unwrap();
+        assert_eq!(
+            bars[i],
+            json!([s["label"], answered, missed, live]),
+            "bar {i}"
+        );
+        assert_eq!(
+            rows[i],
+            json!([s["label"], all, answered, missed, live]),
+            "table row {i}"
+        );
+    }
+
+    // The hour-of-week heat map (incoming calls, Monday first) and the wait
+    // distribution, chart and table.
+    let week: Vec<Value> = stats["by_hour_of_week"]["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().clone())
+        .collect();
+    assert_eq!(week.len(), 7 * 24);
+    assert_eq!(shown["week"], json!(week), "the heat map");
+    let waits: Vec<&Value> = stats["wait_distribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| &b["count"])
+        .collect();
+    assert_eq!(shown["wait"], json!(waits), "the wait bars");
+    assert_eq!(shown["wait_rows"], json!(waits), "the wait table");
+
+    // Top callers and company lines.
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| match &c["conversation_id"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        shown["top"],
+        json!(ids(&stats["top_contacts"]["by_calls"])),
+        "top callers"
+    );
+    assert_eq!(
+        shown["missed"],
+        json!(ids(&stats["top_contacts"]["by_missed"])),
+        "most missed"
+    );
+    let lines: Vec<&Value> = stats["by_owned_number"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| [&l["interactions"], &l["answered"], &l["missed"]])
+        .collect();
+    assert_eq!(shown["lines"], json!(lines), "by company line");
+}
+
+/// Waits until the dashboard shows the answer to a query other than `before`; returns it.
+async fn dashboard_query_after(browser: &Browser, before: &str) -> String {
+    browser
+        .wait_for(
+            "the dashboard's new answer",
+            &format!(
+                "document.getElementById('dashboard').dataset.state === 'ready' && \
+                 document.getElementById('dashboard').dataset.query !== {} && \
+                 document.getElementById('dashboard').dataset.query",
+                json!(before)
+            ),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The dashboard: reached by keyboard from the top bar, its figures,
+/// charts and tables equal `GET /api/stats` for the same period, time zone
+/// and bucket; a quick period, dates, the bucket and the time zone change
+/// what it shows to the API's new answer; a 400 is shown in the page; a
+/// top caller opens that conversation; a sync updates it live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_stats_and_follows_the_period() {
+    let viewer = Viewer::start(None).await;
+    let browser = Browser::launch(1280, 900, &[]).await;
+    browser
+        .client
+        .goto(&format!("{}/", viewer.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for("the list", "document.querySelectorAll('.conv').length > 0")
+        .await;
+    browser
+        .wait_for(
+            "the live connection",
+            "document.getElementById('connection').dataset.state === 'live'",
+        )
+        .await;
+
+    // The top bar's "Dashboard", by keyboard: the dashboard replaces the
+    // conversations and the focus lands on its heading.
+    let link = browser
+        .client
+        .find(Locator::Css("#nav-dashboard"))
+        .await
+        .unwrap();
+    link.send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+        .await
+        .unwrap();
+    let query = dashboard_query_after(&browser, "").await;
+    assert_eq!(
+        browser.js("return document.activeElement.id").await,
+        json!("dashboard-heading")
+    );
+    assert_eq!(
+        browser
+            .js("return [document.getElementById('layout').hidden, document.getElementById('dashboard').hidden, \
+                 document.getElementById('nav-dashboard').getAttribute('aria-current')]")
+            .await,
+        json!([true, false, "page"])
+    );
+    assert!(browser
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .fragment()
+        .unwrap()
+        .starts_with("view=dashboard"));
+
+    // The default: the last 30 days, per day, in the browser's time zone.
+    let tz = browser
+        .js("return Intl.DateTimeFormat().resolvedOptions().timeZone")
+        .await;
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(params["tz"], tz.as_str().unwrap(), "{query}");
+    assert_eq!(params["bucket"], "day", "{query}");
+    let day = |key: &str| chrono::NaiveDate::parse_from_str(&params[key], "%Y-%m-%d").unwrap();
+    assert_eq!((day("until") - day("since")).num_days(), 29, "{query}");
+    let stats = viewer.api(&format!("/api/stats?{query}")).await;
+    assert_eq!(stats["series"].as_array().unwrap().len(), 30);
+    assert!(stats["totals"]["interactions"].as_u64().unwrap() > 0);
+    browser
+        .wait_for("fonts and layout", "document.fonts.status === 'loaded'")
+        .await;
+    let shot = browser.screenshot("dashboard.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    // The table views are closed until asked for; open the calls table.
+    browser.click("#panel-calls details summary").await;
+    assert_eq!(
+        browser
+            .js("return document.querySelector('#panel-calls details').open")
+            .await,
+        json!(true)
+    );
+    assert_dashboard_matches(&dashboard_shows(&browser).await, &stats);
+    // Every chart is an image with a name; every control has one too.
+    let charts = browser
+        .js("return [...document.querySelectorAll('#dashboard svg')].map(s => [s.getAttribute('role'), Boolean(s.getAttribute('aria-label'))]);")
+        .await;
+    assert_eq!(charts, json!([["img", true], ["img", true], ["img", true]]));
+    let unnamed = browser
+        .js(
+            "return [...document.querySelectorAll('#dashboard button, #dashboard input, #dashboard select, #dashboard a[href], .views a')]
+               .filter(e => e.offsetParent !== null || e.type === 'radio')
+               .filter(e => !(e.getAttribute('aria-label')
+                 || (e.labels && [...e.labels].map(l => l.textContent).join('').trim())
+                 || e.textContent.trim() || e.getAttribute('title')))
+               .map(e => e.outerHTML.slice(0, 120));",
+        )
+        .await;
+    assert_eq!(unnamed, json!([]), "controls without an accessible name");
+
+    // A quick period: the last 7 days.
+    browser.click(".preset[data-range='7d']").await;
+    let week_query = dashboard_query_after(&browser, &query).await;
+    let week_stats = viewer.api(&format!("/api/stats?{week_query}")).await;
+    assert_eq!(week_stats["series"].as_array().unwrap().len(), 7);
+    assert_dashboard_matches(&dashboard_shows(&browser).await, &week_stats);
+    assert!(browser
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .fragment()
+        .unwrap()
+        .contains("range=7d"));
+
+    // Per hour over six years is too many buckets: the API's 400 is shown
+    // in the page.
+    let set_dates = |since: &str, until: &str| {
+        format!(
+            "const s = document.getElementById('dash-since'), u = document.getElementById('dash-until'); \
+             s.value = '{since}'; u.value = '{until}'; u.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        )
+    };
+    let set_bucket = |bucket: &str| {
+        format!(
+            "const b = document.getElementById('dash-bucket'); b.value = '{bucket}'; \
+             b.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        )
+    };
+    browser.js(&set_bucket("hour")).await;
+    let hourly_query = dashboard_query_after(&browser, &week_query).await;
+    let hourly = viewer.api(&format!("/api/stats?{hourly_query}")).await;
+    assert_eq!(hourly["series"].as_array().unwrap().len(), 7 * 24);
+    assert_dashboard_matches(&dashboard_shows(&browser).await, &hourly);
+    browser.js(&set_dates("2020-01-01", "2026-01-01")).await;
+    let too_many = format!(
+        "/api/stats?since=2020-01-01&until=2026-01-01&tz={}&bucket=hour",
+        url::form_urlencoded::byte_serialize(params["tz"].as_bytes()).collect::<String>()
+    );
+    let (status, refused) = into_json(
+        viewer
+            .http
+            .get(format!("{}{too_many}", viewer.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    browser
+        .wait_for(
+            "the API's error in the page",
+            &format!(
+                "document.getElementById('dashboard').dataset.state === 'error' && \
+                 !document.getElementById('dash-error').hidden && \
+                 document.getElementById('dash-error').textContent.includes({})",
+                json!(message)
+            ),
+        )
+        .await;
+
+    // Dates the right way round, per week, in another time zone.
+    let until = Utc::now().date_naive();
+    let since = until - chrono::Duration::days(20);
+    browser
+        .js(&set_dates(&since.to_string(), &until.to_string()))
+        .await;
+    let dates_query = dashboard_query_after(&browser, &hourly_query).await;
+    browser.js(&set_bucket("week")).await;
+    let weekly_query = dashboard_query_after(&browser, &dates_query).await;
+    browser
+        .js("const t = document.getElementById('dash-tz'); t.value = 'America/New_York'; t.dispatchEvent(new Event('change', {bubbles: true}));")
+        .await;
+    let zoned_query = dashboard_query_after(&browser, &weekly_query).await;
+    assert_eq!(
+        zoned_query,
+        format!("since={since}&until={until}&tz=America%2FNew_York&bucket=week")
+    );
+    let zoned = viewer.api(&format!("/api/stats?{zoned_query}")).await;
+    assert!(
+        browser
+            .js("return document.getElementById('dash-error').hidden")
+            .await
+            == json!(true)
+    );
+    assert_dashboard_matches(&dashboard_shows(&browser).await, &zoned);
+
+    // Back to 7 days; a top caller opens that conversation in the
+    // conversations view, and the top bar leads back to the same dashboard.
+    browser.click(".preset[data-range='7d']").await;
+    let week_query = dashboard_query_after(&browser, &zoned_query).await;
+    let top = browser
+        .wait_for(
+            "a top caller",
+            "document.querySelector('#table-top-calls a.contact-link').dataset.conversationId",
+        )
+        .await;
+    let top = top.as_str().unwrap().to_owned();
+    browser.click("#table-top-calls a.contact-link").await;
+    browser
+        .wait_for(
+            "the top caller's conversation",
+            &format!(
+                "!document.getElementById('layout').hidden && document.getElementById('dashboard').hidden && \
+                 document.querySelector('#thread-content[data-conversation-id=\"{top}\"] .call')"
+            ),
+        )
+        .await;
+    browser.click("#nav-dashboard").await;
+    browser
+        .wait_for(
+            "the same dashboard again",
+            &format!(
+                "!document.getElementById('dashboard').hidden && \
+                 document.getElementById('dashboard').dataset.state === 'ready' && \
+                 document.getElementById('dashboard').dataset.query === {}",
+                json!(week_query)
+            ),
+        )
+        .await;
+
+    // A sync that stores a new call updates the dashboard without a reload.
+    browser.js("window.__stillTheSamePage = true;").await;
+    let before = viewer.api(&format!("/api/stats?{week_query}")).await["totals"]["interactions"]
+        .as_u64()
+        .unwrap();
+    viewer.sim.insert(live_call(&viewer.sim));
+    viewer.sync().await;
+    let after = viewer.api(&format!("/api/stats?{week_query}")).await;
+    let now = after["totals"]["interactions"].as_u64().unwrap();
+    assert!(now > before, "the new call is in the last 7 days");
+    browser
+        .wait_for(
+            "the new call in the figures",
+            &format!(
+                "document.querySelector('[data-figure=interactions]').dataset.value === '{now}'"
+            ),
+        )
+        .await;
+    assert_dashboard_matches(&dashboard_shows(&browser).await, &after);
+    assert_eq!(
+        browser
+            .js("return window.__stillTheSamePage === true")
+            .await,
+        json!(true)
+    );
+
+    // A phone: nothing wider than the screen.
+    browser.set_viewport(390, 844).await;
+    browser
+        .wait_for(
+            "the phone layout",
+            "document.documentElement.scrollWidth <= window.innerWidth",
+        )
+        .await;
+    browser
+        .js("document.getElementById('dashboard').scrollTop = 0;")
+        .await;
+    // The next frame shows the scrolled-back page.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.screenshot("dashboard-phone.png").await;
+
+    browser.close().await;
+    viewer.stop().await;
+}

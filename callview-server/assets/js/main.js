@@ -3,12 +3,14 @@
 //
 // What is shown is in the address's fragment, so reloads, links and the
 // Back button keep it: #c=<conversation id>&q=&status=&direction=&since=&until=
-// (since/until are dates, YYYY-MM-DD, in the browser's time zone).
+// (since/until are dates, YYYY-MM-DD, in the browser's time zone), or
+// #view=dashboard&... for the dashboard (dashboard.js reads the rest).
 
 import { ApiError, adoptTokenFromAddress, request, setToken, token } from "./api.js";
 import { connect, health } from "./live.js";
 import * as fmt from "./format.js";
 import { callCard, conversationRow, el, names, refreshTimes, skeletonCards, skeletonRows, tagChips } from "./render.js";
+import { dashboardEvent, dashboardHash, hideDashboard, initDashboard, showDashboard } from "./dashboard.js";
 
 const PAGE = 50;
 const THREAD_PAGE = 50;
@@ -47,9 +49,12 @@ const ui = {
   tokenForm: $("token-form"),
   tokenInput: $("token-input"),
   announcer: $("announcer"),
+  navConversations: $("nav-conversations"),
+  navDashboard: $("nav-dashboard"),
 };
 
 const state = {
+  view: "conversations",
   filters: { q: "", status: "", direction: "", since: "", until: "", tag: "", recorded: "" },
   selected: null,
   list: { items: [], total: 0, loading: false, generation: 0, abort: null, error: null },
@@ -66,10 +71,13 @@ const state = {
 
 function readAddress() {
   const params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+  // The dashboard's part of the address is its own: the conversations
+  // keep their filters and selection while it is shown.
+  const view = params.get("view") === "dashboard" ? "dashboard" : "conversations";
   const filters = {};
-  for (const key of FILTER_KEYS) filters[key] = (params.get(key) || "").trim();
-  const c = params.get("c");
-  return { filters, selected: c && /^\d+$/.test(c) ? c : null };
+  for (const key of FILTER_KEYS) filters[key] = view === "conversations" ? (params.get(key) || "").trim() : "";
+  const c = view === "conversations" ? params.get("c") : null;
+  return { view, params, filters, selected: c && /^\d+$/.test(c) ? c : null };
 }
 
 function hashFor(selected, filters = state.filters) {
@@ -80,7 +88,28 @@ function hashFor(selected, filters = state.filters) {
   return text ? `#${text}` : "#";
 }
 
+/** The top bar's links lead back to what each view showed last. */
+function updateNav() {
+  ui.navConversations.setAttribute("href", hashFor(state.selected));
+  ui.navDashboard.setAttribute("href", dashboardHash());
+}
+
+/** Shows the conversations or the dashboard. */
+function showView(view) {
+  state.view = view;
+  const dashboard = view === "dashboard";
+  document.body.dataset.view = view;
+  ui.layout.hidden = dashboard;
+  if (dashboard) ui.navDashboard.setAttribute("aria-current", "page");
+  else ui.navDashboard.removeAttribute("aria-current");
+  if (dashboard) ui.navConversations.removeAttribute("aria-current");
+  else ui.navConversations.setAttribute("aria-current", "page");
+  document.title = dashboard ? "Dashboard · Call Viewer" : "Call Viewer";
+  if (!dashboard) hideDashboard();
+}
+
 function writeAddress({ push = false } = {}) {
+  updateNav();
   const hash = hashFor(state.selected);
   if (hash === (window.location.hash || "#")) return;
   const target = window.location.pathname + window.location.search + hash;
@@ -646,6 +675,7 @@ async function pollHealth() {
 }
 
 function onEvent(type, data) {
+  dashboardEvent(type, data);
   switch (type) {
     case "sync_started":
       state.sync.running = true;
@@ -737,7 +767,15 @@ function filtersChanged() {
 }
 
 function applyAddress() {
-  const { filters, selected } = readAddress();
+  const { view, params, filters, selected } = readAddress();
+  const switching = view !== state.view;
+  showView(view);
+  if (view === "dashboard") {
+    // Someone who chose the dashboard from the top bar lands on its heading.
+    showDashboard(params, { focus: switching && document.activeElement === ui.navDashboard });
+    updateNav();
+    return;
+  }
   const newFilters = !sameFilters(filters, state.filters);
   if (newFilters) {
     state.filters = filters;
@@ -745,6 +783,7 @@ function applyAddress() {
     loadList();
   }
   if (selected !== state.selected) selectedChanged(selected);
+  updateNav();
 }
 
 function wire() {
@@ -833,6 +872,7 @@ function wire() {
   });
   document.addEventListener("keydown", (e) => {
     const typing = e.target.closest && e.target.closest("input, select, textarea, [contenteditable]");
+    if (state.view !== "conversations") return;
     if (e.key === "/" && !typing && !e.ctrlKey && !e.metaKey) {
       e.preventDefault();
       ui.search.focus();
@@ -842,6 +882,8 @@ function wire() {
     }
   });
   window.addEventListener("hashchange", applyAddress);
+  document.addEventListener("callview:dashboard-address", updateNav);
+  initDashboard({ onAuthError: (error) => failed(error, "Loading the dashboard") });
   ui.syncNow.addEventListener("click", syncNow);
   ui.tokenForm.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -891,12 +933,15 @@ async function renewMediaSession() {
 async function start() {
   // Before any <audio> element asks for a recording.
   await startMediaSession();
-  const { filters, selected } = readAddress();
+  const { view, params, filters, selected } = readAddress();
   state.filters = filters;
   fillInputs();
   loadList();
   state.selected = null;
   selectedChanged(selected);
+  showView(view);
+  if (view === "dashboard") showDashboard(params);
+  updateNav();
   pollHealth();
   if (state.live) state.live.reconnect();
   else state.live = connect({ onState: setConnection, onEvent });
