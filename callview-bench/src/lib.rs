@@ -58,17 +58,20 @@ pub enum Scenario {
     Incremental,
     /// Recordings through the audio proxy, without and with its cache.
     Audio,
+    /// The dashboard's statistics on a big database.
+    Stats,
 }
 
 impl Scenario {
-    /// Every scenario, in the order, then `audio`.
-    pub const ALL: [Scenario; 6] = [
+    /// Every scenario, in the order, then `audio` and `stats`.
+    pub const ALL: [Scenario; 7] = [
         Scenario::Ingest,
         Scenario::Memory,
         Scenario::Backfill,
         Scenario::Api,
         Scenario::Incremental,
         Scenario::Audio,
+        Scenario::Stats,
     ];
 
     /// Its command-line name.
@@ -80,6 +83,7 @@ impl Scenario {
             Self::Api => "api",
             Self::Incremental => "incremental",
             Self::Audio => "audio",
+            Self::Stats => "stats",
         }
     }
 
@@ -92,6 +96,7 @@ impl Scenario {
             Self::Api => scenarios::api::run(options).await?.report(options),
             Self::Incremental => scenarios::incremental::run(options).await?.report(options),
             Self::Audio => scenarios::audio::run(options).await?.report(options),
+            Self::Stats => scenarios::stats::run(options).await?.report(options),
         };
         if options.pg_jit_off {
             report.notes.push(

@@ -118,6 +118,8 @@ enum ScenarioArg {
     Incremental,
     /// Recordings through the audio proxy: time to first byte, without and with the cache.
     Audio,
+    /// The dashboard's statistics (`GET /api/stats`) on a database of 1M calls.
+    Stats,
     /// Every scenario in turn.
     All,
     /// (internal) One measured backfill in this process, for `memory`.
@@ -224,6 +226,7 @@ async fn run(cli: Cli) -> Result<()> {
         ScenarioArg::Api => vec![Scenario::Api],
         ScenarioArg::Incremental => vec![Scenario::Incremental],
         ScenarioArg::Audio => vec![Scenario::Audio],
+        ScenarioArg::Stats => vec![Scenario::Stats],
         ScenarioArg::All => Scenario::ALL.to_vec(),
         ScenarioArg::Sync => unreachable!("handled above"),
     };

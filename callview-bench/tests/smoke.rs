@@ -11,7 +11,7 @@
 //! (`postgres://postgres@127.0.0.1:5432`, or `CALLVIEW_BENCH_PG_URL` /
 //! `CALLVIEW_TEST_PG_URL`).
 
-use callview_bench::scenarios::{api, audio, backfill, incremental, ingest, memory};
+use callview_bench::scenarios::{api, audio, backfill, incremental, ingest, memory, stats};
 use callview_bench::{Options, Report, StoreKind, Verdict};
 
 fn sane_report(report: &Report) {
@@ -215,4 +215,37 @@ async fn audio_smoke() {
     assert_eq!(s.cache.bytes, full.bytes_total);
     assert_eq!(s.cache.evictions, 0);
     sane_report(&result.report(&options));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_smoke() {
+    let options = Options::smoke();
+    let result = stats::run(&options).await.unwrap();
+    assert_eq!(result.stores.len(), 2);
+    let (a, b) = (&result.stores[0], &result.stores[1]);
+    for s in &result.stores {
+        assert_eq!(s.calls, 2_000, "{}", s.store);
+        // A year holds every generated interaction; 7 days a few of them.
+        let year = &s.requests[0];
+        assert!(year.interactions > 500, "{}: {year:?}", s.store);
+        assert!(year.buckets >= 365, "{}", s.store);
+        assert!(s.requests[4].interactions < year.interactions);
+        assert!(s.requests.iter().all(|r| r.p50_ms > 0.0 && r.bytes > 0));
+    }
+    for (x, y) in a.requests.iter().zip(&b.requests) {
+        // (The JSON may differ in length: row ids of the busiest
+        // conversations are the databases' own.)
+        assert_eq!(
+            (x.interactions, x.buckets),
+            (y.interactions, y.buckets),
+            "both stores answer {} alike",
+            x.request
+        );
+    }
+    let report = result.report(&options);
+    sane_report(&report);
+    assert!(report
+        .targets
+        .iter()
+        .all(|t| t.verdict == Verdict::NotApplicable));
 }

@@ -1,4 +1,5 @@
-//! The five scenarios of issue 7, and `audio` (the recording proxy). Each
+//! The five scenarios of issue 7, `audio` (the recording proxy) and `stats`
+//! (the dashboard's statistics). Each
 //! has `run(&Options)` returning typed results, and `report(&Options)` on
 //! them building the printed [`Report`](crate::Report).
 
@@ -8,6 +9,7 @@ pub mod backfill;
 pub mod incremental;
 pub mod ingest;
 pub mod memory;
+pub mod stats;
 
 use crate::report::Table;
 use crate::timing::{rows, MethodTime};
