@@ -309,6 +309,32 @@ async fn an_original_database_is_upgraded_in_place_and_reads_back() {
     );
     assert!(missed[0].root.call.price.is_none());
 
+    // The statistics of the adopted calls are computed once, on open (the
+    // migration asked for it), and then equal what the rows say.
+    assert_eq!(
+        store
+            .read_cursor(callview_core::stats::REBUILD_CURSOR)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        callview_core::stats::ensure_built(&store).await.unwrap(),
+        2,
+        "two interactions: one with a leg, one missed"
+    );
+    let stats = store.stats(i64::MIN / 2, i64::MAX / 2, 10).await.unwrap();
+    let missed: u64 = stats.top_by_calls.iter().map(|t| t.missed).sum();
+    assert_eq!((stats.top_by_calls.len(), missed), (2, 1));
+    let counted: i64 = stats
+        .slots
+        .iter()
+        .map(|r| r.counters.direction(ActualDirection::Inbound)[0])
+        .sum();
+    assert_eq!(counted, 2, "both interactions came in");
+    assert_eq!(callview_core::stats::ensure_built(&store).await.unwrap(), 0);
+
     // Connecting again (the migrations are recorded) changes nothing.
     drop(store);
     let store = PostgresStore::connect(&url).await.unwrap();
