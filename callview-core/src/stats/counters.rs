@@ -42,6 +42,10 @@ const FIXED: [&str; 13] = [
 /// How many counters a summary row holds.
 pub const WIDTH: usize = FIXED.len() + WAIT_EDGES.len() + TALK_EDGES.len();
 
+const LIVE: usize = 9;
+const TALK_SUM: usize = 10;
+const WAIT_SUM: usize = 11;
+const COST_NANOS: usize = 12;
 const WAIT_BINS: usize = FIXED.len();
 const TALK_BINS: usize = WAIT_BINS + WAIT_EDGES.len();
 
@@ -65,6 +69,8 @@ impl Default for Counters {
     }
 }
 
+/// Where a direction's three counters (interactions, answered, missed)
+/// start in [`FIXED`].
 fn direction_offset(direction: ActualDirection) -> usize {
     match direction {
         ActualDirection::Inbound => 0,
@@ -88,18 +94,18 @@ impl Counters {
         match row.outcome {
             Outcome::Answered => c.0[d + 1] = 1,
             Outcome::Missed => c.0[d + 2] = 1,
-            Outcome::Live => c.0[9] = 1,
+            Outcome::Live => c.0[LIVE] = 1,
             Outcome::Other => {}
         }
         if matches!(row.outcome, Outcome::Answered | Outcome::Missed) {
-            c.0[11] = i64::from(row.wait_time);
+            c.0[WAIT_SUM] = i64::from(row.wait_time);
             c.0[WAIT_BINS + bin(&WAIT_EDGES, row.wait_time)] = 1;
         }
         if row.outcome == Outcome::Answered {
-            c.0[10] = i64::from(row.talk_time);
+            c.0[TALK_SUM] = i64::from(row.talk_time);
             c.0[TALK_BINS + bin(&TALK_EDGES, row.talk_time)] = 1;
         }
-        c.0[12] = row.cost_nanos;
+        c.0[COST_NANOS] = row.cost_nanos;
         c
     }
 
@@ -123,22 +129,22 @@ impl Counters {
 
     /// Interactions still running.
     pub fn live(&self) -> i64 {
-        self.0[9]
+        self.0[LIVE]
     }
 
     /// Sum of answered interactions' talk times, seconds.
     pub fn talk_sum(&self) -> i64 {
-        self.0[10]
+        self.0[TALK_SUM]
     }
 
     /// Sum of finished interactions' wait times, seconds.
     pub fn wait_sum(&self) -> i64 {
-        self.0[11]
+        self.0[WAIT_SUM]
     }
 
     /// Sum of prices, billionths.
     pub fn cost_nanos(&self) -> i64 {
-        self.0[12]
+        self.0[COST_NANOS]
     }
 
     /// The wait-time distribution, one count per [`WAIT_EDGES`] bin.
@@ -262,6 +268,23 @@ mod tests {
         assert_eq!(bin(&WAIT_EDGES, 5), 1);
         assert_eq!(bin(&WAIT_EDGES, 100_000), WAIT_EDGES.len() - 1);
         assert_eq!(columns().len(), WIDTH);
+        assert_eq!(
+            [
+                FIXED[LIVE],
+                FIXED[TALK_SUM],
+                FIXED[WAIT_SUM],
+                FIXED[COST_NANOS]
+            ],
+            ["live", "talk_sum", "wait_sum", "cost_nanos"]
+        );
+        assert_eq!(
+            FIXED[direction_offset(ActualDirection::Outbound)],
+            "outbound"
+        );
+        assert_eq!(
+            FIXED[direction_offset(ActualDirection::Internal) + 2],
+            "internal_missed"
+        );
     }
 
     #[test]
