@@ -220,18 +220,22 @@ fn next_boundary(tz: Tz, bucket: Bucket, at: DateTime<Utc>) -> DateTime<Utc> {
     let local = at.with_timezone(&tz).naive_local();
     let next = match bucket {
         Bucket::Hour => {
-            let hour = local
-                .date()
-                .and_hms_opt(local.hour(), 0, 0)
-                .unwrap_or(local);
-            let candidate = local_start(tz, hour + Duration::hours(1));
-            // Clocks that moved by half an hour can make the next local
-            // hour start less than an hour later; never step backwards.
-            return if candidate > at {
-                candidate
-            } else {
-                at + Duration::hours(1)
-            };
+            // The next quarter hour at which the local clock shows a whole
+            // hour: after the clocks went back, the repeated hour is a
+            // bucket of its own; zones that move by half an hour are right
+            // too.
+            let mut t = DateTime::from_timestamp(
+                (at.timestamp().div_euclid(SLOT_SECONDS) + 1) * SLOT_SECONDS,
+                0,
+            )
+            .unwrap_or(at);
+            for _ in 0..8 {
+                if t.with_timezone(&tz).minute() == 0 {
+                    break;
+                }
+                t += Duration::seconds(SLOT_SECONDS);
+            }
+            return t;
         }
         Bucket::Day => local.date() + Days::new(1),
         Bucket::Week => {
