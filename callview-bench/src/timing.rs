@@ -338,16 +338,9 @@ impl Store for TimedStore {
 
     async fn stats(
         &self,
-        first: i64,
-        end: i64,
-        top: u32,
+        query: &callview_core::stats::StatsQuery,
     ) -> Result<callview_core::stats::StatsRows, StoreError> {
-        timed(
-            &self.timings,
-            "store.stats",
-            self.inner.stats(first, end, top),
-        )
-        .await
+        timed(&self.timings, "store.stats", self.inner.stats(query)).await
     }
 
     async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {

@@ -18,7 +18,7 @@ use crate::model::{
     RefreshState, StoredCall, StoredRecording,
 };
 use crate::recording::{RecordingSid, Transcript};
-use crate::stats::StatsRows;
+use crate::stats::{StatsQuery, StatsRows};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -795,11 +795,10 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<CallSid>, StoreError>;
 
-    /// What statistics need of the slots `first..end`
-    /// ([`crate::stats::StatsRange::slots`]): the summary rows kept by
-    /// the ingest transaction, summed per slot and currency and per line,
-    /// and the `top` conversations by interactions and by missed ones.
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError>;
+    /// The summary rows `query` names ([`crate::stats::StatsRange::query`]),
+    /// kept by the ingest transaction, and the `query.top` busiest
+    /// conversations of `query.period` by interactions and by missed ones.
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError>;
 
     /// Checks the database answers.
     async fn health(&self) -> Result<(), StoreError>;

@@ -22,7 +22,7 @@ use callview_core::model::{
     NewConversation, NewestRoot, Plan, StoredCall, StoredRecording,
 };
 use callview_core::recording::{RecordingSid, Transcript};
-use callview_core::stats::{FactsRow, StatsRows};
+use callview_core::stats::{FactsRow, StatsQuery, StatsRows};
 use callview_core::store::{
     check_version, count_tags, message_of, CallMedia, ContactRecord, ConversationCursor,
     ConversationPage, ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage,
@@ -913,7 +913,8 @@ impl IngestTx for PgIngest {
         self.db.remove_conversations(tx, &plan.removed).await?;
         let mut facts = Vec::with_capacity(plan.interactions.len());
         for f in &plan.interactions {
-            facts.push((&f.root_sid, resolve.id(&f.conversation)?, FactsRow::from(f)));
+            let conversation = i64::from(resolve.id(&f.conversation)?);
+            facts.push((&f.root_sid, FactsRow::new(f, conversation)));
         }
         stats::apply(tx, &facts, &plan.former_roots)
             .await
@@ -1525,14 +1526,14 @@ impl Store for PostgresStore {
             .map_err(self.db.error("listing root calls"))
     }
 
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError> {
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError> {
         let mut conn = self
             .db
             .pool
             .acquire()
             .await
             .map_err(self.db.error("reading statistics"))?;
-        stats::stats(&mut conn, first, end, top)
+        stats::stats(&mut conn, query)
             .await
             .map_err(self.db.error("reading statistics"))
     }

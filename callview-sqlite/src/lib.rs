@@ -75,7 +75,7 @@ use callview_core::model::{
     StoredRecording,
 };
 use callview_core::recording::{RecordingSid, Transcript};
-use callview_core::stats::StatsRows;
+use callview_core::stats::{StatsQuery, StatsRows};
 use callview_core::store::{
     CallMedia, ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx,
     MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount,
@@ -786,9 +786,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError> {
-        self.read(move |conn| stats::stats(conn, first, end, top))
-            .await
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| stats::stats(conn, &query)).await
     }
 
     async fn try_lock_sync(&self) -> Result<bool, StoreError> {

@@ -146,6 +146,7 @@ macro_rules! conformance_tests {
             stats_of_an_empty_period_are_zero_filled,
             stats_every_bucket_size,
             stats_follow_changes_and_rebuild_the_same,
+            stats_busiest_conversations_of_a_period,
         );
 
         $crate::__conformance_factory_tests!(

@@ -541,9 +541,7 @@ impl Store for BrokenStore {
     }
     async fn stats(
         &self,
-        _first: i64,
-        _end: i64,
-        _top: u32,
+        _query: &callview_core::stats::StatsQuery,
     ) -> Result<callview_core::stats::StatsRows, StoreError> {
         Err(broken())
     }
