@@ -252,11 +252,7 @@ pub fn rows_of(page: Vec<ExportSource>, legs: Vec<StoredCall>) -> Vec<ExportRow>
                     .map(|legs| legs.iter().map(|l| &l.call).collect::<Vec<_>>())
                     .unwrap_or_default();
                 let summary = summarize(&stored.call, &own);
-                (
-                    summary.talk_time,
-                    summary.wait_time,
-                    summary.display_status,
-                )
+                (summary.talk_time, summary.wait_time, summary.display_status)
             } else {
                 (
                     stored.call.duration_secs(),
@@ -550,7 +546,8 @@ impl ExportWriter {
             ExportFormat::JsonLines => {
                 let mut out = Vec::with_capacity(rows.len() * 1024);
                 for row in rows {
-                    serde_json::to_writer(&mut out, &JsonLine::from(row)).map_err(|e| encode(&e))?;
+                    serde_json::to_writer(&mut out, &JsonLine::from(row))
+                        .map_err(|e| encode(&e))?;
                     out.push(b'\n');
                 }
                 Ok(out)
@@ -640,7 +637,13 @@ mod tests {
     use crate::Call;
     use proptest::prelude::*;
 
-    fn stored(sid: &str, parent: Option<&str>, root: &str, duration: u32, status: &str) -> StoredCall {
+    fn stored(
+        sid: &str,
+        parent: Option<&str>,
+        root: &str,
+        duration: u32,
+        status: &str,
+    ) -> StoredCall {
         let mut call = Call::new(
             CallSid::new(sid).unwrap(),
             CallStatus::parse(status),
@@ -685,7 +688,14 @@ mod tests {
         );
         let figures: Vec<_> = rows
             .iter()
-            .map(|r| (r.sid.as_str(), r.talk_time, r.wait_time, r.display_status.as_str()))
+            .map(|r| {
+                (
+                    r.sid.as_str(),
+                    r.talk_time,
+                    r.wait_time,
+                    r.display_status.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             figures,
@@ -697,10 +707,18 @@ mod tests {
         );
     }
 
-    fn row(notes: Option<String>, tags: Vec<String>, name: Option<String>, from: String) -> ExportRow {
-        let mut r = rows_of(vec![source(stored("CA1", None, "CA1", 5, "completed"))], vec![])
-            .pop()
-            .unwrap();
+    fn row(
+        notes: Option<String>,
+        tags: Vec<String>,
+        name: Option<String>,
+        from: String,
+    ) -> ExportRow {
+        let mut r = rows_of(
+            vec![source(stored("CA1", None, "CA1", 5, "completed"))],
+            vec![],
+        )
+        .pop()
+        .unwrap();
         r.notes = notes;
         r.tags = tags;
         r.contact_name = name;
@@ -742,7 +760,9 @@ mod tests {
     #[test]
     fn json_lines_carry_raw_and_fixed_keys() {
         let r = row(None, vec![], None, "+19788447773".into());
-        let bytes = ExportWriter::new(ExportFormat::JsonLines).encode(&[r]).unwrap();
+        let bytes = ExportWriter::new(ExportFormat::JsonLines)
+            .encode(&[r])
+            .unwrap();
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(text.matches('\n').count(), 1);
         let value: Value = serde_json::from_str(text.trim_end()).unwrap();

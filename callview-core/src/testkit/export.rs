@@ -202,7 +202,10 @@ pub async fn export_lists_every_call_with_its_legs(store: Arc<dyn Store>) {
     assert_eq!(root.duration, Some(100));
     // Talk: the answered legs (60 s and the transfer's 20 s); wait: the rest.
     assert_eq!((root.talk_time, root.wait_time), (80, 20));
-    assert_eq!(root.price.map(|p| p.to_string()).as_deref(), Some("-0.0140"));
+    assert_eq!(
+        root.price.map(|p| p.to_string()).as_deref(),
+        Some("-0.0140")
+    );
     assert_eq!(root.price_unit.as_deref(), Some("USD"));
     assert_eq!(root.raw["sid"], sid(1));
     assert_eq!(root.notes, None);
@@ -214,9 +217,15 @@ pub async fn export_lists_every_call_with_its_legs(store: Arc<dyn Store>) {
         (sid(4), sid(2), 20, "completed"),
     ] {
         let row = &rows[&leg];
-        assert_eq!(row.parent_call_sid.as_ref().map(|s| s.to_string()), Some(parent));
+        assert_eq!(
+            row.parent_call_sid.as_ref().map(|s| s.to_string()),
+            Some(parent)
+        );
         assert_eq!(row.root_call_sid.as_str(), sid(1), "{leg}");
-        assert_eq!(row.external_id, CUSTOMER_DISPLAY, "{leg} is in its root's conversation");
+        assert_eq!(
+            row.external_id, CUSTOMER_DISPLAY,
+            "{leg} is in its root's conversation"
+        );
         assert_eq!((row.talk_time, row.wait_time), (talk, 0), "{leg}");
         assert_eq!(row.display_status.as_str(), status, "{leg}");
         assert_eq!(row.direction.as_str(), "outbound-dial");
@@ -234,7 +243,10 @@ pub async fn export_lists_every_call_with_its_legs(store: Arc<dyn Store>) {
 
     // A leg whose parent is not stored stands as its own root.
     let orphan = &rows[&sid(7)];
-    assert_eq!(orphan.parent_call_sid.as_ref().map(|s| s.to_string()), Some(sid(99)));
+    assert_eq!(
+        orphan.parent_call_sid.as_ref().map(|s| s.to_string()),
+        Some(sid(99))
+    );
     assert_eq!(orphan.root_call_sid.as_str(), sid(7));
     assert_eq!(orphan.talk_time, 15);
 
@@ -295,10 +307,21 @@ async fn edit_call(h: &Harness, sid: &str, edit: serde_json::Value) {
 /// an export of the list's filters holds exactly those.
 pub async fn export_filters_like_the_list(store: Arc<dyn Store>) {
     let h = loaded(store).await;
-    edit_contact(&h, CUSTOMER, json!({"name": "Mrs Alvarez", "tags": ["VIP"]})).await;
-    edit_call(&h, &sid(6), json!({"notes": "boiler quote", "tags": ["Quote"]})).await;
+    edit_contact(
+        &h,
+        CUSTOMER,
+        json!({"name": "Mrs Alvarez", "tags": ["VIP"]}),
+    )
+    .await;
+    edit_call(
+        &h,
+        &sid(6),
+        json!({"notes": "boiler quote", "tags": ["Quote"]}),
+    )
+    .await;
     let normalizer = Normalizer::default();
-    let search = |text: &str| ConversationQuery::page(7, 0).with_search(Search::new(text, &normalizer));
+    let search =
+        |text: &str| ConversationQuery::page(7, 0).with_search(Search::new(text, &normalizer));
     let queries = [
         ConversationQuery::page(7, 0),
         ConversationQuery::page(7, 0).with_status(StatusFilter::Missed),
@@ -386,7 +409,12 @@ pub async fn export_carries_names_notes_and_tags(store: Arc<dyn Store>) {
     let h = loaded(store).await;
     let notes = "quoted $240, \"call back\" Friday\nsecond line: café ☎";
     edit_contact(&h, CUSTOMER, json!({"name": "Mrs Alvarez, \"Ana\""})).await;
-    edit_call(&h, &sid(1), json!({"notes": notes, "tags": ["VIP", "quote"]})).await;
+    edit_call(
+        &h,
+        &sid(1),
+        json!({"notes": notes, "tags": ["VIP", "quote"]}),
+    )
+    .await;
     let rows = export(h.store.as_ref(), &ExportQuery::all(), 1000).await;
     let csv_bytes = {
         let writer = ExportWriter::new(ExportFormat::Csv);
@@ -461,10 +489,7 @@ pub async fn export_pages_are_complete(store: Arc<dyn Store>) {
         .try_collect()
         .await
         .expect("stream");
-    assert_eq!(
-        streamed.iter().map(Vec::len).collect::<Vec<_>>(),
-        [3, 3, 2]
-    );
+    assert_eq!(streamed.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
     assert_eq!(sids_of(&streamed.concat()), whole);
 }
 
@@ -499,22 +524,26 @@ pub async fn export_pages_survive_writes_between_them(store: Arc<dyn Store>) {
     ])
     .await;
     let (_, row) = h.located(&exported[0]).await;
-    assert_eq!(row.call.answered_by.as_deref(), Some("human"), "the update was written");
+    assert_eq!(
+        row.call.answered_by.as_deref(),
+        Some("human"),
+        "the update was written"
+    );
     let mut all = first;
     let mut after = all.last().map(|r| r.id);
     loop {
-        let page = h
-            .store
-            .export_calls(&query, after, 4)
-            .await
-            .expect("page");
+        let page = h.store.export_calls(&query, after, 4).await.expect("page");
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         all.extend(page);
     }
     let sids = sids_of(&all);
     let unique: BTreeSet<&String> = sids.iter().collect();
-    assert_eq!(unique.len(), sids.len(), "a call was exported twice: {sids:?}");
+    assert_eq!(
+        unique.len(),
+        sids.len(),
+        "a call was exported twice: {sids:?}"
+    );
     assert_eq!(sorted(sids.clone()), (1..=9).map(sid).collect::<Vec<_>>());
     assert_eq!(sids.last(), Some(&sid(9)), "a new call comes last");
 }
