@@ -47,7 +47,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -603,7 +603,8 @@ pub async fn export_to(
 
 /// The pages of an export as a stream: each page of at most `page_size`
 /// rows read when the stream is polled for it (so a slow reader holds one
-/// page), empty pages never yielded, a store error ending the stream.
+/// page), empty pages never yielded, a store error ending the stream. The
+/// stream is fused: polled again after its end, it stays ended.
 pub fn pages(
     store: Arc<dyn Store>,
     query: ExportQuery,
@@ -627,6 +628,7 @@ pub fn pages(
             }
         }
     })
+    .fuse()
 }
 
 #[cfg(test)]

@@ -771,6 +771,24 @@ async fn export(common: &CommonArgs, args: ExportArgs) -> Result<()> {
             .await,
             "standard output".to_owned(),
         ),
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+            // A device or a pipe (`/dev/null`, `/dev/stdout`): written as it is.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let result = export_to(
+                store.as_ref(),
+                &query,
+                format,
+                DEFAULT_PAGE,
+                std::io::BufWriter::new(file),
+                map,
+                on_progress,
+            )
+            .await;
+            (result, path.display().to_string())
+        }
         Some(path) => {
             // Written next to the file, then renamed over it: an export
             // that fails leaves no partial file behind.

@@ -333,6 +333,33 @@ async fn notes_and_names_round_trip_through_csv(backend: Backend) {
     assert_eq!(line["tags"], json!(["VIP", "Zürich"]));
 }
 
+async fn an_export_that_matches_nothing_is_a_header_or_nothing(backend: Backend) {
+    for loaded_store in [false, true] {
+        let server = if loaded_store {
+            loaded(backend).await.0
+        } else {
+            spawn(AppState::new(store(backend).await)).await
+        };
+        for query in ["", "?tag=no-such-tag", "?since=2100-01-01T00:00:00Z"] {
+            if loaded_store && query.is_empty() {
+                continue;
+            }
+            let (status, headers, body) =
+                fetch(&server, &format!("/api/export/calls.csv{query}")).await;
+            assert_eq!(status, 200, "{query}");
+            assert_eq!(header(&headers, "content-type"), "text/csv; charset=utf-8");
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                format!("{}\n", CSV_COLUMNS.join(","))
+            );
+            let (status, _, body) =
+                fetch(&server, &format!("/api/export/calls.jsonl{query}")).await;
+            assert_eq!(status, 200, "{query}");
+            assert!(body.is_empty(), "{query}");
+        }
+    }
+}
+
 async fn bad_filters_are_json_400s(backend: Backend) {
     let (server, _sim) = loaded(backend).await;
     for (query, name) in [
@@ -433,6 +460,7 @@ on_both_stores!(
     jsonl_export_matches_the_csv_and_carries_the_twilio_record,
     filters_are_the_lists_and_bound_start_times,
     notes_and_names_round_trip_through_csv,
+    an_export_that_matches_nothing_is_a_header_or_nothing,
     bad_filters_are_json_400s,
     exports_need_the_api_token,
     the_jsonl_export_imports_into_the_same_state,
@@ -587,6 +615,33 @@ async fn the_binary_exports_a_file(backend: Backend) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--status"), "{stderr}");
     assert!(!dir.path().join("bad.csv").exists());
+
+    // A pipe (or a device) is written as it is, never replaced by a file.
+    let pipe = dir.path().join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || std::fs::read(pipe).unwrap())
+    };
+    let out = run(vec![
+        "export".into(),
+        "--output".into(),
+        pipe.display().to_string(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let piped = read_csv(&reader.join().unwrap());
+    assert_eq!(piped.len(), lines.len());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&pipe).unwrap().file_type().is_fifo());
 
     // The progress bar only shows on a terminal: none here, only the summary.
     let out = run(vec!["export".into()]).await;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::json;
@@ -491,6 +491,13 @@ pub async fn export_pages_are_complete(store: Arc<dyn Store>) {
         .expect("stream");
     assert_eq!(streamed.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
     assert_eq!(sids_of(&streamed.concat()), whole);
+
+    // An export that matches nothing: no page, and the stream stays ended.
+    let nothing = ExportQuery::all().with_since(at(100_000));
+    assert!(export(h.store.as_ref(), &nothing, 5).await.is_empty());
+    let mut stream = std::pin::pin!(pages(Arc::clone(&h.store), nothing, 5));
+    assert!(stream.next().await.is_none());
+    assert!(stream.next().await.is_none(), "polled after its end");
 }
 
 /// Calls written between two pages (an update of a call already
