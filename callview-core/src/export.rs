@@ -601,28 +601,33 @@ pub async fn export_to(
     Ok(done.rows)
 }
 
-/// The pages of an export as a stream: each page of at most `page_size`
-/// rows read when the stream is polled for it (so a slow reader holds one
-/// page), empty pages never yielded, a store error ending the stream. The
-/// stream is fused: polled again after its end, it stays ended.
+/// The size of the first page of [`pages`] (when `page_size` is larger):
+/// small, so that a streamed export's first bytes leave sooner.
+pub const FIRST_PAGE: u32 = 100;
+
+/// The pages of an export as a stream: the first of at most
+/// [`FIRST_PAGE`] rows, the others of at most `page_size`, each read when
+/// the stream is polled for it (so a slow reader holds one page), empty
+/// pages never yielded, a store error ending the stream. The stream is
+/// fused: polled again after its end, it stays ended.
 pub fn pages(
     store: Arc<dyn Store>,
     query: ExportQuery,
     page_size: u32,
 ) -> impl Stream<Item = Result<Vec<ExportRow>, StoreError>> + Send + 'static {
     let page_size = page_size.max(1);
-    // `None` once the stream has ended.
-    let start: Option<Option<i64>> = Some(None);
+    // Where the next page starts and its size; `None` once the stream ended.
+    let start: Option<(Option<i64>, u32)> = Some((None, FIRST_PAGE.min(page_size)));
     futures::stream::unfold(start, move |state| {
         let store = Arc::clone(&store);
         let query = query.clone();
         async move {
-            let after = state?;
-            match store.export_calls(&query, after, page_size).await {
+            let (after, limit) = state?;
+            match store.export_calls(&query, after, limit).await {
                 Err(e) => Some((Err(e), None)),
                 Ok(rows) => {
                     let last = rows.last()?.id;
-                    let next = (rows.len() >= page_size as usize).then_some(Some(last));
+                    let next = (rows.len() >= limit as usize).then_some((Some(last), page_size));
                     Some((Ok(rows), next))
                 }
             }

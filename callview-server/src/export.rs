@@ -7,8 +7,9 @@
 //! each call's conversation; `since`/`until` bound each call's own start
 //! time. Mistakes are 400 `invalid_parameter`, like the list's.
 //!
-//! The first page is read before the answer starts, so a store that fails
-//! is a JSON error; the header row and that page are the first bytes. Each
+//! The first page (a small one, [`callview_core::export::FIRST_PAGE`]
+//! rows) is read before the answer starts, so a store that fails is a JSON
+//! error; the header row and that page are the first bytes. Each
 //! later page is read when the client has taken the previous one
 //! (constant memory, whatever the number of calls). A store error after
 //! the first page ends the body abnormally (the client sees a broken

@@ -491,6 +491,11 @@ pub async fn export_pages_are_complete(store: Arc<dyn Store>) {
         .expect("stream");
     assert_eq!(streamed.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
     assert_eq!(sids_of(&streamed.concat()), whole);
+    let streamed: Vec<Vec<ExportRow>> = pages(Arc::clone(&h.store), ExportQuery::all(), 1000)
+        .try_collect()
+        .await
+        .expect("stream");
+    assert_eq!(sids_of(&streamed.concat()), whole);
 
     // An export that matches nothing: no page, and the stream stays ended.
     let nothing = ExportQuery::all().with_since(at(100_000));
