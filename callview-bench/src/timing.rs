@@ -315,6 +315,20 @@ impl Store for TimedStore {
         self.inner.contacts_page(after, limit).await
     }
 
+    async fn export_calls(
+        &self,
+        query: &callview_core::export::ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<callview_core::export::ExportRow>, StoreError> {
+        timed(
+            &self.timings,
+            "store.export_calls",
+            self.inner.export_calls(query, after, limit),
+        )
+        .await
+    }
+
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         timed(&self.timings, "store.tags", self.inner.tags()).await
     }

@@ -13,6 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::annotations::{Annotations, CallEdit, ContactEdit, ContactFields, EditMeta};
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
+use crate::export::{ExportQuery, ExportRow};
 use crate::model::{
     ConversationCounters, ConversationId, ConversationLookup, Interaction, MediaPlan, Plan,
     RefreshState, StoredCall, StoredRecording,
@@ -765,6 +766,21 @@ pub trait Store: Send + Sync {
     /// pass the last id of a page to get the next).
     async fn contacts_page(&self, after: i64, limit: u32)
         -> Result<Vec<ContactRecord>, StoreError>;
+
+    /// Up to `limit` calls (legs included) that `query` keeps, whose
+    /// `messages.id` is above `after` (all when `None`), by `messages.id`:
+    /// pass the last row's [`ExportRow::id`] to get the next page (a short
+    /// page is the last). The conversation filters run in the database as
+    /// [`Store::list_conversations`] runs them, on each call's
+    /// conversation; `since`/`until` bound the call's `start_time`. A
+    /// page's rows and the legs its roots' figures are computed from are
+    /// read in one read transaction ([`crate::export::rows_of`]).
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError>;
 
     /// Every tag in use on contacts and calls, with how many carry it:
     /// tags that differ only in case count as one (shown as the most

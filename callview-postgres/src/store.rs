@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
+use callview_core::export::{ExportQuery, ExportRow};
 use callview_core::model::{
     fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
     ConversationState, CounterUpdate, DisplayStatus, FoundConversations, Interaction, MediaPlan,
@@ -1432,6 +1433,21 @@ impl Store for PostgresStore {
         .await
         .map_err(self.db.error("listing contacts"))?;
         Ok(rows.into_iter().map(ContactRow::into_record).collect())
+    }
+
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let what = "exporting calls";
+        let mut tx = self.read_tx(what).await?;
+        let rows = crate::export::export_calls(&mut tx, query, after, limit)
+            .await
+            .map_err(self.db.error(what))?;
+        tx.commit().await.map_err(self.db.error(what))?;
+        Ok(rows)
     }
 
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {

@@ -70,6 +70,7 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use async_trait::async_trait;
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
+use callview_core::export::{ExportQuery, ExportRow};
 use callview_core::model::{
     ConversationId, ConversationLookup, FoundConversations, MediaPlan, Plan, StoredCall,
     StoredRecording,
@@ -85,6 +86,7 @@ use callview_core::Interaction;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+mod export;
 mod media;
 mod queries;
 mod rows;
@@ -746,6 +748,17 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ContactRecord>, StoreError> {
         self.read(move |conn| queries::contacts_page(conn, after, limit))
+            .await
+    }
+
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| export::export_calls(conn, &query, after, limit))
             .await
     }
 

@@ -34,6 +34,7 @@ mod builder;
 mod check;
 pub mod concurrency;
 pub mod conformance;
+pub mod export;
 mod harness;
 pub mod media;
 mod mock;
@@ -157,6 +158,8 @@ macro_rules! conformance_tests {
             prop_stale_versions_never_win,
             prop_edits_survive_syncs,
         );
+
+        $crate::__export_conformance_tests!(__callview_conformance_fresh_store);
     };
 }
 

@@ -526,6 +526,14 @@ impl Store for BrokenStore {
     ) -> Result<Vec<ContactRecord>, StoreError> {
         Err(broken())
     }
+    async fn export_calls(
+        &self,
+        _query: &callview_core::export::ExportQuery,
+        _after: Option<i64>,
+        _limit: u32,
+    ) -> Result<Vec<callview_core::export::ExportRow>, StoreError> {
+        Err(broken())
+    }
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         Err(broken())
     }
