@@ -8,12 +8,14 @@ mod config;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+mod observer;
 mod query;
 
 pub use config::{
     Credentials, Secret, TwilioConfig, DEFAULT_BASE_URL, DEFAULT_INTELLIGENCE_BASE_URL,
 };
 pub use error::TwilioError;
+pub use observer::{TwilioEvent, TwilioObserver};
 #[cfg(feature = "http")]
 pub use http::{HttpTwilioClient, RetryPolicy};
 pub use query::{encode_component, encode_query, format_query_time};
