@@ -15,6 +15,8 @@
 //! * [`viewer`] is the web viewer ("Call Viewer") the router serves at `/`:
 //!   plain HTML, CSS and JavaScript modules embedded in the binary.
 //! * [`events`] streams live updates (`GET /api/events`) to the viewer.
+//! * [`health`] answers the probes and `/metrics`; [`metrics`] is the
+//!   Prometheus registry; [`request_id`] gives every request its id.
 //!
 //! ## Endpoints
 //!
@@ -36,7 +38,9 @@
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
 //! | `GET /api/events` | `text/event-stream` of live updates (`sync_started`, `sync_progress`, `sync`, `changed`) |
-//! | `GET /healthz` | `{"status", "store", "sync_running", "last_sync"}` (503 when the store does not answer) |
+//! | `GET /healthz` | liveness: `{"status", "store", "sync_running", "last_sync"}` (200 while serving) |
+//! | `GET /readyz` | readiness: `{"status", "checks"}` (503 when a check fails) |
+//! | `GET /metrics` | Prometheus metrics ([`metrics`]; the API token when one is set) |
 //!
 //! Errors are `{"error": {"code", "message"}}`. One sync runs at a time: a
 //! sync request while another runs is answered 409 `sync_in_progress`.

@@ -233,13 +233,19 @@ impl Metrics {
         // scrape (a family labelled by what happened, a route or a status,
         // shows with its first series).
         for result in ["inserted", "updated", "unchanged", "moved", "skipped"] {
-            calls_ingested.get_or_create(&ResultLabel { result }).inc_by(0);
+            calls_ingested
+                .get_or_create(&ResultLabel { result })
+                .inc_by(0);
         }
         for result in ["fetched", "written", "deleted"] {
-            recordings_ingested.get_or_create(&ResultLabel { result }).inc_by(0);
+            recordings_ingested
+                .get_or_create(&ResultLabel { result })
+                .inc_by(0);
         }
         for result in ["fetched", "written"] {
-            transcripts_ingested.get_or_create(&ResultLabel { result }).inc_by(0);
+            transcripts_ingested
+                .get_or_create(&ResultLabel { result })
+                .inc_by(0);
         }
         Self {
             inner: Arc::new(Inner {
@@ -267,7 +273,13 @@ impl Metrics {
     }
 
     /// Counts one answered HTTP request.
-    pub fn record_http(&self, route: &str, method: &axum::http::Method, status: u16, elapsed: Duration) {
+    pub fn record_http(
+        &self,
+        route: &str,
+        method: &axum::http::Method,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let method = method_label(method);
         self.inner
             .http_requests
@@ -404,7 +416,8 @@ impl EncodeLabelSet for Pair {
 impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let values = *self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        let subscribers = ConstGauge::new(i64::try_from(values.sse_subscribers).unwrap_or(i64::MAX));
+        let subscribers =
+            ConstGauge::new(i64::try_from(values.sse_subscribers).unwrap_or(i64::MAX));
         subscribers.encode(encoder.encode_descriptor(
             "callview_sse_subscribers",
             "Open live event streams (GET /api/events)",
@@ -472,7 +485,9 @@ impl TwilioObserver for TwilioMetrics {
     fn observe(&self, event: &TwilioEvent) {
         match *event {
             TwilioEvent::Answered { status, elapsed } => {
-                self.requests.get_or_create(&status_label(Some(status))).inc();
+                self.requests
+                    .get_or_create(&status_label(Some(status)))
+                    .inc();
                 self.duration.observe(elapsed.as_secs_f64());
             }
             TwilioEvent::NoAnswer { elapsed } => {
@@ -529,7 +544,12 @@ pub async fn track_http(State(metrics): State<Metrics>, req: Request, next: Next
         .to_owned();
     let method = req.method().clone();
     let response = next.run(req).await;
-    metrics.record_http(&route, &method, response.status().as_u16(), started.elapsed());
+    metrics.record_http(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

@@ -114,8 +114,16 @@ async fn metrics_show_every_family_and_count_requests_by_route_template(backend:
         );
     }
     let one = "callview_http_requests_total{route=\"/api/conversations/{id}\",method=\"GET\"";
-    assert_eq!(value(&text, &format!("{one},status=\"200\"}}")), Some(2.0), "{text}");
-    assert_eq!(value(&text, &format!("{one},status=\"404\"}}")), Some(1.0), "{text}");
+    assert_eq!(
+        value(&text, &format!("{one},status=\"200\"}}")),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("{one},status=\"404\"}}")),
+        Some(1.0),
+        "{text}"
+    );
     assert_eq!(
         value(
             &text,
@@ -182,7 +190,10 @@ async fn sync_counters_move_after_a_sync(backend: Backend) {
 
     let after = scrape(&server, None).await;
     assert_eq!(value(&after, success), Some(1.0), "{after}");
-    assert_eq!(value(&after, "callview_sync_duration_seconds_count"), Some(1.0));
+    assert_eq!(
+        value(&after, "callview_sync_duration_seconds_count"),
+        Some(1.0)
+    );
     assert_eq!(value(&after, "callview_calls_fetched_total"), Some(fetched));
     assert_eq!(
         value(&after, "callview_calls_ingested_total{result=\"inserted\"}"),
@@ -205,7 +216,10 @@ async fn sync_counters_move_after_a_sync(backend: Backend) {
         );
     }
     assert_eq!(
-        value(&after, "callview_recordings_ingested_total{result=\"fetched\"}"),
+        value(
+            &after,
+            "callview_recordings_ingested_total{result=\"fetched\"}"
+        ),
         report["media"]["recordings_fetched"].as_f64(),
         "{after}"
     );
@@ -292,7 +306,10 @@ async fn twilio_requests_are_counted_by_status_with_429s_and_retries() {
         Some(sum(&text, "callview_twilio_requests_total", "status=")),
         "{text}"
     );
-    assert_eq!(sum(&text, "callview_twilio_requests_total", "status=\"5"), 0.0);
+    assert_eq!(
+        sum(&text, "callview_twilio_requests_total", "status=\"5"),
+        0.0
+    );
     twilio.abort();
 }
 
@@ -375,7 +392,9 @@ async fn metrics_need_the_token_on_the_api_listener_and_not_on_the_private_one()
     assert!(text.ends_with("# EOF\n"), "{text}");
     // The scrape with the token on the API listener was counted there.
     assert!(
-        text.contains("callview_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"401\"} 2"),
+        text.contains(
+            "callview_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"401\"} 2"
+        ),
         "{text}"
     );
     for path in ["/readyz", "/healthz"] {
@@ -453,9 +472,7 @@ impl Outage {
     }
 }
 
-async fn readyz_turns_false_when_the_database_goes_away_and_true_when_it_returns(
-    backend: Backend,
-) {
+async fn readyz_turns_false_when_the_database_goes_away_and_true_when_it_returns(backend: Backend) {
     let (store, outage) = Outage::store(backend).await;
     let server = spawn(AppState::new(store)).await;
 
@@ -603,12 +620,19 @@ async fn a_request_id_is_echoed_or_generated() {
         assert_eq!(id.matches('-').count(), 4, "{id}");
     }
     // Replaced when not plain or too long.
-    for bad in ["two words".to_owned(), "x".repeat(129), "quote\"d".to_owned()] {
+    for bad in [
+        "two words".to_owned(),
+        "x".repeat(129),
+        "quote\"d".to_owned(),
+    ] {
         let given = send("/healthz", Some(bad.clone())).await;
         assert_ne!(given, bad);
         assert_eq!(given.len(), 36, "{given}");
     }
-    assert_eq!(send("/healthz", Some("x".repeat(128))).await, "x".repeat(128));
+    assert_eq!(
+        send("/healthz", Some("x".repeat(128))).await,
+        "x".repeat(128)
+    );
 }
 
 /// A free port on the loopback address.

@@ -15,9 +15,9 @@ pub use config::{
     Credentials, Secret, TwilioConfig, DEFAULT_BASE_URL, DEFAULT_INTELLIGENCE_BASE_URL,
 };
 pub use error::TwilioError;
-pub use observer::{TwilioEvent, TwilioObserver};
 #[cfg(feature = "http")]
 pub use http::{HttpTwilioClient, RetryPolicy};
+pub use observer::{TwilioEvent, TwilioObserver};
 pub use query::{encode_component, encode_query, format_query_time};
 
 use async_trait::async_trait;
