@@ -56,6 +56,7 @@
 pub mod api;
 pub mod audio;
 pub mod audio_cache;
+pub mod config;
 pub mod contacts_csv;
 pub mod db;
 pub mod demo;
@@ -79,6 +80,8 @@ pub mod webhook;
 pub use api::{router, EVENTS_PATH, ROUTES};
 pub use error::ApiError;
 pub use events::{EventHub, ServerEvent};
-pub use server::{check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig};
+pub use server::{
+    check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig, DEFAULT_SHUTDOWN_GRACE,
+};
 pub use state::AppState;
 pub use sync_runner::{SyncOutcome, SyncRunError, SyncRunner, SyncTrigger};

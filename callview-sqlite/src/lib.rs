@@ -85,6 +85,7 @@ use callview_core::Interaction;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub mod backup;
 mod media;
 mod queries;
 mod rows;
