@@ -259,15 +259,36 @@ where
     let mut again = args;
     again.splice(at..at, extra);
     let matches = cmd.clone().try_get_matches_from(&again).map_err(|e| {
-        let note = format!(
-            "note: settings from the config file {} were applied: {}",
-            file.display(),
-            from_file
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        // The flag clap names (`--listen <LISTEN>`), when the file set it.
+        let named = match e.get(clap::error::ContextKind::InvalidArg) {
+            Some(clap::error::ContextValue::String(flag)) => Some(flag.clone()),
+            _ => None,
+        };
+        let culprit = named.as_deref().and_then(|flag| {
+            leaf_cmd.get_arguments().find(|a| {
+                from_file.contains(a.get_id().as_str())
+                    && a.get_long().is_some_and(|long| {
+                        flag == format!("--{long}") || flag.starts_with(&format!("--{long} "))
+                    })
+            })
+        });
+        let note = match culprit.and_then(|a| a.get_long()) {
+            Some(long) => format!(
+                "note: the value of `{}` comes from the config file {} ({})",
+                key_of(long),
+                file.display(),
+                values.get(&key_of(long)).map_or("", |v| v.at.as_str())
+            ),
+            None => format!(
+                "note: the config file {} set: {}",
+                file.display(),
+                from_file
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         ConfigError::Clap(e, Some(note))
     })?;
     Ok(Resolved {
@@ -739,7 +760,12 @@ mod tests {
         let e = error("config = \"other.toml\"\n");
         assert!(e.contains("cannot be set in the config file"), "{e}");
         let e = error("[serve]\nlisten = \"not an address\"\n");
-        assert!(e.contains("--listen") && e.contains("callview.toml"), "{e}");
+        assert!(e.contains("--listen"), "{e}");
+        assert!(
+            e.contains("the value of `listen` comes from the config file")
+                && e.contains("callview.toml (line 2, `serve.listen`)"),
+            "{e}"
+        );
         let e = error("[serve]\ndemo = \"yes\"\n");
         assert!(e.contains("true or false") && e.contains("line 2"), "{e}");
         let e = error("[serve\n");

@@ -63,6 +63,7 @@ pub mod demo;
 pub mod edits;
 pub mod error;
 pub mod events;
+pub mod healthcheck;
 pub mod media_cookie;
 pub mod openapi;
 pub mod params;
