@@ -493,7 +493,8 @@ fn file_value(item: &toml_edit::Item) -> Option<FileValue> {
     }
 }
 
-/// The known key nearest to `key` (edit distance at most 3).
+/// The known key nearest to `key` (edit distance at most 3), or else the
+/// longest one it starts with or that starts with it.
 fn closest<'a>(key: &str, known: &'a BTreeSet<String>) -> Option<&'a str> {
     known
         .iter()
@@ -501,6 +502,13 @@ fn closest<'a>(key: &str, known: &'a BTreeSet<String>) -> Option<&'a str> {
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, k)| k.as_str())
+        .or_else(|| {
+            known
+                .iter()
+                .filter(|k| key.starts_with(k.as_str()) || k.starts_with(key))
+                .max_by_key(|k| k.len())
+                .map(String::as_str)
+        })
 }
 
 /// Levenshtein distance.
@@ -565,6 +573,30 @@ pub fn settings(cmd: Command, resolved: &Resolved) -> Vec<Setting> {
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out
+}
+
+/// Where the value of the argument `id` of the command `resolved` ran came
+/// from.
+pub fn source_of(cmd: Command, resolved: &Resolved, id: &str) -> Source {
+    let mut cmd = cmd;
+    cmd.build();
+    let (_, leaf_cmd, matches) = leaf(&cmd, &resolved.matches);
+    if resolved.from_file.contains(id) {
+        return Source::File;
+    }
+    match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => Source::Flag,
+        Some(ValueSource::EnvVariable) => Source::Env(
+            leaf_cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        Some(ValueSource::DefaultValue) => Source::Default,
+        _ => Source::Unset,
+    }
 }
 
 /// The global flags given explicitly on the command line (not from the

@@ -57,9 +57,21 @@ pub(crate) async fn backup(common: &CommonArgs, args: BackupArgs) -> Result<()> 
     Ok(())
 }
 
-/// `callview healthcheck`.
-pub(crate) async fn healthcheck(args: HealthcheckArgs) -> Result<()> {
-    let addr = callview_server::healthcheck::local_address(args.listen);
+/// `callview healthcheck`: the address given to it (flag, environment,
+/// config file), or else the one `serve` would listen on with the same
+/// settings (a `[serve]` table's `listen`).
+pub(crate) async fn healthcheck(args: HealthcheckArgs, resolved: &Resolved) -> Result<()> {
+    let listen = match config::source_of(Cli::command(), resolved, "listen") {
+        config::Source::Default | config::Source::Unset => {
+            let (_, cli) = resolve_serve(resolved)?;
+            match cli.command {
+                Command::Serve(serve) => serve.listen,
+                _ => args.listen,
+            }
+        }
+        _ => args.listen,
+    };
+    let addr = callview_server::healthcheck::local_address(listen);
     let path = if args.path.starts_with('/') {
         args.path
     } else {
@@ -83,11 +95,7 @@ pub(crate) async fn healthcheck(args: HealthcheckArgs) -> Result<()> {
 /// global flags given here, the environment, the config file), checks them
 /// by building what `serve` builds, and prints them with their sources.
 pub(crate) fn config_check(resolved: &Resolved, json: bool) -> Result<()> {
-    let mut args = vec![std::ffi::OsString::from("callview")];
-    args.extend(config::explicit_globals(Cli::command(), resolved));
-    args.push("serve".into());
-    let serve = config::resolve(Cli::command(), args).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cli = Cli::from_arg_matches(&serve.matches).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (serve, cli) = resolve_serve(resolved)?;
     let Command::Serve(serve_args) = &cli.command else {
         bail!("internal error: not the serve command");
     };
@@ -132,6 +140,17 @@ pub(crate) fn config_check(resolved: &Resolved, json: bool) -> Result<()> {
         }
         bail!("the configuration has {} problem(s)", problems.len())
     }
+}
+
+/// The settings `callview serve` would run with, given the global flags
+/// of the command `resolved` ran, the environment and the config file.
+fn resolve_serve(resolved: &Resolved) -> Result<(Resolved, Cli)> {
+    let mut args = vec![std::ffi::OsString::from("callview")];
+    args.extend(config::explicit_globals(Cli::command(), resolved));
+    args.push("serve".into());
+    let serve = config::resolve(Cli::command(), args).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cli = Cli::from_arg_matches(&serve.matches).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((serve, cli))
 }
 
 /// The Twilio variables (environment only), secrets redacted.

@@ -138,7 +138,8 @@ enum ConfigCommand {
 #[derive(Debug, Args)]
 struct HealthcheckArgs {
     /// The address the server listens on (an unspecified address such as
-    /// 0.0.0.0 is reached on loopback).
+    /// 0.0.0.0 is reached on loopback) [default: what `serve` would listen
+    /// on with the same settings, e.g. a config file's `[serve]` table].
     #[arg(long, env = "CALLVIEW_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
 
@@ -382,7 +383,7 @@ async fn run(cli: Cli, resolved: callview_server::config::Resolved) -> Result<()
     match cli.command {
         Command::Backup(args) => backup(&cli.common, args).await,
         Command::Config(ConfigCommand::Check { json }) => config_check(&resolved, json),
-        Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Healthcheck(args) => healthcheck(args, &resolved).await,
         Command::Sync(args) => sync(&cli.common, args).await,
         Command::Import(args) => import(&cli.common, args).await,
         Command::Serve(args) => serve(&cli.common, args).await,
