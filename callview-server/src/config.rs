@@ -167,7 +167,10 @@ pub fn redact_value(key: &str, secret: bool, value: &str) -> String {
 
 /// The subcommand path of `matches` (`["contacts", "import"]`), the leaf
 /// command and its matches.
-fn leaf<'a>(cmd: &'a Command, matches: &'a ArgMatches) -> (Vec<String>, &'a Command, &'a ArgMatches) {
+fn leaf<'a>(
+    cmd: &'a Command,
+    matches: &'a ArgMatches,
+) -> (Vec<String>, &'a Command, &'a ArgMatches) {
     let (mut cmd, mut matches) = (cmd, matches);
     let mut path = Vec::new();
     while let Some((name, sub)) = matches.subcommand() {
@@ -306,14 +309,13 @@ fn push_value(
     value: &FileValue,
 ) -> Result<(), String> {
     match (arg.get_action(), value) {
-        (ArgAction::SetTrue, FileValue::Bool(true)) | (ArgAction::SetFalse, FileValue::Bool(false)) => {
+        (ArgAction::SetTrue, FileValue::Bool(true))
+        | (ArgAction::SetFalse, FileValue::Bool(false)) => {
             extra.push(format!("--{long}").into());
             Ok(())
         }
         (ArgAction::SetTrue | ArgAction::SetFalse, FileValue::Bool(_)) => Ok(()),
-        (ArgAction::SetTrue | ArgAction::SetFalse, _) => {
-            Err("expects true or false".to_owned())
-        }
+        (ArgAction::SetTrue | ArgAction::SetFalse, _) => Err("expects true or false".to_owned()),
         (ArgAction::Append, FileValue::List(items)) => {
             extra.extend(items.iter().map(|item| format!("--{long}={item}").into()));
             Ok(())
@@ -375,7 +377,10 @@ fn line_of(text: &str, offset: Option<usize>) -> String {
 /// flag of some command (top level) or of the table's command.
 fn read_file(cmd: &Command, file: &Path) -> Result<FileValues, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| {
-        ConfigError::File(format!("cannot read the config file {}: {e}", file.display()))
+        ConfigError::File(format!(
+            "cannot read the config file {}: {e}",
+            file.display()
+        ))
     })?;
     let doc = toml_edit::Document::parse(text.clone()).map_err(|e| {
         ConfigError::File(format!(
@@ -384,9 +389,8 @@ fn read_file(cmd: &Command, file: &Path) -> Result<FileValues, ConfigError> {
         ))
     })?;
     let mut values = FileValues::new();
-    read_table(cmd, &text, doc.as_table(), &mut Vec::new(), &mut values).map_err(|message| {
-        ConfigError::File(format!("{}: {message}", file.display()))
-    })?;
+    read_table(cmd, &text, doc.as_table(), &mut Vec::new(), &mut values)
+        .map_err(|message| ConfigError::File(format!("{}: {message}", file.display())))?;
     Ok(values)
 }
 
@@ -459,7 +463,9 @@ fn read_table(
             ));
         }
         let value = file_value(item).ok_or_else(|| {
-            format!("{at_line}: `{dotted}` must be a string, number, boolean, date or a list of them")
+            format!(
+                "{at_line}: `{dotted}` must be a string, number, boolean, date or a list of them"
+            )
         })?;
         values.entry(path.clone()).or_default().insert(
             key,
@@ -488,7 +494,11 @@ fn file_value(item: &toml_edit::Item) -> Option<FileValue> {
     use toml_edit::Value;
     match item.as_value()? {
         Value::Boolean(b) => Some(FileValue::Bool(*b.value())),
-        Value::Array(items) => items.iter().map(scalar).collect::<Option<Vec<_>>>().map(FileValue::List),
+        Value::Array(items) => items
+            .iter()
+            .map(scalar)
+            .collect::<Option<Vec<_>>>()
+            .map(FileValue::List),
         other => scalar(other).map(FileValue::Text),
     }
 }
@@ -718,10 +728,17 @@ mod tests {
              [serve]\nlisten = \"0.0.0.0:4000\"\napi_token = \"s3cret\"\ndemo = true\n\
              owned_numbers = [\"+1 617 500 6181\", \"+16175006182\"]\nsync-interval = 90\n",
         );
-        let r = resolve(cmd(), ["app", "--config", &path, "serve", "--api-token", "flag"]).unwrap();
+        let r = resolve(
+            cmd(),
+            ["app", "--config", &path, "serve", "--api-token", "flag"],
+        )
+        .unwrap();
         let (_, serve) = r.matches.subcommand().unwrap();
         assert_eq!(
-            serve.get_one::<std::net::SocketAddr>("listen").unwrap().to_string(),
+            serve
+                .get_one::<std::net::SocketAddr>("listen")
+                .unwrap()
+                .to_string(),
             "0.0.0.0:4000"
         );
         assert_eq!(serve.get_one::<String>("api_token").unwrap(), "flag");
@@ -744,7 +761,10 @@ mod tests {
             Some("postgres://app:***@db/calls")
         );
         let shown = render(&shown);
-        assert!(!shown.contains("hunter2") && !shown.contains("s3cret") && !shown.contains("flag "), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret") && !shown.contains("flag "),
+            "{shown}"
+        );
 
         // Without the file: defaults.
         let r = resolve(cmd(), ["app", "serve"]).unwrap();
@@ -756,7 +776,11 @@ mod tests {
     #[test]
     fn a_flag_given_wins_over_a_conflicting_file_value() {
         let (_dir, path) = file("[sync]\nsince = \"30d\"\n");
-        let r = resolve(cmd(), ["app", "sync", "--config", &path, "--preset", "manual"]).unwrap();
+        let r = resolve(
+            cmd(),
+            ["app", "sync", "--config", &path, "--preset", "manual"],
+        )
+        .unwrap();
         let (_, sync) = r.matches.subcommand().unwrap();
         assert_eq!(sync.get_one::<String>("since"), None);
         let r = resolve(cmd(), ["app", "sync", "--config", &path]).unwrap();
@@ -786,7 +810,10 @@ mod tests {
         assert!(e.contains("line 3"), "{e}");
         assert!(e.contains("did you mean `listen`"), "{e}");
         let e = error("[sync]\nlisten = \"0.0.0.0:1\"\n");
-        assert!(e.contains("`sync.listen`") && e.contains("`callview sync` does not take it"), "{e}");
+        assert!(
+            e.contains("`sync.listen`") && e.contains("`callview sync` does not take it"),
+            "{e}"
+        );
         let e = error("[nope]\nx = 1\n");
         assert!(e.contains("[nope] is not a callview command"), "{e}");
         let e = error("config = \"other.toml\"\n");
@@ -804,7 +831,9 @@ mod tests {
         assert!(e.contains("not valid TOML"), "{e}");
         let (_dir, path) = file("");
         let missing = format!("{path}.missing");
-        let e = resolve(cmd(), ["app", "--config", &missing, "serve"]).unwrap_err().to_string();
+        let e = resolve(cmd(), ["app", "--config", &missing, "serve"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot read the config file"), "{e}");
     }
 
@@ -814,7 +843,11 @@ mod tests {
         let r = resolve(cmd(), ["app", "--config", &path, "serve"]).unwrap();
         let globals = explicit_globals(cmd(), &r);
         assert_eq!(globals, [OsString::from(format!("--config={path}"))]);
-        let r = resolve(cmd(), ["app", "--database-url", "sqlite://flag.db", "serve"]).unwrap();
+        let r = resolve(
+            cmd(),
+            ["app", "--database-url", "sqlite://flag.db", "serve"],
+        )
+        .unwrap();
         assert_eq!(
             explicit_globals(cmd(), &r),
             [OsString::from("--database-url=sqlite://flag.db")]

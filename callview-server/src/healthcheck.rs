@@ -111,7 +111,9 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let e = get(closed, "/healthz", Duration::from_secs(5)).await.unwrap_err();
+        let e = get(closed, "/healthz", Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(matches!(e, CheckError::Io(..)), "{e}");
     }
 }

@@ -43,7 +43,13 @@ fn settings_come_from_flags_then_env_then_the_file_then_defaults() {
     )
     .unwrap();
     let output = run(callview(dir.path())
-        .args(["config", "check", "--json", "--database-url", "sqlite://flag.db"])
+        .args([
+            "config",
+            "check",
+            "--json",
+            "--database-url",
+            "sqlite://flag.db",
+        ])
         .env("CALLVIEW_CONFIG", &file)
         .env("CALLVIEW_TIMEZONE", "America/New_York")
         .env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000")
@@ -65,7 +71,11 @@ fn settings_come_from_flags_then_env_then_the_file_then_defaults() {
     };
     let is = |key: &str, value: &str, source: &str| {
         let s = setting(key);
-        assert_eq!((s["value"].as_str(), s["source"].as_str()), (Some(value), Some(source)), "{key}: {s}");
+        assert_eq!(
+            (s["value"].as_str(), s["source"].as_str()),
+            (Some(value), Some(source)),
+            "{key}: {s}"
+        );
     };
     is("database_url", "sqlite://flag.db", "flag");
     is("timezone", "America/New_York", "env CALLVIEW_TIMEZONE");
@@ -92,9 +102,15 @@ fn settings_come_from_flags_then_env_then_the_file_then_defaults() {
             .env("TWILIO_AUTH_TOKEN", "twilio-s3cret"));
         let all = text(&output);
         assert!(output.status.success(), "{all}");
-        assert!(all.contains("postgres://app:***@db.internal/calls"), "{all}");
+        assert!(
+            all.contains("postgres://app:***@db.internal/calls"),
+            "{all}"
+        );
         assert!(all.contains("chmod 600"), "{all}");
-        assert!(!all.contains("hunter2") && !all.contains("file-token-s3cret"), "{all}");
+        assert!(
+            !all.contains("hunter2") && !all.contains("file-token-s3cret"),
+            "{all}"
+        );
     }
 
     // What would stop `serve` is a problem `config check` reports (exit 1):
@@ -112,12 +128,17 @@ fn settings_come_from_flags_then_env_then_the_file_then_defaults() {
 fn unknown_keys_and_bad_values_in_the_file_are_errors_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("callview.toml");
-    std::fs::write(&file, "database_url = \"sqlite://x.db\"\n\n[serve]\nlisten_adress = \"0.0.0.0:1\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "database_url = \"sqlite://x.db\"\n\n[serve]\nlisten_adress = \"0.0.0.0:1\"\n",
+    )
+    .unwrap();
     let output = run(callview(dir.path()).args(["sync", "--config"]).arg(&file));
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
     assert!(
-        all.contains("line 4: unknown setting `serve.listen_adress`") && all.contains("did you mean `listen`"),
+        all.contains("line 4: unknown setting `serve.listen_adress`")
+            && all.contains("did you mean `listen`"),
         "{all}"
     );
     assert!(!dir.path().join("x.db").exists(), "nothing ran");
@@ -126,7 +147,11 @@ fn unknown_keys_and_bad_values_in_the_file_are_errors_naming_them() {
     let output = run(callview(dir.path()).args(["serve", "--config"]).arg(&file));
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
-    assert!(all.contains("Mars/Olympus") && all.contains("the value of `timezone` comes from the config file"), "{all}");
+    assert!(
+        all.contains("Mars/Olympus")
+            && all.contains("the value of `timezone` comes from the config file"),
+        "{all}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,23 +193,39 @@ async fn serve_and_healthcheck_take_the_address_and_token_from_the_file() {
     let file2 = file.clone();
     let dir2 = dir.path().to_owned();
     let output = tokio::task::spawn_blocking(move || {
-        run(callview(&dir2).args(["healthcheck", "--config"]).arg(&file2))
+        run(callview(&dir2)
+            .args(["healthcheck", "--config"])
+            .arg(&file2))
     })
     .await
     .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("/healthz answered 200"), "{}", text(&output));
+    assert!(
+        text(&output).contains("/healthz answered 200"),
+        "{}",
+        text(&output)
+    );
 
     let _ = child.0.kill();
     let _ = child.0.wait();
     let dir2 = dir.path().to_owned();
     let output = tokio::task::spawn_blocking(move || {
-        run(callview(&dir2).args(["healthcheck", "--listen", &format!("0.0.0.0:{port}"), "--timeout", "2"]))
+        run(callview(&dir2).args([
+            "healthcheck",
+            "--listen",
+            &format!("0.0.0.0:{port}"),
+            "--timeout",
+            "2",
+        ]))
     })
     .await
     .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(text(&output).contains("cannot reach 127.0.0.1"), "{}", text(&output));
+    assert!(
+        text(&output).contains("cannot reach 127.0.0.1"),
+        "{}",
+        text(&output)
+    );
 }
 
 const BATCH: u64 = 30;
@@ -253,7 +294,10 @@ async fn backup_copies_a_database_another_process_writes_and_the_copy_restores()
     // A second backup to the same file needs --force.
     let (dir2, url2, copy2) = (dir.path().to_owned(), url.clone(), copy.clone());
     let refused = tokio::task::spawn_blocking(move || {
-        run(callview(&dir2).arg("backup").arg(&copy2).args(["--database-url", &url2]))
+        run(callview(&dir2)
+            .arg("backup")
+            .arg(&copy2)
+            .args(["--database-url", &url2]))
     })
     .await
     .unwrap();

@@ -71,7 +71,11 @@ fn accepts(command: &[&str]) -> Accepts {
     let mut env = words_after(&text, "[env: ");
     // Global flags' variables, and the Twilio variables the main help names.
     env.extend(words_after(&main, "[env: "));
-    env.extend(words_after(&main, "TWILIO_").into_iter().map(|w| format!("TWILIO_{w}")));
+    env.extend(
+        words_after(&main, "TWILIO_")
+            .into_iter()
+            .map(|w| format!("TWILIO_{w}")),
+    );
     Accepts {
         flags: words_after(&text, "--"),
         env,
@@ -281,8 +285,7 @@ fn compose() -> BTreeMap<String, Service> {
                     "command" => service.command = Some(json_array(value)),
                     "env_file" => service.env_file = Some(value.to_owned()),
                     "stop_grace_period" => {
-                        service.stop_grace_secs =
-                            Some(value.trim_end_matches('s').parse().unwrap())
+                        service.stop_grace_secs = Some(value.trim_end_matches('s').parse().unwrap())
                     }
                     _ => {}
                 }
@@ -323,17 +326,26 @@ fn compose_runs_two_instances_on_one_postgres_behind_a_proxy() {
         .filter(|(_, s)| s.image.as_deref() == Some("callview:latest"))
         .collect();
     assert_eq!(instances.len(), 2, "{services:?}");
-    assert!(instances.iter().any(|(_, s)| s.build), "one builds the image");
+    assert!(
+        instances.iter().any(|(_, s)| s.build),
+        "one builds the image"
+    );
     let mut urls = BTreeSet::new();
     let mut syncing = 0;
     for (name, service) in &instances {
         let what = format!("compose.yaml {name}");
-        let command = service.command.clone().unwrap_or_else(|| vec!["serve".into()]);
+        let command = service
+            .command
+            .clone()
+            .unwrap_or_else(|| vec!["serve".into()]);
         assert_eq!(check_command(&command, &what), ["serve"]);
         check_env(service.environment.keys().cloned(), &["serve"], &what);
         assert_eq!(service.env_file.as_deref(), Some(".env"), "{what}");
         let url = &service.environment["DATABASE_URL"];
-        assert!(url.starts_with("postgres://") && url.contains("@postgres:"), "{what}: {url}");
+        assert!(
+            url.starts_with("postgres://") && url.contains("@postgres:"),
+            "{what}: {url}"
+        );
         urls.insert(url.clone());
         assert_eq!(
             listen_port(&service.environment["CALLVIEW_LISTEN"]),
@@ -345,8 +357,13 @@ fn compose_runs_two_instances_on_one_postgres_behind_a_proxy() {
             .get("CALLVIEW_SHUTDOWN_TIMEOUT")
             .map_or(bound, |t| t.parse().unwrap());
         let grace = service.stop_grace_secs.expect("stop_grace_period");
-        assert!(grace > timeout, "{what}: SIGKILL before the server's own bound");
-        let interval: u64 = service.environment["CALLVIEW_SYNC_INTERVAL"].parse().unwrap();
+        assert!(
+            grace > timeout,
+            "{what}: SIGKILL before the server's own bound"
+        );
+        let interval: u64 = service.environment["CALLVIEW_SYNC_INTERVAL"]
+            .parse()
+            .unwrap();
         if interval > 0 {
             syncing += 1;
         } else {
@@ -372,7 +389,10 @@ fn compose_runs_two_instances_on_one_postgres_behind_a_proxy() {
     assert!(mount.ends_with(":ro"), "{mount}");
     let nginx = read("deploy/nginx.conf");
     for (name, _) in &instances {
-        assert!(nginx.contains(&format!("server {name}:{exposed}")), "{name}");
+        assert!(
+            nginx.contains(&format!("server {name}:{exposed}")),
+            "{name}"
+        );
     }
     let events = nginx
         .split(&format!("location = {} {{", callview_server::EVENTS_PATH))
@@ -385,7 +405,10 @@ fn compose_runs_two_instances_on_one_postgres_behind_a_proxy() {
     assert!(events.contains("proxy_read_timeout"), "{events}");
     assert!(callview_server::webhook::CALL_STATUS_PATH.starts_with("/webhooks/"));
     assert!(nginx.contains("location /webhooks/"));
-    assert!(nginx.contains("X-Forwarded-Proto"), "webhook signatures need it");
+    assert!(
+        nginx.contains("X-Forwarded-Proto"),
+        "webhook signatures need it"
+    );
 
     // The example env file: variables callview reads, plus the password
     // compose puts into DATABASE_URL.
@@ -441,7 +464,11 @@ fn the_systemd_unit_uses_the_binarys_commands_and_variables() {
     let stop: u64 = values("TimeoutStopSec")[0].parse().unwrap();
     assert!(stop > bound, "systemd kills after the server's bound");
     assert_eq!(values("KillSignal"), ["SIGTERM"]);
-    for hardening in ["NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"] {
+    for hardening in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+    ] {
         assert!(unit.lines().any(|l| l == hardening), "{hardening}");
     }
 
@@ -489,7 +516,13 @@ fn the_example_config_file_checks_clean() {
             .unwrap_or_else(|| panic!("{key}: {report}"))["source"]
             .clone()
     };
-    for key in ["database_url", "listen", "timezone", "recording_cache", "owned_numbers"] {
+    for key in [
+        "database_url",
+        "listen",
+        "timezone",
+        "recording_cache",
+        "owned_numbers",
+    ] {
         assert_eq!(source(key), "file", "{key}");
     }
     assert_eq!(source("TWILIO_AUTH_TOKEN"), "env TWILIO_AUTH_TOKEN");

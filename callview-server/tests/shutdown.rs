@@ -117,7 +117,11 @@ fn sigterm(child: &std::process::Child) {
 
 /// Waits for the child to exit, at most `limit`; its status and how long
 /// it took.
-async fn exit_within(child: &mut Kill, limit: Duration, log: &std::path::Path) -> (ExitStatus, Duration) {
+async fn exit_within(
+    child: &mut Kill,
+    limit: Duration,
+    log: &std::path::Path,
+) -> (ExitStatus, Duration) {
     let start = Instant::now();
     loop {
         if let Some(status) = child.0.try_wait().unwrap() {
@@ -248,7 +252,10 @@ async fn serve_stops_on_sigterm_mid_sync(backend: Backend) {
         "{what}: {stored} of {} calls: not mid-way",
         known.len()
     );
-    eprintln!("{what}: exit 0, {stored} of {} calls stored, consistent", known.len());
+    eprintln!(
+        "{what}: exit 0, {stored} of {} calls stored, consistent",
+        known.len()
+    );
 
     // The next start completes exactly the rest.
     let log = dir.path().join("serve-2.log");
@@ -335,7 +342,10 @@ async fn sync_stops_on_sigterm_and_the_next_run_resumes(backend: Backend) {
             child.0.try_wait().unwrap().is_none(),
             "the sync ended before a page was applied"
         );
-        assert!(waited.elapsed() < Duration::from_secs(120), "no page applied");
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "no page applied"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sigterm(&child.0);
@@ -354,7 +364,10 @@ async fn sync_stops_on_sigterm_and_the_next_run_resumes(backend: Backend) {
     let what = format!("{backend:?} sync after SIGTERM ({took:?})");
     let stored = check_consistent(&url, &known, &what).await;
     assert!(stored < known.len() as u64, "{what}: not mid-way");
-    eprintln!("{what}: {stored} of {} calls stored, consistent", known.len());
+    eprintln!(
+        "{what}: {stored} of {} calls stored, consistent",
+        known.len()
+    );
 
     // The next run skips the day slices the stopped one completed.
     let command = sync_command(dir.path(), &url, &sim, &twilio.base);
@@ -391,3 +404,48 @@ on_both_stores!(
     serve_stops_on_sigterm_mid_sync,
     sync_stops_on_sigterm_and_the_next_run_resumes,
 );
+
+/// A client that never finishes its request does not hold the shutdown
+/// past the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_does_not_hold_the_shutdown_past_its_bound() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = callview_server::AppState::new(common::store(Backend::Sqlite).await);
+    let config = callview_server::ServerConfig {
+        shutdown_grace: Duration::from_secs(2),
+        ..callview_server::ServerConfig::new(state)
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(callview_server::serve_with_shutdown(
+        listener,
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // Half a request, then nothing.
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: callview\r\n")
+        .await
+        .unwrap();
+    // And a request that completes meanwhile.
+    let body = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("status"), "{body}");
+    let at = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("serve returned")
+        .unwrap()
+        .unwrap();
+    assert!(at.elapsed() < Duration::from_secs(4), "{:?}", at.elapsed());
+    drop(stalled);
+}

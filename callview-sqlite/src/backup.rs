@@ -308,7 +308,11 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
 
-        std::fs::write(dir.path().join("text.db"), "not a database at all, just text").unwrap();
+        std::fs::write(
+            dir.path().join("text.db"),
+            "not a database at all, just text",
+        )
+        .unwrap();
         let e = backup(
             &dir.path().join("text.db").display().to_string(),
             &dir.path().join("x.db"),
