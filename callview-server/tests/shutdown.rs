@@ -225,12 +225,7 @@ async fn serve_stops_on_sigterm_mid_sync(backend: Backend) {
     sigterm(&child.0);
     // The event stream ends (it would otherwise hold the shutdown).
     let ended = tokio::time::timeout(BOUND, async {
-        loop {
-            match events.chunk().await {
-                Ok(Some(_)) => continue,
-                _ => break,
-            }
-        }
+        while let Ok(Some(_)) = events.chunk().await {}
     })
     .await;
     assert!(ended.is_ok(), "the event stream stayed open after SIGTERM");
