@@ -15,6 +15,8 @@
 //! * [`viewer`] is the web viewer ("Call Viewer") the router serves at `/`:
 //!   plain HTML, CSS and JavaScript modules embedded in the binary.
 //! * [`events`] streams live updates (`GET /api/events`) to the viewer.
+//! * [`config`] resolves settings from flags, environment and a TOML file.
+//! * [`healthcheck`] asks a running server's `/healthz` (container checks).
 //!
 //! ## Endpoints
 //!
