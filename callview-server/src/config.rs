@@ -40,7 +40,7 @@ use clap::{ArgAction, ArgMatches, Command};
 pub const CONFIG_ARG: &str = "config";
 
 /// The arguments resolved from flags, environment, config file and defaults.
-#[derive(Debug)]
+/// Its `Debug` leaves the values out (they hold secrets).
 pub struct Resolved {
     /// The final matches: build the command line's types from them
     /// (`FromArgMatches::from_arg_matches`).
@@ -49,6 +49,15 @@ pub struct Resolved {
     pub file: Option<PathBuf>,
     /// The ids of the arguments whose value came from the file.
     pub from_file: BTreeSet<String>,
+}
+
+impl fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolved")
+            .field("file", &self.file)
+            .field("from_file", &self.from_file)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the settings could not be resolved.
