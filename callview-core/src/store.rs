@@ -13,12 +13,13 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::annotations::{Annotations, CallEdit, ContactEdit, ContactFields, EditMeta};
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
+use crate::export::{ExportQuery, ExportRow};
 use crate::model::{
     ConversationCounters, ConversationId, ConversationLookup, Interaction, MediaPlan, Plan,
     RefreshState, StoredCall, StoredRecording,
 };
 use crate::recording::{RecordingSid, Transcript};
-use crate::stats::StatsRows;
+use crate::stats::{StatsQuery, StatsRows};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -678,6 +679,45 @@ pub struct StoreCounts {
     pub calls: u64,
 }
 
+/// Whether a database's schema is the one this build of callview expects
+/// ([`Store::schema_status`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaStatus {
+    /// The migrations this build knows (its latest version).
+    pub expected: i64,
+    /// The latest migration the database records as applied (0: none).
+    pub applied: i64,
+    /// Versions this build knows that the database does not record as
+    /// applied (a database restored from an old backup, a migration that
+    /// failed half-way).
+    pub missing: Vec<i64>,
+}
+
+impl SchemaStatus {
+    /// Every migration this build knows is applied.
+    ///
+    /// ```
+    /// use callview_core::store::SchemaStatus;
+    /// assert!(SchemaStatus { expected: 7, applied: 7, missing: vec![] }.is_current());
+    /// assert!(!SchemaStatus { expected: 7, applied: 7, missing: vec![3] }.is_current());
+    /// ```
+    pub fn is_current(&self) -> bool {
+        self.missing.is_empty() && self.applied >= self.expected
+    }
+}
+
+/// How a store's connections are used at one instant
+/// ([`Store::pool_status`]), for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max: u32,
+    /// Connections open and waiting for work.
+    pub idle: u32,
+    /// Connections (or permits to use one) held by a running operation.
+    pub in_use: u32,
+}
+
 /// Persistent storage of contacts, conversations and calls.
 ///
 /// Object-safe: use it as `Arc<dyn Store>`. Every write goes through one
@@ -766,6 +806,21 @@ pub trait Store: Send + Sync {
     async fn contacts_page(&self, after: i64, limit: u32)
         -> Result<Vec<ContactRecord>, StoreError>;
 
+    /// Up to `limit` calls (legs included) that `query` keeps, whose
+    /// `messages.id` is above `after` (all when `None`), by `messages.id`:
+    /// pass the last row's [`ExportRow::id`] to get the next page (a short
+    /// page is the last). The conversation filters run in the database as
+    /// [`Store::list_conversations`] runs them, on each call's
+    /// conversation; `since`/`until` bound the call's `start_time`. A
+    /// page's rows and the legs its roots' figures are computed from are
+    /// read in one read transaction ([`crate::export::rows_of`]).
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError>;
+
     /// Every tag in use on contacts and calls, with how many carry it:
     /// tags that differ only in case count as one (shown as the most
     /// common spelling, ties to the first in order), most used first.
@@ -795,14 +850,27 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<CallSid>, StoreError>;
 
-    /// What statistics need of the slots `first..end`
-    /// ([`crate::stats::StatsRange::slots`]): the summary rows kept by
-    /// the ingest transaction, summed per slot and currency and per line,
-    /// and the `top` conversations by interactions and by missed ones.
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError>;
+    /// The summary rows `query` names ([`crate::stats::StatsRange::query`]),
+    /// kept by the ingest transaction, and the `query.top` busiest
+    /// conversations of `query.period` by interactions and by missed ones.
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError>;
 
     /// Checks the database answers.
     async fn health(&self) -> Result<(), StoreError>;
+
+    /// Which of this build's migrations the database records as applied
+    /// (`/readyz`). `None`: the store does not track migrations (the
+    /// default).
+    async fn schema_status(&self) -> Result<Option<SchemaStatus>, StoreError> {
+        Ok(None)
+    }
+
+    /// How the store's connections are used now (`/metrics`), without
+    /// waiting or touching the database. `None`: no pool to show (the
+    /// default).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Takes the cross-process sync lock without waiting; `false` when
     /// another process holds it. Stores without such a lock return `true`.

@@ -16,17 +16,19 @@ use tokio::sync::Mutex;
 
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
+use callview_core::export::{ExportQuery, ExportRow};
 use callview_core::model::{
     fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
     ConversationState, CounterUpdate, DisplayStatus, FoundConversations, Interaction, MediaPlan,
     NewConversation, NewestRoot, Plan, StoredCall, StoredRecording,
 };
 use callview_core::recording::{RecordingSid, Transcript};
-use callview_core::stats::{FactsRow, StatsRows};
+use callview_core::stats::{FactsRow, StatsQuery, StatsRows};
 use callview_core::store::{
     check_version, count_tags, message_of, CallMedia, ContactRecord, ConversationCursor,
     ConversationPage, ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage,
-    MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
+    MessageQuery, PoolStatus, RefreshUpdate, SchemaStatus, Store, StoreCounts, StoreError,
+    TagCount, UnfinishedQuery,
 };
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
@@ -913,9 +915,11 @@ impl IngestTx for PgIngest {
         self.db.remove_conversations(tx, &plan.removed).await?;
         let mut facts = Vec::with_capacity(plan.interactions.len());
         for f in &plan.interactions {
-            facts.push((&f.root_sid, resolve.id(&f.conversation)?, FactsRow::from(f)));
+            let conversation = i64::from(resolve.id(&f.conversation)?);
+            facts.push((&f.root_sid, FactsRow::new(f, conversation)));
         }
-        stats::apply(tx, &facts, &plan.former_roots)
+        let removed: Vec<i64> = plan.removed.iter().map(|id| id.0).collect();
+        stats::apply(tx, &facts, &plan.former_roots, &removed)
             .await
             .map_err(self.db.error("writing the statistics of interactions"))
     }
@@ -1433,6 +1437,21 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().map(ContactRow::into_record).collect())
     }
 
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let what = "exporting calls";
+        let mut tx = self.read_tx(what).await?;
+        let rows = crate::export::export_calls(&mut tx, query, after, limit)
+            .await
+            .map_err(self.db.error(what))?;
+        tx.commit().await.map_err(self.db.error(what))?;
+        Ok(rows)
+    }
+
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         let rows: Vec<(String, bool)> = sqlx::query_as(
             "SELECT t, true FROM contacts s, jsonb_array_elements_text( \
@@ -1509,6 +1528,35 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn schema_status(&self) -> Result<Option<SchemaStatus>, StoreError> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.db.pool)
+                .await
+                .map_err(self.db.error("reading _sqlx_migrations"))?;
+        let applied: std::collections::BTreeSet<i64> = applied.into_iter().collect();
+        Ok(Some(SchemaStatus {
+            expected: MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0),
+            applied: applied.last().copied().unwrap_or(0),
+            missing: MIGRATOR
+                .iter()
+                .map(|m| m.version)
+                .filter(|v| !applied.contains(v))
+                .collect(),
+        }))
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let pool = &self.db.pool;
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        Some(PoolStatus {
+            max: pool.options().get_max_connections(),
+            idle,
+            in_use: size - idle,
+        })
+    }
+
     async fn root_sids_page(
         &self,
         after: Option<&CallSid>,
@@ -1525,14 +1573,14 @@ impl Store for PostgresStore {
             .map_err(self.db.error("listing root calls"))
     }
 
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError> {
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError> {
         let mut conn = self
             .db
             .pool
             .acquire()
             .await
             .map_err(self.db.error("reading statistics"))?;
-        stats::stats(&mut conn, first, end, top)
+        stats::stats(&mut conn, query)
             .await
             .map_err(self.db.error("reading statistics"))
     }

@@ -15,6 +15,8 @@
 //! * [`viewer`] is the web viewer ("Call Viewer") the router serves at `/`:
 //!   plain HTML, CSS and JavaScript modules embedded in the binary.
 //! * [`events`] streams live updates (`GET /api/events`) to the viewer.
+//! * [`health`] answers the probes and `/metrics`; [`metrics`] is the
+//!   Prometheus registry; [`request_id`] gives every request its id.
 //! * [`config`] resolves settings from flags, environment and a TOML file.
 //! * [`healthcheck`] asks a running server's `/healthz` (container checks).
 //!
@@ -30,6 +32,7 @@
 //! | `PATCH /api/messages/{id}` | the `Message` with its new `notes`, `tags` |
 //! | `GET /api/tags` | `{"tags": [{"tag", "contacts", "calls"}], "total": n}` |
 //! | `GET /api/contacts.csv` | every contact as CSV (`phone,name,company,notes,tags`) |
+//! | `GET /api/export/calls.csv`, `GET /api/export/calls.jsonl` | every call the list's filters keep (legs included), streamed; `since`/`until` on each call's start |
 //! | `GET /api/recordings/{sid}` | one recording with its transcripts (`url`: where this server plays it) |
 //! | `GET /api/recordings/{sid}/audio` | its audio, streamed from Twilio (ranges; `?format=wav`) |
 //! | `POST /api/session` | the cookie that lets an `<audio>` element play recordings |
@@ -37,7 +40,9 @@
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
 //! | `GET /api/events` | `text/event-stream` of live updates (`sync_started`, `sync_progress`, `sync`, `changed`) |
-//! | `GET /healthz` | `{"status", "store", "sync_running", "last_sync"}` (503 when the store does not answer) |
+//! | `GET /healthz` | liveness: `{"status", "store", "sync_running", "last_sync"}` (200 while serving) |
+//! | `GET /readyz` | readiness: `{"status", "checks"}` (503 when a check fails) |
+//! | `GET /metrics` | Prometheus metrics ([`metrics`]; the API token when one is set) |
 //!
 //! Errors are `{"error": {"code", "message"}}`. One sync runs at a time: a
 //! sync request while another runs is answered 409 `sync_in_progress`.
@@ -65,11 +70,15 @@ pub mod demo;
 pub mod edits;
 pub mod error;
 pub mod events;
+pub mod export;
+pub mod health;
 pub mod healthcheck;
 pub mod media_cookie;
+pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod recordings;
+pub mod request_id;
 pub mod server;
 pub mod signature;
 pub mod state;
@@ -83,6 +92,7 @@ pub mod webhook;
 pub use api::{router, EVENTS_PATH, ROUTES};
 pub use error::ApiError;
 pub use events::{EventHub, ServerEvent};
+pub use metrics::Metrics;
 pub use server::{
     check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig, DEFAULT_SHUTDOWN_GRACE,
 };

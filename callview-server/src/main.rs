@@ -15,7 +15,7 @@ use callview_core::{
     TwilioClient,
 };
 use callview_server::contacts_csv;
-use callview_server::{check_exposure, db, demo, AppState, ServerConfig, SyncRunner};
+use callview_server::{check_exposure, db, demo, AppState, Metrics, ServerConfig, SyncRunner};
 use callview_sim::SimConfig;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -82,6 +82,27 @@ struct CommonArgs {
         global = true
     )]
     default_region: String,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line) for log shippers.
+    #[arg(
+        long,
+        env = "CALLVIEW_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`
+    /// (`message` and the event's fields) and `span` (a request's
+    /// `method`, `path` and `request_id`).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +112,9 @@ enum Command {
     /// Import Twilio call history from a file, stored exactly as a sync
     /// stores it (no Twilio access needed).
     Import(ImportArgs),
+    /// Export calls (legs included, one row per Twilio call) as CSV or
+    /// JSON Lines.
+    Export(ExportArgs),
     /// Serve the HTTP API, syncing in the background.
     Serve(ServeArgs),
     /// Serve a simulated Twilio account over HTTP (Twilio's REST wire format).
@@ -238,6 +262,72 @@ struct ImportArgs {
     json: bool,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line, with `raw` (the Twilio record): what
+    /// `callview import` reads back.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Columns: sid, parent_call_sid, root_call_sid, external_id, contact_name, from,
+to, direction, actual_direction, status, display_status, start_time, end_time
+(RFC 3339, UTC), duration, talk_time, wait_time, price, price_unit,
+recording_url, notes, tags. The filters are those of the conversation list
+(GET /api/conversations), applied to each call's conversation; --since and
+--until bound each call's own start time. A progress bar shows on a terminal.
+
+Examples:
+  callview export --format csv --since 30d --output calls.csv
+  callview export --format jsonl --status missed > missed.jsonl
+  callview export --format jsonl | callview import - --database-url sqlite://copy.db")]
+struct ExportArgs {
+    /// The output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: ExportFormatArg,
+
+    /// Only calls that started at or after then: a duration back from now
+    /// (`90m`, `12h`, `3d`, `2w`), a date (`2026-02-01`, UTC midnight) or
+    /// an RFC 3339 time.
+    #[arg(long, value_parser = parse_since)]
+    since: Option<DateTime<Utc>>,
+
+    /// Only calls that started before then (the forms of --since).
+    #[arg(long, value_parser = parse_since)]
+    until: Option<DateTime<Utc>>,
+
+    /// Write to this file (replaced only once the export is complete)
+    /// instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+
+    /// Only conversations matching a number in any format or a word (of a
+    /// name, company, note or tag, or said in a call).
+    #[arg(long, short = 'q')]
+    search: Option<String>,
+
+    /// Only conversations whose newest call has this direction: inbound,
+    /// outbound or internal.
+    #[arg(long)]
+    direction: Option<String>,
+
+    /// Only conversations whose newest call's status is in this group:
+    /// missed, answered, in-progress, no-answer, busy, failed or canceled.
+    #[arg(long)]
+    status: Option<String>,
+
+    /// Only conversations whose contact or one of whose calls carries this tag.
+    #[arg(long)]
+    tag: Option<String>,
+
+    /// Only conversations with a recorded call.
+    #[arg(long)]
+    has_recording: bool,
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// Address to listen on. A non-loopback address needs --api-token (or --insecure-no-auth).
@@ -287,6 +377,18 @@ struct ServeArgs {
     /// name: Europe/Paris, America/New_York).
     #[arg(long, env = "CALLVIEW_TIMEZONE", default_value = "UTC")]
     timezone: chrono_tz::Tz,
+
+    /// Also serve /metrics, /healthz and /readyz on this address, without
+    /// a token (on the main address /metrics needs the API token when one
+    /// is set). Bind it to a private address only.
+    #[arg(long, env = "CALLVIEW_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// /readyz fails when the last successful sync is older than this many
+    /// seconds; 0 turns the check off [default: 600 when syncs are
+    /// scheduled, else off].
+    #[arg(long, env = "CALLVIEW_READY_MAX_SYNC_AGE")]
+    ready_max_sync_age: Option<u64>,
 
     /// On SIGTERM or Ctrl-C, the most seconds to wait for requests in
     /// flight and for the running sync to stop after its current page
@@ -340,12 +442,13 @@ fn main() -> std::process::ExitCode {
     let default_level = match cli.command {
         Command::Sync(_)
         | Command::Import(_)
+        | Command::Export(_)
         | Command::Backup(_)
         | Command::Config(_)
         | Command::Healthcheck(_) => "warn",
         _ => "info",
     };
-    init_tracing(default_level);
+    init_tracing(default_level, cli.common.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -366,17 +469,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing(default_level: &str) {
+fn init_tracing(default_level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{default_level},tower_http=info,sqlx=warn,hyper=warn"
         ))
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_ansi(false)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 async fn run(cli: Cli, resolved: callview_server::config::Resolved) -> Result<()> {
@@ -386,6 +496,7 @@ async fn run(cli: Cli, resolved: callview_server::config::Resolved) -> Result<()
         Command::Healthcheck(args) => healthcheck(args, &resolved).await,
         Command::Sync(args) => sync(&cli.common, args).await,
         Command::Import(args) => import(&cli.common, args).await,
+        Command::Export(args) => export(&cli.common, args).await,
         Command::Serve(args) => serve(&cli.common, args).await,
         Command::Simulate(args) => simulate(args).await,
         Command::Contacts(command) => contacts(&cli.common, command).await,
@@ -510,7 +621,8 @@ fn env_var(name: &str) -> Option<String> {
 
 /// The Twilio client the environment asks for: real credentials, or dummy
 /// ones when only `TWILIO_API_BASE_URL` is set. `None` when nothing is set.
-fn twilio_from_env() -> Result<Option<Arc<dyn TwilioClient>>> {
+/// Its requests are counted into `metrics` when given.
+fn twilio_from_env(metrics: Option<&Metrics>) -> Result<Option<Arc<dyn TwilioClient>>> {
     let config = match TwilioConfig::from_env().context("Twilio configuration")? {
         Some(config) => config,
         None => match env_var("TWILIO_API_BASE_URL") {
@@ -528,7 +640,10 @@ fn twilio_from_env() -> Result<Option<Arc<dyn TwilioClient>>> {
             None => return Ok(None),
         },
     };
-    let client = HttpTwilioClient::new(config).context("Twilio configuration")?;
+    let mut client = HttpTwilioClient::new(config).context("Twilio configuration")?;
+    if let Some(metrics) = metrics {
+        client = client.with_observer(metrics.twilio_observer());
+    }
     Ok(Some(Arc::new(client)))
 }
 
@@ -572,7 +687,7 @@ fn serve_database(
 
 async fn sync(common: &CommonArgs, args: SyncArgs) -> Result<()> {
     let rules = party_rules(common)?;
-    let Some(client) = twilio_from_env()? else {
+    let Some(client) = twilio_from_env(None)? else {
         bail!(
             "no Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY \
              and TWILIO_API_SECRET), or set TWILIO_API_BASE_URL to the URL printed by \
@@ -723,6 +838,150 @@ async fn import(common: &CommonArgs, args: ImportArgs) -> Result<()> {
     }
 }
 
+/// `callview export`: the filters go through the API's parser (the same
+/// checks as `GET /api/export/calls.csv`), then the store is read a page at
+/// a time into the output.
+async fn export(common: &CommonArgs, args: ExportArgs) -> Result<()> {
+    use callview_core::export::{export_to, ExportFormat, ExportProgress, DEFAULT_PAGE};
+    use callview_server::params::QueryParams;
+    let rules = party_rules(common)?;
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    let flags = [
+        ("q", "--search", args.search.clone()),
+        ("direction", "--direction", args.direction.clone()),
+        ("status", "--status", args.status.clone()),
+        ("tag", "--tag", args.tag.clone()),
+        (
+            "has_recording",
+            "--has-recording",
+            args.has_recording.then(|| "true".to_owned()),
+        ),
+        ("since", "--since", args.since.map(|t| t.to_rfc3339())),
+        ("until", "--until", args.until.map(|t| t.to_rfc3339())),
+    ];
+    for (name, _, value) in &flags {
+        if let Some(value) = value {
+            pairs.append_pair(name, value);
+        }
+    }
+    let query = QueryParams::parse(Some(&pairs.finish()))
+        .and_then(|params| callview_server::export::export_query(&params, &rules.normalizer))
+        .map_err(|e| {
+            // The API's message names the query parameter; say the flag.
+            let message = flags
+                .iter()
+                .fold(e.message().to_owned(), |m, (name, flag, _)| {
+                    m.replace(&format!("`{name}`"), flag)
+                });
+            anyhow::anyhow!(message)
+        })?;
+    let format = match args.format {
+        ExportFormatArg::Csv => ExportFormat::Csv,
+        ExportFormatArg::Jsonl => ExportFormat::JsonLines,
+    };
+    let store = open_store(common).await?;
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {pos} calls {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    if let Some(bar) = &bar {
+        // Without filters the number of calls is known: a bar, not a spinner.
+        if !query.has_filters() {
+            if let Ok(counts) = store.counts().await {
+                bar.set_length(counts.calls);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {elapsed} [{bar:30}] {pos}/{len} calls {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+            }
+        }
+    }
+    let on_progress = |p: ExportProgress| {
+        if let Some(bar) = &bar {
+            bar.set_position(p.rows);
+        }
+    };
+    let map = callview_server::export::served;
+    let (result, target) = match &args.output {
+        None => (
+            export_to(
+                store.as_ref(),
+                &query,
+                format,
+                DEFAULT_PAGE,
+                std::io::BufWriter::new(std::io::stdout().lock()),
+                map,
+                on_progress,
+            )
+            .await,
+            "standard output".to_owned(),
+        ),
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+            // A device or a pipe (`/dev/null`, `/dev/stdout`): written as it is.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let result = export_to(
+                store.as_ref(),
+                &query,
+                format,
+                DEFAULT_PAGE,
+                std::io::BufWriter::new(file),
+                map,
+                on_progress,
+            )
+            .await;
+            (result, path.display().to_string())
+        }
+        Some(path) => {
+            // Written next to the file, then renamed over it: an export
+            // that fails leaves no partial file behind.
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "export".to_owned());
+            let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let result = export_to(
+                store.as_ref(),
+                &query,
+                format,
+                DEFAULT_PAGE,
+                std::io::BufWriter::new(file),
+                map,
+                on_progress,
+            )
+            .await;
+            let result = match result {
+                Ok(rows) => std::fs::rename(&partial, path)
+                    .map(|()| rows)
+                    .map_err(callview_core::export::ExportError::from),
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            (result, path.display().to_string())
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let rows = result.with_context(|| format!("the export to {target} failed"))?;
+    eprintln!("exported {rows} calls to {target}");
+    Ok(())
+}
+
 fn import_table(name: &str, r: &callview_core::import::ImportReport) -> String {
     use callview_core::import::InputForm;
     let form = match r.form {
@@ -848,14 +1107,23 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     let store = db::open_store(&database_url).await?;
+    let metrics = Metrics::new();
 
     let (client, live): (Arc<dyn TwilioClient>, Option<demo::LiveTraffic>) = if demo_mode {
         let sim = demo::default_demo_account();
         let live = demo::LiveTraffic::start(sim.clone(), demo::LIVE_TICK);
         (Arc::new(sim), Some(live))
     } else {
-        let client = twilio_from_env()?.context("no Twilio configuration")?;
+        let client = twilio_from_env(Some(&metrics))?.context("no Twilio configuration")?;
         (client, None)
     };
     let webhook = callview_server::webhook::WebhookConfig::new(
@@ -875,20 +1143,36 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let runner = SyncRunner::new(SyncEngine::new(
-        Arc::clone(&client),
-        Arc::clone(&store),
-        rules.clone(),
-    ));
+    let runner = SyncRunner::with_metrics(
+        SyncEngine::new(Arc::clone(&client), Arc::clone(&store), rules.clone()),
+        metrics,
+    );
+    let interval_secs = args.sync_interval.unwrap_or(if demo_mode { 5 } else { 60 });
+    let ready_max_sync_age = match args.ready_max_sync_age {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => (interval_secs > 0).then_some(callview_server::health::DEFAULT_READY_MAX_SYNC_AGE),
+    };
     let state = AppState::new(store)
         .with_recordings(client, cache)
         .with_sync(runner)
         .with_webhook(webhook)
         .with_api_token(token)
         .with_timezone(args.timezone)
-        .with_normalizer(rules.normalizer);
-
-    let interval_secs = args.sync_interval.unwrap_or(if demo_mode { 5 } else { 60 });
+        .with_normalizer(rules.normalizer)
+        .with_ready_max_sync_age(ready_max_sync_age);
+    if let Some(listener) = metrics_listener {
+        let private = callview_server::health::serve_private(
+            listener,
+            state.clone(),
+            callview_server::server::shutdown_signal(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = private.await {
+                tracing::error!(error = %e, "the --metrics-listen listener failed");
+            }
+        });
+    }
     let initial_sync = (!args.no_initial_sync).then(|| {
         if demo_mode {
             // The whole simulated history, not only the initial preset's 100 calls.

@@ -34,6 +34,7 @@ mod builder;
 mod check;
 pub mod concurrency;
 pub mod conformance;
+pub mod export;
 mod harness;
 pub mod media;
 mod mock;
@@ -146,6 +147,7 @@ macro_rules! conformance_tests {
             stats_of_an_empty_period_are_zero_filled,
             stats_every_bucket_size,
             stats_follow_changes_and_rebuild_the_same,
+            stats_busiest_conversations_of_a_period,
         );
 
         $crate::__conformance_factory_tests!(
@@ -156,6 +158,8 @@ macro_rules! conformance_tests {
             prop_stale_versions_never_win,
             prop_edits_survive_syncs,
         );
+
+        $crate::__export_conformance_tests!(__callview_conformance_fresh_store);
     };
 }
 
