@@ -1,5 +1,5 @@
 //! The `callview` command line: `sync`, `serve`, `simulate`, `import`,
-//! `contacts`, `backup`, `config check` and `healthcheck`.
+//! `export`, `contacts`, `backup`, `config check` and `healthcheck`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
