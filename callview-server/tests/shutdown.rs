@@ -444,3 +444,57 @@ async fn a_stalled_request_does_not_hold_the_shutdown_past_its_bound() {
     assert!(at.elapsed() < Duration::from_secs(4), "{:?}", at.elapsed());
     drop(stalled);
 }
+
+/// A request in flight when the signal comes gets its whole answer: a
+/// "Sync now" waiting for its sync hears that the sync stopped for the
+/// shutdown (503 `shutting_down`), and the database holds whole pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_at_the_signal_gets_its_answer() {
+    let store = common::store(Backend::Sqlite).await;
+    let client = common::SlowTwilio {
+        inner: common::sim(300, 3),
+        delay: Duration::from_millis(300),
+    };
+    let runner = callview_server::SyncRunner::new(
+        SyncEngine::new(Arc::new(client), Arc::clone(&store), PartyRules::default())
+            .with_page_size(50),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = callview_server::ServerConfig::new(
+        callview_server::AppState::new(Arc::clone(&store)).with_sync(Arc::clone(&runner)),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(callview_server::serve_with_shutdown(
+        listener,
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let request = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{base}/api/sync/today"))
+            .send(),
+    );
+    let waited = Instant::now();
+    while !runner.is_running() {
+        assert!(waited.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let at = Instant::now();
+    stop.send(()).unwrap();
+    let response = request.await.unwrap().expect("an answer, not a reset");
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(common::assert_error(&body), "shutting_down");
+    tokio::time::timeout(Duration::from_secs(30), served)
+        .await
+        .expect("serve returned")
+        .unwrap()
+        .unwrap();
+    assert!(at.elapsed() < Duration::from_secs(5), "{:?}", at.elapsed());
+    assert!(!runner.is_running());
+    callview_core::testkit::assert_invariants(store.as_ref()).await;
+}
