@@ -47,5 +47,5 @@ pub use call::{Call, CallDirection, CallParseError, CallSid, CallStatus};
 pub use endpoint::{ActualDirection, Endpoint, EndpointKind, Normalizer, OwnedNumbers, PartyRules};
 pub use model::{ConversationId, Interaction, Plan, StoredCall};
 pub use store::{Store, StoreError};
-pub use sync::{Preset, SyncEngine, SyncError, SyncMode, SyncReport};
+pub use sync::{Preset, StopFlag, SyncEngine, SyncError, SyncMode, SyncReport};
 pub use twilio::{TwilioClient, TwilioError};

@@ -66,6 +66,8 @@ pub(crate) struct MediaWindow<'a> {
     pub changed: &'a [CallSid],
     /// Records per page.
     pub page_size: u32,
+    /// Checked before each page: raised, the media sync stops there.
+    pub stop: &'a crate::sync::StopFlag,
 }
 
 /// Syncs the media of `window`. Records that do not parse are added to
@@ -82,6 +84,7 @@ pub(crate) async fn sync_media(
         started_at,
         changed,
         page_size,
+        stop,
     } = *window;
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
     // Recordings and transcripts stored while still processing are read
@@ -109,6 +112,7 @@ pub(crate) async fn sync_media(
     let mut pages = Pages::default();
     let mut token = None;
     loop {
+        stop.check()?;
         let page = client.list_recordings_page(&filter, token.as_ref()).await?;
         for r in &page.rejected {
             match r.sid.clone().and_then(RecordingSid::new) {
@@ -153,6 +157,7 @@ pub(crate) async fn sync_media(
         let mut pages = Pages::default();
         let mut token = None;
         loop {
+            stop.check()?;
             let page = client.list_recordings_page(&filter, token.as_ref()).await?;
             note_rejected(skipped, page.rejected);
             report.recordings_fetched += page.recordings.len() as u64;
@@ -176,6 +181,7 @@ pub(crate) async fn sync_media(
     let mut pages = Pages::default();
     let mut token = None;
     loop {
+        stop.check()?;
         let page = client
             .list_transcriptions_page(page_size, token.as_ref())
             .await?;
@@ -214,6 +220,7 @@ pub(crate) async fn sync_media(
     let mut pages = Pages::default();
     let mut token = None;
     loop {
+        stop.check()?;
         let page = match client
             .list_intelligence_transcripts_page(&filter, token.as_ref())
             .await

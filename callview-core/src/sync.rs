@@ -172,6 +172,11 @@ pub enum SyncError {
     /// Another sync holds the lock.
     #[error("another sync is running; try again when it has finished")]
     Busy,
+    /// The engine's [`StopFlag`] was raised: the run stopped after the
+    /// page it was applying. Every page applied stays applied; the next run
+    /// completes the rest (a backfill skips the day slices it completed).
+    #[error("the sync was stopped before it finished; every page it applied is kept")]
+    Stopped,
 }
 
 impl SyncError {
@@ -179,6 +184,64 @@ impl SyncError {
     /// over ([`StoreError::LockLost`]).
     pub fn is_lock_lost(&self) -> bool {
         matches!(self, Self::Store(StoreError::LockLost(_)))
+    }
+}
+
+/// Asks the runs of a [`SyncEngine`] to stop, for a graceful shutdown.
+///
+/// A run checks it between pages: the page being applied is applied (one
+/// transaction, committed), a page being fetched is dropped, and the run
+/// returns [`SyncError::Stopped`]. Once raised it stays raised: every later
+/// run of an engine holding it stops at once. Clones share the flag.
+///
+/// ```
+/// use callview_core::sync::StopFlag;
+/// let flag = StopFlag::new();
+/// let shared = flag.clone();
+/// assert!(!shared.is_stopped());
+/// flag.stop();
+/// assert!(shared.is_stopped());
+/// ```
+#[derive(Clone, Debug)]
+pub struct StopFlag(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for StopFlag {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StopFlag {
+    /// A flag that is not raised.
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    /// Raises the flag: running syncs stop after their current page.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether the flag is raised.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the flag is raised.
+    pub async fn stopped(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`: the wait only ends when raised.
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+
+    /// `Err(SyncError::Stopped)` once raised: the check between pages.
+    pub(crate) fn check(&self) -> Result<(), SyncError> {
+        if self.is_stopped() {
+            tracing::info!("sync stopped between pages; what it applied is kept");
+            Err(SyncError::Stopped)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -318,6 +381,7 @@ pub struct SyncEngine {
     concurrency: usize,
     refresh: RefreshPolicy,
     media: bool,
+    stop: StopFlag,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -342,7 +406,22 @@ impl SyncEngine {
             concurrency: DEFAULT_CONCURRENCY,
             refresh: RefreshPolicy::default(),
             media: true,
+            stop: StopFlag::new(),
         }
+    }
+
+    /// Makes runs stop (between pages) when `flag` is raised
+    /// ([`StopFlag`]). By default each engine has a flag of its own,
+    /// shared by its clones ([`SyncEngine::stop_flag`]).
+    pub fn with_stop_flag(mut self, flag: StopFlag) -> Self {
+        self.stop = flag;
+        self
+    }
+
+    /// The flag that stops this engine's runs (and its clones') after the
+    /// page they are applying.
+    pub fn stop_flag(&self) -> &StopFlag {
+        &self.stop
     }
 
     /// Whether runs also sync recordings and transcripts (default on).
@@ -445,11 +524,15 @@ impl SyncEngine {
     }
 
     /// Runs one sync. Holds the store's sync lock for the whole run.
+    ///
+    /// Between pages it checks the engine's [`StopFlag`]: raised, the run
+    /// returns [`SyncError::Stopped`] after the page it was applying.
     pub async fn run(
         &self,
         mode: SyncMode,
         progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
     ) -> Result<SyncReport, SyncError> {
+        self.stop.check()?;
         if !self.store.try_lock_sync().await? {
             return Err(SyncError::Busy);
         }
@@ -522,7 +605,18 @@ impl SyncEngine {
                 .max(1)
         });
         let mut pages = self.pages(slices, concurrency, page_size);
-        while let Some(item) = pages.next().await {
+        loop {
+            // A stop drops the page being fetched (read again next run),
+            // never one being applied.
+            let item = tokio::select! {
+                biased;
+                () = self.stop.stopped() => {
+                    tracing::info!("sync stopped between pages; what it applied is kept");
+                    return Err(SyncError::Stopped);
+                }
+                item = pages.next() => item,
+            };
+            let Some(item) = item else { break };
             let (page, slice) = item?;
             report.pages += 1;
             report.fetched += (page.calls.len() + page.rejected.len()) as u64;
@@ -560,6 +654,7 @@ impl SyncEngine {
         }
         drop(pages);
 
+        self.stop.check()?;
         if !report.more_available {
             self.sweep_undated(&rules, since, &mut remaining, &mut report)
                 .await?;
@@ -578,6 +673,7 @@ impl SyncEngine {
                 started_at,
                 changed: &changed,
                 page_size: self.page_size,
+                stop: &self.stop,
             };
             sync_media(
                 self.client.as_ref(),
@@ -589,6 +685,7 @@ impl SyncEngine {
             .await?;
         }
 
+        self.stop.check()?;
         let complete = !report.more_available;
         if backfill && !resume.done.is_empty() {
             // This run read its whole window: only older slices, of an
@@ -684,6 +781,7 @@ impl SyncEngine {
     ) -> Result<(), SyncError> {
         let mut token = None;
         loop {
+            self.stop.check()?;
             let page = self.client.list_calls_page(&filter, token.as_ref()).await?;
             report.pages += 1;
             report.fetched += (page.calls.len() + page.rejected.len()) as u64;
@@ -741,6 +839,7 @@ impl SyncEngine {
         // that comes with them) follow its fetches, so a slow Twilio cannot
         // let the sync lock lapse over hundreds of fetches.
         for chunk in unfinished.chunks(REFRESH_CHUNK) {
+            self.stop.check()?;
             let mut batch = Vec::new();
             let mut attempts = Vec::new();
             for stored in chunk {

@@ -17,6 +17,8 @@
 //! * [`events`] streams live updates (`GET /api/events`) to the viewer.
 //! * [`health`] answers the probes and `/metrics`; [`metrics`] is the
 //!   Prometheus registry; [`request_id`] gives every request its id.
+//! * [`config`] resolves settings from flags, environment and a TOML file.
+//! * [`healthcheck`] asks a running server's `/healthz` (container checks).
 //!
 //! ## Endpoints
 //!
@@ -61,6 +63,7 @@
 pub mod api;
 pub mod audio;
 pub mod audio_cache;
+pub mod config;
 pub mod contacts_csv;
 pub mod db;
 pub mod demo;
@@ -69,6 +72,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod health;
+pub mod healthcheck;
 pub mod media_cookie;
 pub mod metrics;
 pub mod openapi;
@@ -89,6 +93,8 @@ pub use api::{router, EVENTS_PATH, ROUTES};
 pub use error::ApiError;
 pub use events::{EventHub, ServerEvent};
 pub use metrics::Metrics;
-pub use server::{check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig};
+pub use server::{
+    check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig, DEFAULT_SHUTDOWN_GRACE,
+};
 pub use state::AppState;
 pub use sync_runner::{SyncOutcome, SyncRunError, SyncRunner, SyncTrigger};

@@ -1,4 +1,5 @@
-//! The `callview` command line: `sync`, `serve` and `simulate`.
+//! The `callview` command line: `sync`, `serve`, `simulate`, `import`,
+//! `export`, `contacts`, `backup`, `config check` and `healthcheck`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -17,8 +18,11 @@ use callview_server::contacts_csv;
 use callview_server::{check_exposure, db, demo, AppState, Metrics, ServerConfig, SyncRunner};
 use callview_sim::SimConfig;
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
+
+mod lifecycle;
+use lifecycle::{backup, config_check, healthcheck};
 
 /// Keeps a business's Twilio call history in its own database and shows it
 /// as conversations: one per outside party, forwarded legs folded in.
@@ -43,6 +47,14 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct CommonArgs {
+    /// Read settings from this TOML file: keys named like the long flags
+    /// (`database_url`, `listen`, `api_token`, ...), top level or in a
+    /// table named after the command (`[serve]`). A flag given, or its
+    /// environment variable, wins over the file. `callview config check`
+    /// shows what applies.
+    #[arg(long, env = "CALLVIEW_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Where the call history is stored. The scheme picks the backend:
     /// `sqlite://PATH` (or a plain file path) for SQLite, `postgres://` or
     /// `postgresql://` for PostgreSQL. Passwords are never printed.
@@ -110,6 +122,58 @@ enum Command {
     /// Import or export contacts (names, companies, notes, tags) as CSV.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Copy the SQLite database to FILE, consistently, while servers and
+    /// syncs keep writing to it (SQLite's online backup API).
+    Backup(BackupArgs),
+    /// Check the configuration (file, environment, flags).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Ask a server on this host whether it is healthy (`GET /healthz`):
+    /// exit 0 when it answers 2xx, 1 otherwise. For container health checks.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+To restore: stop every callview process using the database, delete its
+`-wal` and `-shm` files, copy the backup over the database file, start
+again. PostgreSQL databases are backed up with pg_dump.")]
+struct BackupArgs {
+    /// Where to write the copy (a new file; see --force).
+    file: PathBuf,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the settings `callview serve` would use (config file,
+    /// environment, flags) and print each with where it came from; secrets
+    /// are redacted. Exits 1 when something is wrong.
+    Check {
+        /// Print the settings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// The address the server listens on (an unspecified address such as
+    /// 0.0.0.0 is reached on loopback) [default: what `serve` would listen
+    /// on with the same settings, e.g. a config file's `[serve]` table].
+    #[arg(long, env = "CALLVIEW_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+
+    /// The path to ask.
+    #[arg(long, default_value = "/healthz")]
+    path: String,
+
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +389,17 @@ struct ServeArgs {
     /// scheduled, else off].
     #[arg(long, env = "CALLVIEW_READY_MAX_SYNC_AGE")]
     ready_max_sync_age: Option<u64>,
+
+    /// On SIGTERM or Ctrl-C, the most seconds to wait for requests in
+    /// flight and for the running sync to stop after its current page
+    /// (open event streams are ended at once); then the server exits.
+    #[arg(
+        long,
+        env = "CALLVIEW_SHUTDOWN_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    shutdown_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -360,9 +435,17 @@ struct SimulateArgs {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // Flags, then environment, then the config file, then defaults.
+    let resolved = callview_server::config::resolve(Cli::command(), std::env::args_os())
+        .unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&resolved.matches).unwrap_or_else(|e| e.exit());
     let default_level = match cli.command {
-        Command::Sync(_) | Command::Import(_) | Command::Export(_) => "warn",
+        Command::Sync(_)
+        | Command::Import(_)
+        | Command::Export(_)
+        | Command::Backup(_)
+        | Command::Config(_)
+        | Command::Healthcheck(_) => "warn",
         _ => "info",
     };
     init_tracing(default_level, cli.common.log_format);
@@ -373,7 +456,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli, resolved));
+    // Tasks still running (a connection cut off at the shutdown bound) do
+    // not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -402,8 +489,11 @@ fn init_tracing(default_level: &str, format: LogFormat) {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, resolved: callview_server::config::Resolved) -> Result<()> {
     match cli.command {
+        Command::Backup(args) => backup(&cli.common, args).await,
+        Command::Config(ConfigCommand::Check { json }) => config_check(&resolved, json),
+        Command::Healthcheck(args) => healthcheck(args, &resolved).await,
         Command::Sync(args) => sync(&cli.common, args).await,
         Command::Import(args) => import(&cli.common, args).await,
         Command::Export(args) => export(&cli.common, args).await,
@@ -606,6 +696,13 @@ async fn sync(common: &CommonArgs, args: SyncArgs) -> Result<()> {
     };
     let store = open_store(common).await?;
     let engine = SyncEngine::new(client, store, rules);
+    // SIGTERM or Ctrl-C: stop after the page being applied.
+    let stop = engine.stop_flag().clone();
+    let on_signal = tokio::spawn(async move {
+        callview_server::server::shutdown_signal().await;
+        tracing::warn!("stopping the sync after its current page");
+        stop.stop();
+    });
     let mode = match (args.since, args.preset) {
         (Some(since), _) => SyncMode::Since(since),
         (None, Some(preset)) => SyncMode::Preset(preset.into()),
@@ -635,8 +732,20 @@ async fn sync(common: &CommonArgs, args: SyncArgs) -> Result<()> {
                 .map(|f| f as &(dyn Fn(Progress) + Send + Sync)),
         )
         .await;
+    on_signal.abort();
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Err(callview_core::SyncError::Stopped) = result {
+        bail!(
+            "the sync was stopped (SIGTERM or Ctrl-C) before it finished; every page it applied \
+             is kept: run the same command again to complete it{}",
+            if matches!(mode, SyncMode::Since(_)) {
+                " (the day slices it completed are not read again)"
+            } else {
+                ""
+            }
+        );
     }
     let report = result.context("the sync failed")?;
     if args.json {
@@ -1076,6 +1185,7 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         initial_sync,
         sync_interval: (interval_secs > 0).then(|| Duration::from_secs(interval_secs)),
         insecure_no_auth: args.insecure_no_auth,
+        shutdown_grace: Duration::from_secs(args.shutdown_timeout),
         ..ServerConfig::new(state)
     };
     tracing::info!(

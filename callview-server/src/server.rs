@@ -1,7 +1,8 @@
 //! Serving the API: the listener check, the sync schedule and graceful shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use callview_core::SyncMode;
@@ -22,19 +23,26 @@ pub struct ServerConfig {
     pub sync_interval: Option<Duration>,
     /// Allow a non-loopback address without an API token.
     pub insecure_no_auth: bool,
-    /// On shutdown, how long to wait for a running sync to finish.
+    /// On shutdown, the most time allowed from the signal on for requests
+    /// in flight to finish and the running sync to end after its current
+    /// page; past it the server stops anyway (what the sync applied is
+    /// kept: each page is one transaction).
     pub shutdown_grace: Duration,
 }
 
+/// The default of [`ServerConfig::shutdown_grace`] (`--shutdown-timeout`).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 impl ServerConfig {
-    /// Serves `state` with no initial sync, no schedule, and a 60 s shutdown grace.
+    /// Serves `state` with no initial sync, no schedule, and a 30 s shutdown
+    /// bound ([`DEFAULT_SHUTDOWN_GRACE`]).
     pub fn new(state: AppState) -> Self {
         Self {
             state,
             initial_sync: None,
             sync_interval: None,
             insecure_no_auth: false,
-            shutdown_grace: Duration::from_secs(60),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -78,8 +86,9 @@ pub fn check_exposure(
 /// Serves the API on `listener` until SIGINT or SIGTERM, running the
 /// initial sync and the schedule of `config`. On shutdown it stops
 /// accepting, ends the open event streams, lets requests in flight finish,
-/// starts no new sync and waits
-/// (up to `shutdown_grace`) for a running sync to finish.
+/// starts no new sync and stops the running one after the page it is
+/// applying; all of it within `shutdown_grace` of the signal, past which
+/// it returns anyway.
 pub async fn serve(listener: TcpListener, config: ServerConfig) -> Result<(), ServeError> {
     serve_with_shutdown(listener, config, shutdown_signal()).await
 }
@@ -108,12 +117,29 @@ pub async fn serve_with_shutdown(
 
     let app = router(config.state.clone());
     let events = config.state.events().clone();
+    let runner = config.state.sync_runner().cloned();
+    let grace = config.shutdown_grace;
+    let signalled_at = Arc::new(OnceLock::new());
+    let signal_time = Arc::clone(&signalled_at);
     let signal = async move {
         shutdown.await;
-        tracing::info!("shutting down: no new requests or syncs");
+        let _ = signal_time.set(tokio::time::Instant::now());
+        tracing::info!(
+            bound_secs = grace.as_secs_f64(),
+            "shutting down: no new requests or syncs, the running sync stops after its current page"
+        );
         let _ = stop_tx.send(true);
+        if let Some(runner) = runner {
+            runner.stop();
+        }
         // Open event streams would otherwise hold the graceful shutdown.
         events.close();
+    };
+    // From the signal on, requests in flight and the sync share one bound.
+    let mut signalled = stop_rx.clone();
+    let cut_off = async move {
+        let _ = signalled.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
     };
     tracing::info!(%addr, "serving the API");
     // Without TCP_NODELAY a small response written in two parts (headers,
@@ -124,19 +150,34 @@ pub async fn serve_with_shutdown(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let served = axum::serve(listener, app)
+    let serving = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
-        .await;
+        .into_future();
+    let served = tokio::select! {
+        served = serving => served,
+        () = cut_off => {
+            tracing::warn!(
+                bound_secs = grace.as_secs_f64(),
+                "requests still in flight at the shutdown bound are cut off"
+            );
+            Ok(())
+        }
+    };
 
     if let Some(scheduler) = scheduler {
         scheduler.abort();
         let _ = scheduler.await;
     }
     if let Some(runner) = config.state.sync_runner() {
-        if !runner.shutdown(config.shutdown_grace).await {
+        let left = signalled_at
+            .get()
+            .map_or(grace, |at: &tokio::time::Instant| {
+                grace.saturating_sub(at.elapsed())
+            });
+        if !runner.shutdown(left).await {
             tracing::warn!(
-                grace_secs = config.shutdown_grace.as_secs(),
-                "the running sync did not finish in time; what it applied so far is kept"
+                bound_secs = grace.as_secs_f64(),
+                "the running sync did not stop within the shutdown bound; every page it applied is kept"
             );
         }
     }

@@ -110,6 +110,7 @@ impl SyncRunError {
     fn from_sync(e: SyncError) -> Self {
         match e {
             SyncError::Busy => Self::InProgress,
+            SyncError::Stopped => Self::ShuttingDown,
             SyncError::Twilio(t) => Self::Twilio(ErrorChain(&t).to_string()),
             SyncError::Store(s) => Self::Store(ErrorChain(&s).to_string()),
         }
@@ -295,13 +296,22 @@ impl SyncRunner {
         *last = Some(outcome);
     }
 
-    /// Starts no new sync from now on and waits (at most `grace`) for the
-    /// running one to finish. Returns whether the runner is idle.
-    pub async fn shutdown(&self, grace: Duration) -> bool {
+    /// Starts no new sync from now on and asks the running one to stop
+    /// after the page it is applying (the engine's
+    /// [`StopFlag`](callview_core::sync::StopFlag)): it ends with
+    /// [`SyncRunError::ShuttingDown`], keeping every page it applied.
+    pub fn stop(&self) {
         self.closed.store(true, Ordering::SeqCst);
         if self.is_running() {
-            tracing::info!("waiting for the running sync to finish");
+            tracing::info!("stopping the running sync after its current page");
         }
+        self.engine.stop_flag().stop();
+    }
+
+    /// [`SyncRunner::stop`], then waits (at most `grace`) for the running
+    /// sync to end. Returns whether the runner is idle.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.stop();
         tokio::time::timeout(grace, self.gate.lock()).await.is_ok()
     }
 }
@@ -369,7 +379,10 @@ fn log_result(result: Result<SyncReport, SyncRunError>, trigger: SyncTrigger) {
         Err(SyncRunError::InProgress) => {
             tracing::debug!(?trigger, "a sync is already running; skipped")
         }
-        Err(SyncRunError::ShuttingDown) => {}
+        Err(SyncRunError::ShuttingDown) => tracing::info!(
+            ?trigger,
+            "sync stopped for the shutdown; every page it applied is kept"
+        ),
         Err(e) => tracing::warn!(?trigger, error = %e, "sync failed; the server keeps serving"),
     }
 }

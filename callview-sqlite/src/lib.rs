@@ -86,6 +86,7 @@ use callview_core::Interaction;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub mod backup;
 mod export;
 mod media;
 mod queries;

@@ -163,3 +163,53 @@ async fn an_incremental_run_keeps_a_killed_backfills_progress() {
     assert!(report.resumed_slices > 0, "{report:?}");
     testkit::assert_invariants(store.as_ref()).await;
 }
+
+/// A backfill asked to stop (a graceful shutdown) ends after the page it
+/// is applying: whole pages only, consistent, and the next run resumes
+/// and ends in the clean state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_backfill_keeps_whole_pages_and_the_next_run_resumes() {
+    let now = Utc::now();
+    let since = SyncMode::Since(now - Duration::days(40));
+    let clean: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    engine(account(now), clean.clone())
+        .run(since, None)
+        .await
+        .unwrap();
+    let expected = testkit::snapshot(clean.as_ref()).await.unwrap();
+
+    let mock = account(now);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let stopping = engine(mock.clone(), store.clone());
+    let flag = stopping.stop_flag().clone();
+    let applied = AtomicU64::new(0);
+    let fetched = AtomicU64::new(0);
+    // Raised while the 12th page is being reported: that page is applied,
+    // no later one is.
+    let on_page = |p: callview_core::sync::Progress| {
+        if applied.fetch_add(1, Ordering::SeqCst) + 1 == 12 {
+            fetched.store(p.fetched, Ordering::SeqCst);
+            flag.stop();
+        }
+    };
+    let err = stopping.run(since, Some(&on_page)).await.unwrap_err();
+    assert!(matches!(err, SyncError::Stopped), "{err}");
+    assert_eq!(applied.load(Ordering::SeqCst), 12, "no page after the stop");
+    testkit::assert_invariants(store.as_ref()).await;
+    // Every call of the 12 pages, each page applied whole.
+    assert_eq!(
+        store.counts().await.unwrap().calls,
+        fetched.load(Ordering::SeqCst)
+    );
+    assert!(store.read_cursor("watermark").await.unwrap().is_none());
+
+    // A stopped engine stays stopped; a new one resumes.
+    assert!(matches!(
+        stopping.run(since, None).await,
+        Err(SyncError::Stopped)
+    ));
+    let report = engine(mock, store.clone()).run(since, None).await.unwrap();
+    assert!(report.resumed_slices > 0, "{report:?}");
+    testkit::assert_invariants(store.as_ref()).await;
+    assert_eq!(testkit::snapshot(store.as_ref()).await.unwrap(), expected);
+}
