@@ -24,10 +24,11 @@ fn corrupt(what: String) -> StoreError {
     }
 }
 
-/// A row of [`COLUMNS`]: its id, the record and the stored hash.
-fn read_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(i64, String, String, String, [Option<String>; 3], String)> {
+/// A row of [`COLUMNS`] as stored: id, name, role, created, the three
+/// optional times (last used, expires, revoked) and the hash.
+type RawRow = (i64, String, String, String, [Option<String>; 3], String);
+
+fn read_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -37,8 +38,6 @@ fn read_row(
         row.get(7)?,
     ))
 }
-
-type RawRow = (i64, String, String, String, [Option<String>; 3], String);
 
 fn record(raw: RawRow) -> Result<(i64, TokenRecord, TokenHash), StoreError> {
     let (id, name, role, created_at, [last_used_at, expires_at, revoked_at], hash) = raw;
