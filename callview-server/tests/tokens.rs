@@ -83,6 +83,30 @@ fn every_route_has_a_role_and_every_role_a_route() {
     }
 }
 
+/// A token that cannot be looked up (the database fails) is refused: the
+/// API never opens because the store does not answer, and the failure's
+/// details stay in the log.
+#[tokio::test]
+async fn a_failing_store_refuses_stored_tokens() {
+    let state = AppState::new(Arc::new(BrokenStore)).with_api_token(Some("legacy-secret"));
+    let server = spawn(state).await;
+    let (status, body) = send(
+        &server,
+        "GET",
+        "/api/me",
+        Some("cv_some-stored-token"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(assert_error(&body), "internal");
+    assert!(!body.to_string().contains(SECRET_DETAIL), "{body}");
+    // The API token needs no database.
+    let (status, me) = send(&server, "GET", "/api/me", Some("legacy-secret"), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["name"], "api-token");
+}
+
 /// A concrete path and body for each route.
 fn request_for(method: &str, path: &str, round: usize) -> (String, Option<Value>) {
     let concrete = path
@@ -464,6 +488,77 @@ async fn failed_authentications_are_rate_limited_per_address(backend: Backend) {
     );
 }
 
+/// The media cookie of `POST /api/session` opens a recording's audio for
+/// the token that asked for it, and nothing once that token is revoked.
+async fn a_media_cookie_ends_with_its_token(backend: Backend) {
+    let (server, _sim) = loaded(backend).await;
+    let alice = token(&server.store, "alice", Role::Viewer).await;
+    let (_, recorded) = send(
+        &server,
+        "GET",
+        "/api/conversations?has_recording=true&limit=20",
+        Some(&alice),
+        None,
+    )
+    .await;
+    let mut audio = None;
+    for c in recorded["conversations"].as_array().unwrap() {
+        let path = format!(
+            "/api/conversations/{}/messages?limit=500",
+            c["id"].as_str().unwrap()
+        );
+        let (_, page) = send(&server, "GET", &path, Some(&alice), None).await;
+        audio = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| {
+                m["metadata"]["recordings"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find_map(|r| r["url"].as_str().map(str::to_owned));
+        if audio.is_some() {
+            break;
+        }
+    }
+    let audio = audio.expect("a playable recording");
+    let session = server
+        .http
+        .post(server.url("/api/session"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 200);
+    let cookie = session.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let play = || {
+        server
+            .http
+            .get(server.url(&audio))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    assert_eq!(play().await.unwrap().status(), 200);
+    // The cookie opens audio only.
+    let other = server
+        .http
+        .get(server.url("/api/conversations"))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+    server
+        .store
+        .revoke_token("alice", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(play().await.unwrap().status(), 401);
+}
+
 // ---- the token's life across processes ----
 
 const BIN: &str = env!("CARGO_BIN_EXE_callview");
@@ -613,4 +708,5 @@ on_both_stores!(
     the_token_admin_api,
     failed_authentications_are_rate_limited_per_address,
     a_token_lives_across_processes_sharing_the_database,
+    a_media_cookie_ends_with_its_token,
 );
