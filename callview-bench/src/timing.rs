@@ -315,6 +315,20 @@ impl Store for TimedStore {
         self.inner.contacts_page(after, limit).await
     }
 
+    async fn export_calls(
+        &self,
+        query: &callview_core::export::ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<callview_core::export::ExportRow>, StoreError> {
+        timed(
+            &self.timings,
+            "store.export_calls",
+            self.inner.export_calls(query, after, limit),
+        )
+        .await
+    }
+
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         timed(&self.timings, "store.tags", self.inner.tags()).await
     }
@@ -370,16 +384,9 @@ impl Store for TimedStore {
 
     async fn stats(
         &self,
-        first: i64,
-        end: i64,
-        top: u32,
+        query: &callview_core::stats::StatsQuery,
     ) -> Result<callview_core::stats::StatsRows, StoreError> {
-        timed(
-            &self.timings,
-            "store.stats",
-            self.inner.stats(first, end, top),
-        )
-        .await
+        timed(&self.timings, "store.stats", self.inner.stats(query)).await
     }
 
     async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {

@@ -10,6 +10,9 @@
 //!   line (top-level values simply follow each other, so concatenated
 //!   arrays and pretty-printed envelopes are read too).
 //!
+//! callview's own JSON Lines export ([`crate::export`]) is read too: a line
+//! with a `raw` object is that Twilio record.
+//!
 //! [`read_calls`] is the parser. It reads through one buffered reader and
 //! never holds more than the record it is parsing: a top-level array (or an
 //! envelope's `calls` array) is deserialized element by element by a
@@ -547,7 +550,7 @@ where
                     });
                 }
                 form = InputForm::JsonLines;
-                let record = Call::from_value(Value::Object(fields));
+                let record = Call::from_value(exported_record(fields));
                 if sink.send(line, record).is_break() {
                     return Ok(summary(form, &sink, &cursor));
                 }
@@ -589,6 +592,22 @@ where
         form = InputForm::JsonLines;
     }
     Ok(summary(form, &sink, &cursor))
+}
+
+/// The Twilio record of a top-level object: the object itself, or, for a
+/// line of callview's own JSON Lines export (`callview export --format
+/// jsonl`, [`crate::export`]), its `raw` object (the record as stored; the
+/// line's other fields are derived from it, or are people's notes, which
+/// an import does not write).
+fn exported_record(mut fields: Map<String, Value>) -> Value {
+    match fields.remove("raw") {
+        Some(Value::Object(raw)) => Value::Object(raw),
+        Some(other) => {
+            fields.insert("raw".to_owned(), other);
+            Value::Object(fields)
+        }
+        None => Value::Object(fields),
+    }
 }
 
 /// An error's line and column in the whole input, from serde_json's
@@ -942,6 +961,32 @@ mod tests {
         .unwrap();
         assert!(summary.stopped);
         assert_eq!(summary.records, 2);
+    }
+
+    #[test]
+    fn lines_of_callviews_export_are_their_raw_records() {
+        let input = concat!(
+            r#"{"sid":"CA1","talk_time":5,"notes":"n","raw":{"sid":"CA1","status":"busy"}}"#,
+            "\n",
+            r#"{"sid":"CA2","status":"completed"}"#,
+            "\n",
+            r#"{"sid":"CA3","raw":{"status":"busy"}}"#,
+            "\n",
+        );
+        let mut calls = Vec::new();
+        let summary = read_calls(input.as_bytes(), |_, record| {
+            calls.push(record.map(|c| (c.sid.to_string(), c.status.to_string(), c.raw)));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(summary.form, InputForm::JsonLines);
+        let (sid, status, raw) = calls[0].as_ref().unwrap();
+        assert_eq!((sid.as_str(), status.as_str()), ("CA1", "busy"));
+        // The record stored is Twilio's, not the export's line.
+        assert_eq!(raw, &serde_json::json!({"sid": "CA1", "status": "busy"}));
+        assert_eq!(calls[1].as_ref().unwrap().0, "CA2");
+        // A `raw` without a SID is a record that is not a call.
+        assert!(calls[2].is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! * [`call`]: the typed Twilio call record.
 //! * [`endpoint`]: what a `from`/`to` value is, canonical and display forms,
 //!   the external party of a call.
+//! * [`export`]: every stored call (legs included) as CSV or JSON Lines,
+//!   read a page at a time.
 //! * [`import`]: Twilio call history dumps (the CLI's JSON, REST pages,
 //!   JSON Lines) read as a stream and imported as a sync would store them.
 //! * [`model`]: the pure call model: folding legs into interactions and
@@ -30,6 +32,7 @@ pub mod annotations;
 pub mod call;
 pub mod callback;
 pub mod endpoint;
+pub mod export;
 pub mod import;
 mod media_sync;
 pub mod model;

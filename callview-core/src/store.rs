@@ -14,12 +14,13 @@ use crate::access::{NewToken, TokenHash, TokenRecord};
 use crate::annotations::{Annotations, CallEdit, ContactEdit, ContactFields, EditMeta};
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
+use crate::export::{ExportQuery, ExportRow};
 use crate::model::{
     ConversationCounters, ConversationId, ConversationLookup, Interaction, MediaPlan, Plan,
     RefreshState, StoredCall, StoredRecording,
 };
 use crate::recording::{RecordingSid, Transcript};
-use crate::stats::StatsRows;
+use crate::stats::{StatsQuery, StatsRows};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -767,6 +768,21 @@ pub trait Store: Send + Sync {
     async fn contacts_page(&self, after: i64, limit: u32)
         -> Result<Vec<ContactRecord>, StoreError>;
 
+    /// Up to `limit` calls (legs included) that `query` keeps, whose
+    /// `messages.id` is above `after` (all when `None`), by `messages.id`:
+    /// pass the last row's [`ExportRow::id`] to get the next page (a short
+    /// page is the last). The conversation filters run in the database as
+    /// [`Store::list_conversations`] runs them, on each call's
+    /// conversation; `since`/`until` bound the call's `start_time`. A
+    /// page's rows and the legs its roots' figures are computed from are
+    /// read in one read transaction ([`crate::export::rows_of`]).
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError>;
+
     /// Every tag in use on contacts and calls, with how many carry it:
     /// tags that differ only in case count as one (shown as the most
     /// common spelling, ties to the first in order), most used first.
@@ -827,11 +843,10 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<CallSid>, StoreError>;
 
-    /// What statistics need of the slots `first..end`
-    /// ([`crate::stats::StatsRange::slots`]): the summary rows kept by
-    /// the ingest transaction, summed per slot and currency and per line,
-    /// and the `top` conversations by interactions and by missed ones.
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError>;
+    /// The summary rows `query` names ([`crate::stats::StatsRange::query`]),
+    /// kept by the ingest transaction, and the `query.top` busiest
+    /// conversations of `query.period` by interactions and by missed ones.
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError>;
 
     /// Checks the database answers.
     async fn health(&self) -> Result<(), StoreError>;

@@ -48,9 +48,15 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    fn param(&mut self, value: Param) -> String {
+    /// Adds a parameter; its placeholder (`$n`).
+    pub(crate) fn param(&mut self, value: Param) -> String {
         self.params.push(value);
         format!("${}", self.params.len())
+    }
+
+    /// Adds a condition (its parameters added with [`Filter::param`]).
+    pub(crate) fn and(&mut self, clause: String) {
+        self.clauses.push(clause);
     }
 
     /// `WHERE ...`, or nothing.

@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod export;
 mod filters;
 mod media;
 mod options;

@@ -6,7 +6,7 @@ use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{ConversationId, Outcome};
 use callview_core::stats::{
-    counters, slot_deltas, Counters, FactsRow, LineRow, SlotRow, StatsRows, TopContact,
+    counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, QueryBuilder, Row};
@@ -14,12 +14,11 @@ use sqlx::{PgConnection, QueryBuilder, Row};
 /// Rows per multi-row statement (PostgreSQL takes at most 65,535 binds).
 const CHUNK: usize = 1_000;
 
-/// Replaces the figures of `new` (root SID, conversation id, figures),
-/// drops those of `former_roots`, and adds the difference to the summary
-/// rows.
+/// Replaces the figures of `new` (root SID and figures), drops those of
+/// `former_roots`, and adds the difference to the summary tables.
 pub(crate) async fn apply(
     conn: &mut PgConnection,
-    new: &[(&CallSid, i32, FactsRow)],
+    new: &[(&CallSid, FactsRow)],
     former_roots: &[CallSid],
 ) -> Result<(), sqlx::Error> {
     if new.is_empty() && former_roots.is_empty() {
@@ -27,7 +26,7 @@ pub(crate) async fn apply(
     }
     let sids: Vec<&str> = new
         .iter()
-        .map(|(sid, _, _)| sid.as_str())
+        .map(|(sid, _)| sid.as_str())
         .chain(former_roots.iter().map(CallSid::as_str))
         .collect();
     let old = stored_facts(conn, &sids).await?;
@@ -37,9 +36,9 @@ pub(crate) async fn apply(
             "INSERT INTO interactions (root_sid, conversation_id, slot, direction, outcome, \
              talk_time, wait_time, line, currency, cost_nanos) ",
         );
-        q.push_values(chunk, |mut b, (sid, conversation, row)| {
+        q.push_values(chunk, |mut b, (sid, row)| {
             b.push_bind(sid.as_str())
-                .push_bind(i64::from(*conversation))
+                .push_bind(row.conversation_id)
                 .push_bind(row.slot)
                 .push_bind(row.direction.as_str())
                 .push_bind(row.outcome.as_str())
@@ -65,30 +64,58 @@ pub(crate) async fn apply(
             .await?;
     }
 
-    let deltas = slot_deltas(&old, new.iter().map(|(_, _, row)| row));
+    let change = deltas(&old, new.iter().map(|(_, row)| row));
     let names = counters::columns();
-    for chunk in deltas.chunks(CHUNK) {
-        let mut q = QueryBuilder::new(format!(
-            "INSERT INTO stats_slots (slot, currency, line, {}) ",
-            names.join(", ")
-        ));
-        q.push_values(chunk, |mut b, (key, delta)| {
-            b.push_bind(key.slot)
-                .push_bind(&key.currency)
-                .push_bind(&key.line);
-            for value in delta.0 {
-                b.push_bind(value);
-            }
-        });
-        q.push(" ON CONFLICT (slot, currency, line) DO UPDATE SET ");
-        q.push(
-            names
-                .iter()
-                .map(|c| format!("{c} = stats_slots.{c} + excluded.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        q.build().execute(&mut *conn).await?;
+    for (table, key, rows) in [
+        ("stats_slots", "slot", &change.quarters),
+        ("stats_hours", "hour", &change.hours),
+    ] {
+        for chunk in rows.chunks(CHUNK) {
+            let mut q = QueryBuilder::new(format!(
+                "INSERT INTO {table} ({key}, currency, line, {}) ",
+                names.join(", ")
+            ));
+            q.push_values(chunk, |mut b, (key, delta)| {
+                b.push_bind(key.slot)
+                    .push_bind(&key.currency)
+                    .push_bind(&key.line);
+                for value in delta.0 {
+                    b.push_bind(value);
+                }
+            });
+            q.push(format!(
+                " ON CONFLICT ({key}, currency, line) DO UPDATE SET "
+            ));
+            q.push(
+                names
+                    .iter()
+                    .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            q.build().execute(&mut *conn).await?;
+        }
+    }
+    if !change.conversations.is_empty() {
+        let ids: Vec<i64> = change.conversations.iter().map(|(id, _)| *id).collect();
+        let interactions: Vec<i64> = change
+            .conversations
+            .iter()
+            .map(|(_, t)| t.interactions)
+            .collect();
+        let missed: Vec<i64> = change.conversations.iter().map(|(_, t)| t.missed).collect();
+        sqlx::query(
+            "INSERT INTO conversation_stats (conversation_id, interactions, missed)
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])
+             ON CONFLICT (conversation_id) DO UPDATE SET
+                interactions = conversation_stats.interactions + excluded.interactions,
+                missed = conversation_stats.missed + excluded.missed",
+        )
+        .bind(&ids)
+        .bind(&interactions)
+        .bind(&missed)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -97,34 +124,32 @@ pub(crate) async fn apply(
 async fn stored_facts(
     conn: &mut PgConnection,
     sids: &[&str],
-) -> Result<Vec<(CallSid, FactsRow)>, sqlx::Error> {
+) -> Result<Vec<FactsRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT root_sid, slot, direction, outcome, talk_time, wait_time, line, currency,
+        "SELECT conversation_id, slot, direction, outcome, talk_time, wait_time, line, currency,
                 cost_nanos
          FROM interactions WHERE root_sid = ANY($1)",
     )
     .bind(sids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let sid: String = r.try_get(0)?;
-        let facts = FactsRow {
-            slot: r.try_get(1)?,
-            direction: ActualDirection::parse(r.try_get::<&str, _>(2)?)
-                .unwrap_or(ActualDirection::Inbound),
-            outcome: Outcome::parse(r.try_get::<&str, _>(3)?),
-            talk_time: u32::try_from(r.try_get::<i32, _>(4)?).unwrap_or_default(),
-            wait_time: u32::try_from(r.try_get::<i32, _>(5)?).unwrap_or_default(),
-            line: r.try_get(6)?,
-            currency: r.try_get(7)?,
-            cost_nanos: r.try_get(8)?,
-        };
-        if let Some(sid) = CallSid::new(sid) {
-            out.push((sid, facts));
-        }
-    }
-    Ok(out)
+    rows.iter()
+        .map(|r| {
+            Ok(FactsRow {
+                conversation_id: r.try_get(0)?,
+                slot: r.try_get(1)?,
+                // Written by `apply` from an `ActualDirection`.
+                direction: ActualDirection::parse(r.try_get::<&str, _>(2)?)
+                    .unwrap_or(ActualDirection::Inbound),
+                outcome: Outcome::parse(r.try_get::<&str, _>(3)?),
+                talk_time: u32::try_from(r.try_get::<i32, _>(4)?).unwrap_or_default(),
+                wait_time: u32::try_from(r.try_get::<i32, _>(5)?).unwrap_or_default(),
+                line: r.try_get(6)?,
+                currency: r.try_get(7)?,
+                cost_nanos: r.try_get(8)?,
+            })
+        })
+        .collect()
 }
 
 /// `Store::root_sids_page`.
@@ -148,109 +173,199 @@ pub(crate) async fn root_sids_page(
 fn counters_at(row: &PgRow, first: usize) -> Result<Counters, sqlx::Error> {
     let mut c = Counters::default();
     for (i, value) in c.0.iter_mut().enumerate() {
-        // `sum(bigint)` is numeric: read back as bigint by the cast below.
         *value = row.try_get(first + i)?;
     }
     Ok(c)
 }
 
-fn sums() -> String {
-    counters::columns()
+/// The rows of `table` (`stats_slots` by `slot`, `stats_hours` by `hour`)
+/// in `ranges`.
+async fn summary_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    key: &str,
+    ranges: &[(i64, i64)],
+) -> Result<Vec<SlotRow>, sqlx::Error> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let firsts: Vec<i64> = ranges.iter().map(|r| r.0).collect();
+    let ends: Vec<i64> = ranges.iter().map(|r| r.1).collect();
+    let cols = counters::columns()
         .iter()
-        .map(|c| format!("sum({c})::bigint"))
+        .map(|c| format!("s.{c}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT s.{key}, s.currency, s.line, {cols}
+         FROM UNNEST($1::bigint[], $2::bigint[]) AS r(first, last)
+         JOIN {table} s ON s.{key} >= r.first AND s.{key} < r.last
+         ORDER BY s.{key}, s.currency COLLATE \"C\", s.line COLLATE \"C\""
+    )))
+    .bind(&firsts)
+    .bind(&ends)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SlotRow {
+                slot: r.try_get(0)?,
+                currency: r.try_get(1)?,
+                line: r.try_get(2)?,
+                counters: counters_at(r, 3)?,
+            })
+        })
+        .collect()
 }
 
 /// `Store::stats`.
 pub(crate) async fn stats(
     conn: &mut PgConnection,
-    first: i64,
-    end: i64,
-    top: u32,
+    query: &StatsQuery,
 ) -> Result<StatsRows, sqlx::Error> {
-    let sums = sums();
-    let slots = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT slot, currency, {sums} FROM stats_slots
-         WHERE slot >= $1 AND slot < $2 GROUP BY slot, currency ORDER BY slot, currency"
-    )))
-    .bind(first)
-    .bind(end)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(SlotRow {
-            slot: r.try_get(0)?,
-            currency: r.try_get(1)?,
-            counters: counters_at(r, 2)?,
-        })
+    let heat = match query.heat {
+        None => None,
+        Some((first, end)) => {
+            let rows = sqlx::query(
+                "SELECT slot, sum(inbound)::bigint, sum(inbound_missed)::bigint FROM stats_slots
+                 WHERE slot >= $1 AND slot < $2 GROUP BY slot ORDER BY slot",
+            )
+            .bind(first)
+            .bind(end)
+            .fetch_all(&mut *conn)
+            .await?;
+            Some(
+                rows.iter()
+                    .map(|r| {
+                        Ok(HeatRow {
+                            slot: r.try_get(0)?,
+                            inbound: r.try_get(1)?,
+                            missed: r.try_get(2)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?,
+            )
+        }
+    };
+    Ok(StatsRows {
+        hours: summary_rows(conn, "stats_hours", "hour", &query.hours).await?,
+        quarters: summary_rows(conn, "stats_slots", "slot", &query.quarters).await?,
+        heat,
+        top_by_calls: busiest(conn, query, Busiest::Calls).await?,
+        top_by_missed: busiest(conn, query, Busiest::Missed).await?,
     })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let lines = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT line, {sums} FROM stats_slots
-         WHERE slot >= $1 AND slot < $2 GROUP BY line ORDER BY line COLLATE \"C\""
-    )))
-    .bind(first)
-    .bind(end)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(LineRow {
-            line: r.try_get(0)?,
-            counters: counters_at(r, 1)?,
+}
+
+/// What the busiest conversations are ranked by.
+#[derive(Clone, Copy)]
+enum Busiest {
+    Calls,
+    Missed,
+}
+
+impl Busiest {
+    /// The `conversation_stats` column bounding it, the ranking, and the
+    /// count that must be positive.
+    fn sql(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Calls => ("interactions", "c.calls DESC", "c.calls"),
+            Self::Missed => ("missed", "c.missed DESC, c.calls DESC", "c.missed"),
+        }
+    }
+
+    fn value(self, t: &TopContact) -> u64 {
+        match self {
+            Self::Calls => t.calls,
+            Self::Missed => t.missed,
+        }
+    }
+}
+
+/// Candidates first tried; each round tries four times as many.
+const FIRST_CANDIDATES: i64 = 64;
+/// Beyond this many candidates, every conversation of the period is counted.
+const MAX_CANDIDATES: i64 = 4_096;
+
+fn top_contacts(rows: &[PgRow]) -> Result<Vec<TopContact>, sqlx::Error> {
+    rows.iter()
+        .map(|r| {
+            Ok(TopContact {
+                conversation_id: ConversationId(r.try_get::<i64, _>(0)?),
+                external_id: r.try_get(1)?,
+                name: r.try_get::<Option<String>, _>(2)?.filter(|n| !n.is_empty()),
+                calls: r.try_get::<i64, _>(3)?.unsigned_abs(),
+                missed: r.try_get::<i64, _>(4)?.unsigned_abs(),
+            })
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let mut top_contacts = Vec::with_capacity(2);
-    // The `top` conversations by `key`, ties by external id (so that every
-    // database orders them alike): every conversation tied with the
-    // `top`-th is sorted before the cut.
-    for (key, order) in [
-        ("calls", "counts.calls DESC"),
-        ("missed", "counts.missed DESC, counts.calls DESC"),
-    ] {
+        .collect()
+}
+
+/// The `query.top` busiest conversations of `query.period`: the same
+/// search as the SQLite store's (`conversation_stats` bounds a
+/// conversation's counts in any period; the greatest totals are counted
+/// first until the last listed one outranks every remaining total, else
+/// every conversation of the period is counted).
+async fn busiest(
+    conn: &mut PgConnection,
+    query: &StatsQuery,
+    by: Busiest,
+) -> Result<Vec<TopContact>, sqlx::Error> {
+    let (bound, order, positive) = by.sql();
+    let (first, end) = query.period;
+    let top = i64::from(query.top.max(1));
+    let columns =
+        "SELECT c.conversation_id::bigint, cv.external_id, ct.display_name, c.calls, c.missed";
+    let joins = "JOIN conversations cv ON cv.id = c.conversation_id
+                 JOIN contacts ct ON ct.id = cv.contact_id";
+    let mut candidates = FIRST_CANDIDATES.max(top);
+    while candidates <= MAX_CANDIDATES {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "WITH counts AS MATERIALIZED (
-                 SELECT conversation_id, count(*) AS calls,
-                        count(*) FILTER (WHERE outcome = 'missed') AS missed
-                 FROM interactions WHERE slot >= $1 AND slot < $2
-                 GROUP BY conversation_id),
-             cut AS (SELECT {key} AS at_least FROM counts ORDER BY {key} DESC
-                     LIMIT 1 OFFSET $3 - 1)
-             SELECT counts.conversation_id, cv.external_id, ct.display_name, counts.calls,
-                    counts.missed
-             FROM counts JOIN conversations cv ON cv.id = counts.conversation_id
-                         JOIN contacts ct ON ct.id = cv.contact_id
-             WHERE counts.{key} >= greatest(1, coalesce((SELECT at_least FROM cut), 0))
-             ORDER BY {order}, cv.external_id COLLATE \"C\" LIMIT $3"
+            "WITH cand AS (SELECT conversation_id FROM conversation_stats
+                           ORDER BY {bound} DESC, conversation_id LIMIT $3),
+             c AS (SELECT i.conversation_id, count(*) AS calls,
+                          count(*) FILTER (WHERE i.outcome = 'missed') AS missed
+                   FROM cand JOIN interactions i ON i.conversation_id = cand.conversation_id
+                   WHERE i.slot >= $1 AND i.slot < $2
+                   GROUP BY i.conversation_id)
+             {columns} FROM c {joins} WHERE {positive} > 0
+             ORDER BY {order}, cv.external_id COLLATE \"C\""
         )))
         .bind(first)
         .bind(end)
-        .bind(i64::from(top.max(1)))
+        .bind(candidates)
         .fetch_all(&mut *conn)
         .await?;
-        top_contacts.push(
-            rows.iter()
-                .map(|r| {
-                    Ok(TopContact {
-                        conversation_id: ConversationId(r.try_get(0)?),
-                        external_id: r.try_get(1)?,
-                        name: r.try_get::<Option<String>, _>(2)?.filter(|n| !n.is_empty()),
-                        calls: r.try_get::<i64, _>(3)?.unsigned_abs(),
-                        missed: r.try_get::<i64, _>(4)?.unsigned_abs(),
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?,
-        );
+        let found = top_contacts(&rows)?;
+        // The greatest total of a conversation not counted yet.
+        let next: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {bound} FROM conversation_stats
+             ORDER BY {bound} DESC, conversation_id LIMIT 1 OFFSET $1"
+        )))
+        .bind(candidates)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let last = found.get(top as usize - 1).map(|t| by.value(t));
+        let settled = match (next, last) {
+            (None, _) | (Some(..=0), _) => true,
+            (Some(next), Some(last)) => last > next.unsigned_abs(),
+            (Some(_), None) => false,
+        };
+        if settled {
+            return Ok(found.into_iter().take(top as usize).collect());
+        }
+        candidates *= 4;
     }
-    let top_by_missed = top_contacts.pop().unwrap_or_default();
-    let top_by_calls = top_contacts.pop().unwrap_or_default();
-    Ok(StatsRows {
-        slots,
-        lines,
-        top_by_calls,
-        top_by_missed,
-    })
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH c AS (SELECT conversation_id, count(*) AS calls,
+                           count(*) FILTER (WHERE outcome = 'missed') AS missed
+                    FROM interactions WHERE slot >= $1 AND slot < $2 GROUP BY conversation_id)
+         {columns} FROM c {joins} WHERE {positive} > 0
+         ORDER BY {order}, cv.external_id COLLATE \"C\" LIMIT $3"
+    )))
+    .bind(first)
+    .bind(end)
+    .bind(top)
+    .fetch_all(&mut *conn)
+    .await?;
+    top_contacts(&rows)
 }

@@ -17,13 +17,14 @@ use tokio::sync::Mutex;
 use callview_core::access::{NewToken, TokenHash, TokenRecord};
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
+use callview_core::export::{ExportQuery, ExportRow};
 use callview_core::model::{
     fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
     ConversationState, CounterUpdate, DisplayStatus, FoundConversations, Interaction, MediaPlan,
     NewConversation, NewestRoot, Plan, StoredCall, StoredRecording,
 };
 use callview_core::recording::{RecordingSid, Transcript};
-use callview_core::stats::{FactsRow, StatsRows};
+use callview_core::stats::{FactsRow, StatsQuery, StatsRows};
 use callview_core::store::{
     check_version, count_tags, message_of, CallMedia, ContactRecord, ConversationCursor,
     ConversationPage, ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage,
@@ -914,7 +915,8 @@ impl IngestTx for PgIngest {
         self.db.remove_conversations(tx, &plan.removed).await?;
         let mut facts = Vec::with_capacity(plan.interactions.len());
         for f in &plan.interactions {
-            facts.push((&f.root_sid, resolve.id(&f.conversation)?, FactsRow::from(f)));
+            let conversation = i64::from(resolve.id(&f.conversation)?);
+            facts.push((&f.root_sid, FactsRow::new(f, conversation)));
         }
         stats::apply(tx, &facts, &plan.former_roots)
             .await
@@ -1454,6 +1456,21 @@ impl Store for PostgresStore {
         self.db.authenticate(hash, now).await
     }
 
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let what = "exporting calls";
+        let mut tx = self.read_tx(what).await?;
+        let rows = crate::export::export_calls(&mut tx, query, after, limit)
+            .await
+            .map_err(self.db.error(what))?;
+        tx.commit().await.map_err(self.db.error(what))?;
+        Ok(rows)
+    }
+
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         let rows: Vec<(String, bool)> = sqlx::query_as(
             "SELECT t, true FROM contacts s, jsonb_array_elements_text( \
@@ -1546,14 +1563,14 @@ impl Store for PostgresStore {
             .map_err(self.db.error("listing root calls"))
     }
 
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError> {
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError> {
         let mut conn = self
             .db
             .pool
             .acquire()
             .await
             .map_err(self.db.error("reading statistics"))?;
-        stats::stats(&mut conn, first, end, top)
+        stats::stats(&mut conn, query)
             .await
             .map_err(self.db.error("reading statistics"))
     }

@@ -324,11 +324,20 @@ async fn an_original_database_is_upgraded_in_place_and_reads_back() {
         2,
         "two interactions: one with a leg, one missed"
     );
-    let stats = store.stats(i64::MIN / 2, i64::MAX / 2, 10).await.unwrap();
+    let all = (i64::MIN / 8, i64::MAX / 8);
+    let stats = store
+        .stats(&callview_core::stats::StatsQuery {
+            quarters: vec![all],
+            period: all,
+            top: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let missed: u64 = stats.top_by_calls.iter().map(|t| t.missed).sum();
     assert_eq!((stats.top_by_calls.len(), missed), (2, 1));
     let counted: i64 = stats
-        .slots
+        .quarters
         .iter()
         .map(|r| r.counters.direction(ActualDirection::Inbound)[0])
         .sum();

@@ -47,6 +47,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/recordings/{sid}/audio"),
     ("POST", "/api/session"),
     ("GET", "/api/contacts.csv"),
+    ("GET", crate::export::CSV_PATH),
+    ("GET", crate::export::JSONL_PATH),
     ("POST", "/api/sync/today"),
     ("POST", "/api/sync/recent"),
     ("GET", "/api/openapi.json"),
@@ -113,10 +115,15 @@ pub fn router(state: AppState) -> Router {
     // Audio answers once its first bytes are there; with the cache, a first
     // play downloads the whole recording first, which may take longer than
     // the request timeout: this route has none (its body streams anyway).
-    let untimed = Router::new().route(
-        "/api/recordings/{sid}/audio",
-        get(crate::recordings::get_audio),
-    );
+    // Exports stream for as long as they take (their first page is read
+    // before the answer starts).
+    let untimed = Router::new()
+        .route(
+            "/api/recordings/{sid}/audio",
+            get(crate::recordings::get_audio),
+        )
+        .route(crate::export::CSV_PATH, get(crate::export::export_csv))
+        .route(crate::export::JSONL_PATH, get(crate::export::export_jsonl));
     with_middleware(routes.layer(timeout_layer(REQUEST_TIMEOUT)), untimed, state)
 }
 

@@ -82,6 +82,8 @@ pub const ROUTE_ROLES: &[(&str, &str, Access)] = &[
     ),
     ("POST", "/api/session", Access::Role(Role::Viewer)),
     ("GET", "/api/contacts.csv", Access::Role(Role::Viewer)),
+    ("GET", crate::export::CSV_PATH, Access::Role(Role::Viewer)),
+    ("GET", crate::export::JSONL_PATH, Access::Role(Role::Viewer)),
     ("POST", "/api/sync/today", Access::Role(Role::Admin)),
     ("POST", "/api/sync/recent", Access::Role(Role::Admin)),
     ("GET", "/api/openapi.json", Access::Role(Role::Viewer)),

@@ -28,6 +28,7 @@
 //! | `PATCH /api/messages/{id}` | the `Message` with its new `notes`, `tags` |
 //! | `GET /api/tags` | `{"tags": [{"tag", "contacts", "calls"}], "total": n}` |
 //! | `GET /api/contacts.csv` | every contact as CSV (`phone,name,company,notes,tags`) |
+//! | `GET /api/export/calls.csv`, `GET /api/export/calls.jsonl` | every call the list's filters keep (legs included), streamed; `since`/`until` on each call's start |
 //! | `GET /api/recordings/{sid}` | one recording with its transcripts (`url`: where this server plays it) |
 //! | `GET /api/recordings/{sid}/audio` | its audio, streamed from Twilio (ranges; `?format=wav`) |
 //! | `POST /api/session` | the cookie that lets an `<audio>` element play recordings |
@@ -66,6 +67,7 @@ pub mod demo;
 pub mod edits;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod media_cookie;
 pub mod openapi;
 pub mod params;

@@ -1,4 +1,4 @@
-//! The `callview` command line: `sync`, `serve`, `simulate`, `import`,
+//! The `callview` command line: `sync`, `serve`, `simulate`, `import`, `export`,
 //! `contacts` and `token`.
 
 use std::io::IsTerminal;
@@ -80,6 +80,9 @@ enum Command {
     /// Import Twilio call history from a file, stored exactly as a sync
     /// stores it (no Twilio access needed).
     Import(ImportArgs),
+    /// Export calls (legs included, one row per Twilio call) as CSV or
+    /// JSON Lines.
+    Export(ExportArgs),
     /// Serve the HTTP API, syncing in the background.
     Serve(ServeArgs),
     /// Serve a simulated Twilio account over HTTP (Twilio's REST wire format).
@@ -227,6 +230,72 @@ struct ImportArgs {
     json: bool,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line, with `raw` (the Twilio record): what
+    /// `callview import` reads back.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Columns: sid, parent_call_sid, root_call_sid, external_id, contact_name, from,
+to, direction, actual_direction, status, display_status, start_time, end_time
+(RFC 3339, UTC), duration, talk_time, wait_time, price, price_unit,
+recording_url, notes, tags. The filters are those of the conversation list
+(GET /api/conversations), applied to each call's conversation; --since and
+--until bound each call's own start time. A progress bar shows on a terminal.
+
+Examples:
+  callview export --format csv --since 30d --output calls.csv
+  callview export --format jsonl --status missed > missed.jsonl
+  callview export --format jsonl | callview import - --database-url sqlite://copy.db")]
+struct ExportArgs {
+    /// The output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: ExportFormatArg,
+
+    /// Only calls that started at or after then: a duration back from now
+    /// (`90m`, `12h`, `3d`, `2w`), a date (`2026-02-01`, UTC midnight) or
+    /// an RFC 3339 time.
+    #[arg(long, value_parser = parse_since)]
+    since: Option<DateTime<Utc>>,
+
+    /// Only calls that started before then (the forms of --since).
+    #[arg(long, value_parser = parse_since)]
+    until: Option<DateTime<Utc>>,
+
+    /// Write to this file (replaced only once the export is complete)
+    /// instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+
+    /// Only conversations matching a number in any format or a word (of a
+    /// name, company, note or tag, or said in a call).
+    #[arg(long, short = 'q')]
+    search: Option<String>,
+
+    /// Only conversations whose newest call has this direction: inbound,
+    /// outbound or internal.
+    #[arg(long)]
+    direction: Option<String>,
+
+    /// Only conversations whose newest call's status is in this group:
+    /// missed, answered, in-progress, no-answer, busy, failed or canceled.
+    #[arg(long)]
+    status: Option<String>,
+
+    /// Only conversations whose contact or one of whose calls carries this tag.
+    #[arg(long)]
+    tag: Option<String>,
+
+    /// Only conversations with a recorded call.
+    #[arg(long)]
+    has_recording: bool,
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// Address to listen on. A non-loopback address needs --api-token (or --insecure-no-auth).
@@ -313,7 +382,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Sync(_) | Command::Import(_) | Command::Token(_) => "warn",
+        Command::Sync(_) | Command::Import(_) | Command::Export(_) | Command::Token(_) => "warn",
         _ => "info",
     };
     init_tracing(default_level);
@@ -350,6 +419,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sync(args) => sync(&cli.common, args).await,
         Command::Import(args) => import(&cli.common, args).await,
+        Command::Export(args) => export(&cli.common, args).await,
         Command::Serve(args) => serve(&cli.common, args).await,
         Command::Simulate(args) => simulate(args).await,
         Command::Contacts(command) => contacts(&cli.common, command).await,
@@ -747,6 +817,150 @@ async fn import(common: &CommonArgs, args: ImportArgs) -> Result<()> {
             Err(anyhow::Error::new(failure).context(format!("the import of {name} stopped")))
         }
     }
+}
+
+/// `callview export`: the filters go through the API's parser (the same
+/// checks as `GET /api/export/calls.csv`), then the store is read a page at
+/// a time into the output.
+async fn export(common: &CommonArgs, args: ExportArgs) -> Result<()> {
+    use callview_core::export::{export_to, ExportFormat, ExportProgress, DEFAULT_PAGE};
+    use callview_server::params::QueryParams;
+    let rules = party_rules(common)?;
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    let flags = [
+        ("q", "--search", args.search.clone()),
+        ("direction", "--direction", args.direction.clone()),
+        ("status", "--status", args.status.clone()),
+        ("tag", "--tag", args.tag.clone()),
+        (
+            "has_recording",
+            "--has-recording",
+            args.has_recording.then(|| "true".to_owned()),
+        ),
+        ("since", "--since", args.since.map(|t| t.to_rfc3339())),
+        ("until", "--until", args.until.map(|t| t.to_rfc3339())),
+    ];
+    for (name, _, value) in &flags {
+        if let Some(value) = value {
+            pairs.append_pair(name, value);
+        }
+    }
+    let query = QueryParams::parse(Some(&pairs.finish()))
+        .and_then(|params| callview_server::export::export_query(&params, &rules.normalizer))
+        .map_err(|e| {
+            // The API's message names the query parameter; say the flag.
+            let message = flags
+                .iter()
+                .fold(e.message().to_owned(), |m, (name, flag, _)| {
+                    m.replace(&format!("`{name}`"), flag)
+                });
+            anyhow::anyhow!(message)
+        })?;
+    let format = match args.format {
+        ExportFormatArg::Csv => ExportFormat::Csv,
+        ExportFormatArg::Jsonl => ExportFormat::JsonLines,
+    };
+    let store = open_store(common).await?;
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {pos} calls {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    if let Some(bar) = &bar {
+        // Without filters the number of calls is known: a bar, not a spinner.
+        if !query.has_filters() {
+            if let Ok(counts) = store.counts().await {
+                bar.set_length(counts.calls);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {elapsed} [{bar:30}] {pos}/{len} calls {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+            }
+        }
+    }
+    let on_progress = |p: ExportProgress| {
+        if let Some(bar) = &bar {
+            bar.set_position(p.rows);
+        }
+    };
+    let map = callview_server::export::served;
+    let (result, target) = match &args.output {
+        None => (
+            export_to(
+                store.as_ref(),
+                &query,
+                format,
+                DEFAULT_PAGE,
+                std::io::BufWriter::new(std::io::stdout().lock()),
+                map,
+                on_progress,
+            )
+            .await,
+            "standard output".to_owned(),
+        ),
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) => {
+            // A device or a pipe (`/dev/null`, `/dev/stdout`): written as it is.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let result = export_to(
+                store.as_ref(),
+                &query,
+                format,
+                DEFAULT_PAGE,
+                std::io::BufWriter::new(file),
+                map,
+                on_progress,
+            )
+            .await;
+            (result, path.display().to_string())
+        }
+        Some(path) => {
+            // Written next to the file, then renamed over it: an export
+            // that fails leaves no partial file behind.
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "export".to_owned());
+            let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let result = export_to(
+                store.as_ref(),
+                &query,
+                format,
+                DEFAULT_PAGE,
+                std::io::BufWriter::new(file),
+                map,
+                on_progress,
+            )
+            .await;
+            let result = match result {
+                Ok(rows) => std::fs::rename(&partial, path)
+                    .map(|()| rows)
+                    .map_err(callview_core::export::ExportError::from),
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            (result, path.display().to_string())
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let rows = result.with_context(|| format!("the export to {target} failed"))?;
+    eprintln!("exported {rows} calls to {target}");
+    Ok(())
 }
 
 fn import_table(name: &str, r: &callview_core::import::ImportReport) -> String {

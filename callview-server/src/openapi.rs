@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use callview_core::annotations::{
     MAX_COMPANY_CHARS, MAX_NAME_CHARS, MAX_NOTES_CHARS, MAX_TAGS, MAX_TAG_CHARS,
 };
+use callview_core::export::ExportFormat;
 use callview_core::store::{MessageCursor, MessageQuery};
 
 use crate::params::{DEFAULT_ACTIVE_LIMIT, DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_CHARS};
@@ -101,6 +102,60 @@ fn conversation_filter_params() -> Vec<Value> {
             "schema": {"type": "boolean"}
         }),
     ]
+}
+
+/// `GET /api/export/calls.csv` or `.jsonl`: the list's filters, with
+/// `since`/`until` on each call's start time.
+fn export_operation(format: ExportFormat, common_errors: &dyn Fn(Value) -> Value) -> Value {
+    let mut params: Vec<Value> = conversation_filter_params()
+        .into_iter()
+        .filter(|p| p["name"] != "since" && p["name"] != "until")
+        .collect();
+    for (name, description) in [
+        ("since", "Only calls that started at or after this instant (calls never dialled have no start time and are left out)."),
+        ("until", "Only calls that started before this instant (not before `since`)."),
+    ] {
+        params.push(json!({
+            "name": name, "in": "query", "required": false,
+            "description": description,
+            "schema": {"oneOf": [
+                {"type": "integer", "description": "Unix milliseconds."},
+                {"type": "string", "format": "date-time"}
+            ]},
+            "examples": {"millis": {"value": 1770391033000_i64}, "rfc3339": {"value": "2026-02-06T15:17:13Z"}}
+        }));
+    }
+    let columns = callview_core::export::CSV_COLUMNS.join(", ");
+    let (operation_id, summary, content) = match format {
+        ExportFormat::Csv => (
+            "exportCallsCsv",
+            "Every call the filters keep, legs included, as CSV (one row per Twilio call, a header row first).",
+            json!({"text/csv": {"schema": {"type": "string"}}}),
+        ),
+        ExportFormat::JsonLines => (
+            "exportCallsJsonl",
+            "Every call the filters keep, legs included, as JSON Lines (one object per Twilio call, with `raw`: the Twilio record, which `callview import` reads back).",
+            json!({"application/x-ndjson": {"schema": {"type": "string"}}}),
+        ),
+    };
+    let mut responses = common_errors(json!({
+        "200": {"description": "The export, streamed.", "content": content},
+        "400": error_response("`q`, `direction`, `status`, `tag`, `has_recording`, `since` or `until` is not valid, `since` is after `until`, or `limit`, `offset` or `cursor` is given (`invalid_parameter`); the message names the parameter."),
+    }));
+    // No request timeout.
+    if let Some(map) = responses.as_object_mut() {
+        map.remove("503");
+    }
+    json!({
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": format!("Columns: {columns}. The conversation filters (`q`, `direction`, `status`, `tag`, `has_recording`) apply to each call's conversation, exactly as in `GET /api/conversations`; `since`/`until` to each call's start time. Times are RFC 3339 in UTC; a root call's `talk_time`/`wait_time` are its interaction's, a leg's talk time is its own duration (no wait). Tags are joined with `; ` in CSV. Streamed page by page (an attachment named `callview-calls-YYYY-MM-DD.{}`), without the 30 s request timeout; a failure after the first bytes breaks the transfer.", format.extension()),
+            "tags": ["calls"],
+            "parameters": params,
+            "responses": responses
+        }
+    })
 }
 
 fn id_param() -> Value {
@@ -286,6 +341,8 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 }))
             }
         },
+        "/api/export/calls.csv": export_operation(ExportFormat::Csv, common_errors),
+        "/api/export/calls.jsonl": export_operation(ExportFormat::JsonLines, common_errors),
         "/api/tags": {
             "get": {
                 "operationId": "listTags",

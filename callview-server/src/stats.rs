@@ -79,8 +79,7 @@ pub async fn get_stats(
 ) -> Result<Json<Value>, ApiError> {
     let params = QueryParams::parse(query.as_deref())?;
     let range = range_of(&params, state.timezone())?;
-    let (first, end) = range.slots();
-    let rows = state.store().stats(first, end, TOP_CONTACTS).await?;
+    let rows = state.store().stats(&range.query(TOP_CONTACTS)).await?;
     let report = StatsReport::build(&range, rows);
     let mut body = serde_json::to_value(&report).map_err(|e| ApiError::internal(&e))?;
     // Each line also in the form the viewer shows numbers.

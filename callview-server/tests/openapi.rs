@@ -97,6 +97,15 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
                 .starts_with("audio/"));
             continue;
         }
+        if concrete.ends_with(".jsonl") {
+            let response = server.http.get(server.url(&concrete)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{concrete}");
+            assert!(response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/x-ndjson"));
+            continue;
+        }
         if concrete.ends_with(".csv") {
             let response = server.http.get(server.url(&concrete)).send().await.unwrap();
             assert_eq!(response.status(), 200, "{concrete}");

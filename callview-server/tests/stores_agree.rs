@@ -113,8 +113,7 @@ async fn stats(store: &dyn Store, tz: &str, bucket: Bucket) -> StatsReport {
         bucket,
     )
     .unwrap();
-    let (first, end) = range.slots();
-    let mut rows = store.stats(first, end, 10).await.unwrap();
+    let mut rows = store.stats(&range.query(10)).await.unwrap();
     for top in rows
         .top_by_calls
         .iter_mut()

@@ -71,12 +71,13 @@ use async_trait::async_trait;
 use callview_core::access::{NewToken, TokenHash, TokenRecord};
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
+use callview_core::export::{ExportQuery, ExportRow};
 use callview_core::model::{
     ConversationId, ConversationLookup, FoundConversations, MediaPlan, Plan, StoredCall,
     StoredRecording,
 };
 use callview_core::recording::{RecordingSid, Transcript};
-use callview_core::stats::StatsRows;
+use callview_core::stats::{StatsQuery, StatsRows};
 use callview_core::store::{
     CallMedia, ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx,
     MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount,
@@ -86,6 +87,7 @@ use callview_core::Interaction;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+mod export;
 mod media;
 mod queries;
 mod rows;
@@ -751,6 +753,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn export_calls(
+        &self,
+        query: &ExportQuery,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ExportRow>, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| export::export_calls(conn, &query, after, limit))
+            .await
+    }
+
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         self.read(|conn| queries::tags(conn)).await
     }
@@ -843,9 +856,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn stats(&self, first: i64, end: i64, top: u32) -> Result<StatsRows, StoreError> {
-        self.read(move |conn| stats::stats(conn, first, end, top))
-            .await
+    async fn stats(&self, query: &StatsQuery) -> Result<StatsRows, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| stats::stats(conn, &query)).await
     }
 
     async fn try_lock_sync(&self) -> Result<bool, StoreError> {

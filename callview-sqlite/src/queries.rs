@@ -336,13 +336,13 @@ pub(crate) fn unfinished_calls(
 
 /// A `WHERE` clause over `conversations cv` and its parameters, in order.
 #[derive(Clone, Debug, Default)]
-struct Filter {
-    clauses: Vec<String>,
-    params: Vec<rusqlite::types::Value>,
+pub(crate) struct Filter {
+    pub(crate) clauses: Vec<String>,
+    pub(crate) params: Vec<rusqlite::types::Value>,
 }
 
 impl Filter {
-    fn param(&mut self, value: impl Into<rusqlite::types::Value>) -> &'static str {
+    pub(crate) fn param(&mut self, value: impl Into<rusqlite::types::Value>) -> &'static str {
         self.params.push(value.into());
         "?"
     }
@@ -353,7 +353,7 @@ impl Filter {
             .push(format!("{expression} IN ({})", marks.join(", ")));
     }
 
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -392,7 +392,7 @@ const SORT_MATCHES_UP_TO: i64 = 5_000;
 /// and stops at the page's last row, which is faster when many
 /// conversations match (the indexes cannot give the order for a list of
 /// several values).
-fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
+pub(crate) fn conversation_filter(query: &ConversationQuery, use_indexes: bool) -> Filter {
     let indexed = if use_indexes { "" } else { "+" };
     let mut f = Filter::default();
     if let Some(search) = &query.search {

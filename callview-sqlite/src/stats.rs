@@ -1,5 +1,6 @@
 //! Statistics: the figures a plan's `interactions` replace (and the summary
-//! rows they change), `Store::root_sids_page` and `Store::stats`.
+//! rows they change), `Store::root_sids_page` and `Store::stats`. SQL texts
+//! are built only from constant column and table names.
 
 use std::collections::HashMap;
 
@@ -7,15 +8,15 @@ use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{ConversationId, Outcome, Plan};
 use callview_core::stats::{
-    counters, slot_deltas, Counters, FactsRow, LineRow, SlotRow, StatsRows, TopContact,
+    counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
 };
 use callview_core::store::StoreError;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::queries::{db, json_array, resolve};
 
 /// The last step of applying a plan: its interactions' figures replace
-/// the stored ones, former roots lose theirs, and the summary rows take
+/// the stored ones, former roots lose theirs, and the summary tables take
 /// the difference.
 pub(crate) fn apply(
     tx: &Connection,
@@ -31,7 +32,13 @@ pub(crate) fn apply(
         .map(|f| f.root_sid.as_str())
         .chain(plan.former_roots.iter().map(CallSid::as_str));
     let old = stored_facts(tx, &json_array(sids))?;
-    let new: Vec<FactsRow> = plan.interactions.iter().map(FactsRow::from).collect();
+    let mut new = Vec::with_capacity(plan.interactions.len());
+    for facts in &plan.interactions {
+        new.push(FactsRow::new(
+            facts,
+            resolve(tx, created, &facts.conversation)?,
+        ));
+    }
 
     let what = || "writing the statistics of interactions".to_owned();
     let mut upsert = tx
@@ -48,11 +55,10 @@ pub(crate) fn apply(
         )
         .map_err(db(what()))?;
     for (facts, row) in plan.interactions.iter().zip(&new) {
-        let conversation = resolve(tx, created, &facts.conversation)?;
         upsert
             .execute(params![
                 facts.root_sid.as_str(),
-                conversation,
+                row.conversation_id,
                 row.slot,
                 row.direction.as_str(),
                 row.outcome.as_str(),
@@ -71,71 +77,89 @@ pub(crate) fn apply(
         delete.execute([sid.as_str()]).map_err(db(what()))?;
     }
 
-    let names = counters::columns();
-    let sql = format!(
-        "INSERT INTO stats_slots (slot, currency, line, {cols}) VALUES (?1, ?2, ?3, {params})
-         ON CONFLICT (slot, currency, line) DO UPDATE SET {sets}",
-        cols = names.join(", "),
-        params = (4..4 + names.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        sets = names
-            .iter()
-            .map(|c| format!("{c} = {c} + excluded.{c}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
-    let mut add = tx.prepare_cached(&sql).map_err(db(what()))?;
-    for (key, delta) in slot_deltas(&old, &new) {
-        let mut values: Vec<rusqlite::types::Value> = vec![
-            key.slot.into(),
-            key.currency.clone().into(),
-            key.line.clone().into(),
-        ];
-        values.extend(delta.0.iter().map(|v| rusqlite::types::Value::from(*v)));
-        add.execute(rusqlite::params_from_iter(values))
+    let change = deltas(&old, &new);
+    for (table, rows) in [
+        ("stats_slots", &change.quarters),
+        ("stats_hours", &change.hours),
+    ] {
+        let key = if table == "stats_slots" {
+            "slot"
+        } else {
+            "hour"
+        };
+        let names = counters::columns();
+        let sql = format!(
+            "INSERT INTO {table} ({key}, currency, line, {cols}) VALUES (?1, ?2, ?3, {params})
+             ON CONFLICT ({key}, currency, line) DO UPDATE SET {sets}",
+            cols = names.join(", "),
+            params = (4..4 + names.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            sets = names
+                .iter()
+                .map(|c| format!("{c} = {c} + excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let mut add = tx.prepare_cached(&sql).map_err(db(what()))?;
+        for (key, delta) in rows {
+            let mut values: Vec<rusqlite::types::Value> = vec![
+                key.slot.into(),
+                key.currency.clone().into(),
+                key.line.clone().into(),
+            ];
+            values.extend(delta.0.iter().map(|v| rusqlite::types::Value::from(*v)));
+            add.execute(rusqlite::params_from_iter(values))
+                .map_err(db(what()))?;
+        }
+    }
+    let mut totals = tx
+        .prepare_cached(
+            "INSERT INTO conversation_stats (conversation_id, interactions, missed)
+             VALUES (?1, ?2, ?3)
+             ON CONFLICT (conversation_id) DO UPDATE SET
+                interactions = interactions + excluded.interactions,
+                missed = missed + excluded.missed",
+        )
+        .map_err(db(what()))?;
+    for (conversation, t) in &change.conversations {
+        totals
+            .execute(params![conversation, t.interactions, t.missed])
             .map_err(db(what()))?;
     }
     Ok(())
 }
 
 /// The stored figures of the roots in `sids` (a JSON array).
-fn stored_facts(conn: &Connection, sids: &str) -> Result<Vec<(CallSid, FactsRow)>, StoreError> {
+fn stored_facts(conn: &Connection, sids: &str) -> Result<Vec<FactsRow>, StoreError> {
     let what = || "reading the statistics of interactions".to_owned();
     let mut statement = conn
         .prepare_cached(
-            "SELECT root_sid, slot, direction, outcome, talk_time, wait_time, line, currency,
-                    cost_nanos
+            "SELECT conversation_id, slot, direction, outcome, talk_time, wait_time, line,
+                    currency, cost_nanos
              FROM interactions WHERE root_sid IN (SELECT value FROM json_each(?1))",
         )
         .map_err(db(what()))?;
     let rows = statement
         .query_map([sids], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                FactsRow {
-                    slot: r.get(1)?,
-                    direction: ActualDirection::parse(&r.get::<_, String>(2)?)
-                        .unwrap_or(ActualDirection::Inbound),
-                    outcome: Outcome::parse(&r.get::<_, String>(3)?),
-                    talk_time: r.get(4)?,
-                    wait_time: r.get(5)?,
-                    line: r.get(6)?,
-                    currency: r.get(7)?,
-                    cost_nanos: r.get(8)?,
-                },
-            ))
+            Ok(FactsRow {
+                conversation_id: r.get(0)?,
+                slot: r.get(1)?,
+                // Written by `apply` from an `ActualDirection`.
+                direction: ActualDirection::parse(&r.get::<_, String>(2)?)
+                    .unwrap_or(ActualDirection::Inbound),
+                outcome: Outcome::parse(&r.get::<_, String>(3)?),
+                talk_time: r.get(4)?,
+                wait_time: r.get(5)?,
+                line: r.get(6)?,
+                currency: r.get(7)?,
+                cost_nanos: r.get(8)?,
+            })
         })
         .map_err(db(what()))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (sid, facts) = row.map_err(db(what()))?;
-        if let Some(sid) = CallSid::new(sid) {
-            out.push((sid, facts));
-        }
-    }
-    Ok(out)
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db(what()))
 }
 
 /// `Store::root_sids_page`.
@@ -172,90 +196,201 @@ fn counters_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Counters> {
     Ok(c)
 }
 
-fn sums() -> String {
-    counters::columns()
-        .iter()
-        .map(|c| format!("sum({c})"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Ranges as a JSON array of `[first, end]` pairs.
+fn json_ranges(ranges: &[(i64, i64)]) -> String {
+    serde_json::to_string(ranges).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// `Store::stats`.
-pub(crate) fn stats(
+/// The rows of `table` (`stats_slots` by `slot`, `stats_hours` by `hour`)
+/// in `ranges`.
+fn summary_rows(
     conn: &Connection,
-    first: i64,
-    end: i64,
-    top: u32,
-) -> Result<StatsRows, StoreError> {
-    let what = || "reading statistics".to_owned();
-    let sums = sums();
-    let slots = conn
-        .prepare_cached(&format!(
-            "SELECT slot, currency, {sums} FROM stats_slots
-             WHERE slot >= ?1 AND slot < ?2 GROUP BY slot, currency ORDER BY slot, currency"
-        ))
+    table: &str,
+    key: &str,
+    ranges: &[(i64, i64)],
+) -> Result<Vec<SlotRow>, StoreError> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let what = || format!("reading {table}");
+    let sql = format!(
+        "SELECT s.{key}, s.currency, s.line, {cols}
+         FROM json_each(?1) AS r JOIN {table} AS s
+           ON s.{key} >= r.value ->> 0 AND s.{key} < r.value ->> 1
+         ORDER BY s.{key}, s.currency, s.line",
+        cols = counters::columns()
+            .iter()
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    conn.prepare_cached(&sql)
         .map_err(db(what()))?
-        .query_map(params![first, end], |r| {
+        .query_map([json_ranges(ranges)], |r| {
             Ok(SlotRow {
                 slot: r.get(0)?,
                 currency: r.get(1)?,
-                counters: counters_at(r, 2)?,
-            })
-        })
-        .map_err(db(what()))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db(what()))?;
-    let lines = conn
-        .prepare_cached(&format!(
-            "SELECT line, {sums} FROM stats_slots
-             WHERE slot >= ?1 AND slot < ?2 GROUP BY line ORDER BY line"
-        ))
-        .map_err(db(what()))?
-        .query_map(params![first, end], |r| {
-            Ok(LineRow {
-                line: r.get(0)?,
-                counters: counters_at(r, 1)?,
-            })
-        })
-        .map_err(db(what()))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db(what()))?;
-    // The `top` conversations by `key`, ties by external id (so that every
-    // database orders them alike): every conversation tied with the
-    // `top`-th is sorted before the cut.
-    let top_contacts = |key: &str, order: &str| -> Result<Vec<TopContact>, StoreError> {
-        conn.prepare_cached(&format!(
-            "WITH counts AS MATERIALIZED (
-                 SELECT conversation_id, count(*) AS calls,
-                        sum(outcome = 'missed') AS missed
-                 FROM interactions WHERE slot >= ?1 AND slot < ?2
-                 GROUP BY conversation_id),
-             cut AS (SELECT {key} AS at_least FROM counts ORDER BY {key} DESC LIMIT 1 OFFSET ?3 - 1)
-             SELECT counts.conversation_id, cv.external_id, ct.display_name, counts.calls,
-                    counts.missed
-             FROM counts JOIN conversations cv ON cv.id = counts.conversation_id
-                         JOIN contacts ct ON ct.id = cv.contact_id
-             WHERE counts.{key} >= max(1, coalesce((SELECT at_least FROM cut), 0))
-             ORDER BY {order}, cv.external_id LIMIT ?3"
-        ))
-        .map_err(db(what()))?
-        .query_map(params![first, end, top.max(1)], |r| {
-            Ok(TopContact {
-                conversation_id: ConversationId(r.get(0)?),
-                external_id: r.get(1)?,
-                name: r.get::<_, Option<String>>(2)?.filter(|n| !n.is_empty()),
-                calls: r.get::<_, i64>(3)?.unsigned_abs(),
-                missed: r.get::<_, i64>(4)?.unsigned_abs(),
+                line: r.get(2)?,
+                counters: counters_at(r, 3)?,
             })
         })
         .map_err(db(what()))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db(what()))
+}
+
+/// `Store::stats`.
+pub(crate) fn stats(conn: &Connection, query: &StatsQuery) -> Result<StatsRows, StoreError> {
+    let what = || "reading statistics".to_owned();
+    let heat = match query.heat {
+        None => None,
+        Some((first, end)) => Some(
+            conn.prepare_cached(
+                "SELECT slot, sum(inbound), sum(inbound_missed) FROM stats_slots
+                 WHERE slot >= ?1 AND slot < ?2 GROUP BY slot ORDER BY slot",
+            )
+            .map_err(db(what()))?
+            .query_map(params![first, end], |r| {
+                Ok(HeatRow {
+                    slot: r.get(0)?,
+                    inbound: r.get(1)?,
+                    missed: r.get(2)?,
+                })
+            })
+            .map_err(db(what()))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db(what()))?,
+        ),
     };
     Ok(StatsRows {
-        slots,
-        lines,
-        top_by_calls: top_contacts("calls", "counts.calls DESC")?,
-        top_by_missed: top_contacts("missed", "counts.missed DESC, counts.calls DESC")?,
+        hours: summary_rows(conn, "stats_hours", "hour", &query.hours)?,
+        quarters: summary_rows(conn, "stats_slots", "slot", &query.quarters)?,
+        heat,
+        top_by_calls: busiest(conn, query, Busiest::Calls)?,
+        top_by_missed: busiest(conn, query, Busiest::Missed)?,
     })
+}
+
+/// What the busiest conversations are ranked by.
+#[derive(Clone, Copy)]
+enum Busiest {
+    Calls,
+    Missed,
+}
+
+impl Busiest {
+    /// The `conversation_stats` column bounding it, and the ranking.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Calls => ("interactions", "c.calls DESC"),
+            Self::Missed => ("missed", "c.missed DESC, c.calls DESC"),
+        }
+    }
+
+    fn value(self, t: &TopContact) -> u64 {
+        match self {
+            Self::Calls => t.calls,
+            Self::Missed => t.missed,
+        }
+    }
+}
+
+/// Candidates first tried; each round tries four times as many.
+const FIRST_CANDIDATES: i64 = 64;
+/// Beyond this many candidates, every conversation of the period is counted.
+const MAX_CANDIDATES: i64 = 4_096;
+
+/// The `query.top` busiest conversations of `query.period`. A
+/// conversation's all-time totals (`conversation_stats`) bound its counts
+/// in any period: the conversations with the greatest totals are counted
+/// first, and once the last listed one outranks every remaining total the
+/// list is final (ties by external id count as unsure). Short periods,
+/// or periods where that does not happen soon, count every conversation
+/// that has an interaction in the period.
+fn busiest(
+    conn: &Connection,
+    query: &StatsQuery,
+    by: Busiest,
+) -> Result<Vec<TopContact>, StoreError> {
+    let what = || "finding the busiest conversations".to_owned();
+    let (bound, order) = by.sql();
+    let (first, end) = query.period;
+    let top = i64::from(query.top.max(1));
+    let columns = "SELECT c.conversation_id, cv.external_id, ct.display_name, c.calls, c.missed";
+    let joins = "JOIN conversations cv ON cv.id = c.conversation_id
+                 JOIN contacts ct ON ct.id = cv.contact_id";
+    let read =
+        |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<Vec<TopContact>, StoreError> {
+            conn.prepare_cached(sql)
+                .map_err(db(what()))?
+                .query_map(params, |r| {
+                    Ok(TopContact {
+                        conversation_id: ConversationId(r.get(0)?),
+                        external_id: r.get(1)?,
+                        name: r.get::<_, Option<String>>(2)?.filter(|n| !n.is_empty()),
+                        calls: r.get::<_, i64>(3)?.unsigned_abs(),
+                        missed: r.get::<_, i64>(4)?.unsigned_abs(),
+                    })
+                })
+                .map_err(db(what()))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db(what()))
+        };
+    let keep = format!(
+        "c.{} > 0",
+        if matches!(by, Busiest::Calls) {
+            "calls"
+        } else {
+            "missed"
+        }
+    );
+    let mut candidates = FIRST_CANDIDATES.max(top);
+    while candidates <= MAX_CANDIDATES {
+        let found = read(
+            &format!(
+                "WITH cand AS (SELECT conversation_id FROM conversation_stats
+                               ORDER BY {bound} DESC, conversation_id LIMIT ?3),
+                 c AS (SELECT i.conversation_id, count(*) AS calls,
+                              sum(i.outcome = 'missed') AS missed
+                       FROM cand JOIN interactions i INDEXED BY idx_interactions_conversation
+                         ON i.conversation_id = cand.conversation_id
+                       WHERE i.slot >= ?1 AND i.slot < ?2
+                       GROUP BY i.conversation_id)
+                 {columns} FROM c {joins} WHERE {keep}
+                 ORDER BY {order}, cv.external_id"
+            ),
+            params![first, end, candidates],
+        )?;
+        // The greatest total of a conversation not counted yet.
+        let next: Option<i64> = conn
+            .prepare_cached(&format!(
+                "SELECT {bound} FROM conversation_stats
+                 ORDER BY {bound} DESC, conversation_id LIMIT 1 OFFSET ?1"
+            ))
+            .map_err(db(what()))?
+            .query_row([candidates], |r| r.get(0))
+            .optional()
+            .map_err(db(what()))?;
+        let last = found.get(top as usize - 1).map(|t| by.value(t));
+        let settled = match (next, last) {
+            (None, _) | (Some(..=0), _) => true,
+            (Some(next), Some(last)) => last > next.unsigned_abs(),
+            (Some(_), None) => false,
+        };
+        if settled {
+            return Ok(found.into_iter().take(top as usize).collect());
+        }
+        candidates *= 4;
+    }
+    read(
+        &format!(
+            "WITH c AS (SELECT conversation_id, count(*) AS calls,
+                               sum(outcome = 'missed') AS missed
+                        FROM interactions INDEXED BY idx_interactions_slot
+                        WHERE slot >= ?1 AND slot < ?2 GROUP BY conversation_id)
+             {columns} FROM c {joins} WHERE {keep}
+             ORDER BY {order}, cv.external_id LIMIT ?3"
+        ),
+        params![first, end, top],
+    )
 }

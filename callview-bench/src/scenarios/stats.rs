@@ -140,8 +140,7 @@ async fn measure(
     for i in 0..=repetitions {
         let clock = Instant::now();
         let range = StatsRange::new(tz, since, until, bucket)?;
-        let (first, end) = range.slots();
-        let rows = store.stats(first, end, TOP_CONTACTS).await?;
+        let rows = store.stats(&range.query(TOP_CONTACTS)).await?;
         let report = StatsReport::build(&range, rows);
         let body = serde_json::to_vec(&report)?;
         if i > 0 {

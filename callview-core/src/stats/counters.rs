@@ -1,13 +1,13 @@
-//! The summary rows statistics read: per quarter hour (UTC), per currency
-//! and per business line, the counters of the interactions that started
-//! then. Stores keep them exact in the ingest transaction by adding what
-//! [`slot_deltas`] computes from the figures they replace.
+//! The summary rows statistics read: per quarter hour and per hour (UTC),
+//! per currency and per business line, the counters of the interactions
+//! that started then, and per conversation its totals. Stores keep them
+//! exact in the ingest transaction by adding what [`deltas`] computes
+//! from the figures they replace.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::call::CallSid;
 use crate::endpoint::ActualDirection;
 use crate::model::{InteractionFacts, Outcome};
 
@@ -172,6 +172,8 @@ pub fn slot_start(slot: i64) -> DateTime<Utc> {
 /// its counters come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FactsRow {
+    /// Its conversation's id.
+    pub conversation_id: i64,
     /// [`slot_of`] its time; `None` when it has none.
     pub slot: Option<i64>,
     /// Its actual direction.
@@ -190,25 +192,28 @@ pub struct FactsRow {
     pub cost_nanos: i64,
 }
 
-impl From<&InteractionFacts> for FactsRow {
-    fn from(f: &InteractionFacts) -> Self {
+impl FactsRow {
+    /// The row of `facts`, whose conversation is `conversation_id`.
+    pub fn new(facts: &InteractionFacts, conversation_id: i64) -> Self {
         Self {
-            slot: f.at.map(slot_of),
-            direction: f.direction,
-            outcome: f.outcome,
-            talk_time: f.talk_time,
-            wait_time: f.wait_time,
-            line: f.line.clone(),
-            currency: f.cost.currency.clone(),
-            cost_nanos: f.cost.nanos,
+            conversation_id,
+            slot: facts.at.map(slot_of),
+            direction: facts.direction,
+            outcome: facts.outcome,
+            talk_time: facts.talk_time,
+            wait_time: facts.wait_time,
+            line: facts.line.clone(),
+            currency: facts.cost.currency.clone(),
+            cost_nanos: facts.cost.nanos,
         }
     }
 }
 
-/// A summary row's key.
+/// A summary row's key: `slot` is a quarter hour in `stats_slots`, an
+/// hour (Unix seconds / 3600) in `stats_hours`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SlotKey {
-    /// The quarter hour.
+    /// The quarter hour, or hour.
     pub slot: i64,
     /// The currency of the costs counted.
     pub currency: String,
@@ -216,32 +221,76 @@ pub struct SlotKey {
     pub line: String,
 }
 
-/// What to add to the summary rows when the stored figures `old` (by
-/// root SID; absent ones were not stored) are replaced by `new` and the
-/// roots `dropped` lose theirs. Pure; rows whose change is zero are left
-/// out.
-pub fn slot_deltas<'a>(
-    old: &[(CallSid, FactsRow)],
+/// A conversation's dated interactions and missed ones, all time: an
+/// upper bound of its counts in any period (`conversation_stats`), which
+/// lets the busiest conversations of a long period be found without
+/// counting every conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConversationTotals {
+    /// Interactions with a time.
+    pub interactions: i64,
+    /// Of which missed.
+    pub missed: i64,
+}
+
+/// What a write adds to the summary tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Deltas {
+    /// To `stats_slots`, by quarter hour.
+    pub quarters: Vec<(SlotKey, Counters)>,
+    /// To `stats_hours`, by hour.
+    pub hours: Vec<(SlotKey, Counters)>,
+    /// To `conversation_stats`, by conversation id.
+    pub conversations: Vec<(i64, ConversationTotals)>,
+}
+
+/// Quarter hours per hour.
+pub const SLOTS_PER_HOUR: i64 = 4;
+
+/// What to add to the summary tables when the stored figures `old` are
+/// replaced by `new` (figures of roots that lose theirs are in `old`
+/// only). Pure; changes that cancel out are left out.
+pub fn deltas<'a>(
+    old: impl IntoIterator<Item = &'a FactsRow>,
     new: impl IntoIterator<Item = &'a FactsRow>,
-) -> Vec<(SlotKey, Counters)> {
-    let mut deltas: BTreeMap<SlotKey, Counters> = BTreeMap::new();
+) -> Deltas {
+    let mut quarters: BTreeMap<SlotKey, Counters> = BTreeMap::new();
+    let mut hours: BTreeMap<SlotKey, Counters> = BTreeMap::new();
+    let mut conversations: BTreeMap<i64, ConversationTotals> = BTreeMap::new();
     let mut add = |row: &FactsRow, sign: i64| {
-        if let Some(slot) = row.slot {
-            let key = SlotKey {
-                slot,
-                currency: row.currency.clone(),
-                line: row.line.clone(),
-            };
-            deltas.entry(key).or_default().add(&Counters::of(row), sign);
-        }
+        let Some(slot) = row.slot else {
+            return;
+        };
+        let counters = Counters::of(row);
+        let key = SlotKey {
+            slot,
+            currency: row.currency.clone(),
+            line: row.line.clone(),
+        };
+        let hour = SlotKey {
+            slot: slot.div_euclid(SLOTS_PER_HOUR),
+            ..key.clone()
+        };
+        quarters.entry(key).or_default().add(&counters, sign);
+        hours.entry(hour).or_default().add(&counters, sign);
+        let totals = conversations.entry(row.conversation_id).or_default();
+        totals.interactions += sign;
+        totals.missed += sign * i64::from(row.outcome == Outcome::Missed);
     };
-    for (_, row) in old {
+    for row in old {
         add(row, -1);
     }
     for row in new {
         add(row, 1);
     }
-    deltas.into_iter().filter(|(_, c)| !c.is_zero()).collect()
+    Deltas {
+        quarters: quarters.into_iter().filter(|(_, c)| !c.is_zero()).collect(),
+        hours: hours.into_iter().filter(|(_, c)| !c.is_zero()).collect(),
+        conversations: conversations
+            .into_iter()
+            .filter(|(_, t)| *t != ConversationTotals::default())
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +299,7 @@ mod tests {
 
     fn row(outcome: Outcome, talk: u32, wait: u32) -> FactsRow {
         FactsRow {
+            conversation_id: 1,
             slot: Some(10),
             direction: ActualDirection::Inbound,
             outcome,
@@ -304,15 +354,29 @@ mod tests {
 
     #[test]
     fn replacing_figures_moves_them_between_slots_and_unchanged_ones_cancel() {
-        let sid = CallSid::new("CA1").unwrap();
         let before = row(Outcome::Live, 0, 0);
-        let mut after = row(Outcome::Answered, 30, 7);
+        let mut after = row(Outcome::Missed, 0, 7);
         after.slot = Some(11);
-        let deltas = slot_deltas(&[(sid.clone(), before.clone())], [&after]);
-        assert_eq!(deltas.len(), 2);
-        assert_eq!(deltas[0].0.slot, 10);
-        assert_eq!(deltas[0].1.live(), -1);
-        assert_eq!(deltas[1].1.direction(ActualDirection::Inbound), [1, 1, 0]);
-        assert!(slot_deltas(&[(sid, before.clone())], [&before]).is_empty());
+        after.conversation_id = 2;
+        let d = deltas([&before], [&after]);
+        assert_eq!(d.quarters.len(), 2);
+        assert_eq!(d.quarters[0].0.slot, 10);
+        assert_eq!(d.quarters[0].1.live(), -1);
+        assert_eq!(
+            d.quarters[1].1.direction(ActualDirection::Inbound),
+            [1, 0, 1]
+        );
+        // Slots 10 and 11 are both in hour 2: the move is one change there.
+        assert_eq!(d.hours.len(), 1);
+        assert_eq!(d.hours[0].0.slot, 2);
+        assert_eq!(d.hours[0].1.live(), -1);
+        assert_eq!(d.hours[0].1.direction(ActualDirection::Inbound), [0, 0, 1]);
+        let moved: Vec<_> = d
+            .conversations
+            .iter()
+            .map(|(id, t)| (*id, t.interactions, t.missed))
+            .collect();
+        assert_eq!(moved, [(1, -1, 0), (2, 1, 1)]);
+        assert_eq!(deltas([&before], [&before]), Deltas::default());
     }
 }

@@ -3,10 +3,11 @@
 //! Every ingest transaction keeps, per interaction (root call), the
 //! figures statistics count ([`crate::model::InteractionFacts`], computed
 //! by the planner) and adds their change to summary rows per quarter hour
-//! ([`counters`]). A statistics request reads the summary rows of its
-//! period ([`crate::Store::stats`]) and folds them into local calendar
-//! buckets ([`range`], [`report`]): the answer costs the same whatever the
-//! number of calls.
+//! and per hour, and to per-conversation totals ([`counters`]). A
+//! statistics request reads the hour rows of its period, and quarter-hour
+//! rows where a local bucket starts inside an hour ([`query`]), and folds
+//! them into local calendar buckets ([`range`], [`report`]): the answer
+//! costs the same whatever the number of calls.
 //!
 //! * **answered**: display status `completed`; **missed**: `no-answer`,
 //!   `busy`, `failed` or `canceled` (the list's `status=missed`); **live**:
@@ -17,14 +18,18 @@
 //!   its creation time).
 
 pub mod counters;
+pub mod query;
 pub mod range;
 mod rebuild;
 pub mod report;
 
-pub use counters::{slot_deltas, Counters, FactsRow, SlotKey, SLOT_SECONDS};
+pub use counters::{
+    deltas, ConversationTotals, Counters, Deltas, FactsRow, SlotKey, SLOTS_PER_HOUR, SLOT_SECONDS,
+};
+pub use query::StatsQuery;
 pub use range::{Bound, Bucket, RangeError, StatsRange};
 pub use rebuild::{ensure_built, rebuild, REBUILD_CURSOR};
-pub use report::{LineRow, SlotRow, StatsReport, StatsRows, TopContact};
+pub use report::{HeatRow, SlotRow, StatsReport, StatsRows, TopContact};
 
 /// How many conversations `top_contacts` lists.
 pub const TOP_CONTACTS: u32 = 10;

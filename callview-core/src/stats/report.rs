@@ -9,42 +9,51 @@ use serde::Serialize;
 use crate::endpoint::ActualDirection;
 use crate::model::{ConversationId, Cost};
 
-use super::counters::{slot_start, Counters, TALK_EDGES, WAIT_EDGES};
+use super::counters::{slot_start, Counters, SLOTS_PER_HOUR, TALK_EDGES, WAIT_EDGES};
+#[cfg(doc)]
+use super::query::StatsQuery;
 use super::range::{Bucket, StatsRange};
 
-/// What a store sums for a period ([`crate::Store::stats`]).
+/// What a store read for a [`StatsQuery`] ([`crate::Store::stats`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatsRows {
-    /// Per slot and currency, the counters of every line, slots in order.
-    pub slots: Vec<SlotRow>,
-    /// Per business line, the counters of the whole period.
-    pub lines: Vec<LineRow>,
+    /// The `stats_hours` rows of `query.hours` (`slot` is the hour).
+    pub hours: Vec<SlotRow>,
+    /// The `stats_slots` rows of `query.quarters`.
+    pub quarters: Vec<SlotRow>,
+    /// When `query.heat` is set: per quarter hour of the period, its
+    /// inbound interactions and missed ones (every line and currency).
+    pub heat: Option<Vec<HeatRow>>,
     /// The conversations with the most interactions in the period (ties
-    /// by external id, in byte order), at most the limit asked.
+    /// by external id, in byte order), at most `query.top`.
     pub top_by_calls: Vec<TopContact>,
     /// The conversations with the most missed interactions (at least
     /// one; ties by interactions, then external id).
     pub top_by_missed: Vec<TopContact>,
 }
 
-/// One slot's counters in one currency.
+/// One summary row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotRow {
-    /// The quarter hour.
+    /// The quarter hour, or the hour.
     pub slot: i64,
     /// The currency of `counters.cost_nanos()`.
     pub currency: String,
-    /// Summed over lines.
+    /// The business's line.
+    pub line: String,
+    /// Its counters.
     pub counters: Counters,
 }
 
-/// One line's counters over the period.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LineRow {
-    /// The line as Twilio sent it (empty: none).
-    pub line: String,
-    /// Summed over the period.
-    pub counters: Counters,
+/// A quarter hour's inbound interactions, for the hour-of-week map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeatRow {
+    /// The quarter hour.
+    pub slot: i64,
+    /// Inbound interactions.
+    pub inbound: i64,
+    /// Of which missed.
+    pub missed: i64,
 }
 
 /// A conversation among the most active of the period.
@@ -305,27 +314,47 @@ fn spread(sum: i64, n: u64, bins: &[i64], edges: &[u32]) -> Spread {
 }
 
 impl StatsReport {
-    /// Builds the answer for `range` from what the store summed.
+    /// Builds the answer for `range` from what the store read for
+    /// `range.query(..)`.
     pub fn build(range: &StatsRange, rows: StatsRows) -> Self {
         let buckets = range.edges.len() - 1;
         let mut total = Sum::default();
         let mut series = vec![Sum::default(); buckets];
+        let mut lines: BTreeMap<String, Counters> = BTreeMap::new();
         let mut week = HourOfWeek::default();
-        for row in &rows.slots {
-            let at = slot_start(row.slot);
+        let mut count_heat = |at: DateTime<Utc>, inbound: i64, missed: i64| {
+            let local = at.with_timezone(&range.tz);
+            let day = local.weekday().num_days_from_monday() as usize;
+            let hour = local.hour() as usize;
+            week.inbound[day][hour] += count(inbound);
+            week.missed[day][hour] += count(missed);
+        };
+        let hours = rows
+            .hours
+            .iter()
+            .map(|row| (slot_start(row.slot * SLOTS_PER_HOUR), row));
+        let quarters = rows.quarters.iter().map(|row| (slot_start(row.slot), row));
+        for (at, row) in hours.chain(quarters) {
+            // No bucket starts inside a row the query asked for.
             let Some(bucket) = range.bucket_of(at) else {
                 continue;
             };
             total.add(row);
             series[bucket].add(row);
-            let local = at.with_timezone(&range.tz);
-            let (day, hour) = (
-                local.weekday().num_days_from_monday() as usize,
-                local.hour() as usize,
-            );
-            let [inbound, _, missed] = row.counters.direction(ActualDirection::Inbound);
-            week.inbound[day][hour] += count(inbound);
-            week.missed[day][hour] += count(missed);
+            lines
+                .entry(row.line.clone())
+                .or_default()
+                .add(&row.counters, 1);
+            if rows.heat.is_none() {
+                let [inbound, _, missed] = row.counters.direction(ActualDirection::Inbound);
+                count_heat(at, inbound, missed);
+            }
+        }
+        for row in rows.heat.iter().flatten() {
+            let at = slot_start(row.slot);
+            if range.bucket_of(at).is_some() {
+                count_heat(at, row.inbound, row.missed);
+            }
         }
         let local = |t: DateTime<Utc>| t.with_timezone(&range.tz).to_rfc3339();
         let wait_bins = total.counters.wait_bins();
@@ -338,17 +367,16 @@ impl StatsReport {
                 count: count(wait_bins[i]),
             })
             .collect();
-        let mut by_owned_number: Vec<LineFigures> = rows
-            .lines
-            .iter()
-            .map(|l| {
+        let mut by_owned_number: Vec<LineFigures> = lines
+            .into_iter()
+            .map(|(number, counters)| {
                 let figures = Sum {
-                    counters: l.counters,
+                    counters,
                     cost: BTreeMap::new(),
                 }
                 .figures();
                 LineFigures {
-                    number: l.line.clone(),
+                    number,
                     interactions: figures.interactions,
                     answered: figures.answered,
                     missed: figures.missed,

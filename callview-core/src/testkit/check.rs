@@ -668,109 +668,148 @@ pub async fn snapshot(store: &dyn Store) -> Result<StoreSnapshot, StoreError> {
 }
 
 /// The statistics the store keeps equal what its calls say: every
-/// interaction's figures, summed per slot and currency, per line, and per
-/// conversation.
+/// interaction's figures, summed per quarter hour, hour, currency and
+/// line, per conversation, and the busiest conversations (in full and the
+/// first few).
 async fn check_stats(
     store: &dyn Store,
     v: &mut Vec<String>,
     views: &[ConversationView],
     rows: &HashMap<CallSid, StoredCall>,
 ) -> Result<(), StoreError> {
-    use crate::model::{fold_interactions, ConversationRef, InteractionFacts, Outcome};
-    use crate::stats::{slot_deltas, Counters, FactsRow};
+    use crate::model::{fold_interactions, ConversationRef, InteractionFacts};
+    use crate::stats::{deltas, Counters, FactsRow, SlotKey, SlotRow, StatsQuery};
 
-    let facts: Vec<(ConversationId, FactsRow)> =
-        fold_interactions(rows.values().cloned().collect())
-            .into_iter()
-            .map(|i| {
-                let legs: Vec<_> = i.legs.iter().map(|l| &l.call).collect();
-                let f = InteractionFacts::of_tree(
-                    &i.root.call,
-                    &legs,
-                    i.root.derived.actual_direction,
-                    ConversationRef::Existing(i.root.conversation_id),
-                );
-                (i.root.conversation_id, FactsRow::from(&f))
-            })
-            .collect();
-    let deltas = slot_deltas(&[], facts.iter().map(|(_, f)| f));
-    let mut slots: BTreeMap<(i64, String), Counters> = BTreeMap::new();
-    let mut lines: BTreeMap<String, Counters> = BTreeMap::new();
-    for (key, counters) in &deltas {
-        slots
-            .entry((key.slot, key.currency.clone()))
-            .or_default()
-            .add(counters, 1);
-        lines.entry(key.line.clone()).or_default().add(counters, 1);
-    }
-    let mut per_conversation: BTreeMap<ConversationId, (u64, u64)> = BTreeMap::new();
-    for (id, f) in facts.iter().filter(|(_, f)| f.slot.is_some()) {
-        let entry = per_conversation.entry(*id).or_default();
-        entry.0 += 1;
-        entry.1 += u64::from(f.outcome == Outcome::Missed);
-    }
-    let mut expected_top: Vec<(ConversationId, u64, u64)> = per_conversation
+    let facts: Vec<FactsRow> = fold_interactions(rows.values().cloned().collect())
         .into_iter()
-        .map(|(id, (calls, missed))| (id, calls, missed))
+        .map(|i| {
+            let legs: Vec<_> = i.legs.iter().map(|l| &l.call).collect();
+            let f = InteractionFacts::of_tree(
+                &i.root.call,
+                &legs,
+                i.root.derived.actual_direction,
+                ConversationRef::Existing(i.root.conversation_id),
+            );
+            FactsRow::new(&f, i.root.conversation_id.0)
+        })
         .collect();
-    let external_id = |id: &ConversationId| {
+    let expected = deltas([], &facts);
+    let all = (i64::MIN / 8, i64::MAX / 8);
+    let stored = store
+        .stats(&StatsQuery {
+            hours: vec![all],
+            quarters: vec![all],
+            heat: Some(all),
+            period: all,
+            top: 1_000_000,
+        })
+        .await?;
+    let keyed = |rows: &[SlotRow]| -> BTreeMap<SlotKey, Counters> {
+        let mut out: BTreeMap<SlotKey, Counters> = BTreeMap::new();
+        for r in rows.iter().filter(|r| !r.counters.is_zero()) {
+            let key = SlotKey {
+                slot: r.slot,
+                currency: r.currency.clone(),
+                line: r.line.clone(),
+            };
+            out.entry(key).or_default().add(&r.counters, 1);
+        }
+        out
+    };
+    for (table, stored_rows, expected_rows) in [
+        ("stats_slots", &stored.quarters, &expected.quarters),
+        ("stats_hours", &stored.hours, &expected.hours),
+    ] {
+        let got = keyed(stored_rows);
+        let want: BTreeMap<SlotKey, Counters> = expected_rows.iter().cloned().collect();
+        if got != want {
+            let differ: Vec<_> = want
+                .keys()
+                .chain(got.keys())
+                .filter(|k| want.get(*k) != got.get(*k))
+                .take(3)
+                .collect();
+            v.push(format!(
+                "stats(): {table} differs from the calls' figures at {differ:?}"
+            ));
+        }
+    }
+    let mut heat: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for row in stored.heat.iter().flatten() {
+        let e = heat.entry(row.slot).or_default();
+        e.0 += row.inbound;
+        e.1 += row.missed;
+    }
+    heat.retain(|_, e| *e != (0, 0));
+    let mut want_heat: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (key, c) in &expected.quarters {
+        let [inbound, _, missed] = c.direction(ActualDirection::Inbound);
+        let e = want_heat.entry(key.slot).or_default();
+        e.0 += inbound;
+        e.1 += missed;
+    }
+    want_heat.retain(|_, e| *e != (0, 0));
+    if heat != want_heat {
+        v.push("stats(): the hour-of-week rows differ from the calls' figures".into());
+    }
+
+    let external_id = |id: ConversationId| {
         views
             .iter()
-            .find(|w| w.conversation.id == *id)
+            .find(|w| w.conversation.id == id)
             .map(|w| w.conversation.external_id.clone())
             .unwrap_or_default()
     };
-    expected_top.sort_by(|a, b| {
+    let mut by_calls: Vec<(ConversationId, u64, u64)> = expected
+        .conversations
+        .iter()
+        .map(|(id, t)| (ConversationId(*id), t.interactions as u64, t.missed as u64))
+        .collect();
+    by_calls.sort_by(|a, b| {
         b.1.cmp(&a.1)
-            .then_with(|| external_id(&a.0).cmp(&external_id(&b.0)))
+            .then_with(|| external_id(a.0).cmp(&external_id(b.0)))
     });
-
-    let stored = store.stats(i64::MIN / 2, i64::MAX / 2, 1_000_000).await?;
-    let stored_slots: BTreeMap<(i64, String), Counters> = stored
-        .slots
-        .iter()
-        .filter(|r| !r.counters.is_zero())
-        .map(|r| ((r.slot, r.currency.clone()), r.counters))
-        .collect();
-    if stored_slots != slots {
-        let differ: Vec<_> = slots
-            .keys()
-            .chain(stored_slots.keys())
-            .filter(|k| slots.get(*k) != stored_slots.get(*k))
-            .take(3)
-            .collect();
+    let mut by_missed: Vec<_> = by_calls.iter().copied().filter(|t| t.2 > 0).collect();
+    by_missed.sort_by(|a, b| {
+        b.2.cmp(&a.2)
+            .then(b.1.cmp(&a.1))
+            .then_with(|| external_id(a.0).cmp(&external_id(b.0)))
+    });
+    let listed = |tops: &[crate::stats::TopContact]| -> Vec<(ConversationId, u64, u64)> {
+        tops.iter()
+            .map(|t| (t.conversation_id, t.calls, t.missed))
+            .collect()
+    };
+    if listed(&stored.top_by_calls) != by_calls || listed(&stored.top_by_missed) != by_missed {
         v.push(format!(
-            "stats(): the summary rows differ from the calls' figures at (slot, currency) {differ:?}"
+            "stats(): busiest conversations {:?} / {:?}, the calls say {by_calls:?} / {by_missed:?}",
+            listed(&stored.top_by_calls),
+            listed(&stored.top_by_missed)
         ));
     }
-    let stored_lines: BTreeMap<String, Counters> = stored
-        .lines
-        .iter()
-        .filter(|r| !r.counters.is_zero())
-        .map(|r| (r.line.clone(), r.counters))
-        .collect();
-    if stored_lines != lines {
+    // The first few, found without counting every conversation.
+    let few = store
+        .stats(&StatsQuery {
+            period: all,
+            top: 2,
+            ..StatsQuery::default()
+        })
+        .await?;
+    let first =
+        |list: &[(ConversationId, u64, u64)]| list.iter().take(2).copied().collect::<Vec<_>>();
+    if listed(&few.top_by_calls) != first(&by_calls)
+        || listed(&few.top_by_missed) != first(&by_missed)
+    {
         v.push(format!(
-            "stats(): per line {:?}, the calls say {:?}",
-            stored_lines.keys().collect::<Vec<_>>(),
-            lines.keys().collect::<Vec<_>>()
-        ));
-    }
-    let stored_top: Vec<(ConversationId, u64, u64)> = stored
-        .top_by_calls
-        .iter()
-        .map(|t| (t.conversation_id, t.calls, t.missed))
-        .collect();
-    if stored_top != expected_top {
-        v.push(format!(
-            "stats(): top contacts {stored_top:?}, the calls say {expected_top:?}"
+            "stats(top 2): busiest conversations {:?} / {:?}, the calls say {:?} / {:?}",
+            listed(&few.top_by_calls),
+            listed(&few.top_by_missed),
+            first(&by_calls),
+            first(&by_missed)
         ));
     }
     for top in &stored.top_by_calls {
-        let view = views
-            .iter()
-            .find(|w| w.conversation.id == top.conversation_id);
-        if view.map(|w| &w.conversation.external_id) != Some(&top.external_id) {
+        if external_id(top.conversation_id) != top.external_id {
             v.push(format!(
                 "stats(): top contact {} has external_id {:?}",
                 top.conversation_id, top.external_id
@@ -781,17 +820,9 @@ async fn check_stats(
         .iter()
         .map(|w| w.conversation.counters.total_calls)
         .sum();
-    let dated = facts.iter().filter(|(_, f)| f.slot.is_some()).count() as u64;
-    let undated = facts.len() as u64 - dated;
-    let counted: i64 = stored_slots
-        .values()
-        .map(|c| {
-            c.direction(ActualDirection::Inbound)[0]
-                + c.direction(ActualDirection::Outbound)[0]
-                + c.direction(ActualDirection::Internal)[0]
-        })
-        .sum();
-    if counted as u64 + undated != total {
+    let undated = facts.iter().filter(|f| f.slot.is_none()).count() as u64;
+    let counted: u64 = by_calls.iter().map(|t| t.1).sum();
+    if counted + undated != total {
         v.push(format!(
             "stats() count {counted} interactions (+{undated} without a time), the conversations' total_calls sum to {total}"
         ));

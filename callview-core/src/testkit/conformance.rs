@@ -35,9 +35,9 @@ pub use super::props::{
     prop_stale_versions_never_win,
 };
 pub use super::stats::{
-    stats_buckets_follow_local_time_across_dst, stats_every_bucket_size,
-    stats_follow_changes_and_rebuild_the_same, stats_match_figures_counted_by_hand,
-    stats_of_an_empty_period_are_zero_filled,
+    stats_buckets_follow_local_time_across_dst, stats_busiest_conversations_of_a_period,
+    stats_every_bucket_size, stats_follow_changes_and_rebuild_the_same,
+    stats_match_figures_counted_by_hand, stats_of_an_empty_period_are_zero_filled,
 };
 pub use super::tokens::{
     expired_and_revoked_tokens_are_refused, last_use_is_written_at_most_once_a_minute,

@@ -34,6 +34,7 @@ mod builder;
 mod check;
 pub mod concurrency;
 pub mod conformance;
+pub mod export;
 mod harness;
 pub mod media;
 mod mock;
@@ -147,6 +148,7 @@ macro_rules! conformance_tests {
             stats_of_an_empty_period_are_zero_filled,
             stats_every_bucket_size,
             stats_follow_changes_and_rebuild_the_same,
+            stats_busiest_conversations_of_a_period,
             tokens_are_created_listed_and_found,
             token_names_are_taken_once,
             expired_and_revoked_tokens_are_refused,
@@ -161,6 +163,8 @@ macro_rules! conformance_tests {
             prop_stale_versions_never_win,
             prop_edits_survive_syncs,
         );
+
+        $crate::__export_conformance_tests!(__callview_conformance_fresh_store);
     };
 }
 

@@ -30,9 +30,8 @@ async fn report(
 ) -> StatsReport {
     let tz: Tz = tz.parse().expect("a time zone");
     let range = StatsRange::new(tz, since, until, bucket).expect("a range");
-    let (first, end) = range.slots();
     let rows = store
-        .stats(first, end, TOP_CONTACTS)
+        .stats(&range.query(TOP_CONTACTS))
         .await
         .unwrap_or_else(|e| panic!("stats failed: {e}"));
     StatsReport::build(&range, rows)
@@ -446,4 +445,79 @@ pub async fn stats_follow_changes_and_rebuild_the_same(store: Arc<dyn Store>) {
     )
     .await;
     assert_eq!(rebuilt, after);
+}
+
+/// The busiest conversations of a period are found exactly also when the
+/// busiest of all time are not the busiest of the period (the search that
+/// starts from all-time totals has to widen).
+pub async fn stats_busiest_conversations_of_a_period(store: Arc<dyn Store>) {
+    let h = Harness::new(store.clone());
+    let customer = |i: u64| format!("+1617555{:04}", 1000 + i);
+    let mut calls = Vec::new();
+    let mut n = 0u64;
+    for i in 0..150u64 {
+        // All time: the first customers call most (in January); in
+        // February the last ones do.
+        let january = (150 - i) / 10;
+        let february = i / 30 + u64::from(i % 11 == 0);
+        for k in 0..january + february {
+            n += 1;
+            let day = if k < january { 10 } else { 40 };
+            let status = if k % 3 == 1 { "no-answer" } else { "completed" };
+            calls.push(
+                CallBuilder::new(&sid(n))
+                    .from(&customer(i))
+                    .to(COMPANY)
+                    .direction("inbound")
+                    .status(status)
+                    .start(
+                        Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0)
+                            .single()
+                            .expect("a time")
+                            + chrono::Duration::days(day)
+                            + chrono::Duration::minutes(k as i64),
+                    )
+                    .duration(if status == "completed" { 30 } else { 0 })
+                    .build(),
+            );
+        }
+    }
+    for batch in calls.chunks(500) {
+        h.ingest(batch.to_vec()).await;
+    }
+    let february = StatsRange::new(Tz::UTC, day(2026, 2, 1), day(2026, 2, 28), Bucket::Month)
+        .expect("a range");
+    let mut all = february.query(1_000);
+    let full = store.stats(&all).await.expect("stats");
+    assert!(full.top_by_calls.len() > 100);
+    for top in [1u32, 3, 10] {
+        all.top = top;
+        let few = store.stats(&all).await.expect("stats");
+        let n = top as usize;
+        assert_eq!(
+            few.top_by_calls,
+            full.top_by_calls[..n],
+            "top {top} by calls"
+        );
+        assert_eq!(
+            few.top_by_missed,
+            full.top_by_missed[..n],
+            "top {top} by missed"
+        );
+    }
+    // In February customers 121, 132 and 143 lead with 5 calls (4 + 1),
+    // tied, in external id order.
+    let leaders: Vec<(&str, u64)> = full.top_by_calls[..4]
+        .iter()
+        .map(|t| (t.external_id.as_str(), t.calls))
+        .collect();
+    assert_eq!(
+        leaders,
+        [
+            ("+1 (617) 555-1121", 5),
+            ("+1 (617) 555-1132", 5),
+            ("+1 (617) 555-1143", 5),
+            ("+1 (617) 555-1099", 4)
+        ]
+    );
 }

@@ -526,6 +526,14 @@ impl Store for BrokenStore {
     ) -> Result<Vec<ContactRecord>, StoreError> {
         Err(broken())
     }
+    async fn export_calls(
+        &self,
+        _query: &callview_core::export::ExportQuery,
+        _after: Option<i64>,
+        _limit: u32,
+    ) -> Result<Vec<callview_core::export::ExportRow>, StoreError> {
+        Err(broken())
+    }
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         Err(broken())
     }
@@ -567,9 +575,7 @@ impl Store for BrokenStore {
     }
     async fn stats(
         &self,
-        _first: i64,
-        _end: i64,
-        _top: u32,
+        _query: &callview_core::stats::StatsQuery,
     ) -> Result<callview_core::stats::StatsRows, StoreError> {
         Err(broken())
     }
