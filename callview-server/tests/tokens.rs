@@ -31,8 +31,8 @@ async fn token(store: &Arc<dyn Store>, name: &str, role: Role) -> String {
     secret.expose().to_owned()
 }
 
-/// A request's status and its JSON body (`Null` for a stream or a body
-/// that is not JSON).
+/// A request's status and its JSON body (`Null` for the event stream or a
+/// body that is not JSON).
 async fn send(
     server: &TestServer,
     method: &str,
@@ -50,14 +50,22 @@ async fn send(
     }
     let response = req.send().await.unwrap();
     let status = response.status().as_u16();
-    let json = response
+    let content_type = response
         .headers()
         .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"));
-    if !json {
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    if content_type.starts_with("text/event-stream") {
+        // A stream that stays open: only its status is read.
         return (status, Value::Null);
     }
-    (status, response.json().await.unwrap_or(Value::Null))
+    // Every other body is read to its end (an export holds a database
+    // connection until its body is consumed).
+    let body = response.bytes().await.unwrap();
+    if !content_type.starts_with("application/json") {
+        return (status, Value::Null);
+    }
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 #[test]
