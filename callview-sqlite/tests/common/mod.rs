@@ -1,10 +1,15 @@
 //! Helpers shared by the SQLite store's integration tests.
 #![allow(dead_code)]
 
-/// SQL that takes a database back to before migrations 4 to 6 (their
-/// columns and indexes), for tests that make a database look like one
-/// written by an older callview.
-pub const UNDO_MIGRATIONS_4_TO_6: &str = "DROP INDEX idx_messages_recorded;
+/// SQL that takes a database back to before migrations 4 to 7 (their
+/// tables, columns and indexes), for tests that make a database look like
+/// one written by an older callview.
+pub const UNDO_MIGRATIONS_4_TO_7: &str = "DROP TABLE conversation_stats;
+     DROP TABLE stats_hours;
+     DROP TABLE stats_slots;
+     DROP TABLE interactions;
+     DELETE FROM sync_cursors WHERE name = 'stats_rebuild';
+     DROP INDEX idx_messages_recorded;
      DROP TABLE transcripts;
      DROP TABLE recordings;
      ALTER TABLE messages DROP COLUMN transcription_text;
