@@ -4,9 +4,10 @@
 -- so the names edits were made by stay explained. One token per name is
 -- not revoked at a time (the partial unique index); an expired one is
 -- marked revoked when its name is given to a new token.
--- Timestamps in the store's fixed-width UTC text form.
+-- Timestamps in the store's fixed-width UTC text form. `IF NOT EXISTS`:
+-- a test that takes a database back to an older schema keeps this table.
 
-CREATE TABLE api_tokens (
+CREATE TABLE IF NOT EXISTS api_tokens (
     id           INTEGER PRIMARY KEY,
     name         TEXT    NOT NULL,
     role         TEXT    NOT NULL CHECK (role IN ('viewer', 'editor', 'admin')),
@@ -17,4 +18,4 @@ CREATE TABLE api_tokens (
     revoked_at   TEXT
 );
 
-CREATE UNIQUE INDEX idx_api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS idx_api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
