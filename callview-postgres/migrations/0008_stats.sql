@@ -10,9 +10,10 @@
 -- counters of its interactions (column order: `callview_core::stats::counters`);
 -- `stats_hours` the same per hour (Unix seconds / 3600), so that a year
 -- reads hours, and by quarters only the hours a local bucket starts inside.
--- `conversation_stats`: per conversation, its dated interactions and missed
--- ones of all time (bounds that find the busiest conversations of a period
--- without counting all of them). Every write of `interactions` adds its
+-- `conversation_stats`: per conversation (with its external id, which
+-- never changes), its dated interactions and missed ones of all time:
+-- bounds that find the busiest conversations of a period without
+-- counting all of them. Every write of `interactions` adds its
 -- change to the three in the same transaction.
 --
 -- A database holding calls already gets its figures computed by the
@@ -130,11 +131,14 @@ CREATE TABLE IF NOT EXISTS stats_hours (
 
 CREATE TABLE IF NOT EXISTS conversation_stats (
     conversation_id BIGINT PRIMARY KEY,
+    external_id     TEXT COLLATE "C" NOT NULL,
     interactions    BIGINT NOT NULL DEFAULT 0,
     missed          BIGINT NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS idx_conversation_stats_interactions ON conversation_stats (interactions DESC, conversation_id);
-CREATE INDEX IF NOT EXISTS idx_conversation_stats_missed ON conversation_stats (missed DESC, conversation_id);
+CREATE INDEX IF NOT EXISTS idx_conversation_stats_interactions
+    ON conversation_stats (interactions DESC, external_id);
+CREATE INDEX IF NOT EXISTS idx_conversation_stats_missed
+    ON conversation_stats (missed DESC, interactions DESC, external_id);
 
 INSERT INTO sync_cursors (name, value)
 SELECT 'stats_rebuild', 'pending' WHERE EXISTS (SELECT 1 FROM messages)

@@ -5,6 +5,7 @@
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{ConversationId, Outcome};
+use callview_core::stats::busiest::{Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES};
 use callview_core::stats::{
     counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
 };
@@ -15,11 +16,13 @@ use sqlx::{PgConnection, QueryBuilder, Row};
 const CHUNK: usize = 1_000;
 
 /// Replaces the figures of `new` (root SID and figures), drops those of
-/// `former_roots`, and adds the difference to the summary tables.
+/// `former_roots`, and adds the difference to the summary tables (the
+/// conversations `removed` by the plan lose their totals).
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     new: &[(&CallSid, FactsRow)],
     former_roots: &[CallSid],
+    removed: &[i64],
 ) -> Result<(), sqlx::Error> {
     if new.is_empty() && former_roots.is_empty() {
         return Ok(());
@@ -96,17 +99,27 @@ pub(crate) async fn apply(
             q.build().execute(&mut *conn).await?;
         }
     }
-    if !change.conversations.is_empty() {
-        let ids: Vec<i64> = change.conversations.iter().map(|(id, _)| *id).collect();
-        let interactions: Vec<i64> = change
-            .conversations
-            .iter()
-            .map(|(_, t)| t.interactions)
-            .collect();
-        let missed: Vec<i64> = change.conversations.iter().map(|(_, t)| t.missed).collect();
+    // A conversation the plan removed has no interactions left.
+    if !removed.is_empty() {
+        sqlx::query("DELETE FROM conversation_stats WHERE conversation_id = ANY($1)")
+            .bind(removed)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let kept: Vec<_> = change
+        .conversations
+        .iter()
+        .filter(|(id, _)| !removed.contains(id))
+        .collect();
+    if !kept.is_empty() {
+        let ids: Vec<i64> = kept.iter().map(|(id, _)| *id).collect();
+        let interactions: Vec<i64> = kept.iter().map(|(_, t)| t.interactions).collect();
+        let missed: Vec<i64> = kept.iter().map(|(_, t)| t.missed).collect();
         sqlx::query(
-            "INSERT INTO conversation_stats (conversation_id, interactions, missed)
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])
+            "INSERT INTO conversation_stats (conversation_id, external_id, interactions, missed)
+             SELECT d.id, cv.external_id, d.interactions, d.missed
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS d(id, interactions, missed)
+             JOIN conversations cv ON cv.id = d.id
              ON CONFLICT (conversation_id) DO UPDATE SET
                 interactions = conversation_stats.interactions + excluded.interactions,
                 missed = conversation_stats.missed + excluded.missed",
@@ -251,40 +264,10 @@ pub(crate) async fn stats(
         hours: summary_rows(conn, "stats_hours", "hour", &query.hours).await?,
         quarters: summary_rows(conn, "stats_slots", "slot", &query.quarters).await?,
         heat,
-        top_by_calls: busiest(conn, query, Busiest::Calls).await?,
-        top_by_missed: busiest(conn, query, Busiest::Missed).await?,
+        top_by_calls: busiest(conn, query, Ranking::Calls).await?,
+        top_by_missed: busiest(conn, query, Ranking::Missed).await?,
     })
 }
-
-/// What the busiest conversations are ranked by.
-#[derive(Clone, Copy)]
-enum Busiest {
-    Calls,
-    Missed,
-}
-
-impl Busiest {
-    /// The `conversation_stats` column bounding it, the ranking, and the
-    /// count that must be positive.
-    fn sql(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            Self::Calls => ("interactions", "c.calls DESC", "c.calls"),
-            Self::Missed => ("missed", "c.missed DESC, c.calls DESC", "c.missed"),
-        }
-    }
-
-    fn value(self, t: &TopContact) -> u64 {
-        match self {
-            Self::Calls => t.calls,
-            Self::Missed => t.missed,
-        }
-    }
-}
-
-/// Candidates first tried; each round tries four times as many.
-const FIRST_CANDIDATES: i64 = 64;
-/// Beyond this many candidates, every conversation of the period is counted.
-const MAX_CANDIDATES: i64 = 4_096;
 
 fn top_contacts(rows: &[PgRow]) -> Result<Vec<TopContact>, sqlx::Error> {
     rows.iter()
@@ -300,19 +283,20 @@ fn top_contacts(rows: &[PgRow]) -> Result<Vec<TopContact>, sqlx::Error> {
         .collect()
 }
 
-/// The `query.top` busiest conversations of `query.period`: the same
-/// search as the SQLite store's (`conversation_stats` bounds a
-/// conversation's counts in any period; the greatest totals are counted
-/// first until the last listed one outranks every remaining total, else
-/// every conversation of the period is counted).
+/// The `query.top` busiest conversations of `query.period`
+/// ([`callview_core::stats::busiest`]): counted from the greatest
+/// all-time totals until settled, else every conversation of the period.
 async fn busiest(
     conn: &mut PgConnection,
     query: &StatsQuery,
-    by: Busiest,
+    by: Ranking,
 ) -> Result<Vec<TopContact>, sqlx::Error> {
-    let (bound, order, positive) = by.sql();
     let (first, end) = query.period;
     let top = i64::from(query.top.max(1));
+    let (candidates_order, listed) = (by.candidate_order(), by.listed_if());
+    let order = by
+        .order()
+        .replace("cv.external_id", "cv.external_id COLLATE \"C\"");
     let columns =
         "SELECT c.conversation_id::bigint, cv.external_id, ct.display_name, c.calls, c.missed";
     let joins = "JOIN conversations cv ON cv.id = c.conversation_id
@@ -321,14 +305,14 @@ async fn busiest(
     while candidates <= MAX_CANDIDATES {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH cand AS (SELECT conversation_id FROM conversation_stats
-                           ORDER BY {bound} DESC, conversation_id LIMIT $3),
+                           ORDER BY {candidates_order} LIMIT $3),
              c AS (SELECT i.conversation_id, count(*) AS calls,
                           count(*) FILTER (WHERE i.outcome = 'missed') AS missed
                    FROM cand JOIN interactions i ON i.conversation_id = cand.conversation_id
                    WHERE i.slot >= $1 AND i.slot < $2
                    GROUP BY i.conversation_id)
-             {columns} FROM c {joins} WHERE {positive} > 0
-             ORDER BY {order}, cv.external_id COLLATE \"C\""
+             {columns} FROM c {joins} WHERE {listed}
+             ORDER BY {order}"
         )))
         .bind(first)
         .bind(end)
@@ -336,21 +320,22 @@ async fn busiest(
         .fetch_all(&mut *conn)
         .await?;
         let found = top_contacts(&rows)?;
-        // The greatest total of a conversation not counted yet.
-        let next: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT {bound} FROM conversation_stats
-             ORDER BY {bound} DESC, conversation_id LIMIT 1 OFFSET $1"
+        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT interactions, missed, external_id FROM conversation_stats
+             ORDER BY {candidates_order} LIMIT 1 OFFSET $1"
         )))
         .bind(candidates)
         .fetch_optional(&mut *conn)
-        .await?;
-        let last = found.get(top as usize - 1).map(|t| by.value(t));
-        let settled = match (next, last) {
-            (None, _) | (Some(..=0), _) => true,
-            (Some(next), Some(last)) => last > next.unsigned_abs(),
-            (Some(_), None) => false,
-        };
-        if settled {
+        .await?
+        .map(|r| {
+            Ok::<_, sqlx::Error>(Totals {
+                interactions: r.try_get::<i64, _>(0)?.unsigned_abs(),
+                missed: r.try_get::<i64, _>(1)?.unsigned_abs(),
+                external_id: r.try_get(2)?,
+            })
+        })
+        .transpose()?;
+        if by.settled(&found, top as usize, next.as_ref()) {
             return Ok(found.into_iter().take(top as usize).collect());
         }
         candidates *= 4;
@@ -359,8 +344,8 @@ async fn busiest(
         "WITH c AS (SELECT conversation_id, count(*) AS calls,
                            count(*) FILTER (WHERE outcome = 'missed') AS missed
                     FROM interactions WHERE slot >= $1 AND slot < $2 GROUP BY conversation_id)
-         {columns} FROM c {joins} WHERE {positive} > 0
-         ORDER BY {order}, cv.external_id COLLATE \"C\" LIMIT $3"
+         {columns} FROM c {joins} WHERE {listed}
+         ORDER BY {order} LIMIT $3"
     )))
     .bind(first)
     .bind(end)

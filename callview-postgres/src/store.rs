@@ -918,7 +918,8 @@ impl IngestTx for PgIngest {
             let conversation = i64::from(resolve.id(&f.conversation)?);
             facts.push((&f.root_sid, FactsRow::new(f, conversation)));
         }
-        stats::apply(tx, &facts, &plan.former_roots)
+        let removed: Vec<i64> = plan.removed.iter().map(|id| id.0).collect();
+        stats::apply(tx, &facts, &plan.former_roots, &removed)
             .await
             .map_err(self.db.error("writing the statistics of interactions"))
     }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{ConversationId, Outcome, Plan};
+use callview_core::stats::busiest::{Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES};
 use callview_core::stats::{
     counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
 };
@@ -114,16 +115,26 @@ pub(crate) fn apply(
                 .map_err(db(what()))?;
         }
     }
+    // A conversation the plan removed has no interactions left.
+    let mut forget = tx
+        .prepare_cached("DELETE FROM conversation_stats WHERE conversation_id = ?1")
+        .map_err(db(what()))?;
+    for id in &plan.removed {
+        forget.execute([id.0]).map_err(db(what()))?;
+    }
     let mut totals = tx
         .prepare_cached(
-            "INSERT INTO conversation_stats (conversation_id, interactions, missed)
-             VALUES (?1, ?2, ?3)
+            "INSERT INTO conversation_stats (conversation_id, external_id, interactions, missed)
+             SELECT id, external_id, ?2, ?3 FROM conversations WHERE id = ?1
              ON CONFLICT (conversation_id) DO UPDATE SET
                 interactions = interactions + excluded.interactions,
                 missed = missed + excluded.missed",
         )
         .map_err(db(what()))?;
     for (conversation, t) in &change.conversations {
+        if plan.removed.iter().any(|id| id.0 == *conversation) {
+            continue;
+        }
         totals
             .execute(params![conversation, t.interactions, t.missed])
             .map_err(db(what()))?;
@@ -266,56 +277,23 @@ pub(crate) fn stats(conn: &Connection, query: &StatsQuery) -> Result<StatsRows, 
         hours: summary_rows(conn, "stats_hours", "hour", &query.hours)?,
         quarters: summary_rows(conn, "stats_slots", "slot", &query.quarters)?,
         heat,
-        top_by_calls: busiest(conn, query, Busiest::Calls)?,
-        top_by_missed: busiest(conn, query, Busiest::Missed)?,
+        top_by_calls: busiest(conn, query, Ranking::Calls)?,
+        top_by_missed: busiest(conn, query, Ranking::Missed)?,
     })
 }
 
-/// What the busiest conversations are ranked by.
-#[derive(Clone, Copy)]
-enum Busiest {
-    Calls,
-    Missed,
-}
-
-impl Busiest {
-    /// The `conversation_stats` column bounding it, and the ranking.
-    fn sql(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Calls => ("interactions", "c.calls DESC"),
-            Self::Missed => ("missed", "c.missed DESC, c.calls DESC"),
-        }
-    }
-
-    fn value(self, t: &TopContact) -> u64 {
-        match self {
-            Self::Calls => t.calls,
-            Self::Missed => t.missed,
-        }
-    }
-}
-
-/// Candidates first tried; each round tries four times as many.
-const FIRST_CANDIDATES: i64 = 64;
-/// Beyond this many candidates, every conversation of the period is counted.
-const MAX_CANDIDATES: i64 = 4_096;
-
-/// The `query.top` busiest conversations of `query.period`. A
-/// conversation's all-time totals (`conversation_stats`) bound its counts
-/// in any period: the conversations with the greatest totals are counted
-/// first, and once the last listed one outranks every remaining total the
-/// list is final (ties by external id count as unsure). Short periods,
-/// or periods where that does not happen soon, count every conversation
-/// that has an interaction in the period.
+/// The `query.top` busiest conversations of `query.period`
+/// ([`callview_core::stats::busiest`]): counted from the greatest
+/// all-time totals until settled, else every conversation of the period.
 fn busiest(
     conn: &Connection,
     query: &StatsQuery,
-    by: Busiest,
+    by: Ranking,
 ) -> Result<Vec<TopContact>, StoreError> {
     let what = || "finding the busiest conversations".to_owned();
-    let (bound, order) = by.sql();
     let (first, end) = query.period;
     let top = i64::from(query.top.max(1));
+    let (candidates_order, order, listed) = (by.candidate_order(), by.order(), by.listed_if());
     let columns = "SELECT c.conversation_id, cv.external_id, ct.display_name, c.calls, c.missed";
     let joins = "JOIN conversations cv ON cv.id = c.conversation_id
                  JOIN contacts ct ON ct.id = cv.contact_id";
@@ -336,48 +314,39 @@ fn busiest(
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db(what()))
         };
-    let keep = format!(
-        "c.{} > 0",
-        if matches!(by, Busiest::Calls) {
-            "calls"
-        } else {
-            "missed"
-        }
-    );
     let mut candidates = FIRST_CANDIDATES.max(top);
     while candidates <= MAX_CANDIDATES {
         let found = read(
             &format!(
                 "WITH cand AS (SELECT conversation_id FROM conversation_stats
-                               ORDER BY {bound} DESC, conversation_id LIMIT ?3),
+                               ORDER BY {candidates_order} LIMIT ?3),
                  c AS (SELECT i.conversation_id, count(*) AS calls,
                               sum(i.outcome = 'missed') AS missed
                        FROM cand JOIN interactions i INDEXED BY idx_interactions_conversation
                          ON i.conversation_id = cand.conversation_id
                        WHERE i.slot >= ?1 AND i.slot < ?2
                        GROUP BY i.conversation_id)
-                 {columns} FROM c {joins} WHERE {keep}
-                 ORDER BY {order}, cv.external_id"
+                 {columns} FROM c {joins} WHERE {listed}
+                 ORDER BY {order}"
             ),
             params![first, end, candidates],
         )?;
-        // The greatest total of a conversation not counted yet.
-        let next: Option<i64> = conn
+        let next: Option<Totals> = conn
             .prepare_cached(&format!(
-                "SELECT {bound} FROM conversation_stats
-                 ORDER BY {bound} DESC, conversation_id LIMIT 1 OFFSET ?1"
+                "SELECT interactions, missed, external_id FROM conversation_stats
+                 ORDER BY {candidates_order} LIMIT 1 OFFSET ?1"
             ))
             .map_err(db(what()))?
-            .query_row([candidates], |r| r.get(0))
+            .query_row([candidates], |r| {
+                Ok(Totals {
+                    interactions: r.get::<_, i64>(0)?.unsigned_abs(),
+                    missed: r.get::<_, i64>(1)?.unsigned_abs(),
+                    external_id: r.get(2)?,
+                })
+            })
             .optional()
             .map_err(db(what()))?;
-        let last = found.get(top as usize - 1).map(|t| by.value(t));
-        let settled = match (next, last) {
-            (None, _) | (Some(..=0), _) => true,
-            (Some(next), Some(last)) => last > next.unsigned_abs(),
-            (Some(_), None) => false,
-        };
-        if settled {
+        if by.settled(&found, top as usize, next.as_ref()) {
             return Ok(found.into_iter().take(top as usize).collect());
         }
         candidates *= 4;
@@ -388,8 +357,8 @@ fn busiest(
                                sum(outcome = 'missed') AS missed
                         FROM interactions INDEXED BY idx_interactions_slot
                         WHERE slot >= ?1 AND slot < ?2 GROUP BY conversation_id)
-             {columns} FROM c {joins} WHERE {keep}
-             ORDER BY {order}, cv.external_id LIMIT ?3"
+             {columns} FROM c {joins} WHERE {listed}
+             ORDER BY {order} LIMIT ?3"
         ),
         params![first, end, top],
     )

@@ -17,6 +17,7 @@
 //! * An interaction counts at its root's start time (else, never dialled,
 //!   its creation time).
 
+pub mod busiest;
 pub mod counters;
 pub mod query;
 pub mod range;
