@@ -126,10 +126,15 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
     assert_eq!(
         indexes,
         [
+            "idx_api_tokens_live_name",
             "idx_contacts_phone",
+            "idx_conversation_stats_interactions",
+            "idx_conversation_stats_missed",
             "idx_conversations_activity",
             "idx_conversations_contact",
             "idx_conversations_last_message",
+            "idx_interactions_conversation",
+            "idx_interactions_slot",
             "idx_messages_annotated",
             "idx_messages_conversation",
             "idx_messages_conversation_start",
@@ -171,16 +176,22 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
     assert_eq!(
         uniques,
         [
+            "api_tokens_pkey",
+            "api_tokens_token_hash_key",
             "contacts_phone_number_key",
             "contacts_pkey",
             "conversation_count_pkey",
+            "conversation_stats_pkey",
             "conversations_contact_id_fkey",
             "conversations_external_id_key",
             "conversations_pkey",
+            "interactions_pkey",
             "messages_conversation_id_fkey",
             "messages_pkey",
             "messages_twilio_sid_key",
             "recordings_pkey",
+            "stats_hours_pkey",
+            "stats_slots_pkey",
             "sync_cursors_pkey",
             "transcripts_pkey",
         ]
