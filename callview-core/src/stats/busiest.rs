@@ -63,12 +63,7 @@ impl Ranking {
         }
     }
 
-    fn key<'a>(
-        self,
-        calls: u64,
-        missed: u64,
-        external_id: &'a str,
-    ) -> (u64, u64, Reverse<&'a str>) {
+    fn key(self, calls: u64, missed: u64, external_id: &str) -> (u64, u64, Reverse<&str>) {
         match self {
             Self::Calls => (calls, 0, Reverse(external_id)),
             Self::Missed => (missed, calls, Reverse(external_id)),
