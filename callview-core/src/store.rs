@@ -680,6 +680,45 @@ pub struct StoreCounts {
     pub calls: u64,
 }
 
+/// Whether a database's schema is the one this build of callview expects
+/// ([`Store::schema_status`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaStatus {
+    /// The migrations this build knows (its latest version).
+    pub expected: i64,
+    /// The latest migration the database records as applied (0: none).
+    pub applied: i64,
+    /// Versions this build knows that the database does not record as
+    /// applied (a database restored from an old backup, a migration that
+    /// failed half-way).
+    pub missing: Vec<i64>,
+}
+
+impl SchemaStatus {
+    /// Every migration this build knows is applied.
+    ///
+    /// ```
+    /// use callview_core::store::SchemaStatus;
+    /// assert!(SchemaStatus { expected: 7, applied: 7, missing: vec![] }.is_current());
+    /// assert!(!SchemaStatus { expected: 7, applied: 7, missing: vec![3] }.is_current());
+    /// ```
+    pub fn is_current(&self) -> bool {
+        self.missing.is_empty() && self.applied >= self.expected
+    }
+}
+
+/// How a store's connections are used at one instant
+/// ([`Store::pool_status`]), for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max: u32,
+    /// Connections open and waiting for work.
+    pub idle: u32,
+    /// Connections (or permits to use one) held by a running operation.
+    pub in_use: u32,
+}
+
 /// Persistent storage of contacts, conversations and calls.
 ///
 /// Object-safe: use it as `Arc<dyn Store>`. Every write goes through one
@@ -850,6 +889,20 @@ pub trait Store: Send + Sync {
 
     /// Checks the database answers.
     async fn health(&self) -> Result<(), StoreError>;
+
+    /// Which of this build's migrations the database records as applied
+    /// (`/readyz`). `None`: the store does not track migrations (the
+    /// default).
+    async fn schema_status(&self) -> Result<Option<SchemaStatus>, StoreError> {
+        Ok(None)
+    }
+
+    /// How the store's connections are used now (`/metrics`), without
+    /// waiting or touching the database. `None`: no pool to show (the
+    /// default).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Takes the cross-process sync lock without waiting; `false` when
     /// another process holds it. Stores without such a lock return `true`.

@@ -308,6 +308,93 @@ async fn a_429_with_retry_after_is_retried() {
     assert_eq!(requests(&server).await.len(), 2);
 }
 
+/// Records every event an observed client reports.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<callview_core::twilio::TwilioEvent>>);
+
+impl callview_core::twilio::TwilioObserver for Recorder {
+    fn observe(&self, event: &callview_core::twilio::TwilioEvent) {
+        self.0.lock().unwrap().push(*event);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_hears_each_answer_its_status_and_each_retry() {
+    use callview_core::twilio::TwilioEvent;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ok_json(page(vec![call_json("CA1")], None)))
+        .mount(&server)
+        .await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let client = client(&server).with_observer(recorder.clone());
+    client
+        .list_calls_page(&CallFilter::default(), None)
+        .await
+        .unwrap();
+    let events = recorder.0.lock().unwrap().clone();
+    let statuses: Vec<u16> = events
+        .iter()
+        .filter_map(|e| match e {
+            TwilioEvent::Answered { status, .. } => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, vec![429, 200], "{events:?}");
+    let retries: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            TwilioEvent::Retry {
+                attempt, status, ..
+            } => Some((*attempt, *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries, vec![(1, Some(429))], "{events:?}");
+
+    // A request that gets no answer at all.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let config = TwilioConfig {
+        base_url: format!("http://{closed}"),
+        ..config(&server)
+    };
+    let unreachable = HttpTwilioClient::new(config)
+        .unwrap()
+        .with_retry_policy(fast_retries(2))
+        .with_observer(recorder.clone());
+    assert!(unreachable
+        .list_calls_page(&CallFilter::default(), None)
+        .await
+        .is_err());
+    let events = recorder.0.lock().unwrap().clone();
+    let no_answers = events
+        .iter()
+        .filter(|e| matches!(e, TwilioEvent::NoAnswer { .. }))
+        .count();
+    assert_eq!(no_answers, 2, "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            TwilioEvent::Retry {
+                attempt: 1,
+                status: None,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_503_storm_exhausts_the_retry_budget() {
     let server = MockServer::start().await;

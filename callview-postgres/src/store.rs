@@ -28,7 +28,8 @@ use callview_core::stats::{FactsRow, StatsQuery, StatsRows};
 use callview_core::store::{
     check_version, count_tags, message_of, CallMedia, ContactRecord, ConversationCursor,
     ConversationPage, ConversationQuery, ConversationView, IngestTx, MessageCursor, MessagePage,
-    MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount, UnfinishedQuery,
+    MessageQuery, PoolStatus, RefreshUpdate, SchemaStatus, Store, StoreCounts, StoreError,
+    TagCount, UnfinishedQuery,
 };
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
@@ -1546,6 +1547,35 @@ impl Store for PostgresStore {
             .await
             .map_err(self.db.error("checking the database"))?;
         Ok(())
+    }
+
+    async fn schema_status(&self) -> Result<Option<SchemaStatus>, StoreError> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.db.pool)
+                .await
+                .map_err(self.db.error("reading _sqlx_migrations"))?;
+        let applied: std::collections::BTreeSet<i64> = applied.into_iter().collect();
+        Ok(Some(SchemaStatus {
+            expected: MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0),
+            applied: applied.last().copied().unwrap_or(0),
+            missing: MIGRATOR
+                .iter()
+                .map(|m| m.version)
+                .filter(|v| !applied.contains(v))
+                .collect(),
+        }))
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let pool = &self.db.pool;
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        Some(PoolStatus {
+            max: pool.options().get_max_connections(),
+            idle,
+            in_use: size - idle,
+        })
     }
 
     async fn root_sids_page(

@@ -171,3 +171,57 @@ async fn a_database_that_goes_away_gives_a_backend_error() {
     eprintln!("lock failed after {:?}: {error}", t.elapsed());
     assert!(!every_rendering(&error).contains(SECRET));
 }
+
+/// Refuses (or allows again) new connections to `db` and ends the open
+/// ones, as a database that went away would.
+async fn set_reachable(db: &str, reachable: bool) {
+    let mut admin = PgConnection::connect(&testing::admin_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS {reachable}"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    if !reachable {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(db)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    admin.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_fails_while_the_database_is_away_and_recovers() {
+    let store = testing::fresh_store().await;
+    let db: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    store.health().await.unwrap();
+    let schema = store.schema_status().await.unwrap().unwrap();
+    assert!(schema.is_current(), "{schema:?}");
+    let pool = store.pool_status().unwrap();
+    assert_eq!(pool.max, 4);
+    assert!(pool.idle + pool.in_use >= 1, "{pool:?}");
+
+    set_reachable(&db, false).await;
+    let err = store.health().await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert!(store.schema_status().await.is_err());
+    set_reachable(&db, true).await;
+    store.health().await.unwrap();
+
+    // A migration the database does not record is named.
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let schema = store.schema_status().await.unwrap().unwrap();
+    assert_eq!(schema.missing, vec![3]);
+    assert!(!schema.is_current());
+}

@@ -58,6 +58,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/tokens"),
     ("DELETE", "/api/tokens/{name}"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
 ];
 
 /// The path of the server-sent event stream. Besides the bearer header it
@@ -105,7 +107,9 @@ pub fn router(state: AppState) -> Router {
             "/api/tokens/{name}",
             axum::routing::delete(crate::auth::revoke_token),
         )
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
+        .route("/metrics", get(crate::health::metrics))
         .route("/", get(crate::viewer::index))
         .route("/assets/{*path}", get(crate::viewer::asset))
         .route(
@@ -136,11 +140,16 @@ fn timeout_layer(timeout: Duration) -> TimeoutLayer {
 /// Adds `untimed` (routes without the request timeout) to `routes` (which
 /// carry theirs), the fallbacks and the middleware (innermost first: token
 /// check, body limit, JSON errors, compression but never of audio,
-/// tracing).
+/// tracing, metrics, request id).
 fn with_middleware(routes: Router<AppState>, untimed: Router<AppState>, state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %crate::request_id::of(req),
+            )
         })
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO))
@@ -161,6 +170,11 @@ fn with_middleware(routes: Router<AppState>, untimed: Router<AppState>, state: A
         .layer(middleware::from_fn(json_errors))
         .layer(CompressionLayer::new().compress_when(compress))
         .layer(trace)
+        .layer(middleware::from_fn_with_state(
+            state.metrics().clone(),
+            crate::metrics::track_http,
+        ))
+        .layer(middleware::from_fn(crate::request_id::request_id))
         .with_state(state)
 }
 
@@ -387,38 +401,6 @@ async fn sync_today(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 
 async fn sync_recent(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     run_sync(&state, Preset::Recent, SyncTrigger::Recent).await
-}
-
-async fn healthz(State(state): State<AppState>) -> Response {
-    let store = state.store().health().await;
-    let last_sync = state.sync_runner().and_then(|r| r.last_outcome());
-    let syncing = state.sync_runner().is_some_and(|r| r.is_running());
-    match store {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({
-                "status": "ok",
-                "store": "ok",
-                "sync_running": syncing,
-                "last_sync": last_sync,
-            })),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %crate::error::ErrorChain(&e), "health check: the store does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({
-                    "status": "unavailable",
-                    "store": "unreachable",
-                    "sync_running": syncing,
-                    "last_sync": last_sync,
-                    "error": {"code": "store_unavailable", "message": "the database does not answer; the details are in the server log"},
-                })),
-            )
-                .into_response()
-        }
-    }
 }
 
 async fn events(State(state): State<AppState>) -> Response {

@@ -93,6 +93,9 @@ pub const ROUTE_ROLES: &[(&str, &str, Access)] = &[
     ("POST", "/api/tokens", Access::Role(Role::Admin)),
     ("DELETE", "/api/tokens/{name}", Access::Role(Role::Admin)),
     ("GET", "/healthz", Access::Public),
+    ("GET", "/readyz", Access::Public),
+    // Counts and route templates, never call data: any token.
+    ("GET", "/metrics", Access::Role(Role::Viewer)),
 ];
 
 /// What `method path` needs: its [`ROUTE_ROLES`] entry (`HEAD` as `GET`);
@@ -213,6 +216,8 @@ impl FailureLimiter {
 pub struct AuthState {
     limiter: FailureLimiter,
     tokens_in_use: AtomicBool,
+    /// The store answered, at least once, that it holds no token.
+    seen_open: AtomicBool,
 }
 
 impl AuthState {
@@ -223,17 +228,30 @@ impl AuthState {
 }
 
 /// Whether the API needs a token: an API token is set, or some token was
-/// ever stored. A store that fails to answer is an error (the API never
-/// opens because the database hiccupped).
+/// ever stored. When the store does not answer, the last answer stands: an
+/// API that was open stays open (tokens live in the database: none can be
+/// made while it is away), and one that never got an answer is an error
+/// (it never opens because the database is unreachable at start).
 pub async fn auth_required(state: &AppState) -> Result<bool, StoreError> {
-    if state.has_api_token() || state.auth().tokens_in_use.load(Ordering::Acquire) {
+    let auth = state.auth();
+    if state.has_api_token() || auth.tokens_in_use.load(Ordering::Acquire) {
         return Ok(true);
     }
-    let any = !state.store().tokens().await?.is_empty();
-    if any {
-        state.auth().tokens_in_use.store(true, Ordering::Release);
+    match state.store().tokens().await {
+        Ok(tokens) if tokens.is_empty() => {
+            auth.seen_open.store(true, Ordering::Release);
+            Ok(false)
+        }
+        Ok(_) => {
+            auth.tokens_in_use.store(true, Ordering::Release);
+            Ok(true)
+        }
+        Err(e) if auth.seen_open.load(Ordering::Acquire) => {
+            tracing::warn!(error = %crate::error::ErrorChain(&e), "the store does not answer; the API stays open as it was");
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
-    Ok(any)
 }
 
 /// The client's address (the TCP peer), when the server was served with

@@ -15,6 +15,8 @@
 //! * [`viewer`] is the web viewer ("Call Viewer") the router serves at `/`:
 //!   plain HTML, CSS and JavaScript modules embedded in the binary.
 //! * [`events`] streams live updates (`GET /api/events`) to the viewer.
+//! * [`health`] answers the probes and `/metrics`; [`metrics`] is the
+//!   Prometheus registry; [`request_id`] gives every request its id.
 //!
 //! ## Endpoints
 //!
@@ -38,7 +40,9 @@
 //! | `GET /api/events` | `text/event-stream` of live updates (`sync_started`, `sync_progress`, `sync`, `changed`) |
 //! | `GET /api/me` | `{"name", "role", "auth_required"}`: who the token is |
 //! | `GET /api/tokens`, `POST /api/tokens`, `DELETE /api/tokens/{name}` | list, create (the token's text shown once), revoke tokens (admin) |
-//! | `GET /healthz` | `{"status", "store", "sync_running", "last_sync"}` (503 when the store does not answer) |
+//! | `GET /healthz` | liveness: `{"status", "store", "sync_running", "last_sync"}` (200 while serving) |
+//! | `GET /readyz` | readiness: `{"status", "checks"}` (503 when a check fails) |
+//! | `GET /metrics` | Prometheus metrics ([`metrics`]; the API token when one is set) |
 //!
 //! Every route needs a role ([`auth::ROUTE_ROLES`]); a token below it gets
 //! 403 `forbidden`. Errors are `{"error": {"code", "message"}}`. One sync runs at a time: a
@@ -68,10 +72,13 @@ pub mod edits;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod health;
 pub mod media_cookie;
+pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod recordings;
+pub mod request_id;
 pub mod server;
 pub mod signature;
 pub mod state;
@@ -85,6 +92,7 @@ pub mod webhook;
 pub use api::{router, EVENTS_PATH, ROUTES};
 pub use error::ApiError;
 pub use events::{EventHub, ServerEvent};
+pub use metrics::Metrics;
 pub use server::{check_exposure, serve, serve_with_shutdown, ServeError, ServerConfig};
 pub use state::AppState;
 pub use sync_runner::{SyncOutcome, SyncRunError, SyncRunner, SyncTrigger};

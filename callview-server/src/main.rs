@@ -15,7 +15,7 @@ use callview_core::{
     TwilioClient,
 };
 use callview_server::contacts_csv;
-use callview_server::{check_exposure, db, demo, AppState, ServerConfig, SyncRunner};
+use callview_server::{check_exposure, db, demo, AppState, Metrics, ServerConfig, SyncRunner};
 use callview_sim::SimConfig;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -71,6 +71,27 @@ struct CommonArgs {
         global = true
     )]
     default_region: String,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line) for log shippers.
+    #[arg(
+        long,
+        env = "CALLVIEW_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`
+    /// (`message` and the event's fields) and `span` (a request's
+    /// `method`, `path` and `request_id`).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,6 +366,18 @@ struct ServeArgs {
     /// name: Europe/Paris, America/New_York).
     #[arg(long, env = "CALLVIEW_TIMEZONE", default_value = "UTC")]
     timezone: chrono_tz::Tz,
+
+    /// Also serve /metrics, /healthz and /readyz on this address, without
+    /// a token (on the main address /metrics needs the API token when one
+    /// is set). Bind it to a private address only.
+    #[arg(long, env = "CALLVIEW_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// /readyz fails when the last successful sync is older than this many
+    /// seconds; 0 turns the check off [default: 600 when syncs are
+    /// scheduled, else off].
+    #[arg(long, env = "CALLVIEW_READY_MAX_SYNC_AGE")]
+    ready_max_sync_age: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -385,7 +418,7 @@ fn main() -> std::process::ExitCode {
         Command::Sync(_) | Command::Import(_) | Command::Export(_) | Command::Token(_) => "warn",
         _ => "info",
     };
-    init_tracing(default_level);
+    init_tracing(default_level, cli.common.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -402,17 +435,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing(default_level: &str) {
+fn init_tracing(default_level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{default_level},tower_http=info,sqlx=warn,hyper=warn"
         ))
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_ansi(false)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -625,7 +665,8 @@ fn env_var(name: &str) -> Option<String> {
 
 /// The Twilio client the environment asks for: real credentials, or dummy
 /// ones when only `TWILIO_API_BASE_URL` is set. `None` when nothing is set.
-fn twilio_from_env() -> Result<Option<Arc<dyn TwilioClient>>> {
+/// Its requests are counted into `metrics` when given.
+fn twilio_from_env(metrics: Option<&Metrics>) -> Result<Option<Arc<dyn TwilioClient>>> {
     let config = match TwilioConfig::from_env().context("Twilio configuration")? {
         Some(config) => config,
         None => match env_var("TWILIO_API_BASE_URL") {
@@ -643,7 +684,10 @@ fn twilio_from_env() -> Result<Option<Arc<dyn TwilioClient>>> {
             None => return Ok(None),
         },
     };
-    let client = HttpTwilioClient::new(config).context("Twilio configuration")?;
+    let mut client = HttpTwilioClient::new(config).context("Twilio configuration")?;
+    if let Some(metrics) = metrics {
+        client = client.with_observer(metrics.twilio_observer());
+    }
     Ok(Some(Arc::new(client)))
 }
 
@@ -687,7 +731,7 @@ fn serve_database(
 
 async fn sync(common: &CommonArgs, args: SyncArgs) -> Result<()> {
     let rules = party_rules(common)?;
-    let Some(client) = twilio_from_env()? else {
+    let Some(client) = twilio_from_env(None)? else {
         bail!(
             "no Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY \
              and TWILIO_API_SECRET), or set TWILIO_API_BASE_URL to the URL printed by \
@@ -1093,14 +1137,23 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     let store = db::open_store(&database_url).await?;
+    let metrics = Metrics::new();
 
     let (client, live): (Arc<dyn TwilioClient>, Option<demo::LiveTraffic>) = if demo_mode {
         let sim = demo::default_demo_account();
         let live = demo::LiveTraffic::start(sim.clone(), demo::LIVE_TICK);
         (Arc::new(sim), Some(live))
     } else {
-        let client = twilio_from_env()?.context("no Twilio configuration")?;
+        let client = twilio_from_env(Some(&metrics))?.context("no Twilio configuration")?;
         (client, None)
     };
     let webhook = callview_server::webhook::WebhookConfig::new(
@@ -1120,20 +1173,36 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let runner = SyncRunner::new(SyncEngine::new(
-        Arc::clone(&client),
-        Arc::clone(&store),
-        rules.clone(),
-    ));
+    let runner = SyncRunner::with_metrics(
+        SyncEngine::new(Arc::clone(&client), Arc::clone(&store), rules.clone()),
+        metrics,
+    );
+    let interval_secs = args.sync_interval.unwrap_or(if demo_mode { 5 } else { 60 });
+    let ready_max_sync_age = match args.ready_max_sync_age {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => (interval_secs > 0).then_some(callview_server::health::DEFAULT_READY_MAX_SYNC_AGE),
+    };
     let state = AppState::new(store)
         .with_recordings(client, cache)
         .with_sync(runner)
         .with_webhook(webhook)
         .with_api_token(token)
         .with_timezone(args.timezone)
-        .with_normalizer(rules.normalizer);
-
-    let interval_secs = args.sync_interval.unwrap_or(if demo_mode { 5 } else { 60 });
+        .with_normalizer(rules.normalizer)
+        .with_ready_max_sync_age(ready_max_sync_age);
+    if let Some(listener) = metrics_listener {
+        let private = callview_server::health::serve_private(
+            listener,
+            state.clone(),
+            callview_server::server::shutdown_signal(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = private.await {
+                tracing::error!(error = %e, "the --metrics-listen listener failed");
+            }
+        });
+    }
     let initial_sync = (!args.no_initial_sync).then(|| {
         if demo_mode {
             // The whole simulated history, not only the initial preset's 100 calls.

@@ -551,12 +551,34 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
         "/healthz": {
             "get": {
                 "operationId": "health",
-                "summary": "Whether the database answers, and how the last sync went. Needs no token.",
+                "summary": "Liveness: answers 200 while the process serves, with whether the database answers and how the last sync went. Needs no token.",
                 "tags": ["meta"],
                 "security": [],
                 "responses": {
-                    "200": ok_response("The server and its database are up.", "Health"),
-                    "503": ok_response("The database does not answer.", "Health")
+                    "200": ok_response("The process serves (`status` is `degraded` and `store` `unreachable` when the database does not answer).", "Health")
+                }
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "ready",
+                "summary": "Readiness: the database answers, every migration is applied, and the last successful sync is recent enough (when a sync schedule runs). Needs no token.",
+                "tags": ["meta"],
+                "security": [],
+                "responses": {
+                    "200": ok_response("Ready: every check is `ok` or `skip`.", "Readiness"),
+                    "503": ok_response("Not ready: a check is `fail`; its `message` says why.", "Readiness")
+                }
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text format 0.0.4; OpenMetrics when `Accept` asks for `application/openmetrics-text`). Needs the API token when one is set; `--metrics-listen` serves it without one on a separate address.",
+                "tags": ["meta"],
+                "responses": {
+                    "200": {"description": "Every metric.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": error_response("Missing or wrong bearer token (`unauthorized`).")
                 }
             }
         }
@@ -880,11 +902,42 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
             "type": "object",
             "required": ["status", "store", "sync_running", "last_sync"],
             "properties": {
-                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "store": {"type": "string", "enum": ["ok", "unreachable"]},
                 "sync_running": {"type": "boolean"},
                 "last_sync": {"oneOf": [{"$ref": "#/components/schemas/SyncOutcome"}, {"type": "null"}]},
                 "error": {"$ref": "#/components/schemas/Error/properties/error"}
+            }
+        },
+        "ReadinessCheck": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "fail", "skip"]},
+                "message": {"type": "string", "description": "Why it failed or was skipped."}
+            },
+            "additionalProperties": true
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ready", "not_ready"]},
+                "checks": {
+                    "type": "object",
+                    "required": ["database", "migrations", "sync"],
+                    "properties": {
+                        "database": {"$ref": "#/components/schemas/ReadinessCheck"},
+                        "migrations": {
+                            "description": "`applied` and `expected`: the latest migration version the database records and this build's.",
+                            "$ref": "#/components/schemas/ReadinessCheck"
+                        },
+                        "sync": {
+                            "description": "`last_success_at` (Unix ms: the later of this process's last successful sync and the store's watermark), `age_seconds`, `max_age_seconds`.",
+                            "$ref": "#/components/schemas/ReadinessCheck"
+                        }
+                    }
+                }
             }
         }
     })

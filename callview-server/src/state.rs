@@ -2,6 +2,7 @@
 //! live events, the webhook's configuration and the API token).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use callview_core::twilio::{Secret, TwilioClient};
 use callview_core::{Normalizer, Store};
@@ -10,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use crate::audio_cache::AudioCache;
 use crate::events::EventHub;
+use crate::metrics::Metrics;
 use crate::signature::WebhookConfig;
 use crate::sync_runner::SyncRunner;
 
@@ -30,6 +32,8 @@ struct StateInner {
     recordings: Option<Arc<RecordingSource>>,
     timezone: chrono_tz::Tz,
     auth: Arc<crate::auth::AuthState>,
+    metrics: Metrics,
+    ready_max_sync_age: Option<Duration>,
 }
 
 /// Where recordings' audio comes from: the Twilio account (with the
@@ -109,6 +113,8 @@ impl AppState {
                 recordings: None,
                 timezone: chrono_tz::Tz::UTC,
                 auth: Default::default(),
+                metrics: Metrics::new(),
+                ready_max_sync_age: None,
             }),
         }
     }
@@ -126,6 +132,8 @@ impl AppState {
                 recordings: shared.recordings.clone(),
                 timezone: shared.timezone,
                 auth: Arc::clone(&shared.auth),
+                metrics: shared.metrics.clone(),
+                ready_max_sync_age: shared.ready_max_sync_age,
             },
         };
         f(&mut inner);
@@ -136,12 +144,37 @@ impl AppState {
 
     /// Adds the sync runner behind `POST /api/sync/*`, the scheduler and
     /// `/healthz`'s `last_sync`. `GET /api/events` then streams the
-    /// runner's events ([`SyncRunner::events`]).
+    /// runner's events ([`SyncRunner::events`]), and `/metrics` shows
+    /// the runner's metrics ([`SyncRunner::metrics`]).
     pub fn with_sync(self, runner: Arc<SyncRunner>) -> Self {
         self.edit(|s| {
             s.events = runner.events().clone();
+            s.metrics = runner.metrics().clone();
             s.sync = Some(runner);
         })
+    }
+
+    /// Counts into `metrics` (what `/metrics` shows) instead of a registry
+    /// of its own. [`AppState::with_sync`] adopts the runner's.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        self.edit(|s| s.metrics = metrics)
+    }
+
+    /// The metrics `/metrics` shows.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Makes `/readyz` fail when the last successful sync (of this process,
+    /// or the store's watermark, written by any process) is older than
+    /// `max_age`; `None` (the default): not checked.
+    pub fn with_ready_max_sync_age(self, max_age: Option<Duration>) -> Self {
+        self.edit(|s| s.ready_max_sync_age = max_age)
+    }
+
+    /// How old the last successful sync may be for `/readyz`.
+    pub fn ready_max_sync_age(&self) -> Option<Duration> {
+        self.inner.ready_max_sync_age
     }
 
     /// Where live updates are published: what `GET /api/events` streams.

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ErrorChain};
 use crate::events::{self, EventHub, ServerEvent};
+use crate::metrics::Metrics;
 pub use crate::trigger::SyncTrigger;
 use axum::http::StatusCode;
 
@@ -122,6 +123,7 @@ pub struct SyncRunner {
     last: Mutex<Option<SyncOutcome>>,
     closed: AtomicBool,
     events: EventHub,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for SyncRunner {
@@ -134,15 +136,29 @@ impl std::fmt::Debug for SyncRunner {
 }
 
 impl SyncRunner {
-    /// A runner around an engine.
+    /// A runner around an engine, counting its syncs into a registry of
+    /// its own.
     pub fn new(engine: SyncEngine) -> Arc<Self> {
+        Self::with_metrics(engine, Metrics::new())
+    }
+
+    /// A runner counting its syncs into `metrics` (for example the registry
+    /// its engine's Twilio client also counts into).
+    pub fn with_metrics(engine: SyncEngine, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             engine,
             gate: Arc::new(tokio::sync::Mutex::new(())),
             last: Mutex::new(None),
             closed: AtomicBool::new(false),
             events: EventHub::new(),
+            metrics,
         })
+    }
+
+    /// Where this runner counts its syncs (`callview_sync_*`,
+    /// `callview_*_ingested_total`); `/metrics` shows it.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Where this runner announces syncs (`sync_started`, `sync_progress`,
@@ -184,6 +200,7 @@ impl SyncRunner {
         let this = Arc::clone(self);
         let task = tokio::spawn(async move {
             let _guard = guard;
+            let clock = std::time::Instant::now();
             let started = Utc::now();
             this.events.publish(ServerEvent::SyncStarted {
                 trigger,
@@ -200,12 +217,22 @@ impl SyncRunner {
             };
             let result = this.engine.run(mode, Some(&on_page)).await;
             let result = result.map_err(SyncRunError::from_sync);
+            this.metrics.record_sync(
+                trigger,
+                outcome_label(&result),
+                result.as_ref().ok(),
+                clock.elapsed(),
+            );
             this.record(trigger, started, &result);
             result
         });
+        let clock = std::time::Instant::now();
         task.await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "the sync task failed");
-            Err(SyncRunError::Panicked)
+            let result = Err(SyncRunError::Panicked);
+            self.metrics
+                .record_sync(trigger, outcome_label(&result), None, clock.elapsed());
+            result
         })
     }
 
@@ -276,6 +303,18 @@ impl SyncRunner {
             tracing::info!("waiting for the running sync to finish");
         }
         tokio::time::timeout(grace, self.gate.lock()).await.is_ok()
+    }
+}
+
+/// The `outcome` label of `callview_sync_runs_total`.
+fn outcome_label(result: &Result<SyncReport, SyncRunError>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(SyncRunError::InProgress) => "busy",
+        Err(SyncRunError::Twilio(_)) => "twilio_error",
+        Err(SyncRunError::Store(_)) => "store_error",
+        Err(SyncRunError::ShuttingDown) => "shutting_down",
+        Err(SyncRunError::Panicked) => "panicked",
     }
 }
 

@@ -169,7 +169,7 @@ async fn a_body_over_one_mebibyte_is_413_json() {
 }
 
 #[tokio::test]
-async fn a_failing_database_is_a_generic_500_and_healthz_503() {
+async fn a_failing_database_is_a_generic_500_healthz_degraded_and_readyz_503() {
     let store: Arc<dyn callview_core::Store> = Arc::new(BrokenStore);
     let runner = SyncRunner::new(SyncEngine::new(
         Arc::new(sim(20, 1)),
@@ -193,12 +193,19 @@ async fn a_failing_database_is_a_generic_500_and_healthz_503() {
     assert_eq!(assert_error(&body), "sync_failed");
     assert!(!body.to_string().contains(SECRET_DETAIL), "{body}");
 
+    // Liveness: the process serves, the database does not answer.
     let (status, body) = server.get("/healthz").await;
-    assert_eq!(status, 503);
-    assert_eq!(body["status"], "unavailable");
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "degraded");
     assert_eq!(body["store"], "unreachable");
     assert!(!body.to_string().contains(SECRET_DETAIL), "{body}");
     assert_eq!(body["last_sync"]["ok"], false);
+    // Readiness: not ready, without the details.
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["database"]["status"], "fail");
+    assert!(!body.to_string().contains(SECRET_DETAIL), "{body}");
 }
 
 #[tokio::test]

@@ -106,6 +106,15 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
                 .starts_with("application/x-ndjson"));
             continue;
         }
+        if concrete == "/metrics" {
+            let response = server.http.get(server.url(&concrete)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{concrete}");
+            assert!(response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain"));
+            continue;
+        }
         if concrete.ends_with(".csv") {
             let response = server.http.get(server.url(&concrete)).send().await.unwrap();
             assert_eq!(response.status(), 200, "{concrete}");
@@ -151,6 +160,7 @@ async fn every_reference_resolves_and_errors_use_the_error_schema() {
         "SyncReport",
         "SyncResult",
         "Health",
+        "Readiness",
         "Error",
     ] {
         assert!(schemas.contains_key(name), "{name}");
@@ -160,11 +170,11 @@ async fn every_reference_resolves_and_errors_use_the_error_schema() {
         let pointer = target.trim_start_matches('#');
         assert!(doc.pointer(pointer).is_some(), "dangling $ref {target}");
     }
-    // Every 4xx/5xx response refers to the Error schema (healthz's 503 is a Health body).
+    // Every 4xx/5xx response refers to the Error schema (readyz's 503 is a Readiness body).
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             for (status, response) in operation["responses"].as_object().unwrap() {
-                if status.starts_with('2') || path == "/healthz" {
+                if status.starts_with('2') || path == "/readyz" {
                     continue;
                 }
                 assert_eq!(

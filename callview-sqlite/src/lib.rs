@@ -80,8 +80,8 @@ use callview_core::recording::{RecordingSid, Transcript};
 use callview_core::stats::{StatsQuery, StatsRows};
 use callview_core::store::{
     CallMedia, ContactRecord, ConversationPage, ConversationQuery, ConversationView, IngestTx,
-    MessagePage, MessageQuery, RefreshUpdate, Store, StoreCounts, StoreError, TagCount,
-    UnfinishedQuery,
+    MessagePage, MessageQuery, PoolStatus, RefreshUpdate, SchemaStatus, Store, StoreCounts,
+    StoreError, TagCount, UnfinishedQuery,
 };
 use callview_core::Interaction;
 use chrono::{DateTime, Utc};
@@ -120,6 +120,11 @@ pub struct SqliteStore {
 struct Inner {
     /// The file, or `None` for a private in-memory database.
     path: Option<PathBuf>,
+    /// Which file `path` named when the store opened it: `health` fails
+    /// when the path no longer names it (the file was moved, deleted or
+    /// replaced under the open connections, which would go on writing into
+    /// a file no one sees).
+    identity: Option<FileIdentity>,
     /// How errors name the database.
     label: String,
     /// The one connection that writes (and, in memory, also reads). An
@@ -329,8 +334,10 @@ impl SqliteStore {
     }
 
     fn from_parts(path: Option<PathBuf>, label: String, writer: Connection) -> Self {
+        let identity = path.as_deref().and_then(FileIdentity::of);
         Self {
             inner: Arc::new(Inner {
+                identity,
                 path,
                 label,
                 writer: Arc::new(AsyncMutex::new(writer)),
@@ -413,7 +420,85 @@ impl SqliteStore {
     }
 }
 
+/// What identifies a file while it exists: its device and inode on Unix
+/// (elsewhere nothing: only the path's existence is checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileIdentity {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Option<Self> {
+        let metadata = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Some(Self {
+                dev: metadata.dev(),
+                ino: metadata.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            Some(Self {})
+        }
+    }
+}
+
 impl Inner {
+    /// Fails when the database file is no longer at its path, or the path
+    /// names another file than the one the store opened.
+    fn check_file(&self) -> Result<(), StoreError> {
+        let (Some(path), Some(opened)) = (&self.path, self.identity) else {
+            return Ok(());
+        };
+        let problem = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "is gone (moved or deleted while callview had it open)".to_owned()
+            }
+            Err(e) => format!("cannot be checked: {e}"),
+            Ok(_) if FileIdentity::of(path) != Some(opened) => {
+                "was replaced by another file while callview had it open; restart callview \
+                 to use the new file"
+                    .to_owned()
+            }
+            Ok(_) => return Ok(()),
+        };
+        Err(StoreError::Backend {
+            message: format!("the SQLite database file {} {problem}", self.label),
+            source: None,
+        })
+    }
+
+    /// How the read connections are used now.
+    fn pool_status(&self) -> PoolStatus {
+        if self.path.is_none() {
+            // One connection does everything.
+            let in_use = u32::from(self.writer.try_lock().is_err());
+            return PoolStatus {
+                max: 1,
+                idle: 1 - in_use,
+                in_use,
+            };
+        }
+        let max = MAX_READERS as u32;
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len() as u32;
+        let available = self.read_permits.available_permits() as u32;
+        PoolStatus {
+            max,
+            idle,
+            in_use: max.saturating_sub(available),
+        }
+    }
+
     /// Adds which database failed to a backend error's message.
     fn name_database(&self, error: StoreError) -> StoreError {
         match error {
@@ -843,7 +928,16 @@ impl Store for SqliteStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
+        self.inner.check_file()?;
         self.read(|conn| queries::health(conn)).await
+    }
+
+    async fn schema_status(&self) -> Result<Option<SchemaStatus>, StoreError> {
+        self.read(|conn| schema::status(conn).map(Some)).await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        Some(self.inner.pool_status())
     }
 
     async fn root_sids_page(

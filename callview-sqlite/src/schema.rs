@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use callview_core::store::StoreError;
+use callview_core::store::{SchemaStatus, StoreError};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -179,6 +179,28 @@ pub(crate) fn migrate(conn: &mut Connection, label: &str) -> Result<Vec<i64>, St
     Ok(applied)
 }
 
+/// The migrations the database records against those of this build.
+pub(crate) fn status(conn: &Connection) -> Result<SchemaStatus, StoreError> {
+    let read = |e| StoreError::backend("reading schema_migrations", e);
+    let mut statement = conn
+        .prepare_cached("SELECT version FROM schema_migrations")
+        .map_err(read)?;
+    let applied = statement
+        .query_map([], |r| r.get::<_, i64>(0))
+        .map_err(read)?
+        .collect::<Result<std::collections::BTreeSet<i64>, _>>()
+        .map_err(read)?;
+    Ok(SchemaStatus {
+        expected: MIGRATIONS.last().map_or(0, |m| m.version),
+        applied: applied.last().copied().unwrap_or(0),
+        missing: MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +228,20 @@ mod tests {
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn status_names_missing_migrations() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "test").unwrap();
+        let current = status(&conn).unwrap();
+        assert!(current.is_current(), "{current:?}");
+        assert_eq!(current.applied, MIGRATIONS.len() as i64);
+        conn.execute("DELETE FROM schema_migrations WHERE version = 3", [])
+            .unwrap();
+        let behind = status(&conn).unwrap();
+        assert_eq!(behind.missing, vec![3]);
+        assert!(!behind.is_current());
     }
 
     #[test]

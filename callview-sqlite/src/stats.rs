@@ -207,47 +207,38 @@ fn counters_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Counters> {
     Ok(c)
 }
 
-/// Ranges as a JSON array of `[first, end]` pairs.
-fn json_ranges(ranges: &[(i64, i64)]) -> String {
-    serde_json::to_string(ranges).unwrap_or_else(|_| "[]".to_owned())
-}
-
 /// The rows of `table` (`stats_slots` by `slot`, `stats_hours` by `hour`)
-/// in `ranges`.
+/// in `ranges`: one primary-key range read each.
 fn summary_rows(
     conn: &Connection,
     table: &str,
     key: &str,
     ranges: &[(i64, i64)],
 ) -> Result<Vec<SlotRow>, StoreError> {
-    if ranges.is_empty() {
-        return Ok(Vec::new());
-    }
     let what = || format!("reading {table}");
     let sql = format!(
-        "SELECT s.{key}, s.currency, s.line, {cols}
-         FROM json_each(?1) AS r JOIN {table} AS s
-           ON s.{key} >= r.value ->> 0 AND s.{key} < r.value ->> 1
-         ORDER BY s.{key}, s.currency, s.line",
-        cols = counters::columns()
-            .iter()
-            .map(|c| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "SELECT {key}, currency, line, {cols} FROM {table}
+         WHERE {key} >= ?1 AND {key} < ?2 ORDER BY {key}, currency, line",
+        cols = counters::columns().join(", ")
     );
-    conn.prepare_cached(&sql)
-        .map_err(db(what()))?
-        .query_map([json_ranges(ranges)], |r| {
-            Ok(SlotRow {
-                slot: r.get(0)?,
-                currency: r.get(1)?,
-                line: r.get(2)?,
-                counters: counters_at(r, 3)?,
+    let mut statement = conn.prepare_cached(&sql).map_err(db(what()))?;
+    let mut out = Vec::new();
+    for (first, end) in ranges {
+        let rows = statement
+            .query_map(params![first, end], |r| {
+                Ok(SlotRow {
+                    slot: r.get(0)?,
+                    currency: r.get(1)?,
+                    line: r.get(2)?,
+                    counters: counters_at(r, 3)?,
+                })
             })
-        })
-        .map_err(db(what()))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db(what()))
+            .map_err(db(what()))?;
+        for row in rows {
+            out.push(row.map_err(db(what()))?);
+        }
+    }
+    Ok(out)
 }
 
 /// `Store::stats`.

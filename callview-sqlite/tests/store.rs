@@ -1149,3 +1149,42 @@ async fn reads_run_while_syncs_write() {
         .unwrap();
     assert_eq!((page.total, page.conversations.len()), (50, 5));
 }
+
+#[tokio::test]
+async fn health_fails_while_the_file_is_gone_or_replaced_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_db(&dir, "health.db");
+    let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+    store.health().await.unwrap();
+    let status = store.schema_status().await.unwrap().unwrap();
+    assert!(status.is_current(), "{status:?}");
+
+    let moved = dir.path().join("moved.db");
+    std::fs::rename(&path, &moved).unwrap();
+    let message = backend_message(store.health().await.unwrap_err());
+    assert!(message.contains("is gone"), "{message}");
+    assert!(message.contains("health.db"), "{message}");
+    std::fs::rename(&moved, &path).unwrap();
+    store.health().await.unwrap();
+
+    // Another file at the path: the store's connections do not see it.
+    std::fs::copy(&path, &moved).unwrap();
+    std::fs::rename(&moved, &path).unwrap();
+    let message = backend_message(store.health().await.unwrap_err());
+    assert!(message.contains("replaced"), "{message}");
+}
+
+#[tokio::test]
+async fn pool_status_counts_the_read_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(temp_db(&dir, "pool.db").to_str().unwrap()).unwrap();
+    let idle = store.pool_status().unwrap();
+    assert_eq!((idle.max, idle.in_use), (4, 0), "{idle:?}");
+    store.health().await.unwrap();
+    let after = store.pool_status().unwrap();
+    assert_eq!((after.idle, after.in_use), (1, 0), "{after:?}");
+
+    let memory = SqliteStore::open_in_memory().unwrap();
+    let status = memory.pool_status().unwrap();
+    assert_eq!((status.max, status.idle, status.in_use), (1, 1, 0));
+}

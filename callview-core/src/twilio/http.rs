@@ -9,7 +9,8 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,7 +24,7 @@ use futures::TryStreamExt;
 use super::{
     encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio,
     RecordingFilter, RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig,
-    TwilioError,
+    TwilioError, TwilioEvent, TwilioObserver,
 };
 use crate::call::{Call, CallSid};
 use crate::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
@@ -121,6 +122,8 @@ pub struct HttpTwilioClient {
     base_prefix: String,
     retry: RetryPolicy,
     timeout: Duration,
+    /// Told about every request (metrics), when set.
+    observer: Option<Arc<dyn TwilioObserver>>,
 }
 
 impl fmt::Debug for HttpTwilioClient {
@@ -133,6 +136,7 @@ impl fmt::Debug for HttpTwilioClient {
             .field("secret", &"[redacted]")
             .field("retry", &self.retry)
             .field("timeout", &self.timeout)
+            .field("observed", &self.observer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -192,7 +196,34 @@ impl HttpTwilioClient {
             base_prefix,
             retry: RetryPolicy::default(),
             timeout: DEFAULT_TIMEOUT,
+            observer: None,
         })
+    }
+
+    /// Tells `observer` about every request: each answer with its status
+    /// (429s and redirects included), each request that got none, each
+    /// retry ([`TwilioEvent`]).
+    pub fn with_observer(mut self, observer: Arc<dyn TwilioObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, event: TwilioEvent) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&event);
+        }
+    }
+
+    /// Tells the observer how a request sent at `sent` ended.
+    fn observe_sent<T>(&self, sent: Instant, result: &Result<reqwest::Response, T>) {
+        let elapsed = sent.elapsed();
+        self.observe(match result {
+            Ok(response) => TwilioEvent::Answered {
+                status: response.status().as_u16(),
+                elapsed,
+            },
+            Err(_) => TwilioEvent::NoAnswer { elapsed },
+        });
     }
 
     /// Replaces the retry policy.
@@ -322,6 +353,11 @@ impl HttpTwilioClient {
                 TwilioError::Api { status, .. } => Some(*status),
                 _ => None,
             };
+            self.observe(TwilioEvent::Retry {
+                attempt,
+                delay,
+                status,
+            });
             tracing::warn!(
                 path = url.path(),
                 status,
@@ -343,6 +379,7 @@ impl HttpTwilioClient {
         what: &str,
     ) -> Result<Value, (TwilioError, Option<Duration>)> {
         let (user, secret) = self.config.credentials.basic_auth();
+        let sent = Instant::now();
         let response = self
             .http
             .get(url.clone())
@@ -350,8 +387,9 @@ impl HttpTwilioClient {
             .header(ACCEPT, "application/json")
             .timeout(self.timeout)
             .send()
-            .await
-            .map_err(|e| (self.transport_error(e), None))?;
+            .await;
+        self.observe_sent(sent, &response);
+        let response = response.map_err(|e| (self.transport_error(e), None))?;
         let status = response.status();
         let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::SERVICE_UNAVAILABLE
@@ -670,7 +708,10 @@ impl HttpTwilioClient {
             .get(current.clone())
             .basic_auth(user, Some(secret.expose()));
         for hop in 0..=MAX_AUDIO_REDIRECTS {
-            let response = request.send().await.map_err(|e| {
+            let sent = Instant::now();
+            let response = request.send().await;
+            self.observe_sent(sent, &response);
+            let response = response.map_err(|e| {
                 // A storage URL carries its own signature: never in an error.
                 let e = if hop > 0 { e.without_url() } else { e };
                 (self.transport_error(e), None)

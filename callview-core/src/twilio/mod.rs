@@ -8,6 +8,7 @@ mod config;
 mod error;
 #[cfg(feature = "http")]
 mod http;
+mod observer;
 mod query;
 
 pub use config::{
@@ -16,6 +17,7 @@ pub use config::{
 pub use error::TwilioError;
 #[cfg(feature = "http")]
 pub use http::{HttpTwilioClient, RetryPolicy};
+pub use observer::{TwilioEvent, TwilioObserver};
 pub use query::{encode_component, encode_query, format_query_time};
 
 use async_trait::async_trait;
