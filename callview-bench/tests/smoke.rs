@@ -229,7 +229,12 @@ async fn stats_smoke() {
         let year = &s.requests[0];
         assert!(year.interactions > 500, "{}: {year:?}", s.store);
         assert!(year.buckets >= 365, "{}", s.store);
-        assert!(s.requests[4].interactions < year.interactions);
+        // The last 7 days hold some calls, not all.
+        let week = &s.requests[4];
+        assert!(
+            week.interactions > 0 && week.interactions < year.interactions,
+            "{week:?}"
+        );
         assert!(s.requests.iter().all(|r| r.p50_ms > 0.0 && r.bytes > 0));
     }
     for (x, y) in a.requests.iter().zip(&b.requests) {
