@@ -333,6 +333,38 @@ impl Store for TimedStore {
         timed(&self.timings, "store.tags", self.inner.tags()).await
     }
 
+    async fn create_token(
+        &self,
+        token: &callview_core::access::NewToken,
+    ) -> Result<callview_core::access::TokenRecord, StoreError> {
+        self.inner.create_token(token).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<callview_core::access::TokenRecord>, StoreError> {
+        timed(&self.timings, "store.tokens", self.inner.tokens()).await
+    }
+
+    async fn revoke_token(
+        &self,
+        name: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<callview_core::access::TokenRecord, StoreError> {
+        self.inner.revoke_token(name, at).await
+    }
+
+    async fn authenticate(
+        &self,
+        hash: &callview_core::access::TokenHash,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<callview_core::access::TokenRecord>, StoreError> {
+        timed(
+            &self.timings,
+            "store.authenticate",
+            self.inner.authenticate(hash, now),
+        )
+        .await
+    }
+
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         timed(&self.timings, "store.counts", self.inner.counts()).await
     }

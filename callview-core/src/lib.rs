@@ -4,6 +4,7 @@
 //! customer phone number, with forwarded and transferred legs folded into the
 //! call they belong to.
 //!
+//! * [`access`]: named API tokens and their roles.
 //! * [`call`]: the typed Twilio call record.
 //! * [`endpoint`]: what a `from`/`to` value is, canonical and display forms,
 //!   the external party of a call.
@@ -26,6 +27,7 @@
 //! with its own HTTP stack implements [`TwilioClient`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod access;
 pub mod annotations;
 pub mod call;
 pub mod callback;

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::access::{NewToken, TokenHash, TokenRecord};
 use crate::annotations::{Annotations, CallEdit, ContactEdit, ContactFields, EditMeta};
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
@@ -825,6 +826,37 @@ pub trait Store: Send + Sync {
     /// tags that differ only in case count as one (shown as the most
     /// common spelling, ties to the first in order), most used first.
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError>;
+
+    /// Stores a new API token ([`crate::access`]): its name, role, hash,
+    /// creation and expiry. A token of that name that has expired (and
+    /// was not revoked) is marked revoked at `token.created_at` first, so
+    /// its name can be used again; [`StoreError::Conflict`] when a token
+    /// of that name is still active (revoke it first). Its own short write
+    /// transaction, not an [`IngestTx`]: tokens share nothing with what
+    /// plans write, and a token made while a sync runs need not wait for
+    /// the sync's pages.
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError>;
+
+    /// Every stored token (revoked and expired ones included), oldest
+    /// first. Never their hashes.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes the token named `name` (every row of that name not revoked
+    /// yet) at `at`; `NotFound` when there is none. Every process sharing
+    /// the database refuses it from its next request on: nothing caches
+    /// tokens.
+    async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<TokenRecord, StoreError>;
+
+    /// The active token (not revoked, not expired at `now`) whose text
+    /// hashes to `hash`, or `None`. Sets its `last_used_at` to `now` when
+    /// that is at least [`crate::access::LAST_USED_GRANULARITY`] after the
+    /// stored one (a store may skip the write while its writer is busy;
+    /// the next use writes it), and returns the record as stored then.
+    async fn authenticate(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError>;
 
     /// One recording; `NotFound` when it is not stored (a deleted one is
     /// returned, with its `deleted_at`).

@@ -41,6 +41,7 @@ mod store;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+mod tokens;
 
 pub use options::{redact_url, PostgresOptions};
 pub use store::{PostgresStore, SYNC_LOCK_KEY};

@@ -14,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use tokio::sync::Mutex;
 
+use callview_core::access::{NewToken, TokenHash, TokenRecord};
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::export::{ExportQuery, ExportRow};
@@ -349,8 +350,8 @@ impl PostgresStore {
 /// The pool and the (redacted) URL every error names: what both the store
 /// and its ingest transactions need.
 #[derive(Clone)]
-struct Db {
-    pool: PgPool,
+pub(crate) struct Db {
+    pub(crate) pool: PgPool,
     url: Arc<str>,
 }
 
@@ -367,7 +368,7 @@ impl Db {
 
     /// Maps a database error into a [`StoreError`] that says what was being
     /// done, on which (redacted) database.
-    fn error(&self, what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    pub(crate) fn error(&self, what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
         let what = what.to_owned();
         move |e| {
             let message = format!("{what} on {}: {}", self.url, describe(&e));
@@ -1435,6 +1436,26 @@ impl Store for PostgresStore {
         .await
         .map_err(self.db.error("listing contacts"))?;
         Ok(rows.into_iter().map(ContactRow::into_record).collect())
+    }
+
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
+        self.db.create_token(token).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.db.tokens().await
+    }
+
+    async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<TokenRecord, StoreError> {
+        self.db.revoke_token(name, at).await
+    }
+
+    async fn authenticate(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.db.authenticate(hash, now).await
     }
 
     async fn export_calls(

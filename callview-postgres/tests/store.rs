@@ -126,6 +126,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
     assert_eq!(
         indexes,
         [
+            "idx_api_tokens_live_name",
             "idx_contacts_phone",
             "idx_conversation_stats_interactions",
             "idx_conversation_stats_missed",
@@ -175,6 +176,8 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
     assert_eq!(
         uniques,
         [
+            "api_tokens_pkey",
+            "api_tokens_token_hash_key",
             "contacts_phone_number_key",
             "contacts_pkey",
             "conversation_count_pkey",

@@ -53,18 +53,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sync/recent"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/events"),
+    ("GET", "/api/me"),
+    ("GET", "/api/tokens"),
+    ("POST", "/api/tokens"),
+    ("DELETE", "/api/tokens/{name}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
 ];
 
 /// The path of the server-sent event stream. Besides the bearer header it
-/// accepts the API token as `?token=` (an `EventSource` cannot send
+/// accepts the token as `?token=` (an `EventSource` cannot send
 /// headers); query strings are never logged.
 pub const EVENTS_PATH: &str = "/api/events";
 
-/// The API as an axum [`Router`], with its middleware: bearer-token check
-/// on `/api` (when a token is set), JSON errors for every failure, gzip,
+/// The API as an axum [`Router`], with its middleware: the caller's token
+/// and role on `/api` ([`crate::auth`]), JSON errors for every failure, gzip,
 /// a 30 s request timeout, a 1 MiB body limit and request tracing
 /// (method and path only).
 ///
@@ -94,6 +98,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sync/recent", post(sync_recent))
         .route("/api/openapi.json", get(openapi))
         .route(EVENTS_PATH, get(events))
+        .route("/api/me", get(crate::auth::me))
+        .route(
+            "/api/tokens",
+            get(crate::auth::list_tokens).post(crate::auth::create_token),
+        )
+        .route(
+            "/api/tokens/{name}",
+            axum::routing::delete(crate::auth::revoke_token),
+        )
         .route("/healthz", get(crate::health::healthz))
         .route("/readyz", get(crate::health::readyz))
         .route("/metrics", get(crate::health::metrics))
@@ -149,7 +162,10 @@ fn with_middleware(routes: Router<AppState>, untimed: Router<AppState>, state: A
         .merge(untimed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn(json_errors))
         .layer(CompressionLayer::new().compress_when(compress))
@@ -160,77 +176,6 @@ fn with_middleware(routes: Router<AppState>, untimed: Router<AppState>, state: A
         ))
         .layer(middleware::from_fn(crate::request_id::request_id))
         .with_state(state)
-}
-
-fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
-}
-
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(check) = state.token_check() {
-        if is_api_path(req.uri().path()) {
-            let header_token = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    let (scheme, token) = v.trim().split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-                });
-            // An EventSource cannot send headers: the event stream also
-            // takes `?token=`.
-            let query_token = (req.uri().path() == EVENTS_PATH)
-                .then(|| query_token(req.uri().query()))
-                .flatten();
-            let given = header_token.or(query_token.as_deref());
-            // An <audio> element cannot send headers either: a recording's
-            // audio also opens with the media cookie of `POST /api/session`.
-            if given.is_none()
-                && matches!(
-                    *req.method(),
-                    axum::http::Method::GET | axum::http::Method::HEAD
-                )
-                && crate::media_cookie::is_audio_path(req.uri().path())
-            {
-                let cookie_ok = req
-                    .headers()
-                    .get_all(header::COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .filter_map(crate::media_cookie::from_cookie_header)
-                    .any(|value| {
-                        crate::media_cookie::verify(check.media_key(), value, chrono::Utc::now())
-                    });
-                if cookie_ok {
-                    return next.run(req).await;
-                }
-            }
-            let problem = match given {
-                None => Some("this API needs `Authorization: Bearer <token>`"),
-                Some(token) if !check.matches(token.as_bytes()) => {
-                    Some("the bearer token is not valid")
-                }
-                Some(_) => None,
-            };
-            if let Some(message) = problem {
-                let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-                    .into_response();
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"callview\""),
-                );
-                return response;
-            }
-        }
-    }
-    next.run(req).await
-}
-
-/// The `token` parameter of a query string.
-fn query_token(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(key, _)| key == "token")
-        .map(|(_, value)| value.trim().to_owned())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -504,13 +449,5 @@ mod tests {
             .unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["code"], "timeout");
-    }
-
-    #[test]
-    fn api_paths() {
-        assert!(is_api_path("/api"));
-        assert!(is_api_path("/api/conversations"));
-        assert!(!is_api_path("/apis"));
-        assert!(!is_api_path("/healthz"));
     }
 }

@@ -17,13 +17,14 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use callview_core::annotations::{CallEdit, ContactEdit, EditError, EditMeta};
 use callview_core::store::check_version;
 use callview_core::StoreError;
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::events::ServerEvent;
 use crate::state::AppState;
@@ -116,9 +117,11 @@ fn not_found(what: String) -> impl FnOnce(StoreError) -> ApiError {
     }
 }
 
-fn meta() -> EditMeta {
+/// Who makes an edit: the name of the caller's token (none when the API
+/// is open), and when.
+fn meta(caller: &Option<Extension<Caller>>) -> EditMeta {
     EditMeta {
-        by: None,
+        by: caller.as_ref().and_then(|Extension(c)| c.name.clone()),
         at: Utc::now(),
     }
 }
@@ -141,6 +144,7 @@ pub async fn get_contact(
 /// `PATCH /api/contacts/{id}`.
 pub async fn patch_contact(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
@@ -165,7 +169,7 @@ pub async fn patch_contact(
     }
     let mut tx = state.store().begin_ingest().await?;
     let record = tx
-        .edit_contact(id, &edit, expected, &meta())
+        .edit_contact(id, &edit, expected, &meta(&caller))
         .await
         .map_err(not_found(format!("contact {id}")))?;
     tx.commit().await?;
@@ -180,6 +184,7 @@ pub async fn patch_contact(
 /// a conversation; its id as the messages list shows it).
 pub async fn patch_message(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
@@ -203,7 +208,7 @@ pub async fn patch_message(
         // transaction: a leg's id is not one.
         let mut tx = state.store().begin_ingest().await?;
         let annotations = tx
-            .edit_call(id, &edit, expected, &meta())
+            .edit_call(id, &edit, expected, &meta(&caller))
             .await
             .map_err(not_found(format!("message {id}")))?;
         tx.commit().await?;

@@ -12,7 +12,8 @@
 //!   answers), `migrations` (every migration of this build is applied) and
 //!   `sync` (the last successful sync is not older than
 //!   [`AppState::ready_max_sync_age`]; `skip` when that is not set).
-//! * `/metrics` needs the API token when one is set, like `/api`.
+//! * `/metrics` needs a token (of any role) when tokens are in use, like
+//!   `/api` ([`crate::auth::ROUTE_ROLES`]).
 //!
 //! A store that does not answer within [`CHECK_TIMEOUT`] fails its check
 //! (so a probe never hangs); store errors are logged, never shown.
@@ -20,7 +21,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -29,7 +30,7 @@ use callview_core::StoreError;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::error::{ApiError, ErrorChain};
+use crate::error::ErrorChain;
 use crate::metrics::{LiveValues, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 use crate::state::AppState;
 
@@ -228,34 +229,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The bearer token of `Authorization`.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// `GET /metrics` on the API's listener: the API token is needed when one
-/// is set.
+/// `GET /metrics` on the API's listener: the router's authentication
+/// ([`crate::auth`]) lets it through only with a token (of any role)
+/// when tokens are in use, like `/api`.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(check) = state.token_check() {
-        let problem = match bearer(&headers) {
-            None => Some("metrics need `Authorization: Bearer <token>`"),
-            Some(token) if !check.matches(token.as_bytes()) => {
-                Some("the bearer token is not valid")
-            }
-            Some(_) => None,
-        };
-        if let Some(message) = problem {
-            let mut response =
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"callview\""),
-            );
-            return response;
-        }
-    }
     scrape(&state, &headers).await
 }
 

@@ -40,11 +40,14 @@
 //! | `POST /api/sync/today`, `POST /api/sync/recent` | `{"success", "message", "synced", "skipped", "total", "report"}` |
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document |
 //! | `GET /api/events` | `text/event-stream` of live updates (`sync_started`, `sync_progress`, `sync`, `changed`) |
+//! | `GET /api/me` | `{"name", "role", "auth_required"}`: who the token is |
+//! | `GET /api/tokens`, `POST /api/tokens`, `DELETE /api/tokens/{name}` | list, create (the token's text shown once), revoke tokens (admin) |
 //! | `GET /healthz` | liveness: `{"status", "store", "sync_running", "last_sync"}` (200 while serving) |
 //! | `GET /readyz` | readiness: `{"status", "checks"}` (503 when a check fails) |
 //! | `GET /metrics` | Prometheus metrics ([`metrics`]; the API token when one is set) |
 //!
-//! Errors are `{"error": {"code", "message"}}`. One sync runs at a time: a
+//! Every route needs a role ([`auth::ROUTE_ROLES`]); a token below it gets
+//! 403 `forbidden`. Errors are `{"error": {"code", "message"}}`. One sync runs at a time: a
 //! sync request while another runs is answered 409 `sync_in_progress`.
 //!
 //! ```no_run
@@ -63,6 +66,7 @@
 pub mod api;
 pub mod audio;
 pub mod audio_cache;
+pub mod auth;
 pub mod config;
 pub mod contacts_csv;
 pub mod db;

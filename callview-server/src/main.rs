@@ -1,5 +1,6 @@
 //! The `callview` command line: `sync`, `serve`, `simulate`, `import`,
-//! `export`, `contacts`, `backup`, `config check` and `healthcheck`.
+//! `export`, `contacts`, `token`, `backup`, `config check` and
+//! `healthcheck`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -122,6 +123,10 @@ enum Command {
     /// Import or export contacts (names, companies, notes, tags) as CSV.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Create, list and revoke the API's named tokens (roles viewer,
+    /// editor, admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Copy the SQLite database to FILE, consistently, while servers and
     /// syncs keep writing to it (SQLite's online backup API).
     Backup(BackupArgs),
@@ -131,6 +136,54 @@ enum Command {
     /// Ask a server on this host whether it is healthy (`GET /healthz`):
     /// exit 0 when it answers 2xx, 1 otherwise. For container health checks.
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (once: only its hash is stored).
+    Create {
+        /// Who or what holds it (letters, digits, `.`, `_`, `-`, `@`):
+        /// edits made with it are recorded under this name.
+        name: String,
+        /// What it may do: `viewer` reads; `editor` also edits contacts,
+        /// notes and tags; `admin` also runs syncs and manages tokens.
+        #[arg(long, value_parser = parse_role)]
+        role: callview_core::access::Role,
+        /// When it stops working: a number of days (`90d` or `90`). Never
+        /// by default.
+        #[arg(long, value_parser = parse_days)]
+        expires: Option<i64>,
+    },
+    /// List every token: name, role, created, last used, expires, status.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: every server sharing the database refuses it from
+    /// its next request on.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+fn parse_role(text: &str) -> Result<callview_core::access::Role, String> {
+    callview_core::access::Role::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_days(text: &str) -> Result<i64, String> {
+    let digits = text.trim().trim_end_matches(['d', 'D']);
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|d| (1..=callview_core::access::MAX_EXPIRY_DAYS).contains(d))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a number of days from 1 to {} (such as 90d)",
+                callview_core::access::MAX_EXPIRY_DAYS
+            )
+        })
 }
 
 #[derive(Debug, Args)]
@@ -445,7 +498,8 @@ fn main() -> std::process::ExitCode {
         | Command::Export(_)
         | Command::Backup(_)
         | Command::Config(_)
-        | Command::Healthcheck(_) => "warn",
+        | Command::Healthcheck(_)
+        | Command::Token(_) => "warn",
         _ => "info",
     };
     init_tracing(default_level, cli.common.log_format);
@@ -500,7 +554,88 @@ async fn run(cli: Cli, resolved: callview_server::config::Resolved) -> Result<()
         Command::Serve(args) => serve(&cli.common, args).await,
         Command::Simulate(args) => simulate(args).await,
         Command::Contacts(command) => contacts(&cli.common, command).await,
+        Command::Token(command) => token(&cli.common, command).await,
     }
+}
+
+async fn token(common: &CommonArgs, command: TokenCommand) -> Result<()> {
+    use callview_core::access::{expiry_after_days, NewToken};
+    let store = open_store(common).await?;
+    let now = Utc::now();
+    match command {
+        TokenCommand::Create {
+            name,
+            role,
+            expires,
+        } => {
+            let expires_at = expiry_after_days(expires, now)?;
+            let (secret, token) = NewToken::generate(&name, role, now, expires_at)?;
+            let record = store
+                .create_token(&token)
+                .await
+                .with_context(|| format!("cannot create the token {:?}", token.name))?;
+            eprintln!(
+                "Created the {} token {:?}{}. It is shown only now: copy it; the database keeps only its hash.",
+                record.role,
+                record.name,
+                record
+                    .expires_at
+                    .map(|t| format!(", valid until {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            );
+            println!("{}", secret.expose());
+            Ok(())
+        }
+        TokenCommand::List { json } => {
+            let tokens = store.tokens().await?;
+            if json {
+                let list: Vec<_> = tokens
+                    .iter()
+                    .map(|t| callview_server::auth::token_json(t, now))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", token_table(&tokens, now));
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { name } => {
+            let record = store.revoke_token(&name, now).await.map_err(|e| match e {
+                callview_core::StoreError::NotFound(_) => {
+                    anyhow::anyhow!("no active token is named {name:?} (see `callview token list`)")
+                }
+                other => anyhow::Error::new(other).context("cannot revoke the token"),
+            })?;
+            println!("revoked the {} token {:?}", record.role, record.name);
+            Ok(())
+        }
+    }
+}
+
+fn token_table(tokens: &[callview_core::access::TokenRecord], now: DateTime<Utc>) -> String {
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = format!(
+        "{:<24} {:<7} {:<17} {:<17} {:<17} {}\n",
+        "NAME", "ROLE", "CREATED (UTC)", "LAST USED", "EXPIRES", "STATUS"
+    );
+    for t in tokens {
+        out.push_str(&format!(
+            "{:<24} {:<7} {:<17} {:<17} {:<17} {}\n",
+            t.name,
+            t.role.as_str(),
+            time(Some(t.created_at)),
+            time(t.last_used_at),
+            time(t.expires_at),
+            t.status(now).as_str()
+        ));
+    }
+    if tokens.is_empty() {
+        out.push_str("(no tokens: create one with `callview token create NAME --role viewer|editor|admin`)\n");
+    }
+    out
 }
 
 async fn contacts(common: &CommonArgs, command: ContactsCommand) -> Result<()> {
@@ -1098,8 +1233,13 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         }
     }
     let token = args.api_token.as_deref().filter(|t| !t.is_empty());
-    check_exposure(args.listen, token.is_some(), args.insecure_no_auth)?;
-    if args.insecure_no_auth && token.is_none() && !args.listen.ip().to_canonical().is_loopback() {
+    // Tokens stored with `callview token create` protect the API too; a
+    // SQLite file that does not exist holds none (and is not created to
+    // find out).
+    let stored_tokens = has_stored_tokens(&database_url).await?;
+    let protected = token.is_some() || stored_tokens;
+    check_exposure(args.listen, protected, args.insecure_no_auth)?;
+    if args.insecure_no_auth && !protected && !args.listen.ip().to_canonical().is_loopback() {
         tracing::warn!(listen = %args.listen, "serving without authentication on a non-loopback address (--insecure-no-auth)");
     }
     let rules = party_rules(common)?;
@@ -1191,7 +1331,12 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
     tracing::info!(
         url = %format!("http://{local}"),
         sync_interval_secs = interval_secs,
-        auth = if token.is_some() { "bearer token" } else { "none" },
+        auth = match (token.is_some(), stored_tokens) {
+            (true, true) => "api token and stored tokens",
+            (true, false) => "api token",
+            (false, true) => "stored tokens",
+            (false, false) => "none",
+        },
         "callview is listening"
     );
     let result = callview_server::serve(listener, config).await;
@@ -1200,6 +1345,23 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
     }
     result?;
     Ok(())
+}
+
+/// Whether the database at `url` holds API tokens; `false`, without
+/// creating it, for a SQLite file that does not exist.
+async fn has_stored_tokens(url: &str) -> Result<bool> {
+    if db::backend_of(url) == Some(db::Backend::Sqlite) {
+        let path = url
+            .trim()
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path.contains(":memory:") || !std::path::Path::new(path).exists() {
+            return Ok(false);
+        }
+    }
+    let store = db::open_store(url).await?;
+    Ok(!store.tokens().await?.is_empty())
 }
 
 async fn simulate(args: SimulateArgs) -> Result<()> {

@@ -3,8 +3,11 @@
 //! `Authorization` header, and the token must never appear in a URL.
 //!
 //! `POST /api/session` (with the bearer token) answers with
-//! `Set-Cookie: callview_media=v1.<expiry>.<mac>`: an HMAC-SHA1, keyed by a
-//! secret derived from the API token, of the expiry (Unix seconds). The
+//! `Set-Cookie: callview_media=v2.<expiry>.<subject>.<mac>`: an HMAC-SHA1,
+//! keyed by a secret derived from the API token (or, without one, a random
+//! secret kept in the database, [`crate::auth`]), of the expiry (Unix
+//! seconds) and the subject: the name of the token that asked for it
+//! (hex), so that revoking the token ends its cookies too. The
 //! cookie is `HttpOnly`, `SameSite=Strict`, limited to
 //! `/api/recordings/` and valid for [`LIFETIME`]; it is accepted only on
 //! `GET`/`HEAD` of a recording's audio, never on the rest of the API, so it
@@ -22,33 +25,35 @@ pub const LIFETIME: Duration = Duration::hours(12);
 /// Where the browser sends it.
 pub const COOKIE_PATH: &str = "/api/recordings/";
 
-/// A cookie value valid until `now + LIFETIME`.
-pub fn issue(key: &[u8], now: DateTime<Utc>) -> String {
+/// A cookie value for `subject` (a token's name) valid until `now + LIFETIME`.
+pub fn issue(key: &[u8], subject: &str, now: DateTime<Utc>) -> String {
     let expiry = (now + LIFETIME).timestamp();
-    format!("v1.{expiry}.{}", hex(&mac(key, expiry)))
+    let subject = hex(subject.as_bytes());
+    format!("v2.{expiry}.{subject}.{}", hex(&mac(key, expiry, &subject)))
 }
 
-/// Whether `value` was issued with `key` and has not expired at `now`.
-/// The MAC is compared in constant time.
-pub fn verify(key: &[u8], value: &str, now: DateTime<Utc>) -> bool {
+/// The subject of `value` when it was issued with `key` and has not
+/// expired at `now`. The MAC is compared in constant time.
+pub fn verify(key: &[u8], value: &str, now: DateTime<Utc>) -> Option<String> {
     let mut parts = value.trim().split('.');
-    let (Some("v1"), Some(expiry), Some(given), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
+    let (Some("v2"), Some(expiry), Some(subject), Some(given), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
     };
-    let Ok(expiry) = expiry.parse::<i64>() else {
-        return false;
-    };
+    let expiry = expiry.parse::<i64>().ok()?;
     if expiry <= now.timestamp() || expiry > (now + LIFETIME).timestamp() + 60 {
-        return false;
+        return None;
     }
-    let Some(given) = unhex(given) else {
-        return false;
-    };
+    let given = unhex(given)?;
     let mut m = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
-    m.update(expiry.to_string().as_bytes());
-    m.verify_slice(&given).is_ok()
+    m.update(format!("{expiry}.{subject}").as_bytes());
+    m.verify_slice(&given).ok()?;
+    String::from_utf8(unhex(subject)?).ok()
 }
 
 /// The `Set-Cookie` header value for `value`, for the API served under
@@ -75,9 +80,9 @@ pub fn is_audio_path(path: &str) -> bool {
         .is_some_and(|sid| !sid.is_empty() && !sid.contains('/'))
 }
 
-fn mac(key: &[u8], expiry: i64) -> Vec<u8> {
+fn mac(key: &[u8], expiry: i64, subject_hex: &str) -> Vec<u8> {
     let mut m = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
-    m.update(expiry.to_string().as_bytes());
+    m.update(format!("{expiry}.{subject_hex}").as_bytes());
     m.finalize().into_bytes().to_vec()
 }
 
@@ -102,19 +107,23 @@ mod tests {
     #[test]
     fn a_cookie_verifies_with_its_key_until_it_expires() {
         let now = Utc::now();
-        let value = issue(b"key", now);
-        assert!(verify(b"key", &value, now));
-        assert!(!verify(b"other key", &value, now));
-        assert!(!verify(
-            b"key",
-            &value,
-            now + LIFETIME + Duration::seconds(1)
-        ));
-        // A forged expiry breaks the MAC.
-        let forged = value.replacen("v1.", "v1.9", 1);
-        assert!(!verify(b"key", &forged, now));
-        assert!(!verify(b"key", "v1.x.y", now));
-        assert!(!verify(b"key", "", now));
+        let value = issue(b"key", "alice", now);
+        assert_eq!(verify(b"key", &value, now).as_deref(), Some("alice"));
+        assert_eq!(verify(b"other key", &value, now), None);
+        assert_eq!(
+            verify(b"key", &value, now + LIFETIME + Duration::seconds(1)),
+            None
+        );
+        // A forged expiry or subject breaks the MAC.
+        let forged = value.replacen("v2.", "v2.9", 1);
+        assert_eq!(verify(b"key", &forged, now), None);
+        let other = issue(b"key", "bob", now);
+        let parts: Vec<&str> = value.split('.').collect();
+        let bob: Vec<&str> = other.split('.').collect();
+        let swapped = format!("v2.{}.{}.{}", parts[1], bob[2], parts[3]);
+        assert_eq!(verify(b"key", &swapped, now), None);
+        assert_eq!(verify(b"key", "v2.x.y.z", now), None);
+        assert_eq!(verify(b"key", "", now), None);
     }
 
     #[test]

@@ -192,6 +192,8 @@ fn sync_operation(summary: &str, description: &str, operation_id: &str) -> Value
             "responses": {
                 "200": ok_response("The sync finished.", "SyncResult"),
                 "401": error_response("Missing or wrong bearer token (`unauthorized`)."),
+                "403": error_response("Syncs need the admin role (`forbidden`)."),
+                "429": error_response("Too many failed authentications from this address (`too_many_attempts`); `Retry-After` says when to try again."),
                 "409": error_response("Another sync is running (`sync_in_progress`); try again when it has finished."),
                 "500": error_response("The database failed during the sync (`sync_failed`)."),
                 "502": error_response("Twilio failed or rejected the credentials (`sync_failed`); the message says why."),
@@ -214,6 +216,9 @@ fn build() -> Value {
     });
     let common_errors = |mut responses: Value| {
         responses["401"] = error_response("Missing or wrong bearer token (`unauthorized`).");
+        responses["429"] = error_response(
+            "Too many failed authentications from this address (`too_many_attempts`); `Retry-After` says when to try again.",
+        );
         responses["500"] =
             error_response("The database failed (`internal`); details are only in the server log.");
         responses["503"] = error_response("The request took longer than 30 s (`timeout`).");
@@ -225,17 +230,17 @@ fn build() -> Value {
         "info": {
             "title": "callview API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "A business's Twilio call history as conversations: one conversation per outside party, one message per call with its forwarded and transferred legs folded in. Ids are strings; the models' timestamps are Unix milliseconds; an embedded Call's times are ISO 8601. Every error is `{\"error\": {\"code\", \"message\"}}`. When the server has an API token, every `/api` route needs `Authorization: Bearer <token>`."
+            "description": "A business's Twilio call history as conversations: one conversation per outside party, one message per call with its forwarded and transferred legs folded in. Ids are strings; the models' timestamps are Unix milliseconds; an embedded Call's times are ISO 8601. Every error is `{\"error\": {\"code\", \"message\"}}`. When the server has an API token or stored tokens, every `/api` route needs `Authorization: Bearer <token>`, and a role: `viewer` reads, `editor` also edits contacts, notes and tags, `admin` also runs syncs and manages tokens; a token below a route's role gets 403 `forbidden` naming the role needed. Each route's description says the role it needs when it is more than `viewer`."
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}, {}],
         "tags": [
-            {"name": "conversations"}, {"name": "calls"}, {"name": "sync"}, {"name": "meta"}
+            {"name": "conversations"}, {"name": "calls"}, {"name": "sync"}, {"name": "meta"}, {"name": "tokens"}
         ],
         "paths": paths(&common_errors),
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The server's API token (CALLVIEW_API_TOKEN)."}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A named token (`callview token create NAME --role viewer|editor|admin`, or `POST /api/tokens`), or the server's API token (CALLVIEW_API_TOKEN, an admin)."}
             },
             "schemas": schemas(call_direction, call_status)
         }
@@ -305,6 +310,7 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                     "400": error_response("The body is not JSON (`invalid_json`), a field is unknown, of the wrong type, too long or holds control characters (`invalid_field`, naming it), or `If-Match` is not an `ETag` (`invalid_if_match`)."),
                     "404": error_response("No contact has this id (`not_found`)."),
                     "412": error_response("The contact changed since the version in `If-Match` (`changed_elsewhere`); nothing was written."),
+                    "403": error_response("The token is a viewer's: edits need the editor role (`forbidden`)."),
                 }))
             }
         },
@@ -321,6 +327,7 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                     "400": error_response("As for contacts (`invalid_json`, `invalid_field`, `invalid_if_match`, `invalid_id`)."),
                     "404": error_response("No message has this id (`not_found`)."),
                     "412": error_response("The message changed since the version in `If-Match` (`changed_elsewhere`)."),
+                    "403": error_response("The token is a viewer's: edits need the editor role (`forbidden`)."),
                 }))
             }
         },
@@ -495,6 +502,52 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                 }
             }
         },
+        "/api/me": {
+            "get": {
+                "operationId": "me",
+                "summary": "Who the request's token is: its name and role (`name` null and `role` admin when the API is open: no API token and no stored token).",
+                "tags": ["tokens"],
+                "responses": common_errors(json!({
+                    "200": ok_response("The caller.", "Me"),
+                }))
+            }
+        },
+        "/api/tokens": {
+            "get": {
+                "operationId": "listTokens",
+                "summary": "Every token, oldest first (revoked and expired ones included), never its text. Needs the admin role.",
+                "tags": ["tokens"],
+                "responses": common_errors(json!({
+                    "200": ok_response("The tokens.", "TokenList"),
+                    "403": error_response("Needs the admin role (`forbidden`)."),
+                }))
+            },
+            "post": {
+                "operationId": "createToken",
+                "summary": "Creates a token; its text (`token`) is in this answer only: the server keeps its SHA-256. Needs the admin role.",
+                "tags": ["tokens"],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewToken"}}}},
+                "responses": common_errors(json!({
+                    "201": ok_response("The token, with its text.", "CreatedToken"),
+                    "400": error_response("The body is not JSON (`invalid_json`), or a field is missing or not valid (`invalid_field`, naming it)."),
+                    "403": error_response("Needs the admin role (`forbidden`)."),
+                    "409": error_response("An active token has this name (`conflict`): revoke it first."),
+                }))
+            }
+        },
+        "/api/tokens/{name}": {
+            "delete": {
+                "operationId": "revokeToken",
+                "summary": "Revokes the token with this name: every server sharing the database refuses it from its next request on. Needs the admin role.",
+                "tags": ["tokens"],
+                "parameters": [{"name": "name", "in": "path", "required": true, "description": "The token's name.", "schema": {"type": "string"}}],
+                "responses": common_errors(json!({
+                    "200": ok_response("The token as revoked.", "Token"),
+                    "403": error_response("Needs the admin role (`forbidden`)."),
+                    "404": error_response("No active token has this name (`not_found`)."),
+                }))
+            }
+        },
         "/healthz": {
             "get": {
                 "operationId": "health",
@@ -534,6 +587,53 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
 
 fn schemas(call_direction: Value, call_status: Value) -> Value {
     json!({
+        "Me": {
+            "type": "object",
+            "required": ["name", "role", "auth_required"],
+            "properties": {
+                "name": {"type": ["string", "null"], "description": "The token's name (`api-token` for CALLVIEW_API_TOKEN); null when the API is open."},
+                "role": {"type": "string", "enum": ["viewer", "editor", "admin"]},
+                "auth_required": {"type": "boolean", "description": "Whether the API needs a token."}
+            }
+        },
+        "Token": {
+            "type": "object",
+            "required": ["name", "role", "created_at", "last_used_at", "expires_at", "revoked_at", "status"],
+            "properties": {
+                "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["viewer", "editor", "admin"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "last_used_at": {"type": ["string", "null"], "format": "date-time", "description": "To the minute: written at most once a minute."},
+                "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+                "status": {"type": "string", "enum": ["active", "expired", "revoked"]}
+            }
+        },
+        "CreatedToken": {
+            "allOf": [{"$ref": "#/components/schemas/Token"}, {
+                "type": "object",
+                "required": ["token"],
+                "properties": {"token": {"type": "string", "description": "The token's text (`cv_` and 43 characters), shown only here."}}
+            }]
+        },
+        "TokenList": {
+            "type": "object",
+            "required": ["tokens", "total"],
+            "properties": {
+                "tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}},
+                "total": {"type": "integer"}
+            }
+        },
+        "NewToken": {
+            "type": "object",
+            "required": ["name", "role"],
+            "additionalProperties": false,
+            "properties": {
+                "name": {"type": "string", "maxLength": 64, "pattern": "^[\\p{L}\\p{N}._@-]+$", "description": "Who holds it; edits are recorded under this name. Not `api-token`."},
+                "role": {"type": "string", "enum": ["viewer", "editor", "admin"]},
+                "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650, "description": "Days until it stops working; absent or null: never."}
+            }
+        },
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -542,7 +642,7 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
                     "type": "object",
                     "required": ["code", "message"],
                     "properties": {
-                        "code": {"type": "string", "description": "Stable machine-readable code.", "examples": ["invalid_parameter", "invalid_id", "not_found", "method_not_allowed", "unauthorized", "sync_in_progress", "sync_failed", "sync_unavailable", "timeout", "payload_too_large", "internal"]},
+                        "code": {"type": "string", "description": "Stable machine-readable code.", "examples": ["invalid_parameter", "invalid_id", "not_found", "method_not_allowed", "unauthorized", "forbidden", "too_many_attempts", "sync_in_progress", "sync_failed", "sync_unavailable", "timeout", "payload_too_large", "internal"]},
                         "message": {"type": "string", "description": "What went wrong, for people."}
                     }
                 }

@@ -395,18 +395,21 @@ async fn write_media(state: &AppState, batch: MediaBatch) {
 }
 
 /// `POST /api/session`: sets the cookie that lets the viewer's audio
-/// element play recordings ([`crate::media_cookie`]); it needs the bearer
-/// token like the rest of the API. Without an API token there is nothing
-/// to set.
+/// element play recordings ([`crate::media_cookie`]), for the caller's
+/// token (revoking it ends the cookie too); it needs a token like the rest
+/// of the API. When the API is open there is nothing to set.
 pub async fn start_session(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     OriginalUri(original): OriginalUri,
-) -> Response {
-    let Some(check) = state.token_check() else {
-        return Json(serde_json::json!({"media_cookie": false})).into_response();
+) -> Result<Response, ApiError> {
+    // An open API's caller has no name: no cookie is needed.
+    let Some(subject) = caller.and_then(|axum::Extension(c)| c.name) else {
+        return Ok(Json(serde_json::json!({"media_cookie": false})).into_response());
     };
+    let key = crate::auth::media_key(&state).await?;
     let now = chrono::Utc::now();
-    let value = crate::media_cookie::issue(check.media_key(), now);
+    let value = crate::media_cookie::issue(&key, &subject, now);
     // Under a prefix (the router nested at `/calls`), the cookie's path is
     // the prefixed one the browser asks for audio at.
     let prefix = original
@@ -422,5 +425,5 @@ pub async fn start_session(
     if let Ok(header) = HeaderValue::from_str(&crate::media_cookie::set_cookie(&value, &prefix)) {
         response.headers_mut().insert(header::SET_COOKIE, header);
     }
-    response
+    Ok(response)
 }

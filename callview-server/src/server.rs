@@ -51,7 +51,7 @@ impl ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// A non-loopback address without an API token.
-    #[error("refusing to listen on {addr} without an API token: anyone who can reach this address could read the call history. Either set a token (CALLVIEW_API_TOKEN or --api-token; clients then send `Authorization: Bearer <token>`), or pass --insecure-no-auth if the network in front of the server already restricts access")]
+    #[error("refusing to listen on {addr} without an API token: anyone who can reach this address could read the call history. Either set a token (CALLVIEW_API_TOKEN or --api-token, or create one with `callview token create NAME --role admin`; clients then send `Authorization: Bearer <token>`), or pass --insecure-no-auth if the network in front of the server already restricts access")]
     Unprotected {
         /// The address.
         addr: SocketAddr,
@@ -100,7 +100,12 @@ pub async fn serve_with_shutdown(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
-    check_exposure(addr, config.state.has_api_token(), config.insecure_no_auth)?;
+    // Stored tokens (`callview token create`) protect the API too.
+    let protected = config.state.has_api_token()
+        || crate::auth::auth_required(&config.state)
+            .await
+            .unwrap_or(false);
+    check_exposure(addr, protected, config.insecure_no_auth)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let scheduler = config.state.sync_runner().cloned().map(|runner| {
@@ -150,6 +155,8 @@ pub async fn serve_with_shutdown(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    // The peer's address: failed authentications are counted per client.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let serving = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .into_future();

@@ -31,6 +31,7 @@ struct StateInner {
     events: EventHub,
     recordings: Option<Arc<RecordingSource>>,
     timezone: chrono_tz::Tz,
+    auth: Arc<crate::auth::AuthState>,
     metrics: Metrics,
     ready_max_sync_age: Option<Duration>,
 }
@@ -111,6 +112,7 @@ impl AppState {
                 events: EventHub::new(),
                 recordings: None,
                 timezone: chrono_tz::Tz::UTC,
+                auth: Default::default(),
                 metrics: Metrics::new(),
                 ready_max_sync_age: None,
             }),
@@ -129,6 +131,7 @@ impl AppState {
                 events: shared.events.clone(),
                 recordings: shared.recordings.clone(),
                 timezone: shared.timezone,
+                auth: Arc::clone(&shared.auth),
                 metrics: shared.metrics.clone(),
                 ready_max_sync_age: shared.ready_max_sync_age,
             },
@@ -183,7 +186,8 @@ impl AppState {
     }
 
     /// Requires `Authorization: Bearer <token>` on every `/api` route
-    /// (`None` or an empty token: no check).
+    /// (`None` or an empty token: no check unless tokens are stored); the
+    /// token is an admin named `api-token` ([`crate::auth`]).
     pub fn with_api_token(self, token: Option<&str>) -> Self {
         let token = token.filter(|t| !t.is_empty()).map(TokenCheck::new);
         self.edit(|s| s.token = token)
@@ -240,6 +244,11 @@ impl AppState {
     /// Whether an API token is required.
     pub fn has_api_token(&self) -> bool {
         self.inner.token.is_some()
+    }
+
+    /// What authentication keeps between requests ([`crate::auth`]).
+    pub fn auth(&self) -> &crate::auth::AuthState {
+        &self.inner.auth
     }
 
     /// The API token's check, when one is required.

@@ -948,6 +948,115 @@ async fn with_an_api_token_the_viewer_takes_it_once_and_keeps_it_out_of_the_addr
     viewer.stop().await;
 }
 
+/// Named tokens in the viewer: an editor signs in (through `?token=`),
+/// sees their name and role, edits a call's note and sees "edited by" their
+/// name; "Sign out" forgets the token and shows the token form; a viewer's
+/// token signs in through the form and is offered no edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_token_signs_in_edits_under_its_name_and_signs_out() {
+    let viewer = Viewer::start(None).await;
+    let first = viewer.api("/api/conversations?limit=1").await;
+    let id = first["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let mut tokens = Vec::new();
+    for (name, role) in [
+        ("alice", callview_core::access::Role::Editor),
+        ("wall-screen", callview_core::access::Role::Viewer),
+    ] {
+        let (secret, token) =
+            callview_core::access::NewToken::generate(name, role, Utc::now(), None).unwrap();
+        viewer.store.create_token(&token).await.unwrap();
+        tokens.push(secret.expose().to_owned());
+    }
+    let browser = Browser::launch(1280, 900, &[]).await;
+    browser
+        .client
+        .goto(&format!("{}/?token={}#c={id}", viewer.base, tokens[0]))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the signed-in name and role",
+            "!document.getElementById('whoami').hidden && \
+             document.getElementById('whoami-name').textContent === 'alice' && \
+             document.getElementById('whoami-role').textContent === 'editor'",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the thread",
+            &format!(
+                "document.querySelector('#thread-content[data-conversation-id=\"{id}\"] .edit-call')"
+            ),
+        )
+        .await;
+    browser.click("#thread-content .edit-call").await;
+    browser
+        .wait_for(
+            "the call form",
+            "document.querySelector('form[id^=call-form]')",
+        )
+        .await;
+    browser
+        .type_into(
+            "form[id^=call-form] textarea[name=notes]",
+            "called back, all good",
+        )
+        .await;
+    browser
+        .click("form[id^=call-form] button[type=submit]")
+        .await;
+    let edited = browser
+        .wait_for(
+            "who edited the call",
+            "document.querySelector('#thread-content .call .edited-by') && \
+             document.querySelector('#thread-content .call .edited-by').textContent",
+        )
+        .await;
+    let edited = edited.as_str().unwrap();
+    assert!(edited.starts_with("edited by alice, "), "{edited}");
+    assert!(edited.contains("now") || edited.contains("ago"), "{edited}");
+
+    // Sign out: the token is forgotten and the form asks for one.
+    browser.click("#sign-out").await;
+    browser
+        .wait_for(
+            "the token form after signing out",
+            "!document.getElementById('token-form').hidden && document.getElementById('whoami').hidden",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js("return sessionStorage.getItem('callview.token')")
+            .await,
+        Value::Null
+    );
+    assert_eq!(
+        browser
+            .js("return getComputedStyle(document.getElementById('layout')).display")
+            .await,
+        json!("none")
+    );
+
+    // A viewer's token: signed in through the form, offered no edit.
+    browser.type_into("#token-input", &tokens[1]).await;
+    browser.click("#token-form button[type=submit]").await;
+    browser
+        .wait_for(
+            "the viewer signed in",
+            "document.getElementById('whoami-name').textContent === 'wall-screen' && \
+             document.body.dataset.role === 'viewer' && \
+             document.querySelector('#thread-content .call .edited-by')",
+        )
+        .await;
+    let hidden = browser
+        .js("return [...document.querySelectorAll('#thread-content .edit-call, #edit-contact, #sync-now')]\
+             .every(e => getComputedStyle(e).display === 'none')")
+        .await;
+    assert_eq!(hidden, json!(true), "a viewer is offered no edit nor sync");
+    browser.close().await;
+    viewer.stop().await;
+}
+
 /// A dispatcher renames a contact, notes and tags a call, finds it again
 /// by tag and by note; another tab shows the new name live; an edit made
 /// on a version someone else changed meanwhile is refused and says so.

@@ -20,7 +20,11 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             documented.insert((method.to_uppercase(), path.clone()));
-            assert!(operation["responses"]["200"].is_object(), "{method} {path}");
+            assert!(
+                operation["responses"]["200"].is_object()
+                    || operation["responses"]["201"].is_object(),
+                "{method} {path}"
+            );
             assert!(operation["operationId"].is_string(), "{method} {path}");
             assert!(operation["summary"].is_string(), "{method} {path}");
         }
@@ -66,6 +70,10 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
     for (method, path) in &routes {
         if path == callview_server::EVENTS_PATH {
             // A stream that stays open: checked by tests/events.rs.
+            continue;
+        }
+        if path.starts_with("/api/tokens") {
+            // Creating a token closes the open API: tests/tokens.rs.
             continue;
         }
         // Each path's id is of its own kind.

@@ -68,6 +68,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use async_trait::async_trait;
+use callview_core::access::{NewToken, TokenHash, TokenRecord};
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
 use callview_core::export::{ExportQuery, ExportRow};
@@ -94,6 +95,7 @@ mod rows;
 mod schema;
 mod stats;
 mod time;
+mod tokens;
 
 use queries::SyncLease;
 
@@ -850,6 +852,61 @@ impl Store for SqliteStore {
 
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         self.read(|conn| queries::tags(conn)).await
+    }
+
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
+        let token = token.clone();
+        self.write(move |conn, _| tokens::create_token(conn, &token))
+            .await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.read(|conn| tokens::tokens(conn)).await
+    }
+
+    async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<TokenRecord, StoreError> {
+        let name = name.to_owned();
+        self.write(move |conn, _| tokens::revoke_token(conn, &name, at))
+            .await
+    }
+
+    async fn authenticate(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let hash = hash.clone();
+        let found = self
+            .read(move |conn| tokens::find_active(conn, &hash, now))
+            .await?;
+        let Some((id, mut record)) = found else {
+            return Ok(None);
+        };
+        if record.last_use_is_stale(now) {
+            // Only when the writer is free: a request never waits for a
+            // sync's transaction to note a use (the next use notes it).
+            if let Ok(conn) = Arc::clone(&self.inner.writer).try_lock_owned() {
+                let inner = Arc::clone(&self.inner);
+                let touched = tokio::task::spawn_blocking(move || {
+                    if !conn.is_autocommit() {
+                        return Ok(false);
+                    }
+                    tokens::touch(&conn, id, now)
+                        .map(|()| true)
+                        .map_err(|e| inner.name_database(e))
+                })
+                .await
+                .map_err(|e| StoreError::backend("running a database task", e))?;
+                match touched {
+                    Ok(true) => {
+                        record.last_used_at = Some(chrono::SubsecRound::trunc_subsecs(now, 6))
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not record a token's last use"),
+                }
+            }
+        }
+        Ok(Some(record))
     }
 
     async fn recording(&self, sid: &RecordingSid) -> Result<StoredRecording, StoreError> {

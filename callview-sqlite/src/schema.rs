@@ -57,6 +57,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0007_stats.sql",
         sql: include_str!("../migrations/0007_stats.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_tokens.sql",
+        sql: include_str!("../migrations/0008_tokens.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

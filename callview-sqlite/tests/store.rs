@@ -327,7 +327,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
     let first = applied(&path);
     assert_eq!(
         first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5, 6, 7]
+        vec![1, 2, 3, 4, 5, 6, 7, 8]
     );
 
     for _ in 0..2 {
@@ -373,6 +373,8 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
         "idx_transcripts_recording",
         "idx_transcripts_call",
         "idx_messages_recorded",
+        "api_tokens",
+        "idx_api_tokens_live_name",
         "update_contacts_updated_at",
         "update_conversations_updated_at",
         "update_messages_updated_at",

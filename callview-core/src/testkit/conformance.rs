@@ -39,6 +39,11 @@ pub use super::stats::{
     stats_every_bucket_size, stats_follow_changes_and_rebuild_the_same,
     stats_match_figures_counted_by_hand, stats_of_an_empty_period_are_zero_filled,
 };
+pub use super::tokens::{
+    expired_and_revoked_tokens_are_refused, last_use_is_written_at_most_once_a_minute,
+    token_names_are_taken_once, tokens_are_created_listed_and_found,
+    tokens_revoked_in_one_process_fail_in_the_other,
+};
 
 /// A completed inbound call from `from` to the company number.
 fn inbound(sid: &str, from: &str, minute: i64, duration: u32) -> Call {

@@ -40,6 +40,7 @@ pub mod media;
 mod mock;
 pub mod props;
 pub mod stats;
+pub mod tokens;
 
 pub use builder::{
     at, at_secs, rules, sid, t0, CallBuilder, AGENT_CELL, AGENT_SIP, ALICE, COMPANY, CUSTOMER,
@@ -148,6 +149,10 @@ macro_rules! conformance_tests {
             stats_every_bucket_size,
             stats_follow_changes_and_rebuild_the_same,
             stats_busiest_conversations_of_a_period,
+            tokens_are_created_listed_and_found,
+            token_names_are_taken_once,
+            expired_and_revoked_tokens_are_refused,
+            last_use_is_written_at_most_once_a_minute,
         );
 
         $crate::__conformance_factory_tests!(
@@ -186,6 +191,7 @@ macro_rules! concurrency_tests {
             __callview_concurrency_pair;
             concurrent_writers_stay_exact,
             callback_writer_races_a_sync,
+            tokens_revoked_in_one_process_fail_in_the_other,
         );
     };
 }

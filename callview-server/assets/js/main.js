@@ -9,7 +9,7 @@
 import { ApiError, adoptTokenFromAddress, request, setToken, token } from "./api.js";
 import { connect, health } from "./live.js";
 import * as fmt from "./format.js";
-import { callCard, conversationRow, el, names, refreshTimes, skeletonCards, skeletonRows, tagChips } from "./render.js";
+import { callCard, conversationRow, editedLine, el, names, refreshTimes, skeletonCards, skeletonRows, tagChips } from "./render.js";
 import { dashboardEvent, dashboardHash, hideDashboard, initDashboard, showDashboard } from "./dashboard.js";
 
 const PAGE = 50;
@@ -46,6 +46,10 @@ const ui = {
   lastSync: $("last-sync"),
   syncNow: $("sync-now"),
   notice: $("notice"),
+  whoami: $("whoami"),
+  whoamiName: $("whoami-name"),
+  whoamiRole: $("whoami-role"),
+  signOut: $("sign-out"),
   tokenForm: $("token-form"),
   tokenInput: $("token-input"),
   announcer: $("announcer"),
@@ -332,6 +336,7 @@ function threadHeader(conversation) {
       contactMeta.company_name ? el("p", { class: "company", text: contactMeta.company_name }) : null,
       contactMeta.notes ? el("p", { class: "contact-notes", text: contactMeta.notes }) : null,
       tagChips(contactMeta.tags, "Tags of this contact"),
+      editedLine(contactMeta),
       el("button", { type: "button", class: "link-button", id: "edit-contact", text: "Edit contact" }),
     ),
     el(
@@ -885,6 +890,7 @@ function wire() {
   document.addEventListener("callview:dashboard-address", updateNav);
   initDashboard({ onAuthError: (error) => failed(error, "Loading the dashboard") });
   ui.syncNow.addEventListener("click", syncNow);
+  ui.signOut.addEventListener("click", signOut);
   ui.tokenForm.addEventListener("submit", (e) => {
     e.preventDefault();
     const value = ui.tokenInput.value.trim();
@@ -930,9 +936,43 @@ async function renewMediaSession() {
   }
 }
 
+/**
+ * Who the tab's token is (`GET /api/me`): its name and role in the top
+ * bar, and the role on <body> so that what it may not do is not offered.
+ */
+async function loadMe() {
+  try {
+    const me = await request("api/me");
+    document.body.dataset.role = me.role;
+    const named = Boolean(me.auth_required && me.name);
+    ui.whoami.hidden = !named;
+    if (named) {
+      ui.whoamiName.textContent = me.name;
+      ui.whoamiRole.textContent = me.role;
+      ui.whoami.title = `Signed in as ${me.name} (${me.role})`;
+    }
+  } catch (error) {
+    failed(error, "Reading who is signed in");
+  }
+}
+
+/** Forgets the tab's token and asks for one. */
+function signOut() {
+  setToken("");
+  state.mediaSessionAt = 0;
+  if (state.live) state.live.close();
+  state.live = null;
+  ui.whoami.hidden = true;
+  delete document.body.dataset.role;
+  ui.notice.hidden = true;
+  needToken(false);
+  announce("Signed out");
+}
+
 async function start() {
   // Before any <audio> element asks for a recording.
   await startMediaSession();
+  loadMe();
   const { view, params, filters, selected } = readAddress();
   state.filters = filters;
   fillInputs();

@@ -33,6 +33,13 @@ function timeElement(value, className) {
   });
 }
 
+/** "edited by NAME, 5 min. ago" (or "edited 5 min. ago" without a name), for annotations. */
+export function editedLine(meta) {
+  if (!meta || !meta.edited_at) return null;
+  const by = meta.edited_by ? `edited by ${meta.edited_by}, ` : "edited ";
+  return el("p", { class: "edited-by" }, by, timeElement(meta.edited_at, "edited-at"));
+}
+
 /** Re-renders every relative time on the page. */
 export function refreshTimes(root = document) {
   const now = Date.now();
@@ -230,6 +237,7 @@ export function callCard(message) {
     { class: "call-annotations" },
     notes,
     tagChips(meta.tags, "Tags of this call"),
+    editedLine(meta),
     meta.no_longer_followed ? el("p", { class: "unfollowed", text: "No longer updated from Twilio: this is the last known state." }) : null,
     el("button", {
       type: "button",

@@ -537,6 +537,32 @@ impl Store for BrokenStore {
     async fn tags(&self) -> Result<Vec<TagCount>, StoreError> {
         Err(broken())
     }
+    // The tokens table answers (none stored, so the API is open as
+    // without tokens): the requests reach the handlers whose failures
+    // these tests check. Creating or looking a token up fails like the rest.
+    async fn create_token(
+        &self,
+        _token: &callview_core::access::NewToken,
+    ) -> Result<callview_core::access::TokenRecord, StoreError> {
+        Err(broken())
+    }
+    async fn tokens(&self) -> Result<Vec<callview_core::access::TokenRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn revoke_token(
+        &self,
+        _name: &str,
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<callview_core::access::TokenRecord, StoreError> {
+        Err(broken())
+    }
+    async fn authenticate(
+        &self,
+        _hash: &callview_core::access::TokenHash,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<callview_core::access::TokenRecord>, StoreError> {
+        Err(broken())
+    }
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         Err(broken())
     }
