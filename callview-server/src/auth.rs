@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, MatchedPath, Path, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Path, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -348,14 +348,30 @@ async fn is_active(state: &AppState, name: &str, now: DateTime<Utc>) -> Result<b
         .any(|t| t.name == name && t.status(now) == TokenStatus::Active))
 }
 
+/// The route template of a request, as `ROUTES` names it: the matched
+/// path without the prefix a host application nested the router under
+/// (axum's `MatchedPath` keeps it; the request's own path has lost it).
+fn route_of(req: &Request) -> String {
+    let Some(matched) = req.extensions().get::<MatchedPath>() else {
+        return req.uri().path().to_owned();
+    };
+    let matched = matched.as_str();
+    let prefix = req
+        .extensions()
+        .get::<OriginalUri>()
+        .and_then(|original| original.path().strip_suffix(req.uri().path()))
+        .unwrap_or("");
+    matched
+        .strip_prefix(prefix)
+        .filter(|_| !prefix.is_empty())
+        .unwrap_or(matched)
+        .to_owned()
+}
+
 /// The middleware: resolves the [`Caller`] of every request, refuses it
 /// when it lacks the route's role, and adds it to the request.
 pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| req.uri().path().to_owned());
+    let path = route_of(&req);
     let needed = match access_for(req.method(), &path) {
         Access::Public => return next.run(req).await,
         Access::Role(role) => role,
