@@ -5,7 +5,9 @@
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{ConversationId, Outcome};
-use callview_core::stats::busiest::{Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES};
+use callview_core::stats::busiest::{
+    count_directly, interactions_in, Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES,
+};
 use callview_core::stats::{
     counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
 };
@@ -261,12 +263,16 @@ pub(crate) async fn stats(
             )
         }
     };
+    let hours = summary_rows(conn, "stats_hours", "hour", &query.hours).await?;
+    let quarters = summary_rows(conn, "stats_slots", "slot", &query.quarters).await?;
+    let read = !(query.hours.is_empty() && query.quarters.is_empty());
+    let direct = count_directly(read.then(|| interactions_in(&hours) + interactions_in(&quarters)));
     Ok(StatsRows {
-        hours: summary_rows(conn, "stats_hours", "hour", &query.hours).await?,
-        quarters: summary_rows(conn, "stats_slots", "slot", &query.quarters).await?,
+        top_by_calls: busiest(conn, query, Ranking::Calls, direct).await?,
+        top_by_missed: busiest(conn, query, Ranking::Missed, direct).await?,
+        hours,
+        quarters,
         heat,
-        top_by_calls: busiest(conn, query, Ranking::Calls).await?,
-        top_by_missed: busiest(conn, query, Ranking::Missed).await?,
     })
 }
 
@@ -291,6 +297,7 @@ async fn busiest(
     conn: &mut PgConnection,
     query: &StatsQuery,
     by: Ranking,
+    direct: bool,
 ) -> Result<Vec<TopContact>, sqlx::Error> {
     let (first, end) = query.period;
     let top = i64::from(query.top.max(1));
@@ -302,7 +309,11 @@ async fn busiest(
         "SELECT c.conversation_id::bigint, cv.external_id, ct.display_name, c.calls, c.missed";
     let joins = "JOIN conversations cv ON cv.id = c.conversation_id
                  JOIN contacts ct ON ct.id = cv.contact_id";
-    let mut candidates = FIRST_CANDIDATES.max(top);
+    let mut candidates = if direct {
+        MAX_CANDIDATES + 1
+    } else {
+        FIRST_CANDIDATES.max(top)
+    };
     while candidates <= MAX_CANDIDATES {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH cand AS (SELECT conversation_id FROM conversation_stats

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{ConversationId, Outcome, Plan};
-use callview_core::stats::busiest::{Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES};
+use callview_core::stats::busiest::{
+    count_directly, interactions_in, Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES,
+};
 use callview_core::stats::{
     counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
 };
@@ -264,12 +266,16 @@ pub(crate) fn stats(conn: &Connection, query: &StatsQuery) -> Result<StatsRows, 
             .map_err(db(what()))?,
         ),
     };
+    let hours = summary_rows(conn, "stats_hours", "hour", &query.hours)?;
+    let quarters = summary_rows(conn, "stats_slots", "slot", &query.quarters)?;
+    let read = !(query.hours.is_empty() && query.quarters.is_empty());
+    let direct = count_directly(read.then(|| interactions_in(&hours) + interactions_in(&quarters)));
     Ok(StatsRows {
-        hours: summary_rows(conn, "stats_hours", "hour", &query.hours)?,
-        quarters: summary_rows(conn, "stats_slots", "slot", &query.quarters)?,
+        top_by_calls: busiest(conn, query, Ranking::Calls, direct)?,
+        top_by_missed: busiest(conn, query, Ranking::Missed, direct)?,
+        hours,
+        quarters,
         heat,
-        top_by_calls: busiest(conn, query, Ranking::Calls)?,
-        top_by_missed: busiest(conn, query, Ranking::Missed)?,
     })
 }
 
@@ -280,6 +286,7 @@ fn busiest(
     conn: &Connection,
     query: &StatsQuery,
     by: Ranking,
+    direct: bool,
 ) -> Result<Vec<TopContact>, StoreError> {
     let what = || "finding the busiest conversations".to_owned();
     let (first, end) = query.period;
@@ -305,7 +312,11 @@ fn busiest(
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db(what()))
         };
-    let mut candidates = FIRST_CANDIDATES.max(top);
+    let mut candidates = if direct {
+        MAX_CANDIDATES + 1
+    } else {
+        FIRST_CANDIDATES.max(top)
+    };
     while candidates <= MAX_CANDIDATES {
         let found = read(
             &format!(

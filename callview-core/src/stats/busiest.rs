@@ -15,6 +15,36 @@ pub const FIRST_CANDIDATES: i64 = 64;
 /// period instead.
 pub const MAX_CANDIDATES: i64 = 4_096;
 
+/// Periods with at most this many interactions are counted directly (one
+/// pass over the period's interactions costs less than the search).
+pub const DIRECT_LIMIT: u64 = 100_000;
+
+/// Whether to count every conversation of the period at once, given how
+/// many interactions the summary rows read for it hold (`None`: none
+/// were read, so the number is unknown).
+pub fn count_directly(interactions: Option<u64>) -> bool {
+    interactions.is_some_and(|n| n <= DIRECT_LIMIT)
+}
+
+/// The interactions `rows` count.
+pub fn interactions_in(rows: &[super::report::SlotRow]) -> u64 {
+    use crate::endpoint::ActualDirection;
+    rows.iter()
+        .map(|r| {
+            [
+                ActualDirection::Inbound,
+                ActualDirection::Outbound,
+                ActualDirection::Internal,
+            ]
+            .iter()
+            .map(|d| r.counters.direction(*d)[0])
+            .sum::<i64>()
+        })
+        .sum::<i64>()
+        .try_into()
+        .unwrap_or_default()
+}
+
 /// What the busiest conversations are ranked by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ranking {
