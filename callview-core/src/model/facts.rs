@@ -192,3 +192,18 @@ impl InteractionFacts {
         }
     }
 }
+
+impl InteractionFacts {
+    /// The facts of a stored interaction (a root's row with its legs'),
+    /// in the conversation it is stored in: what the planner computed when
+    /// it wrote them, computed again from the rows.
+    pub fn of_interaction(interaction: &super::interaction::Interaction) -> Self {
+        let legs: Vec<&Call> = interaction.legs.iter().map(|l| &l.call).collect();
+        Self::of_tree(
+            &interaction.root.call,
+            &legs,
+            interaction.root.derived.actual_direction,
+            ConversationRef::Existing(interaction.root.conversation_id),
+        )
+    }
+}

@@ -28,21 +28,8 @@ pub fn count_directly(interactions: Option<u64>) -> bool {
 
 /// The interactions `rows` count.
 pub fn interactions_in(rows: &[super::report::SlotRow]) -> u64 {
-    use crate::endpoint::ActualDirection;
-    rows.iter()
-        .map(|r| {
-            [
-                ActualDirection::Inbound,
-                ActualDirection::Outbound,
-                ActualDirection::Internal,
-            ]
-            .iter()
-            .map(|d| r.counters.direction(*d)[0])
-            .sum::<i64>()
-        })
-        .sum::<i64>()
-        .try_into()
-        .unwrap_or_default()
+    let n: i64 = rows.iter().map(|r| r.counters.interactions()).sum();
+    u64::try_from(n).unwrap_or_default()
 }
 
 /// What the busiest conversations are ranked by.

@@ -127,6 +127,18 @@ impl Counters {
         [self.0[d], self.0[d + 1], self.0[d + 2]]
     }
 
+    /// Interactions of every direction.
+    pub fn interactions(&self) -> i64 {
+        [
+            ActualDirection::Inbound,
+            ActualDirection::Outbound,
+            ActualDirection::Internal,
+        ]
+        .into_iter()
+        .map(|d| self.0[direction_offset(d)])
+        .sum()
+    }
+
     /// Interactions still running.
     pub fn live(&self) -> i64 {
         self.0[LIVE]

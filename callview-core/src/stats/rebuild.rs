@@ -2,7 +2,7 @@
 //! kept (a database migrated from an earlier version, or adopted from the
 //! seed's original application).
 
-use crate::model::{fold_interactions, ConversationRef, InteractionFacts, Plan};
+use crate::model::{fold_interactions, InteractionFacts, Plan};
 use crate::store::{Store, StoreError};
 
 /// The sync cursor a migration sets to `pending` when it finds calls
@@ -41,16 +41,8 @@ pub async fn rebuild(store: &dyn Store) -> Result<u64, StoreError> {
         let mut tx = store.begin_ingest().await?;
         let rows = tx.load_trees(&roots).await?;
         let interactions: Vec<InteractionFacts> = fold_interactions(rows)
-            .into_iter()
-            .map(|i| {
-                let legs: Vec<_> = i.legs.iter().map(|l| &l.call).collect();
-                InteractionFacts::of_tree(
-                    &i.root.call,
-                    &legs,
-                    i.root.derived.actual_direction,
-                    ConversationRef::Existing(i.root.conversation_id),
-                )
-            })
+            .iter()
+            .map(InteractionFacts::of_interaction)
             .collect();
         counted += interactions.len() as u64;
         tx.apply(Plan {

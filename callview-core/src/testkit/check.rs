@@ -677,20 +677,16 @@ async fn check_stats(
     views: &[ConversationView],
     rows: &HashMap<CallSid, StoredCall>,
 ) -> Result<(), StoreError> {
-    use crate::model::{fold_interactions, ConversationRef, InteractionFacts};
+    use crate::model::{fold_interactions, InteractionFacts};
     use crate::stats::{deltas, Counters, FactsRow, SlotKey, SlotRow, StatsQuery};
 
     let facts: Vec<FactsRow> = fold_interactions(rows.values().cloned().collect())
         .into_iter()
         .map(|i| {
-            let legs: Vec<_> = i.legs.iter().map(|l| &l.call).collect();
-            let f = InteractionFacts::of_tree(
-                &i.root.call,
-                &legs,
-                i.root.derived.actual_direction,
-                ConversationRef::Existing(i.root.conversation_id),
-            );
-            FactsRow::new(&f, i.root.conversation_id.0)
+            FactsRow::new(
+                &InteractionFacts::of_interaction(&i),
+                i.root.conversation_id.0,
+            )
         })
         .collect();
     let expected = deltas([], &facts);
