@@ -182,9 +182,18 @@ impl Normalizer {
         }
         let host = host.map(|h| {
             let h = h.split(';').next().unwrap_or(h);
-            // Drop the port: one endpoint, however it is reached.
+            // Drop the port: one endpoint, however it is reached. A port is
+            // digits after the last colon of a host name or of a bracketed
+            // IPv6 address (`[::1]:5060`); any other colon stays, so the
+            // canonical form classifies to itself.
             match h.rsplit_once(':') {
-                Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+                Some((name, port))
+                    if !port.is_empty()
+                        && port.chars().all(|c| c.is_ascii_digit())
+                        && (!name.contains(':') || name.ends_with(']')) =>
+                {
+                    name
+                }
                 _ => h,
             }
         });

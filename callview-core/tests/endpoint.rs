@@ -77,6 +77,19 @@ fn classification_table() {
             SipEndpoint,
             "sip:1001@pbx.example.com",
         ),
+        // An IPv6 host keeps its address; only a port after it goes.
+        (
+            "sip:desk@[2001:db8::1]:5060",
+            SipEndpoint,
+            "sip:desk@[2001:db8::1]",
+        ),
+        (
+            "sip:desk@[2001:db8::1]",
+            SipEndpoint,
+            "sip:desk@[2001:db8::1]",
+        ),
+        // Colons that are not a port stay (the canonical form is stable).
+        ("sip:A@::", SipEndpoint, "sip:a@::"),
         // Clients.
         ("client:alice", Client, "client:alice"),
         ("client:Bob.Smith", Client, "client:Bob.Smith"),

@@ -193,6 +193,10 @@ fn phone_value() -> impl Strategy<Value = String> {
         Just("+00000000000".to_owned()),
         Just("+".to_owned()),
         Just("sip:@".to_owned()),
+        Just("sip:A@::".to_owned()),
+        Just("sip:a@:1:2".to_owned()),
+        Just("sip:a@[::1]:5060".to_owned()),
+        Just("sip:a@:5".to_owned()),
         Just("\u{0}\u{200b}+1 978\u{a0}844 7773".to_owned()),
         Just("+１９７８８４４７７７３".to_owned()),
     ]
