@@ -40,6 +40,7 @@ pub mod recording;
 pub mod stats;
 pub mod store;
 pub mod sync;
+pub mod text;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod twilio;

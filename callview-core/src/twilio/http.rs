@@ -22,12 +22,13 @@ use url::Url;
 use futures::TryStreamExt;
 
 use super::{
-    encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio,
-    RecordingFilter, RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioConfig,
-    TwilioError, TwilioEvent, TwilioObserver,
+    encode_query, AudioFormat, CallFilter, CallPage, IncomingNumber, OutgoingText, PageToken,
+    RecordingAudio, RecordingFilter, RecordingPage, TextFilter, TextPage, TranscriptFilter,
+    TranscriptPage, TwilioClient, TwilioConfig, TwilioError, TwilioEvent, TwilioObserver,
 };
 use crate::call::{Call, CallSid};
 use crate::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
+use crate::text::{MessageSid, Text, TextMedia};
 
 /// The API version segment of every path.
 const API_VERSION: &str = "2010-04-01";
@@ -681,6 +682,106 @@ impl TwilioClient for HttpTwilioClient {
             body: Box::pin(body),
         })
     }
+
+    async fn list_texts_page(
+        &self,
+        filter: &TextFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TextPage, TwilioError> {
+        let url = match page {
+            None => {
+                let mut url = self.account_url(&["Messages.json"]);
+                url.set_query(Some(&filter.query()));
+                url
+            }
+            Some(token) => self.page_url(token)?,
+        };
+        let what = format!("the messages of account {}", self.account_sid());
+        let body = self.get_json(&url, &what).await?;
+        let (texts, rejected, next) =
+            parse_page(body, "messages", &what, next_page, Text::from_value)?;
+        Ok(TextPage {
+            texts,
+            rejected,
+            next,
+        })
+    }
+
+    async fn text_media(&self, sid: &MessageSid) -> Result<Vec<TextMedia>, TwilioError> {
+        let mut url = self.account_url(&["Messages", sid.as_str(), "Media.json"]);
+        url.set_query(Some(&encode_query(&[(
+            "PageSize",
+            LIST_PAGE_SIZE.to_string(),
+        )])));
+        let what = format!("the media of message {sid}");
+        self.list_all(url, &what, "media_list", |record| {
+            TextMedia::from_json(record).ok()
+        })
+        .await
+    }
+
+    async fn text_media_content(
+        &self,
+        sid: &MessageSid,
+        media_sid: &str,
+    ) -> Result<RecordingAudio, TwilioError> {
+        let url = self.account_url(&["Messages", sid.as_str(), "Media", media_sid]);
+        let what = format!("media {media_sid} of message {sid}");
+        let response = self
+            .with_retries(&url, || self.audio_attempt(&url, &what))
+            .await?;
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let content_length = response.content_length();
+        let body = response.bytes_stream().map_err(|e| {
+            TwilioError::Transport(format!("the media stream broke: {}", e.without_url()))
+        });
+        Ok(RecordingAudio {
+            content_type,
+            content_length,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn send_text(&self, text: &OutgoingText) -> Result<Text, TwilioError> {
+        let url = self.account_url(&["Messages.json"]);
+        let what = format!("a message to {}", text.to);
+        let (user, secret) = self.config.credentials.basic_auth();
+        let sent = Instant::now();
+        // One attempt: a retried POST could send the text twice.
+        let response = self
+            .http
+            .post(url.clone())
+            .basic_auth(user, Some(secret.expose()))
+            .header(ACCEPT, "application/json")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            // Form encoding: the query's percent-encoding (spaces as %20).
+            .body(encode_query(&text.form()))
+            .timeout(self.timeout)
+            .send()
+            .await;
+        self.observe_sent(sent, &response);
+        let response = response.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.transport_error(e))?;
+        if !status.is_success() {
+            return Err(status_error(status, &body, &what));
+        }
+        let value = serde_json::from_slice::<Value>(&body).map_err(|e| TwilioError::Decode {
+            context: what.clone(),
+            reason: e.to_string(),
+        })?;
+        Text::from_value(value).map_err(|e| TwilioError::Decode {
+            context: what,
+            reason: e.to_string(),
+        })
+    }
 }
 
 impl HttpTwilioClient {
@@ -897,17 +998,17 @@ fn next_page_url(body: &Value) -> Option<PageToken> {
 }
 
 /// A page's items, the records that failed with their reason, the next page.
-type Parsed<T> = (Vec<T>, Vec<MediaParseError>, Option<PageToken>);
+type Parsed<T, E = MediaParseError> = (Vec<T>, Vec<E>, Option<PageToken>);
 
 /// The items of array `key` parsed by `parse` (failures kept, with their
 /// reason), and the next page.
-fn parse_page<T>(
+fn parse_page<T, E>(
     mut body: Value,
     key: &str,
     what: &str,
     next_of: fn(&Value) -> Option<PageToken>,
-    parse: impl Fn(Value) -> Result<T, MediaParseError>,
-) -> Result<Parsed<T>, TwilioError> {
+    parse: impl Fn(Value) -> Result<T, E>,
+) -> Result<Parsed<T, E>, TwilioError> {
     let records = match body.get_mut(key).map(Value::take) {
         Some(Value::Array(records)) => records,
         _ => {

@@ -10,6 +10,7 @@ mod error;
 mod http;
 mod observer;
 mod query;
+mod texts;
 
 pub use config::{
     Credentials, Secret, TwilioConfig, DEFAULT_BASE_URL, DEFAULT_INTELLIGENCE_BASE_URL,
@@ -19,6 +20,7 @@ pub use error::TwilioError;
 pub use http::{HttpTwilioClient, RetryPolicy};
 pub use observer::{TwilioEvent, TwilioObserver};
 pub use query::{encode_component, encode_query, format_query_time};
+pub use texts::{OutgoingText, TextFilter, TextPage, TextSender};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,6 +28,7 @@ use futures::stream::{self, BoxStream, Stream};
 
 use crate::call::{Call, CallParseError, CallSid, CallStatus};
 use crate::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
+use crate::text::{MessageSid, Text, TextMedia};
 
 /// Which calls to list. Every field is optional; an empty filter lists the
 /// whole account, newest first.
@@ -405,6 +408,31 @@ pub trait TwilioClient: Send + Sync {
         sid: &RecordingSid,
         format: AudioFormat,
     ) -> Result<RecordingAudio, TwilioError>;
+
+    /// Fetches one page of the account's messages (`Messages.json`), newest
+    /// first, like [`TwilioClient::list_calls_page`].
+    async fn list_texts_page(
+        &self,
+        filter: &TextFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TextPage, TwilioError>;
+
+    /// The media of one MMS (`Messages/{sid}/Media.json`, all pages).
+    async fn text_media(&self, sid: &MessageSid) -> Result<Vec<TextMedia>, TwilioError>;
+
+    /// The content of one media item of an MMS, streamed like
+    /// [`TwilioClient::recording_audio`] (Twilio's `Content-Type`, redirects
+    /// followed without credentials).
+    async fn text_media_content(
+        &self,
+        sid: &MessageSid,
+        media_sid: &str,
+    ) -> Result<RecordingAudio, TwilioError>;
+
+    /// Sends a text (`POST Messages.json`): Twilio's record of it, or its
+    /// refusal ([`TwilioError::Api`] with Twilio's code and message).
+    /// Never retried: a repeated request could send it twice.
+    async fn send_text(&self, text: &OutgoingText) -> Result<Text, TwilioError>;
 }
 
 /// Every page of `filter` as a stream, following `next_page_uri` until the
@@ -596,6 +624,98 @@ macro_rules! forward_media_methods {
             Self: 'at,
         {
             self.$field.recording_audio(sid, format)
+        }
+
+        fn list_texts_page<'a, 'b, 'c, 'at>(
+            &'a self,
+            filter: &'b $crate::twilio::TextFilter,
+            page: ::std::option::Option<&'c $crate::twilio::PageToken>,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::twilio::TextPage,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            'c: 'at,
+            Self: 'at,
+        {
+            self.$field.list_texts_page(filter, page)
+        }
+
+        fn text_media<'a, 'b, 'at>(
+            &'a self,
+            sid: &'b $crate::text::MessageSid,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            ::std::vec::Vec<$crate::text::TextMedia>,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            Self: 'at,
+        {
+            self.$field.text_media(sid)
+        }
+
+        fn text_media_content<'a, 'b, 'c, 'at>(
+            &'a self,
+            sid: &'b $crate::text::MessageSid,
+            media_sid: &'c str,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::twilio::RecordingAudio,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            'c: 'at,
+            Self: 'at,
+        {
+            self.$field.text_media_content(sid, media_sid)
+        }
+
+        fn send_text<'a, 'b, 'at>(
+            &'a self,
+            text: &'b $crate::twilio::OutgoingText,
+        ) -> ::std::pin::Pin<
+            ::std::boxed::Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            $crate::text::Text,
+                            $crate::twilio::TwilioError,
+                        >,
+                    > + ::std::marker::Send
+                    + 'at,
+            >,
+        >
+        where
+            'a: 'at,
+            'b: 'at,
+            Self: 'at,
+        {
+            self.$field.send_text(text)
         }
     };
 }
