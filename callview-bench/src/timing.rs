@@ -562,6 +562,46 @@ impl TwilioClient for TimedClient {
         )
         .await
     }
+
+    async fn list_texts_page(
+        &self,
+        filter: &callview_core::twilio::TextFilter,
+        page: Option<&PageToken>,
+    ) -> Result<callview_core::twilio::TextPage, TwilioError> {
+        timed(
+            &self.timings,
+            "twilio.list_texts_page",
+            self.inner.list_texts_page(filter, page),
+        )
+        .await
+    }
+
+    async fn text_media(
+        &self,
+        sid: &callview_core::text::MessageSid,
+    ) -> Result<Vec<callview_core::text::TextMedia>, TwilioError> {
+        timed(
+            &self.timings,
+            "twilio.text_media",
+            self.inner.text_media(sid),
+        )
+        .await
+    }
+
+    async fn text_media_content(
+        &self,
+        sid: &callview_core::text::MessageSid,
+        media_sid: &str,
+    ) -> Result<RecordingAudio, TwilioError> {
+        self.inner.text_media_content(sid, media_sid).await
+    }
+
+    async fn send_text(
+        &self,
+        text: &callview_core::twilio::OutgoingText,
+    ) -> Result<callview_core::text::Text, TwilioError> {
+        self.inner.send_text(text).await
+    }
 }
 
 /// The recorded times as rows `[method, calls, total ms, ms per call]`.

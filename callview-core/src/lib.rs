@@ -40,9 +40,9 @@ pub mod recording;
 pub mod stats;
 pub mod store;
 pub mod sync;
-pub mod text;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod text;
 pub mod twilio;
 mod wire;
 

@@ -300,7 +300,9 @@ impl Text {
             num_segments: record.integer("num_segments")?,
             num_media: record.integer("num_media")?.unwrap_or(0),
             direction: TextDirection::parse(
-                &record.text("direction")?.unwrap_or_else(|| "inbound".into()),
+                &record
+                    .text("direction")?
+                    .unwrap_or_else(|| "inbound".into()),
             ),
             status: TextStatus::parse(&record.text("status")?.unwrap_or_else(|| "queued".into())),
             error_code,
@@ -370,8 +372,14 @@ impl Text {
             "num_segments".into(),
             text(&self.num_segments.map(|n| n.to_string())),
         );
-        map.insert("num_media".into(), Value::String(self.num_media.to_string()));
-        map.insert("direction".into(), Value::String(self.direction.to_string()));
+        map.insert(
+            "num_media".into(),
+            Value::String(self.num_media.to_string()),
+        );
+        map.insert(
+            "direction".into(),
+            Value::String(self.direction.to_string()),
+        );
         map.insert("status".into(), Value::String(self.status.to_string()));
         map.insert(
             "error_code".into(),
@@ -468,7 +476,16 @@ mod tests {
     fn the_rest_form_parses_back_to_the_same_fields() {
         let t = Text::from_json(&record()).unwrap();
         let back = Text::from_value(t.to_rest_json()).unwrap();
-        assert_eq!(Text { raw: Value::Null, ..back }, Text { raw: Value::Null, ..t });
+        assert_eq!(
+            Text {
+                raw: Value::Null,
+                ..back
+            },
+            Text {
+                raw: Value::Null,
+                ..t
+            }
+        );
     }
 
     #[test]
@@ -494,7 +511,10 @@ mod tests {
         assert!(e.reason.contains("`body`"), "{e}");
         r = record();
         r["date_sent"] = json!("yesterday");
-        assert!(Text::from_json(&r).unwrap_err().reason.contains("date_sent"));
+        assert!(Text::from_json(&r)
+            .unwrap_err()
+            .reason
+            .contains("date_sent"));
         assert!(Text::from_json(&json!([])).is_err());
     }
 

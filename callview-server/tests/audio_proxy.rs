@@ -121,6 +121,32 @@ impl TwilioClient for Upstream {
     ) -> Result<Vec<Sentence>, TwilioError> {
         self.mock.transcript_sentences(transcript_sid).await
     }
+    async fn list_texts_page(
+        &self,
+        filter: &callview_core::twilio::TextFilter,
+        page: Option<&PageToken>,
+    ) -> Result<callview_core::twilio::TextPage, TwilioError> {
+        self.mock.list_texts_page(filter, page).await
+    }
+    async fn text_media(
+        &self,
+        sid: &callview_core::text::MessageSid,
+    ) -> Result<Vec<callview_core::text::TextMedia>, TwilioError> {
+        self.mock.text_media(sid).await
+    }
+    async fn text_media_content(
+        &self,
+        sid: &callview_core::text::MessageSid,
+        media_sid: &str,
+    ) -> Result<RecordingAudio, TwilioError> {
+        self.mock.text_media_content(sid, media_sid).await
+    }
+    async fn send_text(
+        &self,
+        text: &callview_core::twilio::OutgoingText,
+    ) -> Result<callview_core::text::Text, TwilioError> {
+        self.mock.send_text(text).await
+    }
     async fn recording_audio(
         &self,
         sid: &RecordingSid,

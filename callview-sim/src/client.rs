@@ -415,6 +415,43 @@ impl TwilioClient for SimulatedTwilio {
             body: Box::pin(futures::stream::iter(file.chunks().map(Ok))),
         })
     }
+
+    // Placeholder until the simulated account has texts (issue 14).
+    async fn list_texts_page(
+        &self,
+        _filter: &callview_core::twilio::TextFilter,
+        _page: Option<&PageToken>,
+    ) -> Result<callview_core::twilio::TextPage, TwilioError> {
+        Ok(callview_core::twilio::TextPage::default())
+    }
+
+    async fn text_media(
+        &self,
+        sid: &callview_core::text::MessageSid,
+    ) -> Result<Vec<callview_core::text::TextMedia>, TwilioError> {
+        Err(TwilioError::NotFound {
+            what: format!("message {sid}"),
+        })
+    }
+
+    async fn text_media_content(
+        &self,
+        sid: &callview_core::text::MessageSid,
+        _media_sid: &str,
+    ) -> Result<RecordingAudio, TwilioError> {
+        Err(TwilioError::NotFound {
+            what: format!("message {sid}"),
+        })
+    }
+
+    async fn send_text(
+        &self,
+        text: &callview_core::twilio::OutgoingText,
+    ) -> Result<callview_core::text::Text, TwilioError> {
+        Err(TwilioError::NotFound {
+            what: format!("a number to send to {}", text.to),
+        })
+    }
 }
 
 fn unknown_page(token: &PageToken) -> TwilioError {

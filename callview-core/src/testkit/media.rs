@@ -462,6 +462,32 @@ impl crate::TwilioClient for Faulty {
     ) -> Result<crate::twilio::RecordingAudio, crate::TwilioError> {
         self.mock.recording_audio(sid, format).await
     }
+    async fn list_texts_page(
+        &self,
+        filter: &crate::twilio::TextFilter,
+        page: Option<&crate::twilio::PageToken>,
+    ) -> Result<crate::twilio::TextPage, crate::TwilioError> {
+        self.mock.list_texts_page(filter, page).await
+    }
+    async fn text_media(
+        &self,
+        sid: &crate::text::MessageSid,
+    ) -> Result<Vec<crate::text::TextMedia>, crate::TwilioError> {
+        self.mock.text_media(sid).await
+    }
+    async fn text_media_content(
+        &self,
+        sid: &crate::text::MessageSid,
+        media_sid: &str,
+    ) -> Result<crate::twilio::RecordingAudio, crate::TwilioError> {
+        self.mock.text_media_content(sid, media_sid).await
+    }
+    async fn send_text(
+        &self,
+        text: &crate::twilio::OutgoingText,
+    ) -> Result<crate::text::Text, crate::TwilioError> {
+        self.mock.send_text(text).await
+    }
 }
 
 /// An account without Voice Intelligence (or a host that fails) still

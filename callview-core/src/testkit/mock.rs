@@ -9,9 +9,11 @@ use async_trait::async_trait;
 use crate::call::{Call, CallSid};
 use crate::model::interaction::newest_first;
 use crate::recording::{Recording, RecordingSid, Sentence, Transcript, TranscriptKind};
+use crate::text::{MessageSid, Text, TextDirection, TextMedia, TextStatus};
 use crate::twilio::{
-    AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
-    RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioError,
+    AudioFormat, CallFilter, CallPage, IncomingNumber, OutgoingText, PageToken, RecordingAudio,
+    RecordingFilter, RecordingPage, TextFilter, TextPage, TextSender, TranscriptFilter,
+    TranscriptPage, TwilioClient, TwilioError,
 };
 
 #[derive(Debug, Default)]
@@ -21,6 +23,10 @@ struct MockState {
     recordings: BTreeMap<RecordingSid, Recording>,
     transcripts: BTreeMap<String, Transcript>,
     audio: HashMap<RecordingSid, (String, Vec<u8>)>,
+    texts: BTreeMap<MessageSid, Text>,
+    text_media: HashMap<MessageSid, Vec<(TextMedia, Vec<u8>)>>,
+    sent: Vec<OutgoingText>,
+    send_refusal: Option<(i64, String)>,
     page_size: Option<u32>,
     page_requests: u64,
     fetch_requests: u64,
@@ -142,6 +148,32 @@ impl MockTwilio {
     }
 
     /// Every call, in the order Twilio lists them (newest first).
+    /// Adds or replaces a message.
+    pub fn upsert_text(&self, text: Text) {
+        self.lock().texts.insert(text.sid.clone(), text);
+    }
+
+    /// Gives message `sid` one media item with `content_type` and `bytes`.
+    pub fn add_text_media(&self, sid: &MessageSid, media: TextMedia, bytes: Vec<u8>) {
+        self.lock()
+            .text_media
+            .entry(sid.clone())
+            .or_default()
+            .push((media, bytes));
+    }
+
+    /// Makes every later send fail as Twilio refuses one (400 with `code`
+    /// and `message`); `None` accepts sends again.
+    pub fn refuse_sends(&self, refusal: Option<(i64, &str)>) {
+        self.lock().send_refusal = refusal.map(|(code, m)| (code, m.to_owned()));
+    }
+
+    /// Every text sent so far, in order.
+    pub fn sent(&self) -> Vec<OutgoingText> {
+        self.lock().sent.clone()
+    }
+
+    /// Every call, by SID.
     pub fn calls(&self) -> Vec<Call> {
         let mut calls: Vec<Call> = self.lock().calls.values().cloned().collect();
         calls.sort_by(newest_first);
@@ -362,6 +394,117 @@ impl TwilioClient for MockTwilio {
             content_length: Some(length),
             body: Box::pin(futures::stream::iter(chunks)),
         })
+    }
+
+    async fn list_texts_page(
+        &self,
+        filter: &TextFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TextPage, TwilioError> {
+        let mut matching: Vec<Text> = self
+            .lock()
+            .texts
+            .values()
+            .filter(|t| filter.matches(t))
+            .cloned()
+            .collect();
+        // Newest first; unsent messages ahead of all, as calls.
+        matching.sort_by(|a, b| {
+            (b.date_sent.is_none(), b.date_sent, &b.sid).cmp(&(
+                a.date_sent.is_none(),
+                a.date_sent,
+                &a.sid,
+            ))
+        });
+        self.lock().page_requests += 1;
+        let (texts, next) = self.slice(matching, filter.page_size, page, "Messages.json")?;
+        Ok(TextPage {
+            texts,
+            rejected: Vec::new(),
+            next,
+        })
+    }
+
+    async fn text_media(&self, sid: &MessageSid) -> Result<Vec<TextMedia>, TwilioError> {
+        let state = self.lock();
+        if !state.texts.contains_key(sid) {
+            return Err(TwilioError::NotFound {
+                what: format!("message {sid}"),
+            });
+        }
+        Ok(state
+            .text_media
+            .get(sid)
+            .map(|m| m.iter().map(|(media, _)| media.clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn text_media_content(
+        &self,
+        sid: &MessageSid,
+        media_sid: &str,
+    ) -> Result<RecordingAudio, TwilioError> {
+        let (media, bytes) = self
+            .lock()
+            .text_media
+            .get(sid)
+            .and_then(|m| m.iter().find(|(media, _)| media.sid == media_sid).cloned())
+            .ok_or_else(|| TwilioError::NotFound {
+                what: format!("media {media_sid} of message {sid}"),
+            })?;
+        Ok(RecordingAudio {
+            content_type: media.content_type,
+            content_length: Some(bytes.len() as u64),
+            body: Box::pin(futures::stream::iter([Ok(bytes::Bytes::from(bytes))])),
+        })
+    }
+
+    async fn send_text(&self, text: &OutgoingText) -> Result<Text, TwilioError> {
+        let mut state = self.lock();
+        if let Some((code, message)) = state.send_refusal.clone() {
+            return Err(TwilioError::Api {
+                status: 400,
+                code: Some(code),
+                message,
+                more_info: None,
+            });
+        }
+        state.sent.push(text.clone());
+        let sid = MessageSid::new(format!("SM{:032x}", state.sent.len()))
+            .unwrap_or_else(|| unreachable!("32 hex digits"));
+        let now = chrono::Utc::now();
+        let record = Text {
+            sid,
+            account_sid: Some("ACmock".into()),
+            messaging_service_sid: match &text.from {
+                TextSender::Service(s) => Some(s.clone()),
+                TextSender::Number(_) => None,
+            },
+            from: match &text.from {
+                TextSender::Number(n) => Some(n.clone()),
+                TextSender::Service(_) => None,
+            },
+            to: Some(text.to.clone()),
+            body: text.body.clone(),
+            num_segments: Some(1),
+            num_media: 0,
+            direction: TextDirection::OutboundApi,
+            status: TextStatus::Queued,
+            error_code: None,
+            error_message: None,
+            price: None,
+            price_unit: Some("USD".into()),
+            date_created: Some(now),
+            date_sent: None,
+            date_updated: Some(now),
+            raw: serde_json::Value::Null,
+        };
+        let record = Text {
+            raw: record.to_rest_json(),
+            ..record
+        };
+        state.texts.insert(record.sid.clone(), record.clone());
+        Ok(record)
     }
 }
 

@@ -769,7 +769,10 @@ impl TwilioClient for HttpTwilioClient {
         self.observe_sent(sent, &response);
         let response = response.map_err(|e| self.transport_error(e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport_error(e))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
         if !status.is_success() {
             return Err(status_error(status, &body, &what));
         }

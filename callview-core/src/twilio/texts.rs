@@ -77,7 +77,11 @@ impl TextFilter {
                 }
             }
         }
-        if self.to.as_ref().is_some_and(|t| text.to.as_ref() != Some(t)) {
+        if self
+            .to
+            .as_ref()
+            .is_some_and(|t| text.to.as_ref() != Some(t))
+        {
             return false;
         }
         if self

@@ -459,6 +459,32 @@ impl TwilioClient for RejectingTwilio {
     ) -> Result<callview_core::twilio::RecordingAudio, TwilioError> {
         Err(rejected())
     }
+    async fn list_texts_page(
+        &self,
+        _filter: &callview_core::twilio::TextFilter,
+        _page: Option<&PageToken>,
+    ) -> Result<callview_core::twilio::TextPage, TwilioError> {
+        Err(rejected())
+    }
+    async fn text_media(
+        &self,
+        _sid: &callview_core::text::MessageSid,
+    ) -> Result<Vec<callview_core::text::TextMedia>, TwilioError> {
+        Err(rejected())
+    }
+    async fn text_media_content(
+        &self,
+        _sid: &callview_core::text::MessageSid,
+        _media_sid: &str,
+    ) -> Result<callview_core::twilio::RecordingAudio, TwilioError> {
+        Err(rejected())
+    }
+    async fn send_text(
+        &self,
+        _text: &callview_core::twilio::OutgoingText,
+    ) -> Result<callview_core::text::Text, TwilioError> {
+        Err(rejected())
+    }
 }
 
 /// A store whose database is gone: every method fails with a backend error
