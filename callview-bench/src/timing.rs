@@ -110,6 +110,18 @@ impl IngestTx for TimedIngest {
         .await
     }
 
+    async fn load_texts(
+        &mut self,
+        sids: &[callview_core::text::MessageSid],
+    ) -> Result<Vec<callview_core::model::StoredText>, StoreError> {
+        timed(
+            &self.timings,
+            "store.load_texts",
+            self.inner.load_texts(sids),
+        )
+        .await
+    }
+
     async fn load_conversations(
         &mut self,
         lookup: &ConversationLookup,
@@ -439,6 +451,21 @@ impl Store for TimedStore {
             self.inner.messages(id, query),
         )
         .await
+    }
+
+    async fn texts(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<Vec<callview_core::model::StoredText>, StoreError> {
+        timed(&self.timings, "store.texts", self.inner.texts(id, query)).await
+    }
+
+    async fn text(
+        &self,
+        sid: &callview_core::text::MessageSid,
+    ) -> Result<callview_core::model::StoredText, StoreError> {
+        self.inner.text(sid).await
     }
 }
 

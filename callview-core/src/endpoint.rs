@@ -490,15 +490,25 @@ impl PartyRules {
     /// assert_eq!(party.direction, ActualDirection::Outbound);
     /// ```
     pub fn external_party(&self, call: &Call) -> Party {
-        let from = self.normalizer.classify(call.from.as_deref());
-        let to = self.normalizer.classify(call.to.as_deref());
+        self.party_of(
+            call.from.as_deref(),
+            call.to.as_deref(),
+            call.direction.is_outbound(),
+        )
+    }
+
+    /// The external party of a call or text between `from` and `to`;
+    /// `outbound` (Twilio's direction) decides when both sides are outside.
+    pub fn party_of(&self, from: Option<&str>, to: Option<&str>, outbound: bool) -> Party {
+        let from = self.normalizer.classify(from);
+        let to = self.normalizer.classify(to);
         let from_internal = self.is_internal(&from);
         let to_internal = self.is_internal(&to);
         let (endpoint, direction) = match (from_internal, to_internal) {
             (false, true) => (from, ActualDirection::Inbound),
             (true, false) => (to, ActualDirection::Outbound),
             (false, false) => {
-                if call.direction.is_outbound() {
+                if outbound {
                     (to, ActualDirection::Outbound)
                 } else {
                     (from, ActualDirection::Inbound)

@@ -17,10 +17,11 @@ use crate::endpoint::{ActualDirection, Normalizer};
 use crate::export::{ExportQuery, ExportRow};
 use crate::model::{
     ConversationCounters, ConversationId, ConversationLookup, Interaction, MediaPlan, Plan,
-    RefreshState, StoredCall, StoredRecording,
+    RefreshState, StoredCall, StoredRecording, StoredText,
 };
 use crate::recording::{RecordingSid, Transcript};
 use crate::stats::{StatsQuery, StatsRows};
+use crate::text::MessageSid;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +137,10 @@ pub struct ConversationView {
     pub contact: ContactRecord,
     /// Its newest interaction, legs folded in.
     pub last_message: Option<Interaction>,
+    /// Its newest text message (`counters.last_text_sid`), when it has
+    /// texts; the conversation's last message when
+    /// `counters.last_message_type` says a text is newest.
+    pub last_text: Option<StoredText>,
 }
 
 /// Which conversations to list: a page, and optional filters that every
@@ -795,6 +800,20 @@ pub trait Store: Send + Sync {
         query: &MessageQuery,
     ) -> Result<MessagePage, StoreError>;
 
+    /// A page of a conversation's text messages, newest first (`sent_at`
+    /// descending, texts without one last, then SID descending), just after
+    /// `query.after` (a position in the thread: a root call's or a text's),
+    /// at most `query.limit`. `NotFound` when the conversation does not
+    /// exist. [`crate::thread::thread_page`] interleaves them with calls.
+    async fn texts(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<Vec<StoredText>, StoreError>;
+
+    /// One text message; `NotFound` when it is not stored.
+    async fn text(&self, sid: &MessageSid) -> Result<StoredText, StoreError>;
+
     /// One contact; `NotFound` when it does not exist.
     async fn contact(&self, id: i64) -> Result<ContactRecord, StoreError>;
 
@@ -939,6 +958,9 @@ pub trait Store: Send + Sync {
 pub trait IngestTx: Send {
     /// [`Store::load_trees`], inside this transaction.
     async fn load_trees(&mut self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError>;
+
+    /// The stored texts with these SIDs (those that exist).
+    async fn load_texts(&mut self, sids: &[MessageSid]) -> Result<Vec<StoredText>, StoreError>;
 
     /// The conversations with the lookup's keys or ids that exist, each with
     /// totals over its rows whose SIDs are not in `lookup.exclude`, and
@@ -1184,9 +1206,9 @@ pub struct MessagePage {
     pub next_cursor: Option<MessageCursor>,
 }
 
-/// A position in a conversation's interactions (keyset pagination): just
-/// after the root call with this start time and SID, in the order
-/// `start_time DESC NULLS LAST, sid DESC`.
+/// A position in a conversation's thread (keyset pagination): just after
+/// the root call (or text) with this start time (or `sent_at`) and SID, in
+/// the order `time DESC NULLS LAST, sid DESC` that calls and texts share.
 ///
 /// Its text form is opaque and URL-safe, like [`ConversationCursor`]'s.
 ///
@@ -1217,6 +1239,16 @@ impl MessageCursor {
             start_time: start_time.map(|t| t.trunc_subsecs(6)),
             sid,
         }
+    }
+
+    /// The position just after a text in a thread (texts and root calls
+    /// share one order: time, then SID).
+    pub fn after_text(text: &StoredText) -> Self {
+        Self::new(
+            text.text.at(),
+            CallSid::new(text.text.sid.as_str())
+                .unwrap_or_else(|| unreachable!("SIDs are not empty")),
+        )
     }
 
     /// The position just after `interaction`.

@@ -15,8 +15,11 @@ use crate::call::{Call, CallParseError, CallSid};
 use crate::endpoint::{OwnedNumbers, PartyRules};
 pub use crate::media_sync::{plan_media_in, write_media_in, MediaReport, MediaWritten};
 use crate::media_sync::{sync_media, MediaWindow};
+use crate::model::IncomingText;
 use crate::model::{Plan, PlanStats, Prepared, RefreshState};
 use crate::store::{IngestTx, RefreshUpdate, Store, StoreError, UnfinishedQuery};
+pub use crate::text_sync::TextReport;
+use crate::text_sync::{sync_texts, TextWindow};
 use crate::twilio::{call_pages, CallFilter, TwilioClient, TwilioError};
 
 /// The seed's named sync windows.
@@ -141,6 +144,8 @@ pub struct SyncReport {
     pub elapsed_ms: u64,
     /// Recordings and transcripts.
     pub media: MediaReport,
+    /// Text messages.
+    pub texts: TextReport,
 }
 
 impl SyncReport {
@@ -381,6 +386,7 @@ pub struct SyncEngine {
     concurrency: usize,
     refresh: RefreshPolicy,
     media: bool,
+    texts: bool,
     stop: StopFlag,
 }
 
@@ -406,6 +412,7 @@ impl SyncEngine {
             concurrency: DEFAULT_CONCURRENCY,
             refresh: RefreshPolicy::default(),
             media: true,
+            texts: true,
             stop: StopFlag::new(),
         }
     }
@@ -427,6 +434,12 @@ impl SyncEngine {
     /// Whether runs also sync recordings and transcripts (default on).
     pub fn with_media(mut self, media: bool) -> Self {
         self.media = media;
+        self
+    }
+
+    /// Whether runs also sync text messages (default on).
+    pub fn with_texts(mut self, texts: bool) -> Self {
+        self.texts = texts;
         self
     }
 
@@ -519,6 +532,23 @@ impl SyncEngine {
         if let Some((name, value)) = cursor {
             tx.write_cursor(name, &value).await?;
         }
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    /// A page of texts for a run holding the sync lock, in one
+    /// transaction that confirms the lock.
+    async fn ingest_texts_locked(
+        &self,
+        rules: &PartyRules,
+        batch: Vec<IncomingText>,
+    ) -> Result<PlanStats, StoreError> {
+        if batch.is_empty() {
+            return Ok(PlanStats::default());
+        }
+        let mut tx = self.store.begin_ingest().await?;
+        tx.confirm_sync_lock().await?;
+        let stats = crate::text_sync::ingest_texts_in(tx.as_mut(), rules, batch).await?;
         tx.commit().await?;
         Ok(stats)
     }
@@ -685,8 +715,27 @@ impl SyncEngine {
             .await?;
         }
 
+        if self.texts {
+            let window = TextWindow {
+                since,
+                cap,
+                page_size,
+                stop: &self.stop,
+            };
+            let mut texts = std::mem::take(&mut report.texts);
+            sync_texts(
+                self.client.as_ref(),
+                &window,
+                &mut texts,
+                &mut report.skipped,
+                |batch| self.ingest_texts_locked(&rules, batch),
+            )
+            .await?;
+            report.texts = texts;
+        }
+
         self.stop.check()?;
-        let complete = !report.more_available;
+        let complete = !report.more_available && !report.texts.more_available;
         if backfill && !resume.done.is_empty() {
             // This run read its whole window: only older slices, of an
             // earlier backfill reaching further back, stay worth keeping.

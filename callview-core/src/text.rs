@@ -54,6 +54,14 @@ impl MessageSid {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for MessageSid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::new(text.clone())
+            .ok_or_else(|| serde::de::Error::custom(format!("not a message SID: {text:?}")))
+    }
+}
+
 impl fmt::Debug for MessageSid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)

@@ -41,6 +41,7 @@ mod store;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+mod texts;
 mod tokens;
 
 pub use options::{redact_url, PostgresOptions};

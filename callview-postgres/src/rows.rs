@@ -13,9 +13,11 @@ use callview_core::annotations::Annotations;
 use callview_core::call::{format_rfc2822, Call, CallDirection, CallSid};
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{
-    ConversationCounters, ConversationId, Derived, DisplayStatus, RefreshState, StoredCall,
+    ConversationCounters, ConversationId, Derived, DisplayStatus, MessageType, RefreshState,
+    StoredCall,
 };
 use callview_core::store::{ContactRecord, ConversationRecord};
+use callview_core::text::MessageSid;
 
 /// The columns of a `messages` row, in [`MESSAGE_COLUMNS`] order.
 #[derive(sqlx::FromRow)]
@@ -366,6 +368,15 @@ impl ConversationRow {
                     .and_then(Value::as_str)
                     .map(DisplayStatus::parse),
                 last_root_sid: self.last_root_sid.clone().and_then(CallSid::new),
+                total_messages: json_u64(metadata.and_then(|m| m.get("total_messages"))),
+                last_message_type: metadata
+                    .and_then(|m| m.get("last_message_type"))
+                    .and_then(Value::as_str)
+                    .and_then(MessageType::parse),
+                last_text_sid: metadata
+                    .and_then(|m| m.get("last_text_sid"))
+                    .and_then(Value::as_str)
+                    .and_then(MessageSid::new),
             },
             created_at: time_or_epoch(self.created_at),
             updated_at: time_or_epoch(self.updated_at.or(self.created_at)),

@@ -21,7 +21,7 @@ use callview_core::export::{ExportQuery, ExportRow};
 use callview_core::model::{
     fold_interactions, Aggregate, ConversationId, ConversationLookup, ConversationRef,
     ConversationState, CounterUpdate, DisplayStatus, FoundConversations, Interaction, MediaPlan,
-    NewConversation, NewestRoot, Plan, StoredCall, StoredRecording,
+    MessageType, NewConversation, NewestRoot, Plan, StoredCall, StoredRecording, StoredText,
 };
 use callview_core::recording::{RecordingSid, Transcript};
 use callview_core::stats::{FactsRow, StatsQuery, StatsRows};
@@ -31,6 +31,7 @@ use callview_core::store::{
     MessageQuery, PoolStatus, RefreshUpdate, SchemaStatus, Store, StoreCounts, StoreError,
     TagCount, UnfinishedQuery,
 };
+use callview_core::text::MessageSid;
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
 use crate::filters::{bind_filter, conversation_filter, Filter, Start};
@@ -41,6 +42,7 @@ use crate::rows::{
     CONVERSATION_COLUMNS, MESSAGE_COLUMNS,
 };
 use crate::stats;
+use crate::texts;
 
 /// The migrations in `callview-postgres/migrations/`, embedded at build time.
 static MIGRATOR: Migrator = sqlx::migrate!();
@@ -329,6 +331,13 @@ impl PostgresStore {
                     .push(stored);
             }
         }
+        let text_sids: Vec<MessageSid> = rows
+            .iter()
+            .filter_map(|r| r.conversation().counters.last_text_sid)
+            .collect();
+        let mut last_texts = texts::by_sid(tx, &text_sids)
+            .await
+            .map_err(self.db.media_error("loading last texts"))?;
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -337,10 +346,16 @@ impl PostgresStore {
                 let last_message = by_conversation
                     .remove(&i64::from(row.id))
                     .and_then(|calls| pick_last(fold_interactions(calls), &row.last_root_sid));
+                let last_text = conversation
+                    .counters
+                    .last_text_sid
+                    .as_ref()
+                    .and_then(|sid| last_texts.remove(sid));
                 ConversationView {
                     conversation,
                     contact,
                     last_message,
+                    last_text,
                 }
             })
             .collect())
@@ -358,7 +373,10 @@ pub(crate) struct Db {
 impl Db {
     /// [`Db::error`] for the media statements, whose rows may also fail to
     /// read back.
-    fn media_error(&self, what: &str) -> impl FnOnce(media::MediaError) -> StoreError + '_ {
+    pub(crate) fn media_error(
+        &self,
+        what: &str,
+    ) -> impl FnOnce(media::MediaError) -> StoreError + '_ {
         let what = what.to_owned();
         move |e| match e {
             media::MediaError::Db(e) => self.error(&what)(e),
@@ -582,6 +600,9 @@ impl Db {
                 "last_call_direction": c.last_call_direction.map(|d| d.as_str()),
                 "last_root_sid": c.last_root_sid.as_ref().map(|s| s.as_str()),
                 "last_display_status": c.last_display_status.as_ref().map(DisplayStatus::as_str),
+                "total_messages": c.total_messages,
+                "last_message_type": c.last_message_type.map(MessageType::as_str),
+                "last_text_sid": c.last_text_sid.as_ref().map(MessageSid::as_str),
             }));
         }
         // With the counters, the newest root's display status (the
@@ -620,6 +641,7 @@ impl Db {
         let contacts: Vec<Option<i32>> = sqlx::query_scalar(
             "DELETE FROM conversations v WHERE v.id = ANY($1) \
              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = v.id) \
+             AND NOT EXISTS (SELECT 1 FROM texts t WHERE t.conversation_id = v.id) \
              RETURNING v.contact_id",
         )
         .bind(&ids)
@@ -732,7 +754,12 @@ impl Db {
         .fetch_all(&mut *conn)
         .await
         .map_err(self.error("loading conversations"))?;
-        Ok(rows.into_iter().map(StateRow::into_state).collect())
+        let mut states: Vec<ConversationState> =
+            rows.into_iter().map(StateRow::into_state).collect();
+        texts::add_totals(conn, &mut states, &lookup.exclude_texts)
+            .await
+            .map_err(self.media_error("loading the text totals of conversations"))?;
+        Ok(states)
     }
 
     /// One contact, on `conn`; `NotFound` when it does not exist.
@@ -841,6 +868,8 @@ impl StateRow {
                 root_duration: self.root_duration.max(0) as u64,
                 newest_root,
                 last_call_at: self.last_call_at.map(from_db_time),
+                texts: 0,
+                newest_text: None,
             },
         }
     }
@@ -865,6 +894,12 @@ struct PgIngest {
 impl IngestTx for PgIngest {
     async fn load_trees(&mut self, sids: &[CallSid]) -> Result<Vec<StoredCall>, StoreError> {
         self.db.load_trees(&mut self.tx, sids).await
+    }
+
+    async fn load_texts(&mut self, sids: &[MessageSid]) -> Result<Vec<StoredText>, StoreError> {
+        texts::load_texts(&mut self.tx, sids)
+            .await
+            .map_err(self.db.media_error("loading stored texts"))
     }
 
     async fn load_conversations(
@@ -912,6 +947,13 @@ impl IngestTx for PgIngest {
         media::refresh_call_columns(tx, &new_calls)
             .await
             .map_err(self.db.error("attaching recordings to their calls"))?;
+        let mut text_writes = Vec::with_capacity(plan.texts.len());
+        for write in &plan.texts {
+            text_writes.push((write, resolve.id(&write.conversation)?));
+        }
+        texts::upsert_texts(tx, &text_writes)
+            .await
+            .map_err(self.db.media_error("writing text messages"))?;
         self.db.write_counters(tx, &plan.counters, &resolve).await?;
         self.db.remove_conversations(tx, &plan.removed).await?;
         let mut facts = Vec::with_capacity(plan.interactions.len());
@@ -1271,6 +1313,45 @@ impl Store for PostgresStore {
             interactions,
             next_cursor,
         })
+    }
+
+    async fn texts(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<Vec<StoredText>, StoreError> {
+        let not_found = || StoreError::NotFound(format!("conversation {id}"));
+        let db_id = conversation_id(id).ok_or_else(not_found)?;
+        let what = "reading a conversation's texts";
+        let mut tx = self.read_tx(what).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
+                .bind(db_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(self.db.error(what))?;
+        if !exists {
+            return Err(not_found());
+        }
+        let texts = texts::thread_texts(&mut tx, db_id, query)
+            .await
+            .map_err(self.db.media_error(what))?;
+        tx.commit().await.map_err(self.db.error(what))?;
+        Ok(texts)
+    }
+
+    async fn text(&self, sid: &MessageSid) -> Result<StoredText, StoreError> {
+        let mut conn = self
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(self.db.error("reading a text"))?;
+        texts::load_texts(&mut conn, std::slice::from_ref(sid))
+            .await
+            .map_err(self.db.media_error("reading a text"))?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("text {sid}")))
     }
 
     async fn list_conversations(

@@ -74,7 +74,7 @@ use callview_core::call::CallSid;
 use callview_core::export::{ExportQuery, ExportRow};
 use callview_core::model::{
     ConversationId, ConversationLookup, FoundConversations, MediaPlan, Plan, StoredCall,
-    StoredRecording,
+    StoredRecording, StoredText,
 };
 use callview_core::recording::{RecordingSid, Transcript};
 use callview_core::stats::{StatsQuery, StatsRows};
@@ -83,6 +83,7 @@ use callview_core::store::{
     MessagePage, MessageQuery, PoolStatus, RefreshUpdate, SchemaStatus, Store, StoreCounts,
     StoreError, TagCount, UnfinishedQuery,
 };
+use callview_core::text::MessageSid;
 use callview_core::Interaction;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -94,6 +95,7 @@ mod queries;
 mod rows;
 mod schema;
 mod stats;
+mod texts;
 mod time;
 mod tokens;
 
@@ -637,6 +639,12 @@ impl IngestTx for SqliteIngest {
             .await
     }
 
+    async fn load_texts(&mut self, sids: &[MessageSid]) -> Result<Vec<StoredText>, StoreError> {
+        let sids = sids.to_vec();
+        self.run(move |conn, _| texts::load_texts(conn, &sids))
+            .await
+    }
+
     async fn load_conversations(
         &mut self,
         lookup: &ConversationLookup,
@@ -820,6 +828,28 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.read(move |conn| queries::messages(conn, id, &query))
             .await
+    }
+
+    async fn texts(
+        &self,
+        id: ConversationId,
+        query: &MessageQuery,
+    ) -> Result<Vec<StoredText>, StoreError> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let what = format!("loading the texts of conversation {id}");
+            let tx = conn.transaction().map_err(queries::db(what.clone()))?;
+            queries::require_conversation(&tx, id, &what)?;
+            let texts = texts::thread_texts(&tx, id, &query)?;
+            tx.finish().map_err(queries::db(what))?;
+            Ok(texts)
+        })
+        .await
+    }
+
+    async fn text(&self, sid: &MessageSid) -> Result<StoredText, StoreError> {
+        let sid = sid.clone();
+        self.read(move |conn| texts::text(conn, &sid)).await
     }
 
     async fn contact(&self, id: i64) -> Result<ContactRecord, StoreError> {

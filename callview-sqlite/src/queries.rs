@@ -9,14 +9,15 @@ use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
 use callview_core::model::{
     fold_interactions, Aggregate, CallWrite, ConversationId, ConversationLookup, ConversationRef,
-    ConversationState, DisplayStatus, FoundConversations, Interaction, NewConversation, NewestRoot,
-    Plan, StoredCall,
+    ConversationState, DisplayStatus, FoundConversations, Interaction, MessageType,
+    NewConversation, NewestRoot, Plan, StoredCall,
 };
 use callview_core::store::{
     check_version, count_tags, message_of, ContactRecord, ConversationCursor, ConversationPage,
     ConversationQuery, ConversationRecord, ConversationView, MessageCursor, MessagePage,
     MessageQuery, RefreshUpdate, StoreCounts, StoreError, TagCount, UnfinishedQuery,
 };
+use callview_core::text::MessageSid;
 use callview_core::{CallDirection, CallStatus};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
@@ -44,7 +45,7 @@ pub(crate) fn json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String
 }
 
 /// A JSON array of integers.
-fn json_ids(ids: impl IntoIterator<Item = i64>) -> String {
+pub(crate) fn json_ids(ids: impl IntoIterator<Item = i64>) -> String {
     serde_json::Value::Array(ids.into_iter().map(serde_json::Value::from).collect()).to_string()
 }
 
@@ -277,6 +278,7 @@ fn conversation_states(
             });
         }
     }
+    crate::texts::add_totals(conn, &mut states, &lookup.exclude_texts)?;
     Ok(states)
 }
 
@@ -668,6 +670,11 @@ fn views(
             by_root.entry(call.root_sid.clone()).or_default().push(call);
         }
     }
+    let text_sids: Vec<MessageSid> = records
+        .iter()
+        .filter_map(|(c, _)| c.counters.last_text_sid.clone())
+        .collect();
+    let mut last_texts = crate::texts::by_sid(conn, &text_sids)?;
     Ok(records
         .into_iter()
         .map(|(conversation, contact)| {
@@ -677,17 +684,23 @@ fn views(
                 .as_ref()
                 .and_then(|sid| by_root.remove(sid))
                 .and_then(|rows| fold_interactions(rows).into_iter().next());
+            let last_text = conversation
+                .counters
+                .last_text_sid
+                .as_ref()
+                .and_then(|sid| last_texts.remove(sid));
             ConversationView {
                 conversation,
                 contact,
                 last_message,
+                last_text,
             }
         })
         .collect())
 }
 
 /// `NotFound` unless conversation `id` exists.
-fn require_conversation(
+pub(crate) fn require_conversation(
     conn: &Connection,
     id: ConversationId,
     what: &str,
@@ -774,6 +787,7 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
             .filter(|w| w.recording_url.is_none())
             .map(|w| w.call.sid.as_str()),
     )?;
+    crate::texts::upsert_texts(tx, plan, &created, &now)?;
 
     // 3. Counters, and the newest root's display status (read from its
     //    row, written in step 2 when it changed) for the status filter.
@@ -792,7 +806,10 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
                          '$.total_duration', ?4,
                          '$.last_call_direction', ?5,
                          '$.last_root_sid', ?6,
-                         '$.last_display_status', ?8),
+                         '$.last_display_status', ?8,
+                         '$.total_messages', ?9,
+                         '$.last_message_type', ?10,
+                         '$.last_text_sid', ?11),
                      updated_at = ?7
                  WHERE id = ?1",
             )
@@ -806,6 +823,9 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
                 c.last_root_sid.as_ref().map(CallSid::as_str),
                 now,
                 c.last_display_status.as_ref().map(DisplayStatus::as_str),
+                to_i64(c.total_messages, "total_messages")?,
+                c.last_message_type.map(MessageType::as_str),
+                c.last_text_sid.as_ref().map(MessageSid::as_str),
             ])
             .map_err(db(what()))?;
         if changed == 0 {
@@ -820,6 +840,7 @@ pub(crate) fn apply(tx: &Connection, plan: &Plan) -> Result<(), StoreError> {
             .prepare_cached(
                 "DELETE FROM conversations
                  WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM texts WHERE conversation_id = ?1)
                  RETURNING contact_id",
             )
             .map_err(db(what()))?

@@ -3,10 +3,12 @@
 use callview_core::annotations::Annotations;
 use callview_core::call::CallSid;
 use callview_core::endpoint::ActualDirection;
+use callview_core::model::MessageType;
 use callview_core::model::{
     ConversationCounters, ConversationId, Derived, DisplayStatus, RefreshState, StoredCall,
 };
 use callview_core::store::{ContactRecord, ConversationRecord, StoreError};
+use callview_core::text::MessageSid;
 use callview_core::Call;
 use chrono::{DateTime, Utc};
 use rusqlite::types::FromSql;
@@ -286,6 +288,15 @@ fn counters(metadata: &Value, last_message_at: Option<DateTime<Utc>>) -> Convers
             .get("last_root_sid")
             .and_then(Value::as_str)
             .and_then(CallSid::new),
+        total_messages: json_u64(metadata.get("total_messages")),
+        last_message_type: metadata
+            .get("last_message_type")
+            .and_then(Value::as_str)
+            .and_then(MessageType::parse),
+        last_text_sid: metadata
+            .get("last_text_sid")
+            .and_then(Value::as_str)
+            .and_then(MessageSid::new),
     }
 }
 

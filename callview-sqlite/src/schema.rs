@@ -62,6 +62,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0008_tokens.sql",
         sql: include_str!("../migrations/0008_tokens.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_texts.sql",
+        sql: include_str!("../migrations/0009_texts.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

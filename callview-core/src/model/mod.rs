@@ -13,6 +13,7 @@ pub mod facts;
 pub mod interaction;
 pub mod media;
 pub mod plan;
+pub mod texts;
 mod types;
 
 pub use facts::{Cost, InteractionFacts, Outcome};
@@ -22,6 +23,7 @@ pub use plan::{
     CallWrite, ConversationLookup, ConversationRef, CounterUpdate, FoundConversations,
     NewConversation, Plan, PlanStats, Prepared,
 };
+pub use texts::{IncomingText, MessageType, NewestText, StoredText, TextWrite};
 pub use types::{
     Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, DisplayStatus,
     NewestRoot, RefreshState, StoredCall,

@@ -24,10 +24,12 @@ use crate::endpoint::{ActualDirection, PartyRules};
 
 use super::facts::InteractionFacts;
 use super::interaction::{oldest_first, summarize};
+use super::texts::{IncomingText, MessageType, NewestText, StoredText, TextWrite};
 use super::types::{
     Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, NewestRoot,
     StoredCall,
 };
+use crate::text::{MessageSid, Text, TextMedia};
 
 /// Which conversation a write goes to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,6 +145,12 @@ pub struct PlanStats {
     /// Stored calls outside the batch whose conversation or tree changed
     /// (children moving under a parent that just arrived).
     pub moved: u64,
+    /// Batch texts not stored before.
+    pub texts_inserted: u64,
+    /// Batch texts whose stored row changed (status, price, media).
+    pub texts_updated: u64,
+    /// Batch texts already stored exactly so (or older than what is stored).
+    pub texts_unchanged: u64,
 }
 
 /// Every write for one batch, applied by a store in one transaction, in
@@ -156,6 +164,8 @@ pub struct Plan {
     pub new_conversations: Vec<NewConversation>,
     /// Rows to insert or update.
     pub calls: Vec<CallWrite>,
+    /// Text rows to insert or update (written after `calls`).
+    pub texts: Vec<TextWrite>,
     /// Counters of every conversation whose rows changed.
     pub counters: Vec<CounterUpdate>,
     /// Conversations left without any call.
@@ -175,6 +185,7 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.new_conversations.is_empty()
             && self.calls.is_empty()
+            && self.texts.is_empty()
             && self.counters.is_empty()
             && self.removed.is_empty()
             && self.interactions.is_empty()
@@ -192,6 +203,9 @@ pub struct ConversationLookup {
     /// Calls to leave out of each conversation's totals: every stored call
     /// of the trees, which the planner accounts for itself.
     pub exclude: Vec<CallSid>,
+    /// Texts to leave out of each conversation's totals: the stored
+    /// versions of the batch's texts.
+    pub exclude_texts: Vec<MessageSid>,
     /// External ids a new conversation may take: the store says which are
     /// taken already ([`crate::store::FoundConversations`]).
     pub external_ids: Vec<String>,
@@ -232,7 +246,19 @@ pub struct Prepared {
     batch: BTreeSet<CallSid>,
     trees: Vec<Tree>,
     derived: HashMap<CallSid, (CallSid, Derived)>,
+    texts: Vec<PreparedText>,
     lookup: ConversationLookup,
+}
+
+/// A batch text with its party and what is stored of it.
+#[derive(Debug)]
+struct PreparedText {
+    text: Text,
+    media: Vec<TextMedia>,
+    stored: Option<StoredText>,
+    key: String,
+    display: String,
+    direction: ActualDirection,
 }
 
 /// Whether `incoming` is an older version of `current` (Twilio's
@@ -344,6 +370,7 @@ impl Prepared {
             keys: keys.into_iter().collect(),
             ids: ids.into_iter().collect(),
             exclude,
+            exclude_texts: Vec::new(),
             external_ids: external_ids.into_iter().collect(),
         };
         Self {
@@ -352,8 +379,83 @@ impl Prepared {
             batch: batch_sids,
             trees,
             derived,
+            texts: Vec::new(),
             lookup,
         }
+    }
+
+    /// Adds text messages to the batch, with the stored rows of those SIDs
+    /// ([`crate::store::IngestTx::load_texts`]). A text repeated in the
+    /// batch, or older than what is stored, keeps the newest version
+    /// ([`Text::is_older_than`]); a text listed without its media keeps the
+    /// stored media.
+    pub fn with_texts(
+        mut self,
+        rules: &PartyRules,
+        texts: Vec<IncomingText>,
+        stored: Vec<StoredText>,
+    ) -> Self {
+        let mut stored: HashMap<MessageSid, StoredText> = stored
+            .into_iter()
+            .map(|s| (s.text.sid.clone(), s))
+            .collect();
+        let mut newest: BTreeMap<MessageSid, IncomingText> = BTreeMap::new();
+        for incoming in texts {
+            let sid = incoming.text.sid.clone();
+            match newest.get_mut(&sid) {
+                Some(current) if !incoming.text.is_older_than(&current.text) => {
+                    let media = incoming.media.or(current.media.take());
+                    *current = IncomingText { media, ..incoming };
+                }
+                Some(current) => {
+                    current.media = current.media.take().or(incoming.media);
+                }
+                None => {
+                    newest.insert(sid, incoming);
+                }
+            }
+        }
+        let mut keys: BTreeSet<String> = self.lookup.keys.iter().cloned().collect();
+        let mut ids: BTreeSet<ConversationId> = self.lookup.ids.iter().copied().collect();
+        let mut external_ids: BTreeSet<String> = self.lookup.external_ids.iter().cloned().collect();
+        let mut exclude: BTreeSet<MessageSid> = BTreeSet::new();
+        for (sid, incoming) in newest {
+            let stored = stored.remove(&sid);
+            let text = match &stored {
+                Some(s) if incoming.text.is_older_than(&s.text) => s.text.clone(),
+                _ => incoming.text,
+            };
+            let media = incoming
+                .media
+                .or_else(|| stored.as_ref().map(|s| s.media.clone()))
+                .unwrap_or_default();
+            let party = rules.party_of(
+                text.from.as_deref(),
+                text.to.as_deref(),
+                text.direction.is_outbound(),
+            );
+            let display = rules.normalizer.display(&party.endpoint);
+            let key = party.endpoint.canonical;
+            keys.insert(key.clone());
+            external_ids.extend(external_id_candidates(&display, &key));
+            if let Some(s) = &stored {
+                ids.insert(s.conversation_id);
+                exclude.insert(sid.clone());
+            }
+            self.texts.push(PreparedText {
+                text,
+                media,
+                stored,
+                key,
+                display,
+                direction: party.direction,
+            });
+        }
+        self.lookup.keys = keys.into_iter().collect();
+        self.lookup.ids = ids.into_iter().collect();
+        self.lookup.external_ids = external_ids.into_iter().collect();
+        self.lookup.exclude_texts = exclude.into_iter().collect();
+        self
     }
 
     /// The statistics' figures of `tree`'s interaction, stored in `target`.
@@ -392,26 +494,29 @@ impl Prepared {
         let mut dirty: BTreeSet<ConversationRef> = BTreeSet::new();
         let mut created: BTreeSet<String> = BTreeSet::new();
 
-        for tree in &self.trees {
-            let target = match by_key.get(tree.key.as_str()) {
-                Some(c) => ConversationRef::Existing(c.id),
-                None => {
-                    if created.insert(tree.key.clone()) {
-                        let external_id = external_id_candidates(&tree.display, &tree.key)
-                            .into_iter()
-                            .find(|candidate| !taken.contains(candidate))
-                            .unwrap_or_else(|| tree.key.clone());
-                        taken.insert(external_id.clone());
-                        plan.new_conversations.push(NewConversation {
-                            key: tree.key.clone(),
-                            subject: format!("Calls with {}", tree.display),
-                            display: tree.display.clone(),
-                            external_id,
-                        });
-                    }
-                    ConversationRef::New(tree.key.clone())
+        // The conversation of `key`: stored, or created by this plan.
+        let mut target_of = |key: &str, display: &str, plan: &mut Plan| match by_key.get(key) {
+            Some(c) => ConversationRef::Existing(c.id),
+            None => {
+                if created.insert(key.to_owned()) {
+                    let external_id = external_id_candidates(display, key)
+                        .into_iter()
+                        .find(|candidate| !taken.contains(candidate))
+                        .unwrap_or_else(|| key.to_owned());
+                    taken.insert(external_id.clone());
+                    plan.new_conversations.push(NewConversation {
+                        key: key.to_owned(),
+                        subject: format!("Calls with {display}"),
+                        display: display.to_owned(),
+                        external_id,
+                    });
                 }
-            };
+                ConversationRef::New(key.to_owned())
+            }
+        };
+
+        for tree in &self.trees {
+            let target = target_of(&tree.key, &tree.display, &mut plan);
             let aggregate = landed.entry(target.clone()).or_default();
             let mut tree_written = false;
             for sid in &tree.members {
@@ -476,6 +581,42 @@ impl Prepared {
                 plan.interactions.push(self.facts(tree, target));
             }
         }
+        for prepared in &self.texts {
+            let target = target_of(&prepared.key, &prepared.display, &mut plan);
+            let aggregate = landed.entry(target.clone()).or_default();
+            aggregate.texts += 1;
+            let newest = NewestText {
+                at: prepared.text.at(),
+                sid: prepared.text.sid.clone(),
+                kind: prepared.text.kind(),
+            };
+            aggregate.newest_text = NewestText::newer(aggregate.newest_text.take(), Some(&newest));
+            let stored = prepared.stored.as_ref();
+            let unchanged = stored.is_some_and(|s| {
+                ConversationRef::Existing(s.conversation_id) == target
+                    && s.actual_direction == prepared.direction
+                    && s.media == prepared.media
+                    && s.text.raw == prepared.text.raw
+            });
+            if unchanged {
+                plan.stats.texts_unchanged += 1;
+                continue;
+            }
+            match stored {
+                None => plan.stats.texts_inserted += 1,
+                Some(s) => {
+                    plan.stats.texts_updated += 1;
+                    dirty.insert(ConversationRef::Existing(s.conversation_id));
+                }
+            }
+            dirty.insert(target.clone());
+            plan.texts.push(TextWrite {
+                text: prepared.text.clone(),
+                conversation: target,
+                actual_direction: prepared.direction,
+                media: prepared.media.clone(),
+            });
+        }
         for conversation in dirty {
             let mut total = match &conversation {
                 ConversationRef::Existing(id) => {
@@ -486,7 +627,7 @@ impl Prepared {
             if let Some(add) = landed.get(&conversation) {
                 merge(&mut total, add);
             }
-            if total.calls == 0 {
+            if total.calls == 0 && total.texts == 0 {
                 if let ConversationRef::Existing(id) = conversation {
                     plan.removed.push(id);
                 }
@@ -494,17 +635,7 @@ impl Prepared {
             }
             plan.counters.push(CounterUpdate {
                 conversation,
-                counters: ConversationCounters {
-                    total_calls: total.root_calls,
-                    total_duration: total.root_duration,
-                    last_call_direction: total.newest_root.as_ref().map(|n| n.direction),
-                    last_message_at: total.last_call_at,
-                    last_display_status: total
-                        .newest_root
-                        .as_ref()
-                        .map(|n| n.display_status.clone()),
-                    last_root_sid: total.newest_root.map(|n| n.sid),
-                },
+                counters: counters_of(total),
             });
         }
         plan
@@ -543,7 +674,38 @@ fn max_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
     }
 }
 
+/// A conversation's counters from the totals over all its rows: calls
+/// count root calls only (the seed's `total_calls`); the newest message is
+/// the newest text when it is newer than every call.
+fn counters_of(total: Aggregate) -> ConversationCounters {
+    let text_at = total.newest_text.as_ref().and_then(|t| t.at);
+    let text_is_newest = total.newest_text.is_some()
+        && (total.calls == 0 || (text_at.is_some() && text_at > total.last_call_at));
+    ConversationCounters {
+        total_calls: total.root_calls,
+        total_duration: total.root_duration,
+        last_call_direction: total.newest_root.as_ref().map(|n| n.direction),
+        last_message_at: max_time(total.last_call_at, text_at),
+        last_display_status: total.newest_root.as_ref().map(|n| n.display_status.clone()),
+        last_root_sid: total.newest_root.map(|n| n.sid),
+        total_messages: total.texts,
+        last_message_type: if text_is_newest {
+            total
+                .newest_text
+                .as_ref()
+                .map(|t| MessageType::from(t.kind))
+        } else if total.calls > 0 {
+            Some(MessageType::Call)
+        } else {
+            None
+        },
+        last_text_sid: total.newest_text.map(|t| t.sid),
+    }
+}
+
 fn merge(total: &mut Aggregate, add: &Aggregate) {
+    total.texts += add.texts;
+    total.newest_text = NewestText::newer(total.newest_text.take(), add.newest_text.as_ref());
     total.calls += add.calls;
     total.root_calls += add.root_calls;
     total.root_duration += add.root_duration;

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 
 use crate::call::{Call, CallSid, CallStatus};
 use crate::endpoint::ActualDirection;
+use crate::text::MessageSid;
+
+use super::texts::{MessageType, NewestText};
 
 /// A conversation's database id.
 #[derive(
@@ -288,6 +291,10 @@ pub struct Aggregate {
     pub newest_root: Option<NewestRoot>,
     /// The latest start time of any call.
     pub last_call_at: Option<DateTime<Utc>>,
+    /// Text messages.
+    pub texts: u64,
+    /// The newest text.
+    pub newest_text: Option<NewestText>,
 }
 
 /// A stored conversation as the planner needs it.
@@ -318,4 +325,14 @@ pub struct ConversationCounters {
     /// status filter reads).
     #[serde(default)]
     pub last_display_status: Option<DisplayStatus>,
+    /// Number of text messages (SMS and MMS).
+    #[serde(default)]
+    pub total_messages: u64,
+    /// The kind of the newest message: a call, or a text when the newest
+    /// text is newer than every call.
+    #[serde(default)]
+    pub last_message_type: Option<MessageType>,
+    /// SID of the newest text.
+    #[serde(default)]
+    pub last_text_sid: Option<MessageSid>,
 }

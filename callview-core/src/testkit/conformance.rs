@@ -2125,6 +2125,7 @@ pub async fn load_conversations_totals_exclude(store: Arc<dyn Store>) {
             keys: keys.into_iter().map(str::to_owned).collect(),
             ids,
             exclude: exclude.into_iter().filter_map(CallSid::new).collect(),
+            exclude_texts: Vec::new(),
             external_ids: Vec::new(),
         };
     let store = h.store.clone();

@@ -527,6 +527,19 @@ impl Store for BrokenStore {
     ) -> Result<MessagePage, StoreError> {
         Err(broken())
     }
+    async fn texts(
+        &self,
+        _id: ConversationId,
+        _query: &MessageQuery,
+    ) -> Result<Vec<callview_core::model::StoredText>, StoreError> {
+        Err(broken())
+    }
+    async fn text(
+        &self,
+        _sid: &callview_core::text::MessageSid,
+    ) -> Result<callview_core::model::StoredText, StoreError> {
+        Err(broken())
+    }
     async fn list_conversations(
         &self,
         _query: &ConversationQuery,
