@@ -683,6 +683,8 @@ pub struct StoreCounts {
     pub conversations: u64,
     /// Calls (`messages` rows).
     pub calls: u64,
+    /// Text messages (`texts` rows).
+    pub texts: u64,
 }
 
 /// Whether a database's schema is the one this build of callview expects

@@ -1608,9 +1608,9 @@ impl Store for PostgresStore {
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
-        let (contacts, conversations, calls): (i64, i64, i64) = sqlx::query_as(
+        let (contacts, conversations, calls, texts): (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM conversations), \
-                    (SELECT count(*) FROM messages)",
+                    (SELECT count(*) FROM messages), (SELECT count(*) FROM texts)",
         )
         .fetch_one(&self.db.pool)
         .await
@@ -1619,6 +1619,7 @@ impl Store for PostgresStore {
             contacts: contacts.max(0) as u64,
             conversations: conversations.max(0) as u64,
             calls: calls.max(0) as u64,
+            texts: texts.max(0) as u64,
         })
     }
 

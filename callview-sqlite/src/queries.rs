@@ -734,19 +734,21 @@ pub(crate) fn conversation_calls(
 /// `Store::counts`.
 pub(crate) fn counts(conn: &Connection) -> Result<StoreCounts, StoreError> {
     let what = "counting rows";
-    let (contacts, conversations, calls): (i64, i64, i64) = conn
+    let (contacts, conversations, calls, texts): (i64, i64, i64, i64) = conn
         .prepare_cached(
             "SELECT (SELECT count(*) FROM contacts),
                     (SELECT count(*) FROM conversations),
-                    (SELECT count(*) FROM messages)",
+                    (SELECT count(*) FROM messages),
+                    (SELECT count(*) FROM texts)",
         )
         .map_err(db(what))?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .map_err(db(what))?;
     Ok(StoreCounts {
         contacts: rows::non_negative(contacts),
         conversations: rows::non_negative(conversations),
         calls: rows::non_negative(calls),
+        texts: rows::non_negative(texts),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Building [`Call`] records by hand, and the fixed numbers and instants
 //! the conformance tests use.
 
+use crate::text::{MessageSid, Text, TextDirection, TextStatus};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::call::{Call, CallDirection, CallSid, CallStatus};
@@ -212,5 +213,134 @@ impl CallBuilder {
             call.date_created = call.start_time;
         }
         Call::from_json(&call.to_rest_json()).expect("a builder call parses")
+    }
+}
+
+/// A Twilio-shaped message SID (`SM` + 32 hex digits) made from a number.
+///
+/// ```
+/// assert_eq!(callview_core::testkit::text_sid(10), "SM0000000000000000000000000000000a");
+/// ```
+pub fn text_sid(n: u64) -> String {
+    format!("SM{n:032x}")
+}
+
+/// Builds a [`Text`] field by field; [`TextBuilder::build`] returns it as if
+/// parsed from Twilio's REST JSON.
+///
+/// Defaults: an inbound SMS from [`CUSTOMER`] to [`COMPANY`], `received`,
+/// sent at [`t0`].
+///
+/// ```
+/// use callview_core::testkit::{at, TextBuilder, COMPANY, CUSTOMER};
+/// let text = TextBuilder::new(1).from(COMPANY).to(CUSTOMER).direction("outbound-api")
+///     .status("delivered").sent(at(5)).body("On my way").build();
+/// assert_eq!(text.raw["body"], "On my way");
+/// ```
+#[derive(Clone, Debug)]
+pub struct TextBuilder {
+    text: Text,
+}
+
+impl TextBuilder {
+    /// An inbound SMS numbered `n` ([`text_sid`]).
+    pub fn new(n: u64) -> Self {
+        let sid = MessageSid::new(text_sid(n)).expect("a message SID");
+        Self {
+            text: Text {
+                sid,
+                account_sid: Some("AC00000000000000000000000000000000".into()),
+                messaging_service_sid: None,
+                from: Some(CUSTOMER.into()),
+                to: Some(COMPANY.into()),
+                body: format!("text {n}"),
+                num_segments: Some(1),
+                num_media: 0,
+                direction: TextDirection::Inbound,
+                status: TextStatus::Received,
+                error_code: None,
+                error_message: None,
+                price: None,
+                price_unit: Some("USD".into()),
+                date_created: Some(t0()),
+                date_sent: Some(t0()),
+                date_updated: Some(t0()),
+                raw: serde_json::Value::Null,
+            },
+        }
+    }
+
+    /// `from`.
+    pub fn from(mut self, from: &str) -> Self {
+        self.text.from = Some(from.to_owned());
+        self
+    }
+
+    /// `to`.
+    pub fn to(mut self, to: &str) -> Self {
+        self.text.to = Some(to.to_owned());
+        self
+    }
+
+    /// Twilio's direction (`inbound`, `outbound-api`, ...).
+    pub fn direction(mut self, direction: &str) -> Self {
+        self.text.direction = TextDirection::parse(direction);
+        self
+    }
+
+    /// Twilio's status.
+    pub fn status(mut self, status: &str) -> Self {
+        self.text.status = TextStatus::parse(status);
+        self
+    }
+
+    /// `date_sent` (and `date_created`, `date_updated` when not set later).
+    pub fn sent(mut self, sent: DateTime<Utc>) -> Self {
+        self.text.date_sent = Some(sent);
+        self.text.date_created = Some(sent);
+        self.text.date_updated = Some(sent);
+        self
+    }
+
+    /// Not sent yet: no `date_sent`.
+    pub fn unsent(mut self) -> Self {
+        self.text.date_sent = None;
+        self
+    }
+
+    /// `date_updated`.
+    pub fn updated(mut self, updated: DateTime<Utc>) -> Self {
+        self.text.date_updated = Some(updated);
+        self
+    }
+
+    /// The body.
+    pub fn body(mut self, body: &str) -> Self {
+        self.text.body = body.to_owned();
+        self
+    }
+
+    /// `num_media` (an MMS when above 0).
+    pub fn media(mut self, n: u32) -> Self {
+        self.text.num_media = n;
+        self
+    }
+
+    /// `price` (exact decimal text).
+    pub fn price(mut self, price: &str) -> Self {
+        self.text.price = Some(price.parse().expect("a decimal price"));
+        self
+    }
+
+    /// A delivery failure.
+    pub fn error(mut self, code: i64, message: &str) -> Self {
+        self.text.error_code = Some(code);
+        self.text.error_message = Some(message.to_owned());
+        self
+    }
+
+    /// The text, with `raw` set to its REST JSON and read back from it.
+    pub fn build(self) -> Text {
+        Text::from_value(self.text.to_rest_json()).expect("a builder text parses")
     }
 }

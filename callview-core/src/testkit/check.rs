@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 
 use crate::call::CallSid;
 use crate::endpoint::{ActualDirection, Normalizer};
-use crate::model::{ConversationId, Interaction, StoredCall};
+use crate::model::{ConversationId, Interaction, MessageType, StoredCall, StoredText};
 use crate::store::{
-    ConversationCursor, ConversationQuery, ConversationView, MessageQuery, Store, StoreCounts,
-    StoreError,
+    ConversationCursor, ConversationQuery, ConversationView, MessageCursor, MessageQuery, Store,
+    StoreCounts, StoreError,
 };
+use crate::thread::{thread_page, ThreadItem, ThreadKinds};
 
 /// Everything [`check_invariants`] found wrong, one line each.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -250,9 +251,21 @@ pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
         }
 
         let calls = store.conversation_calls(id).await?;
-        if calls.is_empty() {
-            v.push(format!("conversation {id} ({key}) has no calls"));
+        let texts = all_texts(store, id).await?;
+        if calls.is_empty() && texts.is_empty() {
+            v.push(format!(
+                "conversation {id} ({key}) has no calls and no texts"
+            ));
             continue;
+        }
+        check_texts(&mut v, view, &texts, &calls);
+        let thread = all_thread(store, id).await?;
+        let roots_and_texts = calls.iter().filter(|r| r.is_root()).count() + texts.len();
+        if thread.len() != roots_and_texts {
+            v.push(format!(
+                "conversation {id} ({key}): the thread holds {} items for {roots_and_texts} root calls and texts",
+                thread.len()
+            ));
         }
         let roots: Vec<&StoredCall> = calls.iter().filter(|r| r.is_root()).collect();
         let total_calls = roots.len() as u64;
@@ -260,7 +273,11 @@ pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
             .iter()
             .map(|r| u64::from(r.call.duration_secs()))
             .sum();
-        let last_message_at = calls.iter().filter_map(|r| r.call.start_time).max();
+        let last_message_at = calls
+            .iter()
+            .filter_map(|r| r.call.start_time)
+            .chain(texts.iter().filter_map(|t| t.text.at()))
+            .max();
         let newest = roots.iter().max_by(|a, b| root_key(a).cmp(&root_key(b)));
         let counters = &c.counters;
         if counters.total_calls != total_calls {
@@ -277,7 +294,7 @@ pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
         }
         if counters.last_message_at != last_message_at {
             v.push(format!(
-                "conversation {id} ({key}): last_message_at {:?} but newest start is {last_message_at:?}",
+                "conversation {id} ({key}): last_message_at {:?} but the newest call or text is at {last_message_at:?}",
                 counters.last_message_at
             ));
         }
@@ -381,16 +398,22 @@ pub async fn check_invariants(store: &dyn Store) -> Result<(), Violations> {
     check_stats(store, &mut v, &views, &rows).await?;
 
     let counts = store.counts().await?;
+    let mut texts = 0u64;
+    for view in &views {
+        texts += all_texts(store, view.conversation.id).await?.len() as u64;
+    }
     let expected = StoreCounts {
         contacts: contacts.len() as u64,
         conversations: views.len() as u64,
         calls: rows.len() as u64,
+        texts,
     };
     // Contacts people edited are kept when their last conversation goes
     // (a leg moving under a late parent), so there may be more contacts
     // than conversations list.
     if counts.conversations != expected.conversations
         || counts.calls != expected.calls
+        || counts.texts != expected.texts
         || counts.contacts < expected.contacts
     {
         v.push(format!(
@@ -580,6 +603,12 @@ pub struct ConversationSnapshot {
     pub last_message: Option<String>,
     /// Messages, newest first.
     pub messages: Vec<InteractionSnapshot>,
+    /// Counter: texts.
+    pub total_messages: u64,
+    /// Counter: the newest message's kind.
+    pub last_message_type: Option<MessageType>,
+    /// Texts, newest first: SID, actual direction, media and the record.
+    pub texts: Vec<(String, ActualDirection, Vec<crate::text::TextMedia>, String)>,
 }
 
 /// The final state of a store independent of database ids and row
@@ -598,6 +627,107 @@ impl StoreSnapshot {
     /// The conversation keys, sorted.
     pub fn keys(&self) -> Vec<&str> {
         self.conversations.keys().map(String::as_str).collect()
+    }
+}
+
+/// The text counters of a conversation equal its texts (newest first,
+/// as [`Store::texts`] reads them), and the thread order holds.
+fn check_texts(
+    v: &mut Vec<String>,
+    view: &ConversationView,
+    texts: &[StoredText],
+    calls: &[StoredCall],
+) {
+    let c = &view.conversation;
+    let id = c.id;
+    if c.counters.total_messages != texts.len() as u64 {
+        v.push(format!(
+            "conversation {id}: total_messages {} but {} texts",
+            c.counters.total_messages,
+            texts.len()
+        ));
+    }
+    let newest = texts.first();
+    if c.counters.last_text_sid.as_ref() != newest.map(|t| &t.text.sid) {
+        v.push(format!(
+            "conversation {id}: last_text_sid {:?} but the newest text is {:?}",
+            c.counters.last_text_sid,
+            newest.map(|t| t.text.sid.as_str())
+        ));
+    }
+    if view.last_text.as_ref().map(|t| &t.text.sid) != newest.map(|t| &t.text.sid) {
+        v.push(format!(
+            "conversation {id}: last_text is not the newest text"
+        ));
+    }
+    // The newest message is a text when it is newer than every call.
+    let last_call_at = calls.iter().filter_map(|r| r.call.start_time).max();
+    let expected_type = match newest {
+        Some(t) if calls.is_empty() || (t.text.at().is_some() && t.text.at() > last_call_at) => {
+            Some(MessageType::from(t.text.kind()))
+        }
+        _ if !calls.is_empty() => Some(MessageType::Call),
+        _ => None,
+    };
+    if c.counters.last_message_type != expected_type {
+        v.push(format!(
+            "conversation {id}: last_message_type {:?}, expected {expected_type:?}",
+            c.counters.last_message_type
+        ));
+    }
+    for pair in texts.windows(2) {
+        let key = |t: &StoredText| (t.text.at().is_some(), t.text.at(), t.text.sid.clone());
+        if key(&pair[0]) <= key(&pair[1]) {
+            v.push(format!(
+                "conversation {id}: texts {} and {} are not newest first",
+                pair[0].text.sid, pair[1].text.sid
+            ));
+        }
+    }
+    for t in texts {
+        if t.conversation_id != id {
+            v.push(format!(
+                "text {} listed in conversation {id} says conversation {}",
+                t.text.sid, t.conversation_id
+            ));
+        }
+    }
+}
+
+/// Every text of a conversation, newest first, read through
+/// [`Store::texts`] a few at a time.
+pub async fn all_texts(
+    store: &dyn Store,
+    id: ConversationId,
+) -> Result<Vec<StoredText>, StoreError> {
+    let mut out: Vec<StoredText> = Vec::new();
+    let mut query = MessageQuery::first(5);
+    loop {
+        let page = store.texts(id, &query).await?;
+        let full = page.len() == query.limit as usize;
+        out.extend(page);
+        match out.last() {
+            Some(last) if full => query.after = Some(MessageCursor::after_text(last)),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// A conversation's whole thread (calls and texts interleaved), newest
+/// first, read through [`crate::thread::thread_page`] a few at a time.
+pub async fn all_thread(
+    store: &dyn Store,
+    id: ConversationId,
+) -> Result<Vec<ThreadItem>, StoreError> {
+    let mut out = Vec::new();
+    let mut query = MessageQuery::first(3);
+    loop {
+        let page = thread_page(store, id, &query, ThreadKinds::All).await?;
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => query.after = Some(cursor),
+            None => return Ok(out),
+        }
     }
 }
 
@@ -658,6 +788,20 @@ pub async fn snapshot(store: &dyn Store) -> Result<StoreSnapshot, StoreError> {
                     .as_ref()
                     .map(|m| m.root.call.sid.to_string()),
                 messages,
+                total_messages: c.counters.total_messages,
+                last_message_type: c.counters.last_message_type,
+                texts: all_texts(store, c.id)
+                    .await?
+                    .into_iter()
+                    .map(|t| {
+                        (
+                            t.text.sid.to_string(),
+                            t.actual_direction,
+                            t.media,
+                            t.text.raw.to_string(),
+                        )
+                    })
+                    .collect(),
             },
         );
     }

@@ -39,6 +39,12 @@ pub use super::stats::{
     stats_every_bucket_size, stats_follow_changes_and_rebuild_the_same,
     stats_match_figures_counted_by_hand, stats_of_an_empty_period_are_zero_filled,
 };
+pub use super::texts::{
+    a_conversation_keeps_its_texts_when_its_calls_move,
+    a_text_creates_the_conversation_a_call_finds, sync_lists_texts_and_their_media,
+    text_status_moves_on_and_older_versions_lose, texts_and_calls_share_one_thread_in_time_order,
+    texts_between_owned_numbers_are_internal, texts_in_any_order_give_the_same_state,
+};
 pub use super::tokens::{
     expired_and_revoked_tokens_are_refused, last_use_is_written_at_most_once_a_minute,
     token_names_are_taken_once, tokens_are_created_listed_and_found,

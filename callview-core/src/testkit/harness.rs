@@ -71,6 +71,21 @@ impl Harness {
         stats
     }
 
+    /// Plans and applies one batch of texts in one transaction, then
+    /// checks the invariants.
+    ///
+    /// # Panics
+    /// When the store fails or an invariant breaks.
+    pub async fn ingest_texts(&self, texts: Vec<crate::model::IncomingText>) -> PlanStats {
+        let mut tx = self.store.begin_ingest().await.expect("begin an ingest");
+        let stats = crate::text_sync::ingest_texts_in(tx.as_mut(), &self.rules, texts)
+            .await
+            .unwrap_or_else(|e| panic!("ingesting texts failed: {e}"));
+        tx.commit().await.expect("commit");
+        assert_invariants(self.store.as_ref()).await;
+        stats
+    }
+
     /// Ingests each call as its own batch, in the order given.
     pub async fn ingest_one_by_one(&self, calls: Vec<Call>) -> PlanStats {
         let mut total = PlanStats::default();

@@ -40,15 +40,18 @@ pub mod media;
 mod mock;
 pub mod props;
 pub mod stats;
+pub mod texts;
 pub mod tokens;
 
 pub use builder::{
-    at, at_secs, rules, sid, t0, CallBuilder, AGENT_CELL, AGENT_SIP, ALICE, COMPANY, CUSTOMER,
-    CUSTOMER2, CUSTOMER2_DISPLAY, CUSTOMER_DISPLAY, DISPATCHER, UK_CUSTOMER, UK_CUSTOMER_DISPLAY,
+    at, at_secs, rules, sid, t0, text_sid, CallBuilder, TextBuilder, AGENT_CELL, AGENT_SIP, ALICE,
+    COMPANY, CUSTOMER, CUSTOMER2, CUSTOMER2_DISPLAY, CUSTOMER_DISPLAY, DISPATCHER, UK_CUSTOMER,
+    UK_CUSTOMER_DISPLAY,
 };
 pub use check::{
-    all_conversations, all_messages, assert_invariants, check_invariants, snapshot, walk_by_cursor,
-    CallSnapshot, ConversationSnapshot, InteractionSnapshot, StoreSnapshot, Violations,
+    all_conversations, all_messages, all_texts, all_thread, assert_invariants, check_invariants,
+    snapshot, walk_by_cursor, CallSnapshot, ConversationSnapshot, InteractionSnapshot,
+    StoreSnapshot, Violations,
 };
 pub use concurrency::StorePair;
 pub use harness::Harness;
@@ -149,6 +152,12 @@ macro_rules! conformance_tests {
             stats_every_bucket_size,
             stats_follow_changes_and_rebuild_the_same,
             stats_busiest_conversations_of_a_period,
+            texts_and_calls_share_one_thread_in_time_order,
+            a_text_creates_the_conversation_a_call_finds,
+            text_status_moves_on_and_older_versions_lose,
+            texts_between_owned_numbers_are_internal,
+            a_conversation_keeps_its_texts_when_its_calls_move,
+            sync_lists_texts_and_their_media,
             tokens_are_created_listed_and_found,
             token_names_are_taken_once,
             expired_and_revoked_tokens_are_refused,
@@ -162,6 +171,7 @@ macro_rules! conformance_tests {
             prop_page_size_does_not_matter,
             prop_stale_versions_never_win,
             prop_edits_survive_syncs,
+            texts_in_any_order_give_the_same_state,
         );
 
         $crate::__export_conformance_tests!(__callview_conformance_fresh_store);
