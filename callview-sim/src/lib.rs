@@ -50,19 +50,24 @@
 
 mod account;
 mod audio;
+mod callbacks;
 mod client;
 mod generator;
 mod media;
+mod png;
 mod query;
 mod server;
 mod speech;
+mod texts;
 
 use chrono::{DateTime, Utc};
 
 pub use account::SimulatedAccount;
 pub use audio::AudioFile;
+pub use callbacks::{twilio_signature, StatusCallback, DEFAULT_AUTH_TOKEN};
 pub use client::{SimulatedTwilio, StorageRequests};
 pub use server::{router, serve, ServerOptions};
+pub use texts::TextRefused;
 
 /// How to generate a simulated account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,13 +83,18 @@ pub struct SimConfig {
     pub now: DateTime<Utc>,
     /// The account's SID (`AC` + 32 hex digits).
     pub account_sid: String,
-    /// Whether calls get recordings (and these transcripts and audio);
-    /// `true` by default. Recordings inserted by hand are served either way.
+    /// Whether calls get recordings (and these transcripts and audio) and
+    /// some texts are MMS with pictures; `true` by default. Recordings and
+    /// texts inserted by hand are served either way.
     pub media: bool,
+    /// Number of text messages present at `now`; `None` (the default): one
+    /// per four calls. `Some(0)`: none.
+    pub texts: Option<usize>,
 }
 
 impl Default for SimConfig {
-    /// Seed 42, 2 000 calls over 30 days ending now, account SID from the seed.
+    /// Seed 42, 2 000 calls (and 500 texts) over 30 days ending now, account
+    /// SID from the seed.
     fn default() -> Self {
         Self::new(42, 2_000)
     }
@@ -101,6 +111,7 @@ impl SimConfig {
             now: Utc::now(),
             account_sid: account_sid_for_seed(seed),
             media: true,
+            texts: None,
         }
     }
 }
