@@ -19,9 +19,9 @@ use serde_json::Value;
 
 use crate::account::{Listing, SimulatedAccount};
 use crate::callbacks::Dispatcher;
-use crate::texts::{SendRequest, TextQuery, TextRefused};
 use crate::media::{ListKind, MediaPage, MediaQuery, INTELLIGENCE_HOST};
 use crate::query::ListQuery;
+use crate::texts::{SendRequest, TextQuery, TextRefused};
 use crate::SimConfig;
 
 /// How many requests reached the simulated storage that recordings' audio

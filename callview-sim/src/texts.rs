@@ -21,8 +21,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::callbacks::StatusCallback;
 use crate::generator::{derived_hex, hex16, Pool, Sid16};
 use crate::media::text_seed;
-use crate::query::{encode_component, ts, Cursor, Key, SidKey, StartKey, TimeRange};
 use crate::query::DEFAULT_PAGE_SIZE;
+use crate::query::{encode_component, ts, Cursor, Key, SidKey, StartKey, TimeRange};
 
 /// Price of one SMS segment, in 1/100 000 USD (`-0.00790`).
 pub(crate) const SMS_SEGMENT_PRICE: i64 = -790;
@@ -94,7 +94,11 @@ const CUSTOMER_MMS: &[&str] = &[
 ];
 
 /// Captions of the business's pictures.
-const BUSINESS_MMS: &[&str] = &["Your invoice is attached", "Here is the quote", "Our van 🚐"];
+const BUSINESS_MMS: &[&str] = &[
+    "Your invoice is attached",
+    "Here is the quote",
+    "Our van 🚐",
+];
 
 /// Messages between two of the company's numbers.
 const INTERNAL: &[&str] = &[
@@ -157,7 +161,11 @@ impl Life {
             Outcome::Received => {
                 state.status = TextStatus::Received;
                 state.date_sent = Some(self.sent);
-                state.updated = if priced.is_some() { self.priced } else { self.sent };
+                state.updated = if priced.is_some() {
+                    self.priced
+                } else {
+                    self.sent
+                };
                 state.price = priced;
             }
             _ if t < self.sent => {}
@@ -179,7 +187,11 @@ impl Life {
                     TextStatus::Delivered
                 };
                 state.date_sent = Some(self.sent);
-                state.updated = if priced.is_some() { self.priced } else { self.done };
+                state.updated = if priced.is_some() {
+                    self.priced
+                } else {
+                    self.done
+                };
                 state.price = priced;
             }
         }
@@ -574,7 +586,14 @@ impl Texts {
                 // The unsubscribed customer's last word.
                 let t = history_time(&mut rng);
                 let company = parties.company[0];
-                gen.push(inbound(&mut rng, parties.unsubscribed, company, "STOP", 0, t));
+                gen.push(inbound(
+                    &mut rng,
+                    parties.unsubscribed,
+                    company,
+                    "STOP",
+                    0,
+                    t,
+                ));
             }
             if count >= 40 {
                 for age in LIVE_AGES {
@@ -701,8 +720,7 @@ impl Texts {
         let key = self.key_at(i, now);
         self.order.insert(key.clone(), i);
         self.keys[i] = key;
-        if self.items[i].life().is_some_and(|l| !l.settled_at(now)) || self.owes_callbacks(i, now)
-        {
+        if self.items[i].life().is_some_and(|l| !l.settled_at(now)) || self.owes_callbacks(i, now) {
             self.pending.insert(i);
         } else {
             self.pending.remove(&i);
@@ -786,10 +804,7 @@ impl Texts {
         }
         StatusCallback {
             url: url.to_owned(),
-            params: params
-                .into_iter()
-                .map(|(n, v)| (n.to_owned(), v))
-                .collect(),
+            params: params.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
         }
     }
 
@@ -1140,14 +1155,7 @@ fn price_of(body: &str, media: u8) -> i64 {
 }
 
 /// A customer's text to the company, received at `t`.
-fn inbound(
-    rng: &mut StdRng,
-    from: u32,
-    to: u32,
-    body: &'static str,
-    media: u8,
-    t: i64,
-) -> GenText {
+fn inbound(rng: &mut StdRng, from: u32, to: u32, body: &'static str, media: u8, t: i64) -> GenText {
     GenText {
         sid: new_sid(rng),
         mms: media > 0,
