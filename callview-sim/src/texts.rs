@@ -1366,7 +1366,7 @@ mod tests {
         assert_eq!(segments(&"€".repeat(80)), 1);
         assert_eq!(segments(&"€".repeat(81)), 2);
         assert_eq!(segments(&"é".repeat(70)), 1);
-        assert_eq!(segments(&"ü👍"), 1);
+        assert_eq!(segments("ü👍"), 1);
         assert_eq!(segments(&"👍".repeat(35)), 1);
         assert_eq!(segments(&"👍".repeat(36)), 2);
     }
