@@ -7,7 +7,8 @@ use std::ops::Bound;
 
 use callview_core::call::{Call, CallSid, CallStatus};
 use callview_core::recording::{Recording, RecordingSid, Sentence, Transcript};
-use callview_core::twilio::{AudioFormat, IncomingNumber};
+use callview_core::text::{MessageSid, Text, TextMedia};
+use callview_core::twilio::{AudioFormat, IncomingNumber, OutgoingText, TextSender};
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -15,12 +16,14 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use crate::audio::AudioFile;
+use crate::callbacks::StatusCallback;
 use crate::generator::{
     formatted, hex16, Force, Gen, Planned, Rec, Scenario, Sid16, Status, Timeline, World,
     ANSWERED_BY, CALLER_NAMES, MAX_RECORDS_PER_SCENARIO, SIP_DOMAIN,
 };
 use crate::media::{ListKind, Media, MediaQuery};
 use crate::query::{ts, Cursor, Key, ListQuery, SidKey, StartKey};
+use crate::texts::{MediaItem, Parties, SendRequest, TextListing, TextQuery, TextRefused, Texts};
 use crate::SimConfig;
 
 /// How many interactions per minute [`SimulatedAccount::tick`] adds by default.
@@ -77,6 +80,8 @@ pub struct SimulatedAccount {
     scheduled: Vec<Planned>,
     /// Recordings and transcripts.
     media: Media,
+    /// Text messages (SMS / MMS).
+    texts: Texts,
     live_rate_per_minute: f64,
 }
 
@@ -89,6 +94,7 @@ impl fmt::Debug for SimulatedAccount {
             .field("calls", &self.calls.len())
             .field("pending", &self.pending.len())
             .field("scheduled", &self.scheduled.len())
+            .field("texts", &self.texts.len())
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +187,8 @@ impl SimulatedAccount {
             }
         }
         let media = Media::new(config.media, config.seed, &config.account_sid);
+        // Generated once the calls are known (texts involve their customers).
+        let texts = Texts::empty(&config.account_sid, config.seed);
         let mut account = SimulatedAccount {
             config,
             now,
@@ -191,6 +199,7 @@ impl SimulatedAccount {
             pending: HashMap::new(),
             scheduled: Vec::new(),
             media,
+            texts,
             live_rate_per_minute: DEFAULT_LIVE_RATE_PER_MINUTE,
         };
         let mut entries = Vec::with_capacity(planned.len());
@@ -207,7 +216,45 @@ impl SimulatedAccount {
             account.index.insert(key.1.clone(), key.0);
         }
         account.calls = entries.into_iter().collect();
+        account.texts = account.generate_texts();
         account
+    }
+
+    /// The account's texts: threads with the customers who call (and a few
+    /// who only text), from the company's numbers, deterministic from the
+    /// seed and independent of the calls' random choices.
+    fn generate_texts(&self) -> Texts {
+        let config = &self.config;
+        let customers = self.world.texting_customers();
+        let mut called = std::collections::HashSet::new();
+        for entry in self.calls.values() {
+            if let Entry::Gen(rec) = entry {
+                called.insert(rec.from);
+                called.insert(rec.to);
+            }
+        }
+        let callers = customers
+            .iter()
+            .copied()
+            .filter(|c| called.contains(c))
+            .collect();
+        let parties = Parties {
+            company: self.world.numbers.iter().map(|n| n.pool_id).collect(),
+            callers,
+            unsubscribed: customers.first().copied().unwrap_or(0),
+            customers,
+        };
+        let now = self.now;
+        let span = (i64::from(config.days) * 86_400).max(3_600);
+        Texts::generate(
+            &config.account_sid,
+            config.seed,
+            config.texts.unwrap_or(config.calls / 4),
+            config.media,
+            parties,
+            now,
+            |rng| history_time(rng, now, span),
+        )
     }
 
     /// The configuration the account was generated from.
@@ -425,6 +472,125 @@ impl SimulatedAccount {
         self.now
     }
 
+    // ----- text messages ---------------------------------------------------
+
+    /// Number of text messages present.
+    pub fn text_count(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// Every text message (SMS and MMS), newest first as Twilio lists them:
+    /// texts not sent yet first, then by `date_sent`, then by SID,
+    /// descending. Each went through Twilio's wire form (`raw` is the
+    /// record the API serves).
+    pub fn texts(&self) -> Vec<Text> {
+        self.texts.all(&self.world.pool, self.now)
+    }
+
+    /// One text by SID, as fetched now.
+    pub fn text(&self, sid: &MessageSid) -> Option<Text> {
+        self.texts.get(sid.as_str(), &self.world.pool, self.now)
+    }
+
+    /// The media of one MMS with their content (small PNG pictures,
+    /// deterministic from the media SID); empty for an SMS or an unknown
+    /// text.
+    pub fn text_media(&self, sid: &MessageSid) -> Vec<(TextMedia, bytes::Bytes)> {
+        self.text_media_items(sid.as_str())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| (m.to_text_media(), bytes::Bytes::from(m.content())))
+            .collect()
+    }
+
+    /// Adds a text, or replaces the one with the same SID. It is served as
+    /// received (`raw`) when it has a record, else built from its fields,
+    /// listed at its `date_sent`, and does not change by itself; an MMS
+    /// (`num_media` > 0) gets generated pictures.
+    pub fn insert_text(&mut self, text: Text) {
+        self.texts.insert(text, self.now);
+    }
+
+    /// Sends a text as `POST Messages.json` does, validating it as Twilio
+    /// does:
+    ///
+    /// * no `To` → 21604; `To` not a phone number (E.164) → 21211
+    /// * `From` not one of [`Self::owned_numbers`] → 21606 (a messaging
+    ///   service, `MG...`, sends from the main line)
+    /// * an empty body → 21602; over 1 600 characters → 21617
+    /// * `To` is [`Self::unsubscribed_number`] → 21610
+    ///
+    /// every refusal a 400. An accepted text is stored `queued`
+    /// (`outbound-api`, SID `SM...`), is `sent` a second later and
+    /// `delivered` two seconds after that (as the clock moves:
+    /// [`Self::advance_to`]); its price arrives 20 seconds after creation.
+    /// Texts to a fictional `555-01xx` NANP number end `undelivered`
+    /// (30003). With a `status_callback`, each status (`queued`, `sent`,
+    /// `delivered` or `undelivered`) owes a [`StatusCallback`], collected by
+    /// [`Self::take_status_callbacks`] or POSTed by a
+    /// [`SimulatedTwilio`](crate::SimulatedTwilio).
+    pub fn send_text(&mut self, text: &OutgoingText) -> Result<Text, TextRefused> {
+        let (from, service) = match &text.from {
+            TextSender::Number(n) => (Some(n.clone()), None),
+            TextSender::Service(s) => (None, Some(s.clone())),
+        };
+        self.send(&SendRequest {
+            to: Some(text.to.clone()),
+            from,
+            messaging_service_sid: service,
+            body: Some(text.body.clone()),
+            media_urls: 0,
+            status_callback: text.status_callback.clone(),
+        })
+    }
+
+    /// [`Self::send_text`] of a request as the API received it.
+    pub(crate) fn send(&mut self, request: &SendRequest) -> Result<Text, TextRefused> {
+        self.texts.send(request, &self.world.pool, self.now)
+    }
+
+    /// The customer who replied `STOP` to the main line: the first
+    /// generated customer with a number (a NANP number, deterministic from
+    /// the seed). Sending to it is refused with 21610.
+    pub fn unsubscribed_number(&self) -> String {
+        self.world.pool.get(self.texts.unsubscribed()).to_owned()
+    }
+
+    /// The status callbacks due so far that no
+    /// [`SimulatedTwilio`](crate::SimulatedTwilio) has taken to POST, oldest
+    /// first (each is returned once).
+    pub fn take_status_callbacks(&mut self) -> Vec<StatusCallback> {
+        self.texts.take_callbacks()
+    }
+
+    /// Whether status callbacks wait in [`Self::take_status_callbacks`].
+    pub(crate) fn has_status_callbacks(&self) -> bool {
+        self.texts.has_callbacks()
+    }
+
+    /// Hands status callbacks to `sink` from now on.
+    pub(crate) fn set_callback_sink(
+        &mut self,
+        sink: tokio::sync::mpsc::UnboundedSender<StatusCallback>,
+    ) {
+        self.texts.set_sink(sink);
+    }
+
+    /// One page of `Messages.json`.
+    pub(crate) fn list_texts(&self, query: &TextQuery) -> TextListing {
+        self.texts.list(query, &self.world.pool, self.now)
+    }
+
+    /// One text's record as the API serves it now.
+    pub(crate) fn text_record(&self, sid: &str) -> Option<serde_json::Value> {
+        self.texts.get_record(sid, &self.world.pool, self.now)
+    }
+
+    /// The media of one text, `None` for an unknown text.
+    pub(crate) fn text_media_items(&self, sid: &str) -> Option<Vec<MediaItem>> {
+        self.texts.media(sid, &self.world.pool, self.now)
+    }
+
     /// How many interactions per minute [`Self::tick`] adds (default 2).
     pub fn set_live_rate(&mut self, per_minute: f64) {
         self.live_rate_per_minute = per_minute.max(0.0);
@@ -455,6 +621,7 @@ impl SimulatedAccount {
         for sid in sids {
             self.refresh_pending(sid);
         }
+        self.texts.advance(&self.world.pool, t);
     }
 
     /// Adds `n` interactions starting now (most of them ringing or just
@@ -513,6 +680,13 @@ impl SimulatedAccount {
             // Created after the old present: `advance_to` brings them in.
             self.scheduled.extend(records);
         }
+        // Inbound texts arrive at a third of the calls' rate.
+        let expected = (t - self.now) as f64 * self.live_rate_per_minute / 180.0;
+        let mut texts = expected.floor() as usize;
+        if self.texts.rng().gen::<f64>() < expected.fract() {
+            texts += 1;
+        }
+        self.texts.arrive(texts.min(200), self.now, t);
         self.advance_to(now);
         roots
     }
@@ -866,7 +1040,7 @@ fn root_sids(records: &[Planned]) -> Vec<CallSid> {
 
 /// A start time for a historical call: within `span` seconds before ten
 /// minutes ago, weighted towards weekday business hours (UTC−5).
-fn history_time(rng: &mut StdRng, now: i64, span: i64) -> i64 {
+pub(crate) fn history_time(rng: &mut StdRng, now: i64, span: i64) -> i64 {
     loop {
         let t = now - 600 - rng.gen_range(0..span);
         let local = t - 5 * 3_600;

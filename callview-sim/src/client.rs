@@ -8,16 +8,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use callview_core::call::{Call, CallSid};
 use callview_core::recording::{MediaParseError, Recording, RecordingSid, Sentence, Transcript};
+use callview_core::text::{MessageSid, Text, TextMedia};
 use callview_core::twilio::{
-    AudioFormat, CallFilter, CallPage, IncomingNumber, PageToken, RecordingAudio, RecordingFilter,
-    RecordingPage, TranscriptFilter, TranscriptPage, TwilioClient, TwilioError,
+    AudioFormat, CallFilter, CallPage, IncomingNumber, OutgoingText, PageToken, RecordingAudio,
+    RecordingFilter, RecordingPage, TextFilter, TextPage, TranscriptFilter, TranscriptPage,
+    TwilioClient, TwilioError,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::account::{Listing, SimulatedAccount};
+use crate::callbacks::Dispatcher;
 use crate::media::{ListKind, MediaPage, MediaQuery, INTELLIGENCE_HOST};
 use crate::query::ListQuery;
+use crate::texts::{SendRequest, TextQuery, TextRefused};
 use crate::SimConfig;
 
 /// How many requests reached the simulated storage that recordings' audio
@@ -58,6 +62,7 @@ pub struct SimulatedTwilio {
     account_sid: Arc<str>,
     seed: u64,
     storage: Arc<StorageCounters>,
+    callbacks: Arc<Dispatcher>,
 }
 
 impl fmt::Debug for SimulatedTwilio {
@@ -82,6 +87,7 @@ impl SimulatedTwilio {
             seed: account.config().seed,
             inner: Arc::new(Mutex::new(account)),
             storage: Arc::default(),
+            callbacks: Arc::default(),
         }
     }
 
@@ -112,14 +118,73 @@ impl SimulatedTwilio {
         self.lock().calls()
     }
 
-    /// See [`SimulatedAccount::advance_to`].
+    /// See [`SimulatedAccount::advance_to`]; status callbacks that fall
+    /// due are POSTed (inside a Tokio runtime).
     pub fn advance_to(&self, now: DateTime<Utc>) {
-        self.lock().advance_to(now);
+        let due = {
+            let mut account = self.lock();
+            account.advance_to(now);
+            account.has_status_callbacks()
+        };
+        if due {
+            self.start_callbacks();
+        }
     }
 
-    /// See [`SimulatedAccount::tick`].
+    /// See [`SimulatedAccount::tick`]; status callbacks that fall due are
+    /// POSTed (inside a Tokio runtime).
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<CallSid> {
-        self.lock().tick(now)
+        let (roots, due) = {
+            let mut account = self.lock();
+            let roots = account.tick(now);
+            (roots, account.has_status_callbacks())
+        };
+        if due {
+            self.start_callbacks();
+        }
+        roots
+    }
+
+    /// Every text message, newest first ([`SimulatedAccount::texts`]).
+    pub fn texts(&self) -> Vec<Text> {
+        self.lock().texts()
+    }
+
+    /// See [`SimulatedAccount::insert_text`].
+    pub fn insert_text(&self, text: Text) {
+        self.lock().insert_text(text);
+    }
+
+    /// Sends a text ([`SimulatedAccount::send_text`]). Its status callbacks
+    /// are POSTed by a background task on the current Tokio runtime (when
+    /// there is one; otherwise they wait in
+    /// [`SimulatedAccount::take_status_callbacks`]), signed with
+    /// [`Self::set_auth_token`]'s token.
+    pub fn send_text(&self, text: &OutgoingText) -> Result<Text, TextRefused> {
+        self.start_callbacks();
+        self.lock().send_text(text)
+    }
+
+    /// [`Self::send_text`] of a request as the HTTP API received it.
+    pub(crate) fn send(&self, request: &SendRequest) -> Result<Text, TextRefused> {
+        self.start_callbacks();
+        self.lock().send(request)
+    }
+
+    /// The auth token status callbacks are signed with
+    /// (`X-Twilio-Signature`): [`DEFAULT_AUTH_TOKEN`](crate::DEFAULT_AUTH_TOKEN)
+    /// until set; [`router`](crate::router) sets the password of its Basic
+    /// auth, as Twilio signs with the account's auth token.
+    pub fn set_auth_token(&self, token: &str) {
+        self.callbacks.set_auth_token(token);
+    }
+
+    /// Makes sure status callbacks are POSTed: starts the delivery task on
+    /// the current runtime if none runs, and hands it what is waiting.
+    fn start_callbacks(&self) {
+        if let Some(queue) = self.callbacks.queue() {
+            self.lock().set_callback_sink(queue);
+        }
     }
 
     /// See [`SimulatedAccount::generate_live`].
@@ -416,40 +481,88 @@ impl TwilioClient for SimulatedTwilio {
         })
     }
 
-    // Placeholder until the simulated account has texts (issue 14).
     async fn list_texts_page(
         &self,
-        _filter: &callview_core::twilio::TextFilter,
-        _page: Option<&PageToken>,
-    ) -> Result<callview_core::twilio::TextPage, TwilioError> {
-        Ok(callview_core::twilio::TextPage::default())
+        filter: &TextFilter,
+        page: Option<&PageToken>,
+    ) -> Result<TextPage, TwilioError> {
+        let query = match page {
+            None => TextQuery::from_filter(filter).map_err(bad_request)?,
+            Some(token) => {
+                let (path, query) = token.0.split_once('?').unwrap_or((&token.0, ""));
+                let expected = format!("/2010-04-01/Accounts/{}/Messages.json", self.account_sid);
+                if path != expected {
+                    return Err(unknown_page(token));
+                }
+                TextQuery::parse(query).map_err(bad_request)?
+            }
+        };
+        let listing = self.lock().list_texts(&query);
+        let mut out = TextPage::default();
+        for record in listing.records {
+            match Text::from_value(record) {
+                Ok(text) => out.texts.push(text),
+                Err(rejected) => out.rejected.push(rejected),
+            }
+        }
+        out.next = listing
+            .next
+            .map(|cursor| PageToken(query.uri(&self.account_sid, query.page + 1, Some(&cursor))));
+        Ok(out)
     }
 
-    async fn text_media(
-        &self,
-        sid: &callview_core::text::MessageSid,
-    ) -> Result<Vec<callview_core::text::TextMedia>, TwilioError> {
-        Err(TwilioError::NotFound {
+    async fn text_media(&self, sid: &MessageSid) -> Result<Vec<TextMedia>, TwilioError> {
+        let items = self.lock().text_media_items(sid.as_str());
+        let items = items.ok_or_else(|| TwilioError::NotFound {
             what: format!("message {sid}"),
-        })
+        })?;
+        // Through the wire form, as the HTTP client reads it.
+        items
+            .iter()
+            .map(|m| {
+                TextMedia::from_json(&m.to_json(&self.account_sid)).map_err(|e| {
+                    TwilioError::Decode {
+                        context: format!("the media of message {sid}"),
+                        reason: e.to_string(),
+                    }
+                })
+            })
+            .collect()
     }
 
     async fn text_media_content(
         &self,
-        sid: &callview_core::text::MessageSid,
-        _media_sid: &str,
+        sid: &MessageSid,
+        media_sid: &str,
     ) -> Result<RecordingAudio, TwilioError> {
-        Err(TwilioError::NotFound {
-            what: format!("message {sid}"),
+        let item = self
+            .lock()
+            .text_media_items(sid.as_str())
+            .and_then(|items| items.into_iter().find(|m| m.sid == media_sid));
+        let item = item.ok_or_else(|| TwilioError::NotFound {
+            what: format!("media {media_sid} of message {sid}"),
+        })?;
+        let content = bytes::Bytes::from(item.content());
+        Ok(RecordingAudio {
+            content_type: Some(crate::texts::MEDIA_CONTENT_TYPE.to_owned()),
+            content_length: Some(content.len() as u64),
+            body: Box::pin(futures::stream::iter([Ok(content)])),
         })
     }
 
-    async fn send_text(
-        &self,
-        text: &callview_core::twilio::OutgoingText,
-    ) -> Result<callview_core::text::Text, TwilioError> {
-        Err(TwilioError::NotFound {
-            what: format!("a number to send to {}", text.to),
+    async fn send_text(&self, text: &OutgoingText) -> Result<Text, TwilioError> {
+        let sent = SimulatedTwilio::send_text(self, text).map_err(|refused| TwilioError::Api {
+            status: refused.status,
+            code: Some(refused.code),
+            more_info: Some(format!(
+                "https://www.twilio.com/docs/errors/{}",
+                refused.code
+            )),
+            message: refused.message,
+        })?;
+        Text::from_value(sent.to_rest_json()).map_err(|e| TwilioError::Decode {
+            context: format!("a message to {}", text.to),
+            reason: e.to_string(),
         })
     }
 }

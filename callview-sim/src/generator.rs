@@ -294,6 +294,18 @@ impl World {
     }
 }
 
+impl World {
+    /// The pool ids of the customers who have a number (who can text), in
+    /// the order they were generated.
+    pub(crate) fn texting_customers(&self) -> Vec<u32> {
+        self.customers
+            .iter()
+            .filter(|c| c.kind != CustomerKind::Anonymous)
+            .map(|c| c.number)
+            .collect()
+    }
+}
+
 fn nanp_number(rng: &mut StdRng) -> String {
     let area = NANP_AREAS[rng.gen_range(0..NANP_AREAS.len())];
     let mut exchange: u16 = rng.gen_range(200..1000);

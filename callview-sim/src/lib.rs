@@ -27,12 +27,27 @@
 //!   them behind a storage redirect. [`SimConfig::media`] turns all of it
 //!   off; [`SimulatedAccount::insert_recording`] and
 //!   [`SimulatedAccount::delete_recording`] change recordings by hand.
+//! * Text messages ([`SimulatedAccount::texts`], about one per four calls,
+//!   [`SimConfig::texts`]): two-way threads between the customers who call
+//!   and the company's numbers (`inbound` / `received`, answered
+//!   `outbound-api` or by an automatic `outbound-reply`), a few messages
+//!   between two company numbers, some MMS (`MM...`, one or two small PNG
+//!   pictures, a third behind a storage redirect), delivery failures
+//!   (`undelivered` 30003, `failed` 30008), segments and prices as Twilio
+//!   bills them. Recent outbound texts are still `queued` or `sent` and move
+//!   on with the clock, and [`SimulatedAccount::tick`] brings new inbound
+//!   texts. [`SimulatedAccount::send_text`] validates a send as Twilio does
+//!   (21602, 21617, 21211, 21606, 21610 for
+//!   [`SimulatedAccount::unsubscribed_number`]), stores it `queued`, lets it
+//!   become `sent` then `delivered`, and owes signed [`StatusCallback`]s,
+//!   which a [`SimulatedTwilio`] POSTs from a background task.
 //! * [`SimulatedTwilio`] shares one account behind a mutex and implements
 //!   [`TwilioClient`](callview_core::TwilioClient) in process, serving every record
 //!   through Twilio's wire form.
 //! * [`router`] / [`serve`] speak Twilio's REST API over HTTP (paging,
 //!   filters, error bodies, Basic auth, injected faults), the recordings'
-//!   media and transcriptions included, and Voice Intelligence's `/v2`
+//!   media and transcriptions included, the Messages API (list, fetch,
+//!   media, send), and Voice Intelligence's `/v2`
 //!   API on the same listener, so the real
 //!   [`HttpTwilioClient`](callview_core::twilio::HttpTwilioClient) can be
 //!   pointed at it (both its base URL and its intelligence base URL).
@@ -40,29 +55,35 @@
 //!   credentials to the storage that audio redirects point to.
 //!
 //! Same seed and same `now` give byte-identical calls, recordings,
-//! transcripts and audio.
+//! transcripts, audio, texts and pictures.
 //!
 //! ```
 //! use callview_sim::{SimConfig, SimulatedAccount};
 //! let account = SimulatedAccount::new(SimConfig { calls: 200, ..SimConfig::default() });
 //! assert_eq!(account.len(), 200);
+//! assert_eq!(account.texts().len(), 50);
 //! ```
 
 mod account;
 mod audio;
+mod callbacks;
 mod client;
 mod generator;
 mod media;
+mod png;
 mod query;
 mod server;
 mod speech;
+mod texts;
 
 use chrono::{DateTime, Utc};
 
 pub use account::SimulatedAccount;
 pub use audio::AudioFile;
+pub use callbacks::{twilio_signature, StatusCallback, DEFAULT_AUTH_TOKEN};
 pub use client::{SimulatedTwilio, StorageRequests};
 pub use server::{router, serve, ServerOptions};
+pub use texts::TextRefused;
 
 /// How to generate a simulated account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,13 +99,18 @@ pub struct SimConfig {
     pub now: DateTime<Utc>,
     /// The account's SID (`AC` + 32 hex digits).
     pub account_sid: String,
-    /// Whether calls get recordings (and these transcripts and audio);
-    /// `true` by default. Recordings inserted by hand are served either way.
+    /// Whether calls get recordings (and these transcripts and audio) and
+    /// some texts are MMS with pictures; `true` by default. Recordings and
+    /// texts inserted by hand are served either way.
     pub media: bool,
+    /// Number of text messages present at `now`; `None` (the default): one
+    /// per four calls. `Some(0)`: none.
+    pub texts: Option<usize>,
 }
 
 impl Default for SimConfig {
-    /// Seed 42, 2 000 calls over 30 days ending now, account SID from the seed.
+    /// Seed 42, 2 000 calls (and 500 texts) over 30 days ending now, account
+    /// SID from the seed.
     fn default() -> Self {
         Self::new(42, 2_000)
     }
@@ -101,6 +127,7 @@ impl SimConfig {
             now: Utc::now(),
             account_sid: account_sid_for_seed(seed),
             media: true,
+            texts: None,
         }
     }
 }

@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use crate::client::SimulatedTwilio;
 use crate::media::{storage_signature, ListKind, MediaPage, MediaQuery};
 use crate::query::{encode_component, ListQuery, DEFAULT_PAGE_SIZE};
+use crate::texts::{SendRequest, TextQuery, MEDIA_CONTENT_TYPE};
 
 /// How the simulated API server behaves. The default: no authentication,
 /// no latency, no faults.
@@ -106,10 +107,28 @@ struct AppState {
 ///   `GET /v2/Transcripts/{TranscriptSid}`,
 ///   `GET /v2/Transcripts/{TranscriptSid}/Sentences` (paged the same way)
 ///
+/// * messages (SMS / MMS): `GET .../Messages.json` with `To`, `From`,
+///   `DateSent`, `DateSent<`, `DateSent>`, `PageSize`, `Page`, `PageToken`
+///   (newest first by `date_sent`, unsent ones first),
+///   `GET .../Messages/{MessageSid}.json`,
+///   `GET .../Messages/{MessageSid}/Media.json` (`media_list`),
+///   `GET .../Messages/{MessageSid}/Media/{MediaSid}` (the PNG picture; a
+///   third of them through a `302` to the unauthenticated
+///   `/storage/media/...`) and `.json` (its record), and
+///   `POST .../Messages.json` (`To`, `From` or `MessagingServiceSid`,
+///   `Body`, `MediaUrl`, `StatusCallback`): 201 with the record, or 400
+///   with Twilio's error (see
+///   [`SimulatedAccount::send_text`](crate::SimulatedAccount::send_text)).
+///   Status callbacks are signed with the Basic auth password (the auth
+///   token), [`DEFAULT_AUTH_TOKEN`](crate::DEFAULT_AUTH_TOKEN) without one.
+///
 /// Every route but the storage needs the configured Basic auth. Errors use
 /// Twilio's body `{"code", "message", "more_info", "status"}`; another
 /// account's SID in the path is a 404 (20404).
 pub fn router(sim: SimulatedTwilio, options: ServerOptions) -> Router {
+    if let Some((_, token)) = &options.credentials {
+        sim.set_auth_token(token);
+    }
     let state = AppState {
         rng: Arc::new(Mutex::new(StdRng::seed_from_u64(sim.seed() ^ 0x5EED_F417))),
         sim,
@@ -152,7 +171,21 @@ pub fn router(sim: SimulatedTwilio, options: ServerOptions) -> Router {
             "/v2/Transcripts/{transcript}/Sentences",
             get(list_sentences),
         )
+        .route(
+            &format!("{ACCOUNT}/Messages.json"),
+            get(list_texts).post(send_text),
+        )
+        .route(&format!("{ACCOUNT}/Messages/{{message}}"), get(fetch_text))
+        .route(
+            &format!("{ACCOUNT}/Messages/{{message}}/Media.json"),
+            get(list_text_media),
+        )
+        .route(
+            &format!("{ACCOUNT}/Messages/{{message}}/Media/{{media}}"),
+            get(fetch_text_media),
+        )
         .route("/storage/recordings/{file}", get(storage))
+        .route("/storage/media/{file}", get(media_storage))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -306,6 +339,7 @@ async fn fetch_account(
             "calls": format!("{base}/Calls.json"),
             "incoming_phone_numbers": format!("{base}/IncomingPhoneNumbers.json"),
             "recordings": format!("{base}/Recordings.json"),
+            "messages": format!("{base}/Messages.json"),
         },
     }))
     .into_response()
@@ -859,4 +893,188 @@ async fn list_sentences(
     let next = more.then(|| offset.uri(&base, offset.page + 1));
     let meta = meta("sentences", offset.page, offset.size, url, next);
     Json(json!({"sentences": items, "meta": meta})).into_response()
+}
+
+async fn list_texts(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    uri: Uri,
+) -> Response {
+    if let Some(response) = check_account(&state, &account, &uri) {
+        return response;
+    }
+    let query = match TextQuery::parse(uri.query().unwrap_or("")) {
+        Ok(query) => query,
+        Err(message) => return bad_request(message),
+    };
+    let listing = state.sim.lock().list_texts(&query);
+    let ac = state.sim.account_sid();
+    let start = u64::from(query.page) * u64::from(query.page_size);
+    let end = start + (listing.records.len() as u64).saturating_sub(1);
+    Json(json!({
+        "messages": listing.records,
+        "end": end,
+        "first_page_uri": query.uri(ac, 0, None),
+        "next_page_uri": listing.next.map(|c| query.uri(ac, query.page + 1, Some(&c))),
+        "page": query.page,
+        "page_size": query.page_size,
+        "previous_page_uri": (query.page > 0).then(|| query.uri(ac, query.page - 1, None)),
+        "start": start,
+        "uri": query.uri(ac, query.page, query.cursor.as_ref()),
+    }))
+    .into_response()
+}
+
+async fn send_text(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    uri: Uri,
+    body: bytes::Bytes,
+) -> Response {
+    if let Some(response) = check_account(&state, &account, &uri) {
+        return response;
+    }
+    match state.sim.send(&SendRequest::from_form(&body)) {
+        Ok(text) => (StatusCode::CREATED, Json(text.raw)).into_response(),
+        Err(refused) => {
+            let status = StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, Json(refused.to_json())).into_response()
+        }
+    }
+}
+
+async fn fetch_text(
+    State(state): State<AppState>,
+    Path((account, file)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    if let Some(response) = check_account(&state, &account, &uri) {
+        return response;
+    }
+    let record = file
+        .strip_suffix(".json")
+        .and_then(|sid| state.sim.lock().text_record(sid));
+    match record {
+        Some(record) => Json(record).into_response(),
+        None => not_found(uri.path()),
+    }
+}
+
+async fn list_text_media(
+    State(state): State<AppState>,
+    Path((account, message)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    if let Some(response) = check_account(&state, &account, &uri) {
+        return response;
+    }
+    let offset = match Offset::parse(&uri, &[]) {
+        Ok(offset) => offset,
+        Err(message) => return bad_request(message),
+    };
+    let Some(items) = state.sim.lock().text_media_items(&message) else {
+        return not_found(uri.path());
+    };
+    let ac = state.sim.account_sid();
+    let records = items
+        .iter()
+        .skip(offset.skip())
+        .take(offset.size as usize + 1)
+        .map(|m| m.to_json(ac))
+        .collect();
+    offset.envelope("media_list", uri.path(), records)
+}
+
+/// `Media/{MediaSid}` (the picture, or a redirect to the storage) or
+/// `Media/{MediaSid}.json` (its record).
+async fn fetch_text_media(
+    State(state): State<AppState>,
+    Path((account, message, file)): Path<(String, String, String)>,
+    uri: Uri,
+) -> Response {
+    if let Some(response) = check_account(&state, &account, &uri) {
+        return response;
+    }
+    let (media_sid, json) = match file.strip_suffix(".json") {
+        Some(sid) => (sid, true),
+        None => (file.as_str(), false),
+    };
+    let (item, now) = {
+        let account = state.sim.lock();
+        let item = account
+            .text_media_items(&message)
+            .and_then(|items| items.into_iter().find(|m| m.sid == media_sid));
+        (item, account.now_secs())
+    };
+    let Some(item) = item else {
+        return not_found(uri.path());
+    };
+    if json {
+        return Json(item.to_json(state.sim.account_sid())).into_response();
+    }
+    if item.redirects() {
+        let name = format!("{message}.{}", item.sid);
+        let expires = now + 600;
+        let signature = storage_signature(state.sim.seed(), &name, expires);
+        let location = format!("/storage/media/{name}?Expires={expires}&Signature={signature}");
+        return match HeaderValue::from_str(&location) {
+            Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+            Err(_) => not_found(uri.path()),
+        };
+    }
+    picture_response(item.content())
+}
+
+fn picture_response(content: Vec<u8>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(MEDIA_CONTENT_TYPE),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(content.len())),
+        ],
+        content,
+    )
+        .into_response()
+}
+
+/// The storage an MMS picture redirect points to
+/// (`/storage/media/{MessageSid}.{MediaSid}`): no authentication, a valid
+/// signature required.
+async fn media_storage(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    uri: Uri,
+) -> Response {
+    let mut expires = None;
+    let mut signature = None;
+    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match &*name {
+            "Expires" => expires = value.parse::<i64>().ok(),
+            "Signature" => signature = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let valid = matches!((expires, signature), (Some(expires), Some(signature))
+        if storage_signature(state.sim.seed(), &file, expires) == signature);
+    if !valid {
+        return twilio_error(
+            StatusCode::FORBIDDEN,
+            20403,
+            "The request signature does not match",
+        );
+    }
+    let Some((message, media_sid)) = file.split_once('.') else {
+        return not_found(uri.path());
+    };
+    let item = state
+        .sim
+        .lock()
+        .text_media_items(message)
+        .and_then(|items| items.into_iter().find(|m| m.sid == media_sid));
+    match item {
+        Some(item) => picture_response(item.content()),
+        None => not_found(uri.path()),
+    }
 }
