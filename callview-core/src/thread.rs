@@ -30,9 +30,9 @@ pub enum ThreadKinds {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ThreadItem {
     /// A call, legs folded in.
-    Call(Interaction),
+    Call(Box<Interaction>),
     /// A text message.
-    Text(StoredText),
+    Text(Box<StoredText>),
 }
 
 impl ThreadItem {
@@ -90,7 +90,12 @@ pub async fn thread_page(
     if kinds != ThreadKinds::Texts {
         let calls = store.messages(id, query).await?;
         more |= calls.next_cursor.is_some();
-        items.extend(calls.interactions.into_iter().map(ThreadItem::Call));
+        items.extend(
+            calls
+                .interactions
+                .into_iter()
+                .map(|i| ThreadItem::Call(Box::new(i))),
+        );
     }
     if kinds != ThreadKinds::Calls {
         // One more than the page: whether texts go on past it.
@@ -100,7 +105,12 @@ pub async fn thread_page(
         };
         let texts = store.texts(id, &probe).await?;
         more |= texts.len() > limit;
-        items.extend(texts.into_iter().take(limit).map(ThreadItem::Text));
+        items.extend(
+            texts
+                .into_iter()
+                .take(limit)
+                .map(|t| ThreadItem::Text(Box::new(t))),
+        );
     }
     items.sort_by(ThreadItem::newest_first);
     if items.len() > limit {

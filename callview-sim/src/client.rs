@@ -160,12 +160,14 @@ impl SimulatedTwilio {
     /// there is one; otherwise they wait in
     /// [`SimulatedAccount::take_status_callbacks`]), signed with
     /// [`Self::set_auth_token`]'s token.
-    pub fn send_text(&self, text: &OutgoingText) -> Result<Text, TextRefused> {
+    /// (Named apart from [`TwilioClient::send_text`], which answers
+    /// Twilio's errors as [`TwilioError`]s.)
+    pub fn submit_text(&self, text: &OutgoingText) -> Result<Text, TextRefused> {
         self.start_callbacks();
         self.lock().send_text(text)
     }
 
-    /// [`Self::send_text`] of a request as the HTTP API received it.
+    /// [`Self::submit_text`] of a request as the HTTP API received it.
     pub(crate) fn send(&self, request: &SendRequest) -> Result<Text, TextRefused> {
         self.start_callbacks();
         self.lock().send(request)
@@ -551,7 +553,7 @@ impl TwilioClient for SimulatedTwilio {
     }
 
     async fn send_text(&self, text: &OutgoingText) -> Result<Text, TwilioError> {
-        let sent = SimulatedTwilio::send_text(self, text).map_err(|refused| TwilioError::Api {
+        let sent = self.submit_text(text).map_err(|refused| TwilioError::Api {
             status: refused.status,
             code: Some(refused.code),
             more_info: Some(format!(

@@ -66,16 +66,15 @@ impl TextFilter {
     /// bound.
     pub fn matches(&self, text: &Text) -> bool {
         let bounded = self.sent_after.is_some() || self.sent_before.is_some();
-        match text.date_sent {
-            None if bounded => return false,
-            None => {}
+        let in_window = match text.date_sent {
+            None => !bounded,
             Some(sent) => {
-                if self.sent_after.is_some_and(|a| sent <= a)
-                    || self.sent_before.is_some_and(|b| sent >= b)
-                {
-                    return false;
-                }
+                self.sent_after.is_none_or(|a| sent > a)
+                    && self.sent_before.is_none_or(|b| sent < b)
             }
+        };
+        if !in_window {
+            return false;
         }
         if self
             .to
