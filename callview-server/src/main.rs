@@ -473,6 +473,11 @@ struct SimulateArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
 
+    /// Text messages (SMS and MMS) in the account; by default one for
+    /// every four calls.
+    #[arg(long)]
+    texts: Option<usize>,
+
     /// Keep adding traffic while serving: calls ring, end, get prices.
     #[arg(long)]
     live: bool,
@@ -1374,6 +1379,7 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
     let local = listener.local_addr()?;
     let config = SimConfig {
         days: args.days.max(1),
+        texts: args.texts,
         ..SimConfig::new(args.seed, args.calls)
     };
     let account_sid = config.account_sid.clone();
