@@ -17,7 +17,7 @@ use crate::endpoint::{ActualDirection, Normalizer};
 use crate::export::{ExportQuery, ExportRow};
 use crate::model::{
     ConversationCounters, ConversationId, ConversationLookup, Interaction, MediaPlan, Plan,
-    RefreshState, StoredCall, StoredRecording, StoredText,
+    RefreshState, StoredCall, StoredRecording, StoredText, ThreadKinds,
 };
 use crate::recording::{RecordingSid, Transcript};
 use crate::stats::{StatsQuery, StatsRows};
@@ -193,6 +193,9 @@ pub struct ConversationQuery {
     /// Only conversations with at least one call that has a recording
     /// (one Twilio still has).
     pub has_recording: bool,
+    /// Only conversations with a call ([`ThreadKinds::Calls`]) or with a
+    /// text ([`ThreadKinds::Texts`]).
+    pub kinds: ThreadKinds,
 }
 
 impl ConversationQuery {
@@ -209,6 +212,7 @@ impl ConversationQuery {
             after: None,
             tag: None,
             has_recording: false,
+            kinds: ThreadKinds::All,
         }
     }
 
@@ -292,9 +296,16 @@ impl ConversationQuery {
         self
     }
 
+    /// Keeps only conversations with a call, or with a text.
+    pub fn with_kinds(mut self, kinds: ThreadKinds) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
     /// Whether any filter is set (a cursor is not a filter).
     pub fn has_filters(&self) -> bool {
-        self.has_recording
+        self.kinds != ThreadKinds::All
+            || self.has_recording
             || self.tag.is_some()
             || self.search.is_some()
             || self.direction.is_some()

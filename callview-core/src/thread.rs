@@ -11,20 +11,9 @@ use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
 
+pub use crate::model::ThreadKinds;
 use crate::model::{ConversationId, Interaction, StoredText};
 use crate::store::{MessageCursor, MessageQuery, Store, StoreError};
-
-/// Which kinds a thread shows (the API's `type` filter).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ThreadKinds {
-    /// Calls and texts.
-    #[default]
-    All,
-    /// Calls only.
-    Calls,
-    /// Texts (SMS and MMS) only.
-    Texts,
-}
 
 /// One item of a thread.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,7 @@
 //! planner computed it; `apply` writes it with the counters; migration 3
 //! filled it in for conversations stored before.
 
+use callview_core::model::ThreadKinds;
 use callview_core::store::ConversationQuery;
 use chrono::NaiveDateTime;
 
@@ -172,6 +173,16 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             "v.id IN (SELECT m.conversation_id FROM messages m WHERE m.recording_url IS NOT NULL)"
                 .to_owned(),
         );
+    }
+    match query.kinds {
+        ThreadKinds::All => {}
+        ThreadKinds::Calls => f.clauses.push(
+            // A positive count (any other value counts as none).
+            "v.metadata->>'total_calls' ~ '^[1-9][0-9]*$'".to_owned(),
+        ),
+        ThreadKinds::Texts => f
+            .clauses
+            .push("v.metadata->>'total_messages' ~ '^[1-9][0-9]*$'".to_owned()),
     }
     if let Some(values) = query.direction_values() {
         let p = f.param(Param::Texts(

@@ -10,7 +10,7 @@ use callview_core::endpoint::ActualDirection;
 use callview_core::model::{
     fold_interactions, Aggregate, CallWrite, ConversationId, ConversationLookup, ConversationRef,
     ConversationState, DisplayStatus, FoundConversations, Interaction, MessageType,
-    NewConversation, NewestRoot, Plan, StoredCall,
+    NewConversation, NewestRoot, Plan, StoredCall, ThreadKinds,
 };
 use callview_core::store::{
     check_version, count_tags, message_of, ContactRecord, ConversationCursor, ConversationPage,
@@ -469,6 +469,15 @@ pub(crate) fn conversation_filter(query: &ConversationQuery, use_indexes: bool) 
             "cv.id IN (SELECT m.conversation_id FROM messages m WHERE m.recording_url IS NOT NULL)"
                 .to_owned(),
         );
+    }
+    match query.kinds {
+        ThreadKinds::All => {}
+        ThreadKinds::Calls => f
+            .clauses
+            .push("CAST(json_extract(cv.metadata, '$.total_calls') AS INTEGER) > 0".to_owned()),
+        ThreadKinds::Texts => f
+            .clauses
+            .push("CAST(json_extract(cv.metadata, '$.total_messages') AS INTEGER) > 0".to_owned()),
     }
     if let Some(since) = &query.since {
         let mark = f.param(time::format(since));

@@ -23,7 +23,7 @@ pub use plan::{
     CallWrite, ConversationLookup, ConversationRef, CounterUpdate, FoundConversations,
     NewConversation, Plan, PlanStats, Prepared,
 };
-pub use texts::{IncomingText, MessageType, NewestText, StoredText, TextWrite};
+pub use texts::{IncomingText, MessageType, NewestText, StoredText, TextWrite, ThreadKinds};
 pub use types::{
     Aggregate, ConversationCounters, ConversationId, ConversationState, Derived, DisplayStatus,
     NewestRoot, RefreshState, StoredCall,

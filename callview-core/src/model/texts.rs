@@ -154,3 +154,29 @@ impl<'de> serde::Deserialize<'de> for MessageType {
             .ok_or_else(|| serde::de::Error::custom(format!("unknown message type {text:?}")))
     }
 }
+
+/// Which kinds of messages to show: a thread's items, or the conversations
+/// listed (the API's `type` filter).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ThreadKinds {
+    /// Calls and texts.
+    #[default]
+    All,
+    /// Calls only (conversations with a call).
+    Calls,
+    /// Texts (SMS and MMS) only (conversations with a text).
+    Texts,
+}
+
+impl ThreadKinds {
+    /// Reads the API's `type`: `call`, `sms` (texts of either kind), `mms`
+    /// is accepted as `sms`; `all` or empty for both.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "" | "all" => Some(Self::All),
+            "call" | "calls" => Some(Self::Calls),
+            "sms" | "mms" | "text" | "texts" => Some(Self::Texts),
+            _ => None,
+        }
+    }
+}

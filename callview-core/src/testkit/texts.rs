@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use crate::endpoint::{ActualDirection, Normalizer, OwnedNumbers, PartyRules};
-use crate::model::{IncomingText, MessageType};
-use crate::store::Store;
+use crate::model::{IncomingText, MessageType, ThreadKinds};
+use crate::store::{ConversationQuery, Store};
 use crate::text::{Text, TextMedia, TextStatus};
 use crate::thread::ThreadItem;
 
@@ -113,9 +113,27 @@ pub async fn a_text_creates_the_conversation_a_call_finds(store: Arc<dyn Store>)
         Some(MessageType::Mms)
     );
     assert!(c.last_message.is_none());
+    // The list's `type` filter: a conversation with texts only.
+    let listed = |kinds| {
+        let store = h.store.clone();
+        async move {
+            store
+                .list_conversations(&ConversationQuery::page(10, 0).with_kinds(kinds))
+                .await
+                .expect("the list reads")
+                .total
+        }
+    };
+    assert_eq!(listed(ThreadKinds::Texts).await, 1);
+    assert_eq!(listed(ThreadKinds::Calls).await, 0);
 
     h.ingest(vec![call(1, "(508) 514-0320", 5)]).await;
-    assert_eq!(h.keys().await, vec![CUSTOMER2.to_owned()]);
+    assert_eq!(listed(ThreadKinds::Calls).await, 1);
+    h.ingest(vec![call(2, CUSTOMER, 9)]).await;
+    assert_eq!(listed(ThreadKinds::Calls).await, 2);
+    assert_eq!(listed(ThreadKinds::Texts).await, 1);
+    assert_eq!(listed(ThreadKinds::All).await, 2);
+    assert!(h.keys().await.contains(&CUSTOMER2.to_owned()));
     let c = h.conversation(CUSTOMER2).await;
     assert_eq!(c.conversation.counters.total_calls, 1);
     assert_eq!(c.conversation.counters.total_messages, 1);
