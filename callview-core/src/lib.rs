@@ -43,6 +43,7 @@ pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod text;
+pub mod text_callback;
 pub mod text_sync;
 pub mod thread;
 pub mod twilio;

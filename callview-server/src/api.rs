@@ -1,5 +1,6 @@
 //! The HTTP API: routes, handlers and the middleware around them.
 
+use callview_core::thread::{thread_page, ThreadItem, ThreadKinds};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -37,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/conversations"),
     ("GET", "/api/conversations/{id}"),
     ("GET", "/api/conversations/{id}/messages"),
+    ("POST", "/api/conversations/{id}/messages"),
+    ("GET", "/api/texts/{sid}/media/{media_sid}"),
     ("GET", "/api/calls/active"),
     ("GET", "/api/contacts/{id}"),
     ("PATCH", "/api/contacts/{id}"),
@@ -79,7 +82,10 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/conversations", get(list_conversations))
         .route("/api/conversations/{id}", get(get_conversation))
-        .route("/api/conversations/{id}/messages", get(list_messages))
+        .route(
+            "/api/conversations/{id}/messages",
+            get(list_messages).post(crate::texts::send),
+        )
         .route("/api/calls/active", get(active_calls))
         .route(
             "/api/contacts/{id}",
@@ -115,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             crate::webhook::CALL_STATUS_PATH,
             post(crate::webhook::call_status),
+        )
+        .route(
+            crate::texts::MESSAGES_WEBHOOK_PATH,
+            post(crate::texts::webhook),
         );
     // Audio answers once its first bytes are there; with the cache, a first
     // play downloads the whole recording first, which may take longer than
@@ -125,6 +135,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/recordings/{sid}/audio",
             get(crate::recordings::get_audio),
+        )
+        .route(
+            "/api/texts/{sid}/media/{media_sid}",
+            get(crate::texts::media),
         )
         .route(crate::export::CSV_PATH, get(crate::export::export_csv))
         .route(crate::export::JSONL_PATH, get(crate::export::export_jsonl));
@@ -257,14 +271,14 @@ async fn method_not_allowed() -> ApiError {
     method_not_allowed_error()
 }
 
-fn path_id(path: Result<Path<String>, PathRejection>) -> Result<ConversationId, ApiError> {
+pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<ConversationId, ApiError> {
     match path {
         Ok(Path(text)) => params::conversation_id(&text),
         Err(rejection) => Err(ApiError::bad_request("invalid_id", rejection.body_text())),
     }
 }
 
-fn missing_conversation(id: ConversationId) -> impl FnOnce(StoreError) -> ApiError {
+pub(crate) fn missing_conversation(id: ConversationId) -> impl FnOnce(StoreError) -> ApiError {
     move |e| match e {
         StoreError::NotFound(_) => ApiError::not_found(format!("conversation {id} does not exist")),
         other => other.into(),
@@ -288,7 +302,12 @@ async fn list_conversations(
         .conversations
         .iter()
         .zip(conversations.iter_mut())
-        .filter_map(|(view, json)| Some((view.last_message.as_ref()?, json.last_message.as_mut()?)))
+        .filter_map(|(view, json)| {
+            Some((
+                view.last_message.as_ref()?,
+                json.last_message.as_mut()?.as_call_mut()?,
+            ))
+        })
         .unzip();
     crate::recordings::attach(&state, &interactions, messages).await?;
     Ok(Json(views::ConversationListJson {
@@ -309,7 +328,12 @@ async fn get_conversation(
         .await
         .map_err(missing_conversation(id))?;
     let mut json = views::conversation(&view, state.normalizer());
-    if let (Some(interaction), Some(message)) = (&view.last_message, json.last_message.as_mut()) {
+    if let (Some(interaction), Some(message)) = (
+        &view.last_message,
+        json.last_message
+            .as_mut()
+            .and_then(views::ThreadMessageJson::as_call_mut),
+    ) {
         crate::recordings::attach(&state, &[interaction], vec![message]).await?;
     }
     Ok(Json(json))
@@ -323,29 +347,47 @@ async fn list_messages(
     let id = path_id(path)?;
     let params = QueryParams::parse(query.as_deref())?;
     let query = params.message_query()?;
+    let kinds = params.thread_kinds()?;
     let view = state
         .store()
         .conversation(id)
         .await
         .map_err(missing_conversation(id))?;
     let contact = views::contact(&view.contact, state.normalizer());
-    let page = state
-        .store()
-        .messages(id, &query)
+    let page = thread_page(state.store().as_ref(), id, &query, kinds)
         .await
         .map_err(missing_conversation(id))?;
-    let mut messages: Vec<_> = page
-        .interactions
-        .iter()
-        .map(|m| views::message(m, &contact))
+    let mut messages = Vec::with_capacity(page.items.len());
+    let mut interactions = Vec::new();
+    for item in &page.items {
+        match item {
+            ThreadItem::Call(i) => {
+                interactions.push(i.as_ref());
+                messages.push(views::ThreadMessageJson::Call(Box::new(views::message(
+                    i, &contact,
+                ))));
+            }
+            ThreadItem::Text(t) => messages.push(views::ThreadMessageJson::Text(Box::new(
+                crate::texts::text_json(t, &contact),
+            ))),
+        }
+    }
+    let calls: Vec<&mut views::MessageJson> = messages
+        .iter_mut()
+        .filter_map(views::ThreadMessageJson::as_call_mut)
         .collect();
-    let interactions: Vec<_> = page.interactions.iter().collect();
-    crate::recordings::attach(&state, &interactions, messages.iter_mut().collect()).await?;
+    crate::recordings::attach(&state, &interactions, calls).await?;
+    // The conversation's counters, which every write keeps equal to its
+    // rows: root calls and texts.
+    let counters = &view.conversation.counters;
+    let total = match kinds {
+        ThreadKinds::All => counters.total_calls + counters.total_messages,
+        ThreadKinds::Calls => counters.total_calls,
+        ThreadKinds::Texts => counters.total_messages,
+    };
     Ok(Json(views::MessageListJson {
         messages,
-        // Interactions are root calls: the conversation's counter, which
-        // every write keeps equal to its rows.
-        total: view.conversation.counters.total_calls,
+        total,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
     }))
 }

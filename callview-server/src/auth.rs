@@ -68,6 +68,16 @@ pub const ROUTE_ROLES: &[(&str, &str, Access)] = &[
         "/api/conversations/{id}/messages",
         Access::Role(Role::Viewer),
     ),
+    (
+        "POST",
+        "/api/conversations/{id}/messages",
+        Access::Role(Role::Editor),
+    ),
+    (
+        "GET",
+        "/api/texts/{sid}/media/{media_sid}",
+        Access::Role(Role::Viewer),
+    ),
     ("GET", "/api/calls/active", Access::Role(Role::Viewer)),
     ("GET", "/api/contacts/{id}", Access::Role(Role::Viewer)),
     ("PATCH", "/api/contacts/{id}", Access::Role(Role::Editor)),
@@ -420,7 +430,7 @@ impl Credentials {
         // An <audio> element cannot send headers: a recording's audio also
         // opens with the media cookie of `POST /api/session`.
         let media_cookies = if matches!(method, Method::GET | Method::HEAD)
-            && crate::media_cookie::is_audio_path(&path)
+            && crate::media_cookie::opens(&path)
         {
             req.headers()
                 .get_all(header::COOKIE)

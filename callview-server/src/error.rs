@@ -22,6 +22,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// More fields of the `error` object (Twilio's code of a refusal).
+    details: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -31,7 +33,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: Vec::new(),
         }
+    }
+
+    /// Adds a field to the `error` object.
+    pub fn with_detail(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.details.push((name, value));
+        self
     }
 
     /// 400 Bad Request.
@@ -71,7 +80,11 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code, "message": self.message}})
+        let mut error = json!({"code": self.code, "message": self.message});
+        for (name, value) in &self.details {
+            error[*name] = value.clone();
+        }
+        json!({ "error": error })
     }
 }
 

@@ -88,6 +88,7 @@ pub mod signature;
 pub mod state;
 pub mod stats;
 pub mod sync_runner;
+pub mod texts;
 pub mod trigger;
 pub mod viewer;
 pub mod views;

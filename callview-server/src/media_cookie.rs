@@ -1,6 +1,7 @@
 //! The cookie that lets the viewer's `<audio>` element play recordings
-//! when the API needs a bearer token: an audio element cannot send an
-//! `Authorization` header, and the token must never appear in a URL.
+//! (and `<img>` show an MMS's pictures) when the API needs a bearer token:
+//! such elements cannot send an `Authorization` header, and the token must
+//! never appear in a URL.
 //!
 //! `POST /api/session` (with the bearer token) answers with
 //! `Set-Cookie: callview_media=v2.<expiry>.<subject>.<mac>`: an HMAC-SHA1,
@@ -8,11 +9,11 @@
 //! secret kept in the database, [`crate::auth`]), of the expiry (Unix
 //! seconds) and the subject: the name of the token that asked for it
 //! (hex), so that revoking the token ends its cookies too. The
-//! cookie is `HttpOnly`, `SameSite=Strict`, limited to
-//! `/api/recordings/` and valid for [`LIFETIME`]; it is accepted only on
-//! `GET`/`HEAD` of a recording's audio, never on the rest of the API, so it
-//! grants nothing but listening. Changing the API token invalidates every
-//! cookie.
+//! cookie is `HttpOnly`, `SameSite=Strict`, sent under `/api/` and valid
+//! for [`LIFETIME`]; it is accepted only on `GET`/`HEAD` of a recording's
+//! audio or of a text's media ([`opens`]), never on the rest of the API,
+//! so it grants nothing but listening and looking. Changing the API token
+//! invalidates every cookie.
 
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
@@ -22,8 +23,8 @@ use sha1::Sha1;
 pub const COOKIE_NAME: &str = "callview_media";
 /// How long a cookie stays valid.
 pub const LIFETIME: Duration = Duration::hours(12);
-/// Where the browser sends it.
-pub const COOKIE_PATH: &str = "/api/recordings/";
+/// Where the browser sends it (it is accepted only on [`opens`] paths).
+pub const COOKIE_PATH: &str = "/api/";
 
 /// A cookie value for `subject` (a token's name) valid until `now + LIFETIME`.
 pub fn issue(key: &[u8], subject: &str, now: DateTime<Utc>) -> String {
@@ -74,6 +75,21 @@ pub fn from_cookie_header(header: &str) -> Option<&str> {
 }
 
 /// Whether `path` is a recording's audio (what the cookie may open).
+/// Whether the cookie opens `path`: a recording's audio or a text's media.
+pub fn opens(path: &str) -> bool {
+    is_audio_path(path) || is_text_media_path(path)
+}
+
+/// `/api/texts/{sid}/media/{media_sid}`.
+pub fn is_text_media_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/texts/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(parts.as_slice(), [sid, "media", media] if !sid.is_empty() && !media.is_empty())
+}
+
+/// `/api/recordings/{sid}/audio`.
 pub fn is_audio_path(path: &str) -> bool {
     path.strip_prefix("/api/recordings/")
         .and_then(|rest| rest.strip_suffix("/audio"))

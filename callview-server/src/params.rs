@@ -1,6 +1,7 @@
 //! Query-string and path parameters, parsed by hand so that every mistake
 //! is answered with the API's JSON error naming the parameter and the reason.
 
+use callview_core::thread::ThreadKinds;
 use std::collections::HashMap;
 
 use callview_core::store::{
@@ -73,6 +74,17 @@ impl QueryParams {
                      response unchanged, or leave it out for the first page",
                     e.reason()
                 ))
+            }),
+        }
+    }
+
+    /// `type`: `call` or `sms` (texts of either kind); absent or `all`
+    /// for both.
+    pub fn thread_kinds(&self) -> Result<ThreadKinds, ApiError> {
+        match self.0.get("type") {
+            None => Ok(ThreadKinds::All),
+            Some(text) => ThreadKinds::parse(text).ok_or_else(|| {
+                invalid(format!("`type` must be call, sms or all; got {text:?}"))
             }),
         }
     }
@@ -160,6 +172,7 @@ impl QueryParams {
         if filters.has_recording {
             query = query.with_recording();
         }
+        query = query.with_kinds(filters.kinds);
         Ok(query)
     }
 }
@@ -178,6 +191,8 @@ impl QueryParams {
 ///   (case-insensitive).
 /// * `has_recording`: `true` keeps conversations with a recorded call
 ///   (`false` or absent: no filter).
+/// * `type`: `call` keeps conversations with a call, `sms` those with a
+///   text (`all` or absent: no filter).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConversationFilters {
     /// `q`.
@@ -194,6 +209,8 @@ pub struct ConversationFilters {
     pub tag: Option<String>,
     /// `has_recording=true`.
     pub has_recording: bool,
+    /// `type`: conversations with a call (`call`) or a text (`sms`).
+    pub kinds: ThreadKinds,
 }
 
 impl ConversationFilters {
@@ -277,6 +294,7 @@ impl ConversationFilters {
             until,
             tag,
             has_recording,
+            kinds: params.thread_kinds()?,
         })
     }
 }

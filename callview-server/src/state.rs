@@ -34,6 +34,7 @@ struct StateInner {
     auth: Arc<crate::auth::AuthState>,
     metrics: Metrics,
     ready_max_sync_age: Option<Duration>,
+    texting: Option<Arc<crate::texts::Texting>>,
 }
 
 /// Where recordings' audio comes from: the Twilio account (with the
@@ -115,6 +116,7 @@ impl AppState {
                 auth: Default::default(),
                 metrics: Metrics::new(),
                 ready_max_sync_age: None,
+                texting: None,
             }),
         }
     }
@@ -134,6 +136,7 @@ impl AppState {
                 auth: Arc::clone(&shared.auth),
                 metrics: shared.metrics.clone(),
                 ready_max_sync_age: shared.ready_max_sync_age,
+                texting: shared.texting.clone(),
             },
         };
         f(&mut inner);
@@ -152,6 +155,16 @@ impl AppState {
             s.metrics = runner.metrics().clone();
             s.sync = Some(runner);
         })
+    }
+
+    /// Turns sending texts on (`POST /api/conversations/{id}/messages`).
+    pub fn with_texting(self, texting: crate::texts::Texting) -> Self {
+        self.edit(|s| s.texting = Some(Arc::new(texting)))
+    }
+
+    /// How texts are sent, when sending is on.
+    pub fn texting(&self) -> Option<&crate::texts::Texting> {
+        self.inner.texting.as_deref()
     }
 
     /// Counts into `metrics` (what `/metrics` shows) instead of a registry

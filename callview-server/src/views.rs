@@ -6,6 +6,7 @@
 //! milliseconds (integers), the embedded `Call`'s times are ISO 8601
 //! strings, optional fields (`?` in TypeScript) are omitted when empty.
 
+use callview_core::model::MessageType;
 use callview_core::model::Interaction;
 use callview_core::store::{ContactRecord, ConversationView};
 use callview_core::{Call, Normalizer, StoredCall};
@@ -44,6 +45,10 @@ pub struct ConversationMetadataJson {
     /// SID of the newest root call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_root_sid: Option<String>,
+    /// Text messages (SMS and MMS) in the conversation.
+    pub total_messages: u64,
+    /// `call`, `sms` or `mms`: the kind of the newest message.
+    pub last_message_type: Option<&'static str>,
 }
 
 /// `Conversation`.
@@ -57,9 +62,11 @@ pub struct ConversationJson {
     pub subject: String,
     /// `active` or `archived`.
     pub status: String,
-    /// The newest interaction.
-    pub last_message: Option<MessageJson>,
-    /// Unix milliseconds of the newest call (the conversation's creation when it has none).
+    /// The newest message: a call (an interaction), or a text when a text
+    /// is newer than every call.
+    pub last_message: Option<ThreadMessageJson>,
+    /// Unix milliseconds of the newest call or text (the conversation's
+    /// creation when it has none).
     pub last_message_at: i64,
     /// Always 0: calls have no unread state.
     pub unread_count: u64,
@@ -225,6 +232,27 @@ pub struct MessageJson {
     pub metadata: MessageMetadataJson,
 }
 
+/// One message of a thread: a call (`type` `call`) or a text (`type`
+/// `sms` or `mms`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ThreadMessageJson {
+    /// An interaction.
+    Call(Box<MessageJson>),
+    /// A text.
+    Text(Box<crate::texts::TextJson>),
+}
+
+impl ThreadMessageJson {
+    /// The call's JSON, when this is a call.
+    pub fn as_call_mut(&mut self) -> Option<&mut MessageJson> {
+        match self {
+            Self::Call(m) => Some(m),
+            Self::Text(_) => None,
+        }
+    }
+}
+
 /// An unfinished call for `GET /api/calls/active`: a `Call` plus where it is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ActiveCallJson {
@@ -252,9 +280,10 @@ pub struct ConversationListJson {
 /// `GET /api/conversations/:id/messages`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MessageListJson {
-    /// The page, newest first.
-    pub messages: Vec<MessageJson>,
-    /// Messages (interactions) of the conversation, in all pages.
+    /// The page, newest first: calls and texts interleaved.
+    pub messages: Vec<ThreadMessageJson>,
+    /// Messages of the kinds asked for (`type`), in all pages: calls
+    /// (interactions) and texts.
     pub total: u64,
     /// Pass as `cursor` to get the next (older) page; `null` on the last.
     pub next_cursor: Option<String>,
@@ -468,8 +497,18 @@ pub fn message(interaction: &Interaction, contact: &ContactJson) -> MessageJson 
 pub fn conversation(view: &ConversationView, normalizer: &Normalizer) -> ConversationJson {
     let record = &view.conversation;
     let contact = contact(&view.contact, normalizer);
-    let last_message = view.last_message.as_ref().map(|m| message(m, &contact));
     let counters = &record.counters;
+    let text_is_newest = matches!(
+        counters.last_message_type,
+        Some(MessageType::Sms | MessageType::Mms)
+    );
+    let last_message = match (&view.last_text, &view.last_message) {
+        (Some(text), _) if text_is_newest || view.last_message.is_none() => Some(
+            ThreadMessageJson::Text(Box::new(crate::texts::text_json(text, &contact))),
+        ),
+        (_, Some(m)) => Some(ThreadMessageJson::Call(Box::new(message(m, &contact)))),
+        (_, None) => None,
+    };
     let last_call_direction = counters
         .last_call_direction
         .or_else(|| view.last_message.as_ref().map(|m| m.actual_direction))
@@ -492,6 +531,8 @@ pub fn conversation(view: &ConversationView, normalizer: &Normalizer) -> Convers
             total_duration: counters.total_duration,
             last_call_direction,
             last_root_sid: counters.last_root_sid.as_ref().map(ToString::to_string),
+            total_messages: counters.total_messages,
+            last_message_type: counters.last_message_type.map(MessageType::as_str),
         },
         created_at: millis(record.created_at),
         updated_at: millis(record.updated_at),

@@ -65,37 +65,10 @@ pub async fn call_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(config) = state.webhook().filter(|c| c.is_enabled()) else {
-        return Err(forbidden(
-            "webhook_disabled",
-            "status callbacks are refused: no Twilio auth token is configured to verify them (set TWILIO_AUTH_TOKEN)",
-        ));
-    };
-    let Some(given) = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    else {
-        return Err(forbidden(
-            "missing_signature",
-            "the request has no X-Twilio-Signature header",
-        ));
-    };
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let urls = signed_urls(config, &headers, path_and_query);
-    let token = config.auth_token.as_ref().map(Secret::expose).unwrap_or("");
-    if !signature_matches(token, &urls, &params, given) {
-        tracing::warn!(path = %uri.path(), "refused a status callback with a wrong signature (check --public-url / CALLVIEW_PUBLIC_URL)");
-        return Err(forbidden(
-            "invalid_signature",
-            "the X-Twilio-Signature does not match this request",
-        ));
-    }
-
+    let params = verified_params(&state, &uri, &headers, &body)?;
+    let config = state
+        .webhook()
+        .expect("verified_params refuses requests without a webhook configuration");
     let callback = StatusCallback::from_form(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
     let Some(runner) = state.sync_runner() else {
@@ -155,6 +128,48 @@ pub async fn call_status(
     Ok(Json(
         json!({"status": "applied", "call_sid": sid, "stats": stats}),
     ))
+}
+
+/// The form parameters of a webhook request whose `X-Twilio-Signature`
+/// verifies (403 JSON otherwise, or when no auth token is configured).
+pub(crate) fn verified_params(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(config) = state.webhook().filter(|c| c.is_enabled()) else {
+        return Err(forbidden(
+            "webhook_disabled",
+            "status callbacks are refused: no Twilio auth token is configured to verify them (set TWILIO_AUTH_TOKEN)",
+        ));
+    };
+    let Some(given) = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    else {
+        return Err(forbidden(
+            "missing_signature",
+            "the request has no X-Twilio-Signature header",
+        ));
+    };
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let urls = signed_urls(config, headers, path_and_query);
+    let token = config.auth_token.as_ref().map(Secret::expose).unwrap_or("");
+    if !signature_matches(token, &urls, &params, given) {
+        tracing::warn!(path = %uri.path(), "refused a status callback with a wrong signature (check --public-url / CALLVIEW_PUBLIC_URL)");
+        return Err(forbidden(
+            "invalid_signature",
+            "the X-Twilio-Signature does not match this request",
+        ));
+    }
+
+    Ok(params)
 }
 
 /// The call from Twilio, when a client is configured and answers in time.
