@@ -271,7 +271,9 @@ async fn method_not_allowed() -> ApiError {
     method_not_allowed_error()
 }
 
-pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<ConversationId, ApiError> {
+pub(crate) fn path_id(
+    path: Result<Path<String>, PathRejection>,
+) -> Result<ConversationId, ApiError> {
     match path {
         Ok(Path(text)) => params::conversation_id(&text),
         Err(rejection) => Err(ApiError::bad_request("invalid_id", rejection.body_text())),

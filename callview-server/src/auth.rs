@@ -429,19 +429,18 @@ impl Credentials {
         let path = req.uri().path().to_owned();
         // An <audio> element cannot send headers: a recording's audio also
         // opens with the media cookie of `POST /api/session`.
-        let media_cookies = if matches!(method, Method::GET | Method::HEAD)
-            && crate::media_cookie::opens(&path)
-        {
-            req.headers()
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .filter_map(crate::media_cookie::from_cookie_header)
-                .map(str::to_owned)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let media_cookies =
+            if matches!(method, Method::GET | Method::HEAD) && crate::media_cookie::opens(&path) {
+                req.headers()
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(crate::media_cookie::from_cookie_header)
+                    .map(str::to_owned)
+                    .collect()
+            } else {
+                Vec::new()
+            };
         Self {
             ip: client_ip(req),
             token: given_token(req),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use callview_core::sync::Progress;
-use callview_core::twilio::{Credentials, HttpTwilioClient, Secret, TwilioConfig};
+use callview_core::twilio::{Credentials, HttpTwilioClient, Secret, TextSender, TwilioConfig};
 use callview_core::{
     Normalizer, OwnedNumbers, PartyRules, Preset, Store, SyncEngine, SyncMode, SyncReport,
     TwilioClient,
@@ -412,9 +412,19 @@ struct ServeArgs {
 
     /// The base URL Twilio uses to reach this server (e.g. behind a proxy:
     /// `https://calls.example.com`), to check the signatures of status
-    /// callbacks on /webhooks/twilio/call-status (signed with TWILIO_AUTH_TOKEN).
+    /// callbacks on /webhooks/twilio/call-status and /webhooks/twilio/messages
+    /// (signed with TWILIO_AUTH_TOKEN), and to ask for the status callbacks
+    /// of texts sent.
     #[arg(long, env = "CALLVIEW_PUBLIC_URL")]
     public_url: Option<String>,
+
+    /// Send texts from this number (one of the account's, E.164) or
+    /// messaging service (MG...): turns on `POST
+    /// /api/conversations/{id}/messages` and the viewer's reply box.
+    /// Needs an API token (--api-token or `callview token create`). The
+    /// demo sends from its first number through the simulated account.
+    #[arg(long, env = "CALLVIEW_SMS_FROM")]
+    sms_from: Option<String>,
 
     /// Keep fetched recording audio in this directory, so a recording
     /// played twice is fetched from Twilio once.
@@ -1207,6 +1217,20 @@ fn report_table(r: &SyncReport) -> String {
     for note in &m.notes {
         out.push_str(&format!("  note: {note}\n"));
     }
+    let t = &r.texts;
+    out.push_str(&format!(
+        "Texts: {} fetched, {} new, {} updated, {} unchanged; media of {} MMS listed{}\n",
+        t.fetched,
+        t.inserted,
+        t.updated,
+        t.unchanged,
+        t.media_listed,
+        if t.more_available {
+            " (the cap stopped the listing; more are available)"
+        } else {
+            ""
+        }
+    ));
     if !r.skipped.is_empty() {
         out.push_str("Skipped records:\n");
         for s in &r.skipped {
@@ -1244,6 +1268,17 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
     let stored_tokens = has_stored_tokens(&database_url).await?;
     let protected = token.is_some() || stored_tokens;
     check_exposure(args.listen, protected, args.insecure_no_auth)?;
+    let sms_from = args
+        .sms_from
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if sms_from.is_some() && !protected && !demo_mode {
+        bail!(
+            "sending texts (CALLVIEW_SMS_FROM) needs the API protected by a token: \
+             set --api-token / CALLVIEW_API_TOKEN or create one with `callview token create`"
+        );
+    }
     if args.insecure_no_auth && !protected && !args.listen.ip().to_canonical().is_loopback() {
         tracing::warn!(listen = %args.listen, "serving without authentication on a non-loopback address (--insecure-no-auth)");
     }
@@ -1263,21 +1298,46 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
     let store = db::open_store(&database_url).await?;
     let metrics = Metrics::new();
 
+    let mut demo_sender = None;
     let (client, live): (Arc<dyn TwilioClient>, Option<demo::LiveTraffic>) = if demo_mode {
         let sim = demo::default_demo_account();
+        demo_sender =
+            sim.with_account(|a| a.owned_numbers().into_iter().next().map(|n| n.phone_number));
         let live = demo::LiveTraffic::start(sim.clone(), demo::LIVE_TICK);
         (Arc::new(sim), Some(live))
     } else {
         let client = twilio_from_env(Some(&metrics))?.context("no Twilio configuration")?;
         (client, None)
     };
-    let webhook = callview_server::webhook::WebhookConfig::new(
+    // The demo's simulated account signs its callbacks with its own token
+    // and posts them to this server.
+    let public_url = args
+        .public_url
+        .clone()
+        .or_else(|| demo_mode.then(|| format!("http://{local}")));
+    let webhook_token = if demo_mode {
+        Some(callview_sim::DEFAULT_AUTH_TOKEN.to_owned())
+    } else {
         env_var("TWILIO_AUTH_TOKEN")
-            .filter(|_| !demo_mode)
-            .map(Secret::new),
-    )
-    .with_public_url(args.public_url.as_deref())
-    .with_client(Arc::clone(&client));
+    };
+    let webhook = callview_server::webhook::WebhookConfig::new(webhook_token.map(Secret::new))
+        .with_public_url(public_url.as_deref())
+        .with_client(Arc::clone(&client));
+    let texting =
+        sms_from
+            .map(str::to_owned)
+            .or(demo_sender)
+            .map(|from| callview_server::texts::Texting {
+                sender: TextSender::parse(&from),
+                client: Arc::clone(&client),
+                status_callback: public_url.as_deref().map(|base| {
+                    format!(
+                        "{}{}",
+                        base.trim_end_matches('/'),
+                        callview_server::texts::MESSAGES_WEBHOOK_PATH
+                    )
+                }),
+            });
     let cache = match &args.recording_cache {
         Some(dir) => Some(
             callview_server::audio_cache::AudioCache::open(
@@ -1306,6 +1366,13 @@ async fn serve(common: &CommonArgs, args: ServeArgs) -> Result<()> {
         .with_timezone(args.timezone)
         .with_normalizer(rules.normalizer)
         .with_ready_max_sync_age(ready_max_sync_age);
+    let state = match texting {
+        Some(texting) => {
+            tracing::info!(from = ?texting.sender, "sending texts is on");
+            state.with_texting(texting)
+        }
+        None => state,
+    };
     if let Some(listener) = metrics_listener {
         let private = callview_server::health::serve_private(
             listener,

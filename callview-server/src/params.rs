@@ -83,9 +83,8 @@ impl QueryParams {
     pub fn thread_kinds(&self) -> Result<ThreadKinds, ApiError> {
         match self.0.get("type") {
             None => Ok(ThreadKinds::All),
-            Some(text) => ThreadKinds::parse(text).ok_or_else(|| {
-                invalid(format!("`type` must be call, sms or all; got {text:?}"))
-            }),
+            Some(text) => ThreadKinds::parse(text)
+                .ok_or_else(|| invalid(format!("`type` must be call, sms or all; got {text:?}"))),
         }
     }
 

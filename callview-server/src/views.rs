@@ -6,8 +6,8 @@
 //! milliseconds (integers), the embedded `Call`'s times are ISO 8601
 //! strings, optional fields (`?` in TypeScript) are omitted when empty.
 
-use callview_core::model::MessageType;
 use callview_core::model::Interaction;
+use callview_core::model::MessageType;
 use callview_core::store::{ContactRecord, ConversationView};
 use callview_core::{Call, Normalizer, StoredCall};
 use chrono::{DateTime, SecondsFormat, Utc};
