@@ -176,6 +176,7 @@ async fn messages_fold_legs_into_root_calls(backend: Backend) {
         .collect();
     let (_, list) = server.get("/api/conversations?limit=200").await;
     let mut folded = 0;
+    let mut texts = 0u64;
     let mut checked_rows = 0u64;
     for c in list["conversations"].as_array().unwrap() {
         let cid = string(c, "id");
@@ -188,8 +189,8 @@ async fn messages_fold_legs_into_root_calls(backend: Backend) {
         assert!(body["next_cursor"].is_null(), "one page holds them all");
         assert_eq!(
             messages.len() as i64,
-            int(&c["metadata"], "total_calls"),
-            "one message per root call"
+            int(&c["metadata"], "total_calls") + int(&c["metadata"], "total_messages"),
+            "one message per root call and per text"
         );
         assert_eq!(
             &messages[0], &c["last_message"],
@@ -211,6 +212,10 @@ async fn messages_fold_legs_into_root_calls(backend: Backend) {
                     assert!(at <= p, "newest first");
                 }
                 previous = Some(at);
+            }
+            if string(m, "type") != "call" {
+                texts += 1;
+                continue;
             }
             duration += int(&m["metadata"], "total_duration");
             assert!(all_sids.insert(string(m, "external_id").to_owned()));
@@ -247,6 +252,7 @@ async fn messages_fold_legs_into_root_calls(backend: Backend) {
         }
     }
     assert!(folded > 0, "the simulated account has forwarded calls");
+    assert!(texts > 0, "the simulated account has texts");
     let counts = server.store.counts().await.unwrap();
     let total = int(&list, "total");
     if total <= 200 {
@@ -254,6 +260,7 @@ async fn messages_fold_legs_into_root_calls(backend: Backend) {
             checked_rows, counts.calls,
             "every stored call is shown exactly once"
         );
+        assert_eq!(texts, counts.texts, "every stored text is shown once");
     }
 }
 

@@ -271,8 +271,60 @@ pub fn assert_call(c: &Value) {
 
 const FINAL: &[&str] = &["completed", "busy", "failed", "no-answer", "canceled"];
 
-/// Checks a Message; returns its legs' SIDs.
+/// Checks a text message (`type` `sms` or `mms`).
+pub fn assert_text(m: &Value, conversation_id: &str) {
+    let sid = string(m, "external_id");
+    assert!(sid.starts_with("SM") || sid.starts_with("MM"), "{sid}");
+    assert_eq!(string(m, "id"), sid);
+    let kind = string(m, "type");
+    assert!(["sms", "mms"].contains(&kind), "{kind}");
+    let direction = string(m, "direction");
+    assert!(
+        ["inbound", "outbound-api", "outbound-call", "outbound-reply"].contains(&direction),
+        "{direction}"
+    );
+    millis(m, "created_at");
+    assert!(string(m, "subject").starts_with("💬") || string(m, "subject").starts_with("🖼️"));
+    string(m, "body");
+    string(m, "blurb");
+    assert_eq!(string(m, "conversation_id"), conversation_id);
+    assert_contact(&m["contact"]);
+    let meta = &m["metadata"];
+    assert_eq!(string(meta, "message_sid"), sid);
+    assert!(!string(meta, "status").is_empty());
+    assert_eq!(string(meta, "twilio_direction"), direction);
+    assert!(["inbound", "outbound", "internal"].contains(&string(meta, "actual_direction")));
+    let media = meta["media"]
+        .as_array()
+        .unwrap_or_else(|| panic!("media: {meta}"));
+    assert_eq!(
+        kind == "mms",
+        int(meta, "num_media") > 0 || sid.starts_with("MM"),
+        "{m}"
+    );
+    for item in media {
+        let url = string(item, "url");
+        assert!(
+            url.starts_with(&format!("/api/texts/{sid}/media/ME")),
+            "{url}"
+        );
+    }
+    if let Some(price) = optional_string(meta, "price") {
+        price.parse::<f64>().unwrap();
+    }
+    if let Some(code) = meta.get("error_code") {
+        assert!(code.is_i64(), "{meta}");
+    }
+    assert!(m.get("call").is_none(), "a text has no call: {m}");
+}
+
+/// Checks a Message (a call, or a text: [`assert_text`]); returns its
+/// legs' SIDs.
 pub fn assert_message(m: &Value, conversation_id: &str) -> Vec<String> {
+    if string(m, "type") != "call" {
+        assert_text(m, conversation_id);
+        return Vec::new();
+    }
     id(m, "id");
     let sid = string(m, "external_id");
     assert_eq!(string(m, "type"), "call");
@@ -352,18 +404,30 @@ pub fn assert_conversation(c: &Value) {
         string(c, "external_id")
     );
     let meta = &c["metadata"];
-    assert!(int(meta, "total_calls") >= 1, "{meta}");
+    let calls = int(meta, "total_calls");
+    let texts = int(meta, "total_messages");
+    assert!(calls + texts >= 1, "{meta}");
     assert!(int(meta, "total_duration") >= 0);
-    assert!(["inbound", "outbound", "internal"].contains(&string(meta, "last_call_direction")));
+    if calls > 0 {
+        assert!(["inbound", "outbound", "internal"].contains(&string(meta, "last_call_direction")));
+    }
     millis(c, "created_at");
     millis(c, "updated_at");
     let last = &c["last_message"];
     assert!(last.is_object(), "last_message should be populated: {c}");
     assert_message(last, &cid);
+    // The newest message's kind is the counters'.
     assert_eq!(
-        string(&last["metadata"], "actual_direction"),
-        string(meta, "last_call_direction")
+        string(last, "type"),
+        string(meta, "last_message_type"),
+        "{c}"
     );
+    if string(last, "type") == "call" {
+        assert_eq!(
+            string(&last["metadata"], "actual_direction"),
+            string(meta, "last_call_direction")
+        );
+    }
     assert!(int(last, "created_at") <= last_at, "{c}");
 }
 
