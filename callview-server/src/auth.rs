@@ -540,10 +540,13 @@ pub async fn me(
 ) -> Result<Json<Value>, ApiError> {
     let caller = caller.map_or_else(Caller::open, |Extension(c)| c);
     let required = auth_required(&state).await?;
+    // Whether this caller can send texts (the viewer shows its reply box).
+    let texting = state.texting().is_some() && caller.role >= Role::Editor;
     Ok(Json(json!({
         "name": caller.name,
         "role": caller.role,
         "auth_required": required,
+        "can_send_texts": texting,
     })))
 }
 
