@@ -44,6 +44,14 @@ fn limit_param(default: Option<u32>, description: &str) -> Value {
     })
 }
 
+fn type_param(description: &str) -> Value {
+    json!({
+        "name": "type", "in": "query", "required": false,
+        "description": description,
+        "schema": {"type": "string", "enum": ["all", "call", "sms"], "default": "all"}
+    })
+}
+
 fn offset_param() -> Value {
     json!({
         "name": "offset", "in": "query", "required": false,
@@ -101,6 +109,7 @@ fn conversation_filter_params() -> Vec<Value> {
             "description": "`true`: only conversations with a recorded call (one Twilio still has).",
             "schema": {"type": "boolean"}
         }),
+        type_param("`call`: only conversations with a call; `sms`: only those with a text (SMS or MMS)."),
     ]
 }
 
@@ -235,7 +244,7 @@ fn build() -> Value {
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}, {}],
         "tags": [
-            {"name": "conversations"}, {"name": "calls"}, {"name": "sync"}, {"name": "meta"}, {"name": "tokens"}
+            {"name": "conversations"}, {"name": "calls"}, {"name": "texts"}, {"name": "sync"}, {"name": "meta"}, {"name": "tokens"}
         ],
         "paths": paths(&common_errors),
         "components": {
@@ -430,7 +439,7 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
         "/api/conversations/{id}/messages": {
             "get": {
                 "operationId": "listMessages",
-                "summary": "A conversation's calls, newest first: one message per root call, its legs folded into `metadata.legs`.",
+                "summary": "A conversation's calls and texts, interleaved newest first: one message per root call (its legs folded into `metadata.legs`) and one per text (`type` `sms` or `mms`).",
                 "tags": ["conversations"],
                 "parameters": [
                     id_param(),
@@ -443,12 +452,50 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                         "name": "cursor", "in": "query", "required": false,
                         "description": "Where the page starts: the `next_cursor` of the previous page, passed back unchanged (opaque, URL-safe). Pages of messages follow each other by cursor only: an `offset` is refused.",
                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": MessageCursor::MAX_LEN}
-                    }
+                    },
+                    type_param("`call`: calls only; `sms`: texts (SMS and MMS) only.")
                 ],
                 "responses": common_errors(json!({
                     "200": ok_response("A page of messages, newest first, and how many there are in all.", "MessageList"),
-                    "400": error_response("The id (`invalid_id`), `limit` or `cursor` is not valid, or an `offset` was given (`invalid_parameter`)."),
+                    "400": error_response("The id (`invalid_id`), `limit`, `type` or `cursor` is not valid, or an `offset` was given (`invalid_parameter`)."),
                     "404": error_response("No conversation has this id (`not_found`)."),
+                }))
+            },
+            "post": {
+                "operationId": "sendText",
+                "summary": "Sends a text to the conversation's party through Twilio (when the server was given CALLVIEW_SMS_FROM) and stores it at once; its status follows through the message webhook and syncs. Needs an editor's token.",
+                "tags": ["texts"],
+                "parameters": [id_param()],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["body"], "additionalProperties": false,
+                        "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 1600}}
+                    }}}
+                },
+                "responses": common_errors(json!({
+                    "201": ok_response("The text as Twilio accepted it (usually `queued`).", "Text"),
+                    "400": error_response("The body is empty or longer than 1,600 characters (`invalid_body`), or the party cannot receive texts: anonymous, SIP or a Voice SDK client (`cannot_text`)."),
+                    "403": error_response("Sending is off on this server (`sending_disabled`), or the token's role is below editor (`forbidden`)."),
+                    "404": error_response("No conversation has this id (`not_found`)."),
+                    "422": error_response("Twilio refused the text (`twilio_refused`, with `twilio_code` and `twilio_message`, e.g. 21610 for an unsubscribed recipient); nothing was stored."),
+                    "502": error_response("Twilio could not be reached (`twilio_unavailable`); nothing was stored."),
+                }))
+            }
+        },
+        "/api/texts/{sid}/media/{media_sid}": {
+            "get": {
+                "operationId": "getTextMedia",
+                "summary": "One picture (or other media) of a stored MMS, streamed from Twilio with Twilio's Content-Type. The media cookie of `POST /api/session` opens it too (for `<img>`).",
+                "tags": ["texts"],
+                "parameters": [
+                    {"name": "sid", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^(SM|MM)[0-9a-fA-F]{32}$"}},
+                    {"name": "media_sid", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^ME[0-9a-fA-F]{32}$"}}
+                ],
+                "responses": common_errors(json!({
+                    "200": {"description": "The media's bytes.", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                    "404": error_response("No stored text has this media, or Twilio no longer has it (`not_found`)."),
+                    "502": error_response("Twilio could not be reached (`twilio_unavailable`)."),
                 }))
             }
         },
@@ -794,6 +841,50 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
                 }
             }
         },
+        "Text": {
+            "type": "object",
+            "required": ["id", "external_id", "type", "direction", "created_at", "subject", "body", "blurb", "conversation_id", "contact", "metadata"],
+            "properties": {
+                "id": {"type": "string", "description": "The message SID."},
+                "external_id": {"type": "string", "description": "The message SID (SM... or MM...)."},
+                "type": {"type": "string", "enum": ["sms", "mms"]},
+                "direction": {"type": "string", "description": "Twilio's: inbound, outbound-api, outbound-call, outbound-reply."},
+                "created_at": {"type": "integer", "description": "Unix milliseconds: when it was sent or received."},
+                "subject": {"type": "string", "examples": ["💬 Inbound text"]},
+                "body": {"type": "string", "description": "The text, exactly as sent."},
+                "blurb": {"type": "string", "description": "Its first words."},
+                "conversation_id": {"type": "string"},
+                "contact": {"$ref": "#/components/schemas/Contact"},
+                "metadata": {
+                    "type": "object",
+                    "required": ["message_sid", "status", "num_media", "media", "actual_direction", "twilio_direction", "from_number", "to_number"],
+                    "properties": {
+                        "message_sid": {"type": "string"},
+                        "status": {"type": "string", "description": "Twilio's: queued, sending, sent, delivered, undelivered, failed, receiving, received, ..."},
+                        "num_segments": {"type": ["integer", "null"]},
+                        "num_media": {"type": "integer"},
+                        "media": {"type": "array", "items": {
+                            "type": "object", "required": ["sid", "url"],
+                            "properties": {
+                                "sid": {"type": "string"},
+                                "content_type": {"type": ["string", "null"]},
+                                "url": {"type": "string", "description": "A path on this server (`/api/texts/{sid}/media/{media_sid}`)."}
+                            }
+                        }},
+                        "price": {"type": "string"},
+                        "price_unit": {"type": "string"},
+                        "error_code": {"type": "integer", "description": "Twilio's error code when delivery failed (e.g. 30003)."},
+                        "error_message": {"type": "string"},
+                        "actual_direction": {"type": "string", "enum": ["inbound", "outbound", "internal"]},
+                        "twilio_direction": {"type": "string"},
+                        "from_number": {"type": "string"},
+                        "to_number": {"type": "string"},
+                        "messaging_service_sid": {"type": "string"},
+                        "date_sent": {"type": "string", "format": "date-time"}
+                    }
+                }
+            }
+        },
         "Conversation": {
             "type": "object",
             "required": ["id", "external_id", "subject", "status", "last_message", "last_message_at", "unread_count", "contact", "metadata", "created_at", "updated_at"],
@@ -802,8 +893,8 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
                 "external_id": {"type": "string", "description": "The party's display form.", "examples": ["+1 (978) 844-7773"]},
                 "subject": {"type": "string", "examples": ["Calls with +1 (978) 844-7773"]},
                 "status": {"type": "string", "enum": ["active", "archived"]},
-                "last_message": {"oneOf": [{"$ref": "#/components/schemas/Message"}, {"type": "null"}]},
-                "last_message_at": {"type": "integer", "description": "Unix milliseconds of the newest call."},
+                "last_message": {"oneOf": [{"$ref": "#/components/schemas/Message"}, {"$ref": "#/components/schemas/Text"}, {"type": "null"}], "description": "The newest message: a call, or a text when a text is newer than every call."},
+                "last_message_at": {"type": "integer", "description": "Unix milliseconds of the newest call or text."},
                 "unread_count": {"type": "integer", "const": 0},
                 "contact": {"$ref": "#/components/schemas/Contact"},
                 "metadata": {
@@ -813,7 +904,9 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
                         "total_calls": {"type": "integer", "description": "Root calls."},
                         "total_duration": {"type": "integer", "description": "Seconds, root calls."},
                         "last_call_direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", "internal", null]},
-                        "last_root_sid": {"type": "string"}
+                        "last_root_sid": {"type": "string"},
+                        "total_messages": {"type": "integer", "description": "Texts (SMS and MMS)."},
+                        "last_message_type": {"type": ["string", "null"], "enum": ["call", "sms", "mms", null]}
                     }
                 },
                 "created_at": {"type": "integer"},
@@ -836,8 +929,8 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
             "type": "object",
             "required": ["messages", "total", "next_cursor"],
             "properties": {
-                "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-                "total": {"type": "integer", "description": "Messages (root calls) of the conversation, in all pages."},
+                "messages": {"type": "array", "items": {"oneOf": [{"$ref": "#/components/schemas/Message"}, {"$ref": "#/components/schemas/Text"}]}},
+                "total": {"type": "integer", "description": "Messages of the kinds asked for (root calls and texts) in the conversation, in all pages."},
                 "next_cursor": {
                     "type": ["string", "null"],
                     "description": "Pass it as `cursor` for the next (older) page; null on the last page. Opaque: do not build or change it."

@@ -356,6 +356,23 @@ async fn a_record_that_does_not_parse_is_reported_and_the_rest_stored(backend: B
         })))
         .mount(&server)
         .await;
+    // Texts: one that parses, one whose date is garbled.
+    Mock::given(method("GET"))
+        .and(path_regex(r"/Messages\.json$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messages": [
+                {"sid": "SM00000000000000000000000000000001", "from": "+19788447773",
+                 "to": "+16175006181", "body": "On my way", "status": "received",
+                 "direction": "inbound", "num_media": "0",
+                 "date_sent": "Fri, 06 Feb 2026 15:18:00 +0000"},
+                {"sid": "SM00000000000000000000000000000002", "from": "+19788447773",
+                 "to": "+16175006181", "body": "?", "status": "received",
+                 "direction": "inbound", "date_sent": "yesterday-ish"}
+            ],
+            "next_page_uri": null
+        })))
+        .mount(&server)
+        .await;
 
     let store = store(backend).await;
     let client = http_client(&server.uri(), sim.account_sid(), 2, Duration::from_secs(10));
@@ -368,7 +385,16 @@ async fn a_record_that_does_not_parse_is_reported_and_the_rest_stored(backend: B
         .await
         .unwrap();
     assert_eq!(report.fetched, 10, "{report:?}");
-    assert_eq!(report.skipped.len(), 3, "{:?}", report.skipped);
+    assert_eq!(report.texts.fetched, 2, "{report:?}");
+    assert_eq!(report.texts.inserted, 1, "{report:?}");
+    assert_eq!(report.skipped.len(), 4, "{:?}", report.skipped);
+    let garbled = report
+        .skipped
+        .iter()
+        .find(|s| s.sid.as_deref() == Some("SM00000000000000000000000000000002"))
+        .unwrap_or_else(|| panic!("the garbled text is not reported: {:?}", report.skipped));
+    assert!(garbled.reason.contains("date_sent"), "{}", garbled.reason);
+    assert_eq!(store.counts().await.unwrap().texts, 1);
     let bad = report
         .skipped
         .iter()

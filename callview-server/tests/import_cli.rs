@@ -141,6 +141,8 @@ async fn an_import_equals_a_sync_of_the_same_calls(backend: Backend) {
         PartyRules::default(),
     )
     .with_media(false)
+    // Imports hold calls: the sync compared with them leaves texts out.
+    .with_texts(false)
     .run(
         SyncMode::Since(Utc::now() - chrono::Duration::days(32)),
         None,
@@ -196,6 +198,7 @@ async fn an_import_equals_a_sync_of_the_same_calls(backend: Backend) {
         PartyRules::default(),
     )
     .with_media(false)
+    .with_texts(false)
     .run(
         SyncMode::Since(Utc::now() - chrono::Duration::days(32)),
         None,

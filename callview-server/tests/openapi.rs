@@ -67,6 +67,32 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
         }
     }
     let recording = recording.expect("a playable recording");
+    // A picture of an MMS, for the media route.
+    let (_, texting) = server.get("/api/conversations?type=sms&limit=100").await;
+    let mut picture = None;
+    for c in texting["conversations"].as_array().unwrap() {
+        let (_, page) = server
+            .get(&format!(
+                "/api/conversations/{}/messages?type=sms&limit=500",
+                c["id"].as_str().unwrap()
+            ))
+            .await;
+        picture = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| {
+                m["metadata"]["media"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find_map(|m| m["url"].as_str().map(str::to_owned));
+        if picture.is_some() {
+            break;
+        }
+    }
+    let picture = picture.expect("an MMS with a picture");
     for (method, path) in &routes {
         if path == callview_server::EVENTS_PATH {
             // A stream that stays open: checked by tests/events.rs.
@@ -74,6 +100,19 @@ async fn the_document_lists_every_route_and_every_listed_route_is_served() {
         }
         if path.starts_with("/api/tokens") {
             // Creating a token closes the open API: tests/tokens.rs.
+            continue;
+        }
+        if method == "POST" && path == "/api/conversations/{id}/messages" {
+            // Sends a text (this server has sending off): tests/texts.rs.
+            continue;
+        }
+        if path.starts_with("/api/texts/") {
+            let response = server.http.get(server.url(&picture)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{picture}");
+            assert!(response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("image/"));
             continue;
         }
         // Each path's id is of its own kind.
@@ -205,7 +244,8 @@ async fn every_reference_resolves_and_errors_use_the_error_schema() {
             "since",
             "until",
             "tag",
-            "has_recording"
+            "has_recording",
+            "type"
         ]
     );
     assert_eq!(

@@ -135,6 +135,14 @@ async fn twilio(storage: &MockServer) -> MockServer {
         })))
         .mount(&server)
         .await;
+    // An account without texts.
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/Messages.json").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messages": [], "next_page_uri": null
+        })))
+        .mount(&server)
+        .await;
     // Voice Intelligence, on the same host here (its own base URL), paging
     // by absolute meta.next_page_url.
     Mock::given(method("GET"))

@@ -95,8 +95,22 @@ pub async fn spawn(state: AppState) -> TestServer {
 /// A store of `backend` loaded from a simulated account, served with a sync
 /// runner over that account.
 pub async fn loaded(backend: Backend) -> (TestServer, SimulatedTwilio) {
+    loaded_from(backend, sim(400, 7)).await
+}
+
+/// [`loaded`] on an account without text messages (for what is about calls
+/// alone: exports and imports of calls).
+pub async fn loaded_calls_only(backend: Backend) -> (TestServer, SimulatedTwilio) {
+    let sim = SimulatedTwilio::new(SimConfig {
+        texts: Some(0),
+        ..SimConfig::new(7, 400)
+    });
+    loaded_from(backend, sim).await
+}
+
+/// A server over a store synced from `sim`.
+pub async fn loaded_from(backend: Backend, sim: SimulatedTwilio) -> (TestServer, SimulatedTwilio) {
     let store = store(backend).await;
-    let sim = sim(400, 7);
     load(&store, &sim).await;
     let runner = SyncRunner::new(SyncEngine::new(
         Arc::new(sim.clone()),
