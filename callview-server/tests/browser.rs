@@ -2111,6 +2111,38 @@ async fn an_inbound_text_shows_live_in_the_open_thread_and_the_list_filters_by_t
         "no reload"
     );
     browser.close().await;
+
+    // The bubbles on a phone in dark mode: nothing wider than the screen.
+    let phone = Browser::launch(
+        390,
+        844,
+        &[
+            "--force-dark-mode",
+            "--blink-settings=preferredColorScheme=0",
+        ],
+    )
+    .await;
+    phone
+        .client
+        .goto(&format!("{}/#c={id}", viewer.base))
+        .await
+        .unwrap();
+    let facts = phone
+        .wait_for("the text's bubble on a phone", &bubble_facts(&bubble))
+        .await;
+    assert_eq!(facts["side"], "left", "{facts}");
+    assert_eq!(
+        phone
+            .js("return [document.documentElement.scrollWidth <= window.innerWidth, getComputedStyle(document.body).backgroundColor]")
+            .await,
+        json!([true, "rgb(13, 17, 23)"]),
+        "dark, and nothing wider than the phone"
+    );
+    phone
+        .wait_for("fonts and layout", "document.fonts.status === 'loaded'")
+        .await;
+    phone.screenshot("viewer-texts-phone-dark.png").await;
+    phone.close().await;
     viewer.stop().await;
 }
 
