@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callview_core::{Call, PartyRules, Store, SyncEngine, SyncMode};
 use callview_core::twilio::{Secret, TextSender};
+use callview_core::{Call, PartyRules, Store, SyncEngine, SyncMode};
 use callview_server::texts::{Texting, MESSAGES_WEBHOOK_PATH};
 use callview_server::webhook::{twilio_signature, WebhookConfig};
 use callview_server::{serve_with_shutdown, AppState, ServerConfig, SyncRunner, SyncTrigger};
@@ -1994,7 +1994,9 @@ async fn an_inbound_text_shows_live_in_the_open_thread_and_the_list_filters_by_t
     browser
         .wait_for(
             "the thread",
-            &format!("document.querySelector('#thread-content[data-conversation-id=\"{id}\"] .calls')"),
+            &format!(
+                "document.querySelector('#thread-content[data-conversation-id=\"{id}\"] .calls')"
+            ),
         )
         .await;
     browser
@@ -2025,7 +2027,8 @@ async fn an_inbound_text_shows_live_in_the_open_thread_and_the_list_filters_by_t
         ])
         .await;
     assert_eq!(status, 200, "the signed inbound text is taken");
-    let bubble = format!("#thread-content[data-conversation-id=\"{id}\"] .bubble[data-sid=\"{sid}\"]");
+    let bubble =
+        format!("#thread-content[data-conversation-id=\"{id}\"] .bubble[data-sid=\"{sid}\"]");
     let facts = browser
         .wait_for("the text's bubble", &bubble_facts(&bubble))
         .await;
@@ -2236,7 +2239,9 @@ async fn a_reply_sent_from_the_thread_turns_delivered_and_refusals_show_in_the_b
         .await;
     let sid = sent.as_str().unwrap().to_owned();
     let bubble = format!(".bubble[data-sid=\"{sid}\"]");
-    let facts = browser.js(&format!("return {}", bubble_facts(&bubble))).await;
+    let facts = browser
+        .js(&format!("return {}", bubble_facts(&bubble)))
+        .await;
     assert_eq!(facts["side"], "right", "{facts}");
     assert_eq!(facts["markup"], 0, "{facts}");
     assert!(
@@ -2272,7 +2277,9 @@ async fn a_reply_sent_from_the_thread_turns_delivered_and_refusals_show_in_the_b
             ),
         )
         .await;
-    let facts = browser.js(&format!("return {}", bubble_facts(&bubble))).await;
+    let facts = browser
+        .js(&format!("return {}", bubble_facts(&bubble)))
+        .await;
     assert_eq!(facts["label"], "Delivered", "{facts}");
     assert_eq!(facts["side"], "right", "{facts}");
     browser
@@ -2297,9 +2304,7 @@ async fn a_reply_sent_from_the_thread_turns_delivered_and_refusals_show_in_the_b
         .as_str()
         .unwrap()
         .to_owned();
-    browser
-        .js(&format!("location.hash = 'c={stopped}';"))
-        .await;
+    browser.js(&format!("location.hash = 'c={stopped}';")).await;
     browser
         .wait_for(
             "the other reply box",
