@@ -1044,6 +1044,69 @@ async fn with_an_api_token_the_viewer_takes_it_once_and_keeps_it_out_of_the_addr
             "document.getElementById('connection').dataset.state === 'live'",
         )
         .await;
+
+    // An MMS's picture loads through the media cookie (an <img> cannot
+    // send the token), and opens full size in a new tab.
+    let with_texts = viewer.api("/api/conversations?limit=50&type=sms").await;
+    let mut picture = None;
+    for id in ids_of(&with_texts) {
+        let texts = viewer
+            .api(&format!(
+                "/api/conversations/{id}/messages?type=sms&limit=50"
+            ))
+            .await;
+        let mms = texts["messages"].as_array().unwrap().iter().find(|m| {
+            m["type"] == "mms"
+                && !m["metadata"]["media"]
+                    .as_array()
+                    .map_or(true, Vec::is_empty)
+        });
+        if let Some(m) = mms {
+            picture = Some((
+                id,
+                m["external_id"].as_str().unwrap().to_owned(),
+                m["metadata"]["media"][0]["url"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ));
+            break;
+        }
+    }
+    let (id, sid, url) = picture.expect("an MMS with a picture in the simulated account");
+    browser.js(&format!("location.hash = 'c={id}';")).await;
+    let img = format!(".bubble[data-sid=\"{sid}\"] .bubble-media img");
+    browser
+        .wait_for(
+            "the MMS bubble",
+            &format!("document.querySelector({})", json!(img)),
+        )
+        .await;
+    browser
+        .js(&format!(
+            "document.querySelector({}).scrollIntoView({{block: 'center'}});",
+            json!(img)
+        ))
+        .await;
+    let shown = browser
+        .wait_for(
+            "the picture loaded",
+            &format!(
+                "(() => {{ const i = document.querySelector({}); \
+                   return i.complete && i.naturalWidth > 0 && \
+                     [i.getAttribute('src'), i.alt, i.loading, i.closest('a').target]; }})()",
+                json!(img)
+            ),
+        )
+        .await;
+    assert!(
+        shown[0].as_str().unwrap().ends_with(&url),
+        "{shown} should load {url}"
+    );
+    assert!(!shown[0].as_str().unwrap().contains("s3cret"), "{shown}");
+    assert!(shown[1].as_str().unwrap().starts_with("Picture"), "{shown}");
+    assert_eq!(shown[2], "lazy");
+    assert_eq!(shown[3], "_blank");
     browser.close().await;
     viewer.stop().await;
 }
