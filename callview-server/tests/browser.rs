@@ -1057,9 +1057,9 @@ async fn with_an_api_token_the_viewer_takes_it_once_and_keeps_it_out_of_the_addr
             .await;
         let mms = texts["messages"].as_array().unwrap().iter().find(|m| {
             m["type"] == "mms"
-                && !m["metadata"]["media"]
+                && m["metadata"]["media"]
                     .as_array()
-                    .map_or(true, Vec::is_empty)
+                    .is_some_and(|media| !media.is_empty())
         });
         if let Some(m) = mms {
             picture = Some((
