@@ -18,7 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callview_core::twilio::{Secret, TextSender};
 use callview_core::{Call, PartyRules, Store, SyncEngine, SyncMode};
+use callview_server::texts::{Texting, MESSAGES_WEBHOOK_PATH};
+use callview_server::webhook::{twilio_signature, WebhookConfig};
 use callview_server::{serve_with_shutdown, AppState, ServerConfig, SyncRunner, SyncTrigger};
 use callview_sim::SimulatedTwilio;
 use chrono::Utc;
@@ -269,10 +272,30 @@ struct Viewer {
     served: tokio::task::JoinHandle<()>,
 }
 
+/// How a test's server is set up beyond the defaults.
+#[derive(Clone, Copy, Debug, Default)]
+struct Options<'a> {
+    /// The API token the server asks for.
+    token: Option<&'a str>,
+    /// Sending texts on (from the account's first number), with the
+    /// simulated account's signed callbacks taken by the message webhook.
+    texting: bool,
+}
+
 impl Viewer {
     /// The full server (`serve_with_shutdown`) over a SQLite store loaded
     /// from a simulated account, without a schedule: the tests sync.
     async fn start(token: Option<&str>) -> Self {
+        Self::start_with(Options {
+            token,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// [`Self::start`] with `options`.
+    async fn start_with(options: Options<'_>) -> Self {
+        let token = options.token;
         let store = store(Backend::Sqlite).await;
         let sim = sim(400, 7);
         load(&store, &sim).await;
@@ -289,12 +312,27 @@ impl Viewer {
             )
             .await
             .unwrap();
-        let state = AppState::new(Arc::clone(&store))
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut state = AppState::new(Arc::clone(&store))
             .with_sync(Arc::clone(&runner))
             .with_recordings(Arc::new(sim.clone()), None)
             .with_api_token(token);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        if options.texting {
+            // Twilio (the simulated account) posts status callbacks and
+            // inbound texts to this server, signed with the account's token.
+            state = state
+                .with_texting(Texting {
+                    sender: TextSender::parse(&owned_number(&sim)),
+                    client: Arc::new(sim.clone()),
+                    status_callback: Some(format!("{base}{MESSAGES_WEBHOOK_PATH}")),
+                })
+                .with_webhook(
+                    WebhookConfig::new(Some(Secret::new(callview_sim::DEFAULT_AUTH_TOKEN)))
+                        .with_public_url(Some(&base))
+                        .with_client(Arc::new(sim.clone())),
+                );
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(async move {
             serve_with_shutdown(listener, ServerConfig::new(state), async move {
@@ -323,6 +361,29 @@ impl Viewer {
         let (status, body) = into_json(request.send().await.unwrap()).await;
         assert_eq!(status, 200, "{path}: {body}");
         body
+    }
+
+    /// Posts `params` to the message webhook, signed as Twilio signs them.
+    async fn text_webhook(&self, params: &[(&str, &str)]) -> u16 {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let url = format!("{}{MESSAGES_WEBHOOK_PATH}", self.base);
+        let signature = twilio_signature(callview_sim::DEFAULT_AUTH_TOKEN, &url, &params);
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        let response = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
     }
 
     async fn sync(&self) {
@@ -354,11 +415,11 @@ impl Viewer {
 async fn conversation_with_legs(viewer: &Viewer) -> (String, String, Vec<String>) {
     let page = viewer.api("/api/conversations?limit=50").await;
     let conversations = page["conversations"].as_array().unwrap();
+    // The newest message may be a text (no legs).
     let legs_of = |c: &Value| {
         c["last_message"]["metadata"]["legs"]
             .as_array()
-            .unwrap()
-            .len()
+            .map_or(0, Vec::len)
     };
     let finished = |c: &Value| c["last_message"]["metadata"]["display_status"] == "completed";
     let best = conversations
@@ -380,6 +441,35 @@ async fn conversation_with_legs(viewer: &Viewer) -> (String, String, Vec<String>
             .map(|l| l["sid"].as_str().unwrap().to_owned())
             .collect(),
     )
+}
+
+/// The account's first number (texts are sent from it).
+fn owned_number(sim: &SimulatedTwilio) -> String {
+    sim.with_account(|a| a.owned_numbers()[0].phone_number.clone())
+}
+
+/// A conversation of the first page with a phone number (one that can be
+/// texted) other than `except`: its id and the number.
+async fn phone_conversation(viewer: &Viewer, except: &[&str]) -> (String, String) {
+    let page = viewer.api("/api/conversations?limit=50").await;
+    page["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["contact"]["handle"].as_str().unwrap().to_owned(),
+            )
+        })
+        .find(|(_, handle)| {
+            // +1 NNN 55501 NN numbers are the simulator's unreachable ones.
+            handle.starts_with("+1")
+                && handle.len() == 12
+                && &handle[5..10] != "55501"
+                && !except.contains(&handle.as_str())
+        })
+        .expect("a conversation with a phone number on the first page")
 }
 
 /// An inbound call from a new number, still in progress, started a minute ago
@@ -472,8 +562,9 @@ async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
     let messages = viewer
         .api(&format!("/api/conversations/{id}/messages?limit=50"))
         .await;
+    // Calls and texts interleaved, as the API serves them.
     let cards = browser
-        .js("return [...document.querySelectorAll('#thread-content .call')].map(c => c.dataset.sid);")
+        .js("return [...document.querySelectorAll('#thread-content .call, #thread-content .bubble')].map(c => c.dataset.sid);")
         .await;
     let expected_cards: Vec<&str> = messages["messages"]
         .as_array()
@@ -481,7 +572,11 @@ async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
         .iter()
         .map(|m| m["external_id"].as_str().unwrap())
         .collect();
-    assert_eq!(cards, json!(expected_cards), "one card per interaction");
+    assert_eq!(
+        cards,
+        json!(expected_cards),
+        "one card per interaction, one bubble per text"
+    );
 
     // A busy customer's thread comes 50 calls at a time: "Show older calls"
     // fetches the next page by cursor until the last one.
@@ -620,7 +715,12 @@ async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
         .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect();
     assert!(!missed_ids.is_empty());
+    // The filter is on the last call; a text newer than it is the row's
+    // newest message and shows instead.
     for c in missed["conversations"].as_array().unwrap() {
+        if c["last_message"]["type"] != "call" {
+            continue;
+        }
         let status = c["last_message"]["metadata"]["display_status"]
             .as_str()
             .unwrap();
@@ -640,7 +740,7 @@ async fn the_viewer_lists_shows_threads_searches_filters_and_updates_live() {
         )
         .await;
     let groups = browser
-        .js("return [...new Set([...document.querySelectorAll('#conversation-list .conv')].map(a => a.dataset.group))];")
+        .js("return [...new Set([...document.querySelectorAll('#conversation-list .conv[data-type=call]')].map(a => a.dataset.group))];")
         .await;
     assert_eq!(groups, json!(["missed"]));
     let missed_total = missed["total"].as_u64().unwrap();
@@ -944,6 +1044,69 @@ async fn with_an_api_token_the_viewer_takes_it_once_and_keeps_it_out_of_the_addr
             "document.getElementById('connection').dataset.state === 'live'",
         )
         .await;
+
+    // An MMS's picture loads through the media cookie (an <img> cannot
+    // send the token), and opens full size in a new tab.
+    let with_texts = viewer.api("/api/conversations?limit=50&type=sms").await;
+    let mut picture = None;
+    for id in ids_of(&with_texts) {
+        let texts = viewer
+            .api(&format!(
+                "/api/conversations/{id}/messages?type=sms&limit=50"
+            ))
+            .await;
+        let mms = texts["messages"].as_array().unwrap().iter().find(|m| {
+            m["type"] == "mms"
+                && m["metadata"]["media"]
+                    .as_array()
+                    .is_some_and(|media| !media.is_empty())
+        });
+        if let Some(m) = mms {
+            picture = Some((
+                id,
+                m["external_id"].as_str().unwrap().to_owned(),
+                m["metadata"]["media"][0]["url"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ));
+            break;
+        }
+    }
+    let (id, sid, url) = picture.expect("an MMS with a picture in the simulated account");
+    browser.js(&format!("location.hash = 'c={id}';")).await;
+    let img = format!(".bubble[data-sid=\"{sid}\"] .bubble-media img");
+    browser
+        .wait_for(
+            "the MMS bubble",
+            &format!("document.querySelector({})", json!(img)),
+        )
+        .await;
+    browser
+        .js(&format!(
+            "document.querySelector({}).scrollIntoView({{block: 'center'}});",
+            json!(img)
+        ))
+        .await;
+    let shown = browser
+        .wait_for(
+            "the picture loaded",
+            &format!(
+                "(() => {{ const i = document.querySelector({}); \
+                   return i.complete && i.naturalWidth > 0 && \
+                     [i.getAttribute('src'), i.alt, i.loading, i.closest('a').target]; }})()",
+                json!(img)
+            ),
+        )
+        .await;
+    assert!(
+        shown[0].as_str().unwrap().ends_with(&url),
+        "{shown} should load {url}"
+    );
+    assert!(!shown[0].as_str().unwrap().contains("s3cret"), "{shown}");
+    assert!(shown[1].as_str().unwrap().starts_with("Picture"), "{shown}");
+    assert_eq!(shown[2], "lazy");
+    assert_eq!(shown[3], "_blank");
     browser.close().await;
     viewer.stop().await;
 }
@@ -1837,6 +2000,401 @@ async fn the_dashboard_shows_the_stats_and_follows_the_period() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     browser.screenshot("dashboard-phone.png").await;
 
+    browser.close().await;
+    viewer.stop().await;
+}
+
+/// The ids the list shows, as JSON, equal to `ids` (a wait condition).
+fn list_is(ids: &[String]) -> String {
+    format!(
+        "JSON.stringify([...document.querySelectorAll('#conversation-list .conv')].map(a => a.dataset.conversationId)) === {}",
+        json!(serde_json::to_string(ids).unwrap())
+    )
+}
+
+fn ids_of(page: &Value) -> Vec<String> {
+    page["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Where a bubble sits in its thread: `{side, direction, status, body}`
+/// (`side` is `left` or `right`: the nearer edge of the thread).
+fn bubble_facts(css: &str) -> String {
+    format!(
+        "(() => {{ const b = document.querySelector({css}); if (!b) return null; \
+           const list = b.closest('ol').getBoundingClientRect(); const r = b.getBoundingClientRect(); \
+           const body = b.querySelector('.bubble-body'); \
+           return {{ side: (r.left - list.left) < (list.right - r.right) ? 'left' : 'right', \
+             direction: b.dataset.direction, status: b.dataset.status, \
+             body: body ? body.innerText : null, markup: body ? body.children.length : -1, \
+             label: b.querySelector('.text-status').textContent }}; }})()",
+        css = json!(css)
+    )
+}
+
+/// Texts in the viewer: an inbound text (Twilio's signed webhook) appears
+/// at once in the open thread, as a bubble on the left with its body as
+/// written (line breaks kept, nothing parsed as markup), and as the list's
+/// preview of its conversation; the Type filter narrows the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_text_shows_live_in_the_open_thread_and_the_list_filters_by_type() {
+    let viewer = Viewer::start_with(Options {
+        texting: true,
+        ..Options::default()
+    })
+    .await;
+    let (id, number) = phone_conversation(&viewer, &[]).await;
+    let browser = Browser::launch(1280, 900, &[]).await;
+    browser
+        .client
+        .goto(&format!("{}/#c={id}", viewer.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the thread",
+            &format!(
+                "document.querySelector('#thread-content[data-conversation-id=\"{id}\"] .calls')"
+            ),
+        )
+        .await;
+    browser
+        .wait_for("the list", "document.querySelectorAll('.conv').length > 1")
+        .await;
+    browser
+        .wait_for(
+            "the live connection",
+            "document.getElementById('connection').dataset.state === 'live'",
+        )
+        .await;
+    browser.js("window.__stillTheSamePage = true;").await;
+
+    let sid = "SM5e1ec7ab1e5e1ec7ab1e5e1ec7ab1e00";
+    let body = "Running late, sorry!\nStill on for <b>3pm</b>? & thanks";
+    let ours = owned_number(&viewer.sim);
+    let status = viewer
+        .text_webhook(&[
+            ("MessageSid", sid),
+            ("SmsSid", sid),
+            ("AccountSid", viewer.sim.account_sid()),
+            ("From", number.as_str()),
+            ("To", ours.as_str()),
+            ("Body", body),
+            ("NumMedia", "0"),
+            ("NumSegments", "1"),
+            ("SmsStatus", "received"),
+        ])
+        .await;
+    assert_eq!(status, 200, "the signed inbound text is taken");
+    let bubble =
+        format!("#thread-content[data-conversation-id=\"{id}\"] .bubble[data-sid=\"{sid}\"]");
+    let facts = browser
+        .wait_for("the text's bubble", &bubble_facts(&bubble))
+        .await;
+    assert_eq!(
+        facts,
+        json!({"side": "left", "direction": "inbound", "status": "received", "body": body, "markup": 0, "label": "Received"}),
+        "an inbound text on the left, as written"
+    );
+    let newest = browser
+        .js("return document.querySelector('#thread-content .calls > li > article').dataset.sid")
+        .await;
+    assert_eq!(newest, json!(sid), "the newest message comes first");
+
+    // The list: the conversation moves to the top with the text's first words.
+    let conversation = viewer.api(&format!("/api/conversations/{id}")).await;
+    assert_eq!(conversation["last_message"]["type"], "sms");
+    let blurb = conversation["last_message"]["blurb"].as_str().unwrap();
+    let row = format!(".conv[data-conversation-id=\"{id}\"]");
+    let preview = browser
+        .wait_for(
+            "the text as the list's preview",
+            &format!(
+                "(() => {{ const a = document.querySelector({}); \
+                   return a && a.dataset.type === 'sms' && a.querySelector('.conv-sub').textContent; }})()",
+                json!(row)
+            ),
+        )
+        .await;
+    let preview = preview.as_str().unwrap();
+    assert!(
+        preview.starts_with("💬 ") && preview.contains(blurb),
+        "{preview:?} should show {blurb:?}"
+    );
+    assert_eq!(browser.rows().await[0], id, "newest first");
+
+    // The Type filter: conversations with texts, then with calls.
+    let all = viewer.api("/api/conversations?limit=50").await;
+    let texts = viewer.api("/api/conversations?limit=50&type=sms").await;
+    let calls = viewer.api("/api/conversations?limit=50&type=call").await;
+    let (all_total, texts_total) = (
+        all["total"].as_u64().unwrap(),
+        texts["total"].as_u64().unwrap(),
+    );
+    assert!(
+        texts_total > 0 && texts_total < all_total,
+        "{texts_total} of {all_total} conversations have texts"
+    );
+    assert!(ids_of(&texts).contains(&id));
+    let kind = browser.client.find(Locator::Css("#kind")).await.unwrap();
+    kind.select_by_value("sms").await.unwrap();
+    browser
+        .wait_for("the conversations with texts", &list_is(&ids_of(&texts)))
+        .await;
+    let count_text = browser
+        .js("return document.getElementById('list-count').textContent")
+        .await;
+    assert!(
+        count_text
+            .as_str()
+            .unwrap()
+            .contains(&texts_total.to_string()),
+        "{count_text}"
+    );
+    let url = browser.client.current_url().await.unwrap();
+    assert!(
+        url.fragment().unwrap_or("").contains("type=sms"),
+        "the filter is in the address: {url}"
+    );
+    let kind = browser.client.find(Locator::Css("#kind")).await.unwrap();
+    kind.select_by_value("call").await.unwrap();
+    browser
+        .wait_for("the conversations with calls", &list_is(&ids_of(&calls)))
+        .await;
+    browser.click("#clear-filters").await;
+    browser
+        .wait_for("the whole list again", &list_is(&ids_of(&all)))
+        .await;
+    assert_eq!(
+        browser
+            .js("return window.__stillTheSamePage === true")
+            .await,
+        json!(true),
+        "no reload"
+    );
+    browser.close().await;
+
+    // The bubbles on a phone in dark mode: nothing wider than the screen.
+    let phone = Browser::launch(
+        390,
+        844,
+        &[
+            "--force-dark-mode",
+            "--blink-settings=preferredColorScheme=0",
+        ],
+    )
+    .await;
+    phone
+        .client
+        .goto(&format!("{}/#c={id}", viewer.base))
+        .await
+        .unwrap();
+    let facts = phone
+        .wait_for("the text's bubble on a phone", &bubble_facts(&bubble))
+        .await;
+    assert_eq!(facts["side"], "left", "{facts}");
+    assert_eq!(
+        phone
+            .js("return [document.documentElement.scrollWidth <= window.innerWidth, getComputedStyle(document.body).backgroundColor]")
+            .await,
+        json!([true, "rgb(13, 17, 23)"]),
+        "dark, and nothing wider than the phone"
+    );
+    phone
+        .wait_for("fonts and layout", "document.fonts.status === 'loaded'")
+        .await;
+    phone.screenshot("viewer-texts-phone-dark.png").await;
+    phone.close().await;
+    viewer.stop().await;
+}
+
+/// Replying by text: the reply box sends (Ctrl+Enter), the bubble appears
+/// on the right as queued, then turns delivered when the account's signed
+/// status callbacks arrive; an empty text is refused in the page and a
+/// text Twilio refuses shows Twilio's reason in the box, the words kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_from_the_thread_turns_delivered_and_refusals_show_in_the_box() {
+    let viewer = Viewer::start_with(Options {
+        texting: true,
+        ..Options::default()
+    })
+    .await;
+    let unsubscribed = viewer.sim.with_account(|a| a.unsubscribed_number());
+    let (id, number) = phone_conversation(&viewer, &[unsubscribed.as_str()]).await;
+    let browser = Browser::launch(1280, 900, &[]).await;
+    browser
+        .client
+        .goto(&format!("{}/#c={id}", viewer.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the reply box",
+            &format!("document.querySelector('#thread-content[data-conversation-id=\"{id}\"] #composer #reply-body')"),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the live connection",
+            "document.getElementById('connection').dataset.state === 'live'",
+        )
+        .await;
+    let label = browser
+        .js("return [...document.getElementById('reply-body').labels].map(l => l.textContent).join('')")
+        .await;
+    assert!(
+        label.as_str().unwrap().starts_with("Reply by text"),
+        "{label}"
+    );
+
+    // Nothing typed: refused in the page, nothing sent.
+    let bubbles = "document.querySelectorAll('#thread-content .bubble').length";
+    let before = browser.js(&format!("return {bubbles}")).await;
+    browser.click("#reply-send").await;
+    let error = browser
+        .wait_for(
+            "the empty text refused",
+            "!document.getElementById('reply-error').hidden && document.getElementById('reply-error').textContent",
+        )
+        .await;
+    assert!(error.as_str().unwrap().contains("empty"), "{error}");
+    assert_eq!(browser.js(&format!("return {bubbles}")).await, before);
+
+    // A reply, sent with Ctrl+Enter.
+    let reply = "On my way.\nBring the <forms> & the keys";
+    browser.type_into("#reply-body", reply).await;
+    let counter = browser
+        .js("return document.getElementById('reply-count').textContent")
+        .await;
+    assert!(
+        counter
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{} / ", reply.chars().count())),
+        "{counter}"
+    );
+    let textarea = browser
+        .client
+        .find(Locator::Css("#reply-body"))
+        .await
+        .unwrap();
+    textarea
+        .send_keys(&format!(
+            "{}{}",
+            char::from(fantoccini::key::Key::Control),
+            char::from(fantoccini::key::Key::Enter)
+        ))
+        .await
+        .unwrap();
+    let sent = browser
+        .wait_for(
+            "the reply's bubble",
+            &format!(
+                "(() => {{ const b = [...document.querySelectorAll('#thread-content .bubble[data-direction=outbound]')] \
+                   .find(b => b.querySelector('.bubble-body').innerText === {}); return b && b.dataset.sid; }})()",
+                json!(reply)
+            ),
+        )
+        .await;
+    let sid = sent.as_str().unwrap().to_owned();
+    let bubble = format!(".bubble[data-sid=\"{sid}\"]");
+    let facts = browser
+        .js(&format!("return {}", bubble_facts(&bubble)))
+        .await;
+    assert_eq!(facts["side"], "right", "{facts}");
+    assert_eq!(facts["markup"], 0, "{facts}");
+    assert!(
+        ["queued", "sent"].contains(&facts["status"].as_str().unwrap()),
+        "{facts}"
+    );
+    assert_eq!(
+        browser
+            .js("return [document.getElementById('reply-body').value, document.getElementById('reply-error').hidden]")
+            .await,
+        json!(["", true]),
+        "the box is emptied once sent"
+    );
+    let at_twilio = viewer
+        .sim
+        .texts()
+        .into_iter()
+        .find(|t| t.sid.as_str() == sid)
+        .expect("the text reached the account");
+    assert_eq!(at_twilio.body, reply);
+    assert_eq!(at_twilio.to.as_deref(), Some(number.as_str()));
+
+    // Twilio sends it (a second later) and it is delivered (three seconds
+    // later): the status callbacks reach the server and the open page.
+    let now = viewer.sim.with_account(|a| a.now());
+    viewer.sim.advance_to(now + chrono::Duration::seconds(5));
+    browser
+        .wait_for(
+            "the reply delivered",
+            &format!(
+                "document.querySelector({}).dataset.status === 'delivered'",
+                json!(bubble)
+            ),
+        )
+        .await;
+    let facts = browser
+        .js(&format!("return {}", bubble_facts(&bubble)))
+        .await;
+    assert_eq!(facts["label"], "Delivered", "{facts}");
+    assert_eq!(facts["side"], "right", "{facts}");
+    browser
+        .wait_for("fonts and layout", "document.fonts.status === 'loaded'")
+        .await;
+    browser.screenshot("viewer-texts.png").await;
+
+    // The customer who replied STOP: Twilio refuses (21610); the box says
+    // so and keeps the words.
+    let found = viewer
+        .api(&format!(
+            "/api/conversations?limit=5&q={}",
+            url::form_urlencoded::byte_serialize(unsubscribed.as_bytes()).collect::<String>()
+        ))
+        .await;
+    let stopped = found["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["contact"]["handle"] == unsubscribed.as_str())
+        .expect("the unsubscribed customer's conversation")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browser.js(&format!("location.hash = 'c={stopped}';")).await;
+    browser
+        .wait_for(
+            "the other reply box",
+            &format!("document.querySelector('#composer[data-conversation-id=\"{stopped}\"] #reply-body')"),
+        )
+        .await;
+    let words = "Are you still there?";
+    browser.type_into("#reply-body", words).await;
+    browser.click("#reply-send").await;
+    let error = browser
+        .wait_for(
+            "Twilio's refusal in the box",
+            "!document.getElementById('reply-error').hidden && document.getElementById('reply-error').textContent",
+        )
+        .await;
+    let error = error.as_str().unwrap();
+    assert!(
+        error.contains("21610") && error.contains("unsubscribed"),
+        "{error}"
+    );
+    assert_eq!(
+        browser
+            .js("return [document.getElementById('reply-body').value, document.getElementById('reply-send').disabled]")
+            .await,
+        json!([words, false]),
+        "the words stay, and the box can send again"
+    );
     browser.close().await;
     viewer.stop().await;
 }

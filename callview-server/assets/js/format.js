@@ -137,3 +137,72 @@ export function clock(seconds) {
   const s = String(total % 60).padStart(2, "0");
   return `${m}:${s}`;
 }
+
+const TEXT_STATUS = {
+  accepted: ["Queued", "pending"],
+  scheduled: ["Scheduled", "pending"],
+  queued: ["Queued", "pending"],
+  sending: ["Sending", "pending"],
+  sent: ["Sent", "sent"],
+  delivered: ["Delivered", "delivered"],
+  read: ["Read", "delivered"],
+  undelivered: ["Not delivered", "failed"],
+  failed: ["Failed", "failed"],
+  canceled: ["Canceled", "failed"],
+  receiving: ["Receiving", "pending"],
+  received: ["Received", "received"],
+};
+
+/**
+ * A text's Twilio status as [label, group] with group
+ * pending | sent | delivered | failed | received | other.
+ */
+export function textStatus(value) {
+  return TEXT_STATUS[value] || [value ? value[0].toUpperCase() + value.slice(1) : "Unknown", "other"];
+}
+
+const TEXT_DIRECTION = {
+  inbound: "Incoming text",
+  outbound: "Outgoing text",
+  internal: "Internal text",
+};
+
+/** "Incoming text", "Outgoing text", "Internal text". */
+export function textDirection(actual) {
+  return TEXT_DIRECTION[actual] || "Text";
+}
+
+// The GSM 03.38 alphabet (and its extension, two septets each): texts in it
+// take 160 characters a segment (153 when split), others 70 (67).
+const GSM = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_EXTENDED = "^{}\\[~]|€\f";
+
+/** Characters (code points) and SMS segments of a text's body. */
+export function textLength(body) {
+  const chars = [...body];
+  let septets = 0;
+  let gsm = true;
+  for (const c of chars) {
+    if (GSM.includes(c)) septets += 1;
+    else if (GSM_EXTENDED.includes(c)) septets += 2;
+    else {
+      gsm = false;
+      break;
+    }
+  }
+  const units = gsm ? septets : [...body].reduce((n, c) => n + (c.codePointAt(0) > 0xffff ? 2 : 1), 0);
+  const [single, multi] = gsm ? [160, 153] : [70, 67];
+  const segments = units === 0 ? 0 : units <= single ? 1 : Math.ceil(units / multi);
+  return { chars: chars.length, segments };
+}
+
+const CHAT_ICON = "M6 4h12a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2H9l-5 4V6a2 2 0 0 1 2-2zm2 6v2h2v-2zm3 0v2h2v-2zm3 0v2h2v-2z";
+
+/** An SVG speech bubble (decorative: aria-hidden). */
+export function textIcon() {
+  const svg = directionIcon("inbound");
+  const path = svg.querySelector("path");
+  path.setAttribute("d", CHAT_ICON);
+  path.setAttribute("fill-rule", "evenodd");
+  return svg;
+}

@@ -9,7 +9,7 @@
 import { ApiError, adoptTokenFromAddress, request, setToken, token } from "./api.js";
 import { connect, health } from "./live.js";
 import * as fmt from "./format.js";
-import { callCard, conversationRow, editedLine, el, names, refreshTimes, skeletonCards, skeletonRows, tagChips } from "./render.js";
+import { callCard, conversationRow, editedLine, el, isText, names, refreshTimes, skeletonCards, skeletonRows, tagChips, textBubble } from "./render.js";
 import { dashboardEvent, dashboardHash, hideDashboard, initDashboard, showDashboard } from "./dashboard.js";
 
 const PAGE = 50;
@@ -21,7 +21,10 @@ const SEARCH_DELAY_MS = 250;
 const HEALTH_EVERY_MS = 30000;
 const PROGRESS_REFRESH_MS = 3000;
 const MEDIA_SESSION_RENEW_MS = 6 * 60 * 60 * 1000;
-const FILTER_KEYS = ["q", "status", "direction", "since", "until", "tag", "recorded"];
+const FILTER_KEYS = ["q", "status", "direction", "type", "since", "until", "tag", "recorded"];
+const EMPTY_FILTERS = { q: "", status: "", direction: "", type: "", since: "", until: "", tag: "", recorded: "" };
+/** The longest text Twilio sends (characters). */
+const MAX_TEXT_CHARS = 1600;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -29,6 +32,7 @@ const ui = {
   filters: $("filters"),
   search: $("search"),
   direction: $("direction"),
+  kind: $("kind"),
   since: $("since"),
   until: $("until"),
   recorded: $("recorded"),
@@ -59,7 +63,10 @@ const ui = {
 
 const state = {
   view: "conversations",
-  filters: { q: "", status: "", direction: "", since: "", until: "", tag: "", recorded: "" },
+  filters: { ...EMPTY_FILTERS },
+  me: { canSendTexts: false, role: null },
+  composer: null,
+  drafts: new Map(),
   selected: null,
   list: { items: [], total: 0, loading: false, generation: 0, abort: null, error: null },
   thread: { id: null, conversation: null, messages: [], total: 0, nextCursor: null, abort: null, generation: 0, editing: false, stale: false },
@@ -177,6 +184,7 @@ function apiFilters() {
     q: f.q,
     status: f.status,
     direction: f.direction,
+    type: f.type,
     since: dayStart(f.since),
     until: dayStart(f.until, 1),
     tag: f.tag,
@@ -193,6 +201,8 @@ function describeCount(total) {
   const noun = total === 1 ? "conversation" : "conversations";
   const status = { missed: "with a missed last call", answered: "with an answered last call", "in-progress": "with a live call" }[state.filters.status];
   if (status) return `${n} ${noun} ${status}`;
+  const kind = { call: "with calls", sms: "with texts" }[state.filters.type];
+  if (kind && FILTER_KEYS.every((k) => k === "type" || !state.filters[k])) return `${n} ${noun} ${kind}`;
   if (state.filters.tag && FILTER_KEYS.every((k) => k === "tag" || !state.filters[k])) return `${n} ${noun} tagged ${state.filters.tag}`;
   return hasFilters() ? `${n} matching ${noun}` : `${n} ${noun}`;
 }
@@ -209,7 +219,7 @@ function renderList({ flash = new Set() } = {}) {
   const focusedId = focused ? focused.dataset.conversationId : null;
   const rows = items.map((c) => conversationRow(c, rowHref(c.id), c.id === state.selected));
   if (rows.length === 0) {
-    const text = hasFilters() ? "No conversation matches these filters." : state.sync.running ? "No calls yet: the first sync is running…" : "No calls stored yet.";
+    const text = hasFilters() ? "No conversation matches these filters." : state.sync.running ? "Nothing yet: the first sync is running…" : "No calls or texts stored yet.";
     rows.push(el("li", { class: "empty" }, text));
   }
   ui.list.replaceChildren(...rows);
@@ -343,6 +353,7 @@ function threadHeader(conversation) {
       "div",
       { class: "thread-stats" },
       el("span", { class: "stat" }, el("strong", { text: fmt.count(meta.total_calls) }), meta.total_calls === 1 ? "call" : "calls"),
+      meta.total_messages ? el("span", { class: "stat" }, el("strong", { text: fmt.count(meta.total_messages) }), meta.total_messages === 1 ? "text" : "texts") : null,
       el("span", { class: "stat" }, el("strong", { text: fmt.duration(meta.total_duration) }), "total time"),
     ),
   );
@@ -350,18 +361,30 @@ function threadHeader(conversation) {
 
 function renderThread({ flash = new Set() } = {}) {
   const t = state.thread;
-  const cards = t.messages.map(callCard);
-  const list = el("ol", { class: "calls", "aria-label": "Calls, newest first" }, cards);
+  const texts = Boolean(t.conversation.metadata.total_messages) || t.messages.some(isText);
+  const cards = t.messages.map((m) => (isText(m) ? textBubble(m) : callCard(m)));
+  const list = el("ol", { class: "calls", "aria-label": texts ? "Calls and texts, newest first" : "Calls, newest first" }, cards);
   for (const sid of flash) {
-    const card = list.querySelector(`.call[data-sid="${sid}"]`);
+    const card = list.querySelector(`.call[data-sid="${sid}"], .bubble[data-sid="${sid}"]`);
     if (card) card.classList.add("flash");
   }
+  const older = `Show older ${texts ? "messages" : "calls"} (${fmt.count(t.total - t.messages.length)})`;
   const more =
     t.nextCursor
-      ? el("div", { class: "more-calls" }, el("button", { type: "button", class: "button", id: "older-calls", disabled: t.editing, text: `Show older calls (${fmt.count(t.total - t.messages.length)})` }))
+      ? el("div", { class: "more-calls" }, el("button", { type: "button", class: "button", id: "older-calls", disabled: t.editing, text: older }))
       : null;
   if (more) more.querySelector("button").addEventListener("click", loadOlderCalls);
-  ui.threadContent.replaceChildren(threadHeader(t.conversation), list, more || "");
+  const header = threadHeader(t.conversation);
+  const composer = composerFor(t);
+  if (composer && composer.parentNode === ui.threadContent) {
+    // The reply box stays in place (with what is typed in it and the
+    // keyboard focus); everything around it is rebuilt.
+    for (const child of [...ui.threadContent.children]) if (child !== composer) child.remove();
+    composer.before(header);
+    composer.after(list, more || "");
+  } else {
+    ui.threadContent.replaceChildren(header, composer || "", list, more || "");
+  }
   ui.threadContent.dataset.conversationId = t.id;
   ui.threadContent.hidden = false;
   ui.threadEmpty.hidden = true;
@@ -395,7 +418,7 @@ async function openThread(id) {
   const generation = t.generation;
   if (!id) {
     t.id = null;
-    showThreadPlaceholder("Select a conversation", "Its calls appear here, newest first, with forwarded legs, times and recordings.");
+    showThreadPlaceholder("Select a conversation", "Its calls and texts appear here, newest first, with forwarded legs, times and recordings.");
     return;
   }
   t.abort = new AbortController();
@@ -449,6 +472,7 @@ async function loadOlderCalls() {
 
 function signature(message) {
   const m = message.metadata;
+  if (isText(message)) return [m.status, m.price, m.error_code, m.num_media, message.body].join("|");
   return [m.display_status, m.status, m.duration, m.price, m.recording_url, m.legs.map((l) => `${l.sid}:${l.status}:${l.duration}`).join(",")].join("|");
 }
 
@@ -479,6 +503,133 @@ async function refreshThread() {
       showThreadPlaceholder("Conversation not found", "It no longer exists: its calls moved into another conversation.");
     }
   }
+}
+
+// ------------------------------------------------------------ texting
+
+/** Whether a reply can be texted to this conversation's party. */
+function canText(conversation) {
+  const handle = (conversation && conversation.contact && conversation.contact.handle) || "";
+  return state.me.canSendTexts && handle.startsWith("+");
+}
+
+/**
+ * The reply box of the open thread (one per conversation, kept across
+ * re-renders), or null when no text can be sent from here.
+ */
+function composerFor(t) {
+  if (!canText(t.conversation)) {
+    state.composer = null;
+    return null;
+  }
+  if (state.composer && state.composer.id === t.id) return state.composer.form;
+  const id = t.id;
+  const { name } = names(t.conversation);
+  const textarea = el("textarea", {
+    id: "reply-body",
+    name: "body",
+    rows: 3,
+    maxlength: MAX_TEXT_CHARS,
+    placeholder: `Text ${name}`,
+    "aria-describedby": "reply-count reply-hint",
+    "aria-keyshortcuts": "Control+Enter Meta+Enter",
+    autocomplete: "off",
+  });
+  textarea.value = state.drafts.get(id) || "";
+  const counter = el("span", { class: "char-count", id: "reply-count" });
+  const send = el("button", { type: "submit", class: "button primary", id: "reply-send", text: "Send" });
+  const error = el("p", { class: "form-error composer-error", id: "reply-error", role: "alert", hidden: true });
+  const form = el(
+    "form",
+    { class: "composer", id: "composer", "aria-label": `Reply to ${name} by text`, dataset: { conversationId: id } },
+    el("label", { for: "reply-body", class: "composer-label", text: `Reply by text to ${name}` }),
+    textarea,
+    el(
+      "div",
+      { class: "composer-foot" },
+      counter,
+      el("span", { class: "composer-hint", id: "reply-hint", text: "Ctrl+Enter sends" }),
+      send,
+    ),
+    error,
+  );
+  const showError = (text) => {
+    error.textContent = text;
+    error.hidden = !text;
+    if (text) textarea.setAttribute("aria-invalid", "true");
+    else textarea.removeAttribute("aria-invalid");
+  };
+  const count = () => {
+    const { chars, segments } = fmt.textLength(textarea.value);
+    counter.textContent = `${fmt.count(chars)} / ${fmt.count(MAX_TEXT_CHARS)}${segments > 1 ? ` · ${segments} segments` : ""}`;
+    counter.dataset.over = chars > MAX_TEXT_CHARS ? "true" : "false";
+    counter.title = `${chars} of at most ${MAX_TEXT_CHARS} characters${segments ? `, sent as ${segments} SMS ${segments === 1 ? "segment" : "segments"}` : ""}`;
+  };
+  count();
+  textarea.addEventListener("input", () => {
+    state.drafts.set(id, textarea.value);
+    count();
+    if (!error.hidden) showError("");
+  });
+  textarea.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (form.dataset.sending === "true") return;
+    const body = textarea.value;
+    if (!body.trim()) {
+      showError("Write a message first: an empty text cannot be sent.");
+      textarea.focus();
+      return;
+    }
+    if ([...body].length > MAX_TEXT_CHARS) {
+      showError(`A text has at most ${fmt.count(MAX_TEXT_CHARS)} characters.`);
+      textarea.focus();
+      return;
+    }
+    showError("");
+    form.dataset.sending = "true";
+    form.setAttribute("aria-busy", "true");
+    send.disabled = true;
+    textarea.readOnly = true;
+    send.textContent = "Sending…";
+    try {
+      const text = await request(`api/conversations/${id}/messages`, { method: "POST", body: { body } });
+      textarea.value = "";
+      state.drafts.delete(id);
+      count();
+      announce("Text sent");
+      const t = state.thread;
+      if (t.id === id && text && !t.messages.some((m) => m.external_id === text.external_id)) {
+        t.messages = [text, ...t.messages];
+        t.total += 1;
+        if (!t.editing) {
+          const scroll = ui.thread.scrollTop;
+          renderThread({ flash: new Set([text.external_id]) });
+          ui.thread.scrollTop = scroll;
+        } else {
+          t.stale = true;
+        }
+      }
+      refreshList().catch(() => {});
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.status === 401) failed(failure, "Sending the text");
+      else showError(failure instanceof ApiError ? failure.message : String(failure));
+    } finally {
+      form.dataset.sending = "false";
+      form.removeAttribute("aria-busy");
+      send.disabled = false;
+      textarea.readOnly = false;
+      send.textContent = "Send";
+      if (form.isConnected) textarea.focus({ preventScroll: true });
+    }
+  });
+  state.composer = { id, form };
+  return form;
 }
 
 // ------------------------------------------------------------ editing
@@ -757,6 +908,7 @@ function fillInputs() {
   const f = state.filters;
   if (ui.search.value.trim() !== f.q) ui.search.value = f.q;
   ui.direction.value = f.direction;
+  ui.kind.value = f.type;
   ui.since.value = f.since;
   ui.until.value = f.until;
   ui.recorded.checked = Boolean(f.recorded);
@@ -820,6 +972,7 @@ function wire() {
     if (target === ui.search) return;
     if (target.name === "status") state.filters.status = target.value;
     else if (target === ui.direction) state.filters.direction = ui.direction.value;
+    else if (target === ui.kind) state.filters.type = ui.kind.value;
     else if (target === ui.since) state.filters.since = ui.since.value;
     else if (target === ui.until) state.filters.until = ui.until.value;
     else if (target === ui.recorded) state.filters.recorded = ui.recorded.checked ? "1" : "";
@@ -827,7 +980,7 @@ function wire() {
     filtersChanged();
   });
   ui.clear.addEventListener("click", () => {
-    state.filters = { q: "", status: "", direction: "", since: "", until: "", tag: "", recorded: "" };
+    state.filters = { ...EMPTY_FILTERS };
     fillInputs();
     filtersChanged();
     ui.search.focus();
@@ -934,6 +1087,12 @@ async function renewMediaSession() {
   for (const audio of document.querySelectorAll(".recording audio")) {
     if (audio.error) audio.load();
   }
+  for (const img of document.querySelectorAll('.bubble-media img[data-failed="true"]')) {
+    // The same address again: the browser asks anew, now with the cookie.
+    const src = img.getAttribute("src");
+    img.removeAttribute("src");
+    img.setAttribute("src", src);
+  }
 }
 
 /**
@@ -944,6 +1103,10 @@ async function loadMe() {
   try {
     const me = await request("api/me");
     document.body.dataset.role = me.role;
+    state.me = { canSendTexts: me.can_send_texts === true, role: me.role };
+    // The reply box depends on it: show (or hide) it in the open thread.
+    const t = state.thread;
+    if (t.conversation && ui.threadContent.dataset.conversationId === t.id && !t.editing) renderThread();
     const named = Boolean(me.auth_required && me.name);
     ui.whoami.hidden = !named;
     if (named) {
@@ -964,6 +1127,7 @@ function signOut() {
   state.live = null;
   ui.whoami.hidden = true;
   delete document.body.dataset.role;
+  state.me = { canSendTexts: false, role: null };
   ui.notice.hidden = true;
   needToken(false);
   announce("Signed out");

@@ -65,15 +65,29 @@ export function names(conversation) {
   return { name, number: name === formatted ? "" : formatted };
 }
 
+/** Whether a message of a thread (or a list's `last_message`) is a text. */
+export function isText(message) {
+  return Boolean(message) && (message.type === "sms" || message.type === "mms");
+}
+
+/** "3 calls, 2 texts" (texts only when there are some). */
+export function countsLabel(meta) {
+  const calls = meta.total_calls || 0;
+  const texts = meta.total_messages || 0;
+  const parts = [`${fmt.count(calls)} ${calls === 1 ? "call" : "calls"}`];
+  if (texts) parts.push(`${fmt.count(texts)} ${texts === 1 ? "text" : "texts"}`);
+  return parts.join(", ");
+}
+
 /** One row of the conversation list: a link selecting the conversation. */
 export function conversationRow(conversation, href, selected) {
   const last = conversation.last_message;
+  if (isText(last)) return textRow(conversation, href, selected);
   const meta = (last && last.metadata) || {};
   const actual = meta.actual_direction || conversation.metadata.last_call_direction || "inbound";
   const displayStatus = meta.display_status || "";
   const [statusLabel, group] = fmt.status(displayStatus);
   const { name, number } = names(conversation);
-  const calls = conversation.metadata.total_calls;
   const sub = el(
     "span",
     { class: "conv-sub" },
@@ -87,9 +101,10 @@ export function conversationRow(conversation, href, selected) {
       class: "conv",
       href,
       "aria-current": selected ? "true" : null,
-      "aria-label": `${name}, ${fmt.direction(actual).toLowerCase()} call, ${statusLabel.toLowerCase()}, ${fmt.ago(conversation.last_message_at)}, ${calls} ${calls === 1 ? "call" : "calls"}`,
+      "aria-label": `${name}, ${fmt.direction(actual).toLowerCase()} call, ${statusLabel.toLowerCase()}, ${fmt.ago(conversation.last_message_at)}, ${countsLabel(conversation.metadata)}`,
       dataset: {
         conversationId: conversation.id,
+        type: "call",
         status: displayStatus,
         group,
         direction: actual,
@@ -98,12 +113,66 @@ export function conversationRow(conversation, href, selected) {
     },
     badge(actual, displayStatus),
     el("span", { class: "conv-main" }, el("span", { class: "conv-name", text: name }), sub),
+    conversationMeta(conversation),
+  );
+  return el("li", {}, link);
+}
+
+/** The time of the newest message and how many there are. */
+function conversationMeta(conversation) {
+  const meta = conversation.metadata;
+  const total = (meta.total_calls || 0) + (meta.total_messages || 0);
+  return el(
+    "span",
+    { class: "conv-meta" },
+    timeElement(conversation.last_message_at),
+    el("span", { class: "count", title: countsLabel(meta), text: fmt.count(total) }),
+  );
+}
+
+/** A row whose newest message is a text: its first words instead of a call's outcome. */
+function textRow(conversation, href, selected) {
+  const last = conversation.last_message;
+  const meta = last.metadata || {};
+  const actual = meta.actual_direction || "inbound";
+  const [statusLabel, textGroup] = fmt.textStatus(meta.status);
+  const failed = textGroup === "failed";
+  const group = failed ? "missed" : "text";
+  const { name, number } = names(conversation);
+  const marker = last.type === "mms" ? "🖼️" : "💬";
+  const sub = el(
+    "span",
+    { class: "conv-sub" },
+    el("span", { class: "marker", "aria-hidden": "true", text: `${marker} ` }),
+    actual === "inbound" ? "" : el("span", { class: "you", text: "You: " }),
+    failed ? el("span", { class: "status-word", dataset: { status: "missed" }, text: `${statusLabel} · ` }) : "",
+    el("span", { class: "blurb", text: last.blurb || "" }),
+    number ? ` · ${number}` : "",
+  );
+  const kind = last.type === "mms" ? "picture message" : "text";
+  const link = el(
+    "a",
+    {
+      class: "conv",
+      href,
+      "aria-current": selected ? "true" : null,
+      "aria-label": `${name}, ${actual === "inbound" ? "incoming" : actual === "internal" ? "internal" : "outgoing"} ${kind}${failed ? `, ${statusLabel.toLowerCase()}` : ""}: ${last.blurb || ""}, ${fmt.ago(conversation.last_message_at)}, ${countsLabel(conversation.metadata)}`,
+      dataset: {
+        conversationId: conversation.id,
+        type: last.type,
+        status: meta.status || "",
+        group,
+        direction: actual,
+        updated: String(conversation.updated_at),
+      },
+    },
     el(
       "span",
-      { class: "conv-meta" },
-      timeElement(conversation.last_message_at),
-      el("span", { class: "count", title: `${calls} ${calls === 1 ? "call" : "calls"}`, text: fmt.count(calls) }),
+      { class: "dir-badge", dataset: { direction: actual, status: group, kind: "text" } },
+      fmt.textIcon(),
     ),
+    el("span", { class: "conv-main" }, el("span", { class: "conv-name", text: name }), sub),
+    conversationMeta(conversation),
   );
   return el("li", {}, link);
 }
@@ -276,6 +345,83 @@ export function callCard(message) {
       foot,
     ),
   );
+}
+
+/**
+ * A text message as a chat bubble: inbound on the left, outbound on the
+ * right (internal ones too, styled apart). The body is set as text, its
+ * line breaks kept by CSS.
+ */
+export function textBubble(message) {
+  const meta = message.metadata || {};
+  const actual = meta.actual_direction || (message.direction === "inbound" ? "inbound" : "outbound");
+  const [statusLabel, group] = fmt.textStatus(meta.status);
+  const at = fmt.toDate(message.created_at);
+  const media = meta.media || [];
+  const who = actual === "inbound" ? `from ${meta.from_number || "the contact"}` : `to ${meta.to_number || "the contact"}`;
+  const pictures = media.length
+    ? el(
+        "div",
+        { class: "bubble-media" },
+        media.map((m, i) => mediaItem(m, i, media.length, who)),
+      )
+    : null;
+  const details = [
+    el("time", { datetime: at.toISOString(), title: fmt.fullTime(at), text: fmt.when(at) }),
+    " · ",
+    el("span", { class: "text-status", dataset: { status: group }, text: statusLabel }),
+  ];
+  if (meta.price !== undefined && meta.price !== null && meta.price !== "") {
+    details.push(" · ", el("span", { class: "text-price", title: "Cost", text: fmt.cost(meta.price, meta.price_unit) }));
+  }
+  if (meta.num_segments > 1) details.push(` · ${meta.num_segments} segments`);
+  let problem = null;
+  if (group === "failed" || meta.error_code) {
+    const reason = meta.error_message || (meta.error_code ? `Twilio error ${meta.error_code}` : "");
+    const code = meta.error_code && meta.error_message ? ` (error ${meta.error_code})` : "";
+    problem = el("p", { class: "bubble-error", text: reason ? `${reason}${code}` : `${statusLabel}.` });
+  }
+  const kind = message.type === "mms" ? "picture message" : "text";
+  return el(
+    "li",
+    { class: "text-item", dataset: { direction: actual } },
+    el(
+      "article",
+      {
+        class: "bubble",
+        "aria-label": `${fmt.textDirection(actual).replace(/text$/, kind)}, ${statusLabel.toLowerCase()}, ${fmt.fullTime(at)}`,
+        dataset: { sid: message.external_id, status: meta.status || "", group, direction: actual, type: message.type },
+      },
+      message.body ? el("p", { class: "bubble-body", text: message.body }) : null,
+      pictures,
+      el("p", { class: "bubble-meta" }, details),
+      problem,
+    ),
+  );
+}
+
+/** One picture of an MMS: lazy, sized by CSS, opening full size in a new tab. */
+function mediaItem(media, index, count, who) {
+  // A path from the server's root: resolve it against where the API is.
+  const src = apiUrl(String(media.url || "").replace(/^\//, "")).href;
+  const image = (media.content_type || "image/").startsWith("image/");
+  const label = `${image ? "Picture" : "Attachment"}${count > 1 ? ` ${index + 1} of ${count}` : ""} ${who}`;
+  if (!image) {
+    return el("a", { class: "media-file", href: src, target: "_blank", rel: "noopener", text: `${label} (${media.content_type})` });
+  }
+  const img = el("img", { src, alt: label, loading: "lazy", decoding: "async", dataset: { sid: media.sid } });
+  // A media cookie that expired: get a new one and try once more.
+  let retried = false;
+  img.addEventListener("error", () => {
+    img.dataset.failed = "true";
+    if (retried) return;
+    retried = true;
+    document.dispatchEvent(new CustomEvent("callview:media-session"));
+  });
+  img.addEventListener("load", () => {
+    delete img.dataset.failed;
+  });
+  return el("a", { class: "media-link", href: src, target: "_blank", rel: "noopener", title: `${label}: open full size in a new tab` }, img);
 }
 
 const SPEEDS = [0.75, 1, 1.25, 1.5, 2];
