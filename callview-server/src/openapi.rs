@@ -906,7 +906,8 @@ fn schemas(call_direction: Value, call_status: Value) -> Value {
                         "last_call_direction": {"type": ["string", "null"], "enum": ["inbound", "outbound", "internal", null]},
                         "last_root_sid": {"type": "string"},
                         "total_messages": {"type": "integer", "description": "Texts (SMS and MMS)."},
-                        "last_message_type": {"type": ["string", "null"], "enum": ["call", "sms", "mms", null]}
+                        "last_message_type": {"type": ["string", "null"], "enum": ["call", "sms", "mms", null]},
+                        "last_call_status": {"type": ["string", "null"], "description": "The newest call's display status (what `status` filters on), also when a text is newest."}
                     }
                 },
                 "created_at": {"type": "integer"},

@@ -49,6 +49,9 @@ pub struct ConversationMetadataJson {
     pub total_messages: u64,
     /// `call`, `sms` or `mms`: the kind of the newest message.
     pub last_message_type: Option<&'static str>,
+    /// The display status of the newest call's interaction (what the
+    /// `status` filter reads), also when a text is the newest message.
+    pub last_call_status: Option<String>,
 }
 
 /// `Conversation`.
@@ -533,6 +536,10 @@ pub fn conversation(view: &ConversationView, normalizer: &Normalizer) -> Convers
             last_root_sid: counters.last_root_sid.as_ref().map(ToString::to_string),
             total_messages: counters.total_messages,
             last_message_type: counters.last_message_type.map(MessageType::as_str),
+            last_call_status: counters
+                .last_display_status
+                .as_ref()
+                .map(ToString::to_string),
         },
         created_at: millis(record.created_at),
         updated_at: millis(record.updated_at),
