@@ -32,26 +32,32 @@ pub const MAX_BODY_CHARS: usize = 1600;
 /// use callview_core::text::MessageSid;
 /// assert!(MessageSid::new("SM0123456789abcdef0123456789abcdef").is_some());
 /// assert!(MessageSid::new("SM../../etc").is_none());
+/// assert!(MessageSid::new("CA0123456789abcdef0123456789abcdef").is_none());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct MessageSid(String);
 
 impl MessageSid {
-    /// Wraps a SID: two letters then 32 hex digits.
+    /// Wraps a SID: `SM` or `MM` then 32 hex digits.
     pub fn new(value: impl Into<String>) -> Option<Self> {
         let value = value.into();
-        let bytes = value.as_bytes();
-        let valid = bytes.len() == 34
-            && bytes[..2].iter().all(u8::is_ascii_alphabetic)
-            && bytes[2..].iter().all(u8::is_ascii_hexdigit);
-        valid.then_some(Self(value))
+        (matches!(value.get(..2), Some("SM" | "MM")) && is_sid(&value)).then_some(Self(value))
     }
 
     /// The SID as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `value` has the shape of a Twilio SID: two letters, then 32 hex
+/// digits (`ME...` media, `MG...` messaging services, ...).
+pub fn is_sid(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 34
+        && bytes[..2].iter().all(u8::is_ascii_alphabetic)
+        && bytes[2..].iter().all(u8::is_ascii_hexdigit)
 }
 
 impl<'de> serde::Deserialize<'de> for MessageSid {
@@ -440,7 +446,7 @@ impl TextMedia {
         let sid = record
             .sid
             .clone()
-            .filter(|s| MessageSid::new(s.clone()).is_some())
+            .filter(|s| s.starts_with("ME") && is_sid(s))
             .ok_or_else(|| record.error("field `sid` is not a media SID".into()))?;
         Ok(Self {
             sid,

@@ -108,7 +108,7 @@ impl TextCallback {
             let media_sid = url
                 .as_deref()
                 .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
-                .filter(|s| MessageSid::new(*s).is_some());
+                .filter(|s| s.starts_with("ME") && crate::text::is_sid(s));
             if let Some(media_sid) = media_sid {
                 media.push(TextMedia {
                     sid: media_sid.to_owned(),

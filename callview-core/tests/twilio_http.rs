@@ -1298,7 +1298,6 @@ async fn texts_list_sends_the_exact_query_follows_pages_and_parses_every_field()
 /// A record whose `sid` is well formed but names another resource (a call)
 /// is not a message: it belongs in `rejected`.
 #[tokio::test]
-#[ignore = "bug: MessageSid::new (callview-core/src/text.rs:42-49) accepts any two letters, so a CA... record parses as a Text"]
 async fn texts_list_rejects_a_record_whose_sid_is_not_sm_or_mm() {
     let server = MockServer::start().await;
     const CA1: &str = "CA00000000000000000000000000000001";

@@ -145,6 +145,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "idx_messages_start_time",
             "idx_recordings_call",
             "idx_recordings_created",
+            "idx_texts_thread",
             "idx_transcripts_call",
             "idx_transcripts_recording",
         ]
@@ -193,6 +194,9 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "stats_hours_pkey",
             "stats_slots_pkey",
             "sync_cursors_pkey",
+            "texts_conversation_id_fkey",
+            "texts_pkey",
+            "texts_twilio_sid_key",
             "transcripts_pkey",
         ]
     );

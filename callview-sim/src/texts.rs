@@ -886,7 +886,7 @@ impl Texts {
         let from = match (request.from.as_deref().map(str::trim), service) {
             (Some(from), _) if !from.is_empty() => from.to_owned(),
             (_, Some(service)) => {
-                if !(service.starts_with("MG") && MessageSid::new(service).is_some()) {
+                if !(service.starts_with("MG") && callview_core::text::is_sid(service)) {
                     return Err(TextRefused::new(
                         21701,
                         format!("The Messaging Service Sid {service} is invalid."),

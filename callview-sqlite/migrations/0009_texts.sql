@@ -6,7 +6,7 @@
 -- counters (`total_messages`, `last_message_type`, `last_text_sid`) live in
 -- `conversations.metadata` beside the others.
 
-CREATE TABLE texts (
+CREATE TABLE IF NOT EXISTS texts (
     id               INTEGER PRIMARY KEY,
     conversation_id  INTEGER NOT NULL REFERENCES conversations (id),
     twilio_sid       TEXT NOT NULL UNIQUE,
@@ -33,4 +33,4 @@ CREATE TABLE texts (
     updated_at       TEXT NOT NULL
 );
 -- A thread's texts newest first, and a conversation's text totals.
-CREATE INDEX idx_texts_thread ON texts (conversation_id, sent_at DESC, twilio_sid DESC);
+CREATE INDEX IF NOT EXISTS idx_texts_thread ON texts (conversation_id, sent_at DESC, twilio_sid DESC);

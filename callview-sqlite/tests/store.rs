@@ -327,7 +327,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
     let first = applied(&path);
     assert_eq!(
         first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5, 6, 7, 8]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
     );
 
     for _ in 0..2 {
@@ -893,7 +893,8 @@ async fn columns_hold_raw_values_fixed_width_times_and_exact_prices() {
         counters,
         json!({"total_calls": 3, "total_duration": 90,
                "last_call_direction": "inbound", "last_root_sid": "CA_F",
-               "last_display_status": "no-answer"})
+               "last_display_status": "no-answer", "total_messages": 0,
+               "last_message_type": "call", "last_text_sid": null})
     );
 
     // Other keys in a conversation's metadata survive counter updates.
