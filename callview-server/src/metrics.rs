@@ -24,6 +24,7 @@
 //! | `callview_calls_ingested_total` | counter | `result` (`inserted`, `updated`, `unchanged`, `moved`, `skipped`) |
 //! | `callview_recordings_ingested_total` | counter | `result` (`fetched`, `written`, `deleted`) |
 //! | `callview_transcripts_ingested_total` | counter | `result` (`fetched`, `written`) |
+//! | `callview_texts_ingested_total` | counter | `result` (`fetched`, `inserted`, `updated`, `unchanged`) |
 //! | `callview_twilio_requests_total` | counter | `status` (the HTTP status, or `none` when no answer came) |
 //! | `callview_twilio_request_duration_seconds` | histogram | |
 //! | `callview_twilio_retries_total` | counter | `status` (of the attempt retried, or `none`) |
@@ -129,6 +130,7 @@ struct Inner {
     calls_ingested: Family<ResultLabel, Counter>,
     recordings_ingested: Family<ResultLabel, Counter>,
     transcripts_ingested: Family<ResultLabel, Counter>,
+    texts_ingested: Family<ResultLabel, Counter>,
     twilio: TwilioMetrics,
     live: Arc<Live>,
 }
@@ -204,6 +206,12 @@ impl Metrics {
             "Transcripts handled by successful syncs, by result",
             transcripts_ingested.clone(),
         );
+        let texts_ingested = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "callview_texts_ingested",
+            "Text messages (SMS and MMS) handled by successful syncs, by result",
+            texts_ingested.clone(),
+        );
         let twilio = TwilioMetrics::default();
         registry.register(
             "callview_twilio_requests",
@@ -247,6 +255,11 @@ impl Metrics {
                 .get_or_create(&ResultLabel { result })
                 .inc_by(0);
         }
+        for result in ["fetched", "inserted", "updated", "unchanged"] {
+            texts_ingested
+                .get_or_create(&ResultLabel { result })
+                .inc_by(0);
+        }
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -259,6 +272,7 @@ impl Metrics {
                 calls_ingested,
                 recordings_ingested,
                 transcripts_ingested,
+                texts_ingested,
                 twilio,
                 live,
             }),
@@ -352,6 +366,18 @@ impl Metrics {
         ] {
             inner
                 .transcripts_ingested
+                .get_or_create(&ResultLabel { result })
+                .inc_by(n);
+        }
+        let texts = &report.texts;
+        for (result, n) in [
+            ("fetched", texts.fetched),
+            ("inserted", texts.inserted),
+            ("updated", texts.updated),
+            ("unchanged", texts.unchanged),
+        ] {
+            inner
+                .texts_ingested
                 .get_or_create(&ResultLabel { result })
                 .inc_by(n);
         }
@@ -575,6 +601,7 @@ mod tests {
             "callview_calls_fetched_total 0",
             "callview_calls_ingested_total{result=\"inserted\"} 0",
             "callview_recordings_ingested_total{result=\"deleted\"} 0",
+            "callview_texts_ingested_total{result=\"inserted\"} 0",
             "# TYPE callview_twilio_request_duration_seconds histogram",
             "callview_sse_subscribers 2",
             "callview_db_pool_connections{state=\"idle\"} 1",

@@ -216,6 +216,20 @@ async fn sync_counters_move_after_a_sync(backend: Backend) {
             "{result}: {after}"
         );
     }
+    for result in ["fetched", "inserted", "updated", "unchanged"] {
+        assert_eq!(
+            value(
+                &after,
+                &format!("callview_texts_ingested_total{{result=\"{result}\"}}")
+            ),
+            report["texts"][result].as_f64(),
+            "texts {result}: {after}"
+        );
+    }
+    assert!(
+        report["texts"]["fetched"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
     assert_eq!(
         value(
             &after,
