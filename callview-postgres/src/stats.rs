@@ -9,7 +9,8 @@ use callview_core::stats::busiest::{
     count_directly, interactions_in, Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES,
 };
 use callview_core::stats::{
-    counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
+    counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TextCounts,
+    TopContact, SLOT_SECONDS,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, QueryBuilder, Row};
@@ -273,7 +274,35 @@ pub(crate) async fn stats(
         hours,
         quarters,
         heat,
+        texts: texts_in(conn, query.period).await?,
     })
+}
+
+/// The texts whose `sent_at` falls in the quarter hours `first..end`.
+async fn texts_in(
+    conn: &mut PgConnection,
+    (first, end): (i64, i64),
+) -> Result<TextCounts, sqlx::Error> {
+    let bound = |slot: i64| {
+        chrono::DateTime::from_timestamp(slot.saturating_mul(SLOT_SECONDS), 0)
+            .map(|t| t.naive_utc())
+    };
+    let rows = sqlx::query(
+        "SELECT actual_direction, status IN ('undelivered', 'failed'), count(*) FROM texts
+         WHERE ($1::timestamp IS NULL OR sent_at >= $1)
+           AND ($2::timestamp IS NULL OR sent_at < $2) AND sent_at IS NOT NULL
+         GROUP BY 1, 2",
+    )
+    .bind(bound(first))
+    .bind(bound(end))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut counts = TextCounts::default();
+    for r in &rows {
+        let n: i64 = r.try_get(2)?;
+        counts.add(&r.try_get::<String, _>(0)?, r.try_get(1)?, n.unsigned_abs());
+    }
+    Ok(counts)
 }
 
 fn top_contacts(rows: &[PgRow]) -> Result<Vec<TopContact>, sqlx::Error> {

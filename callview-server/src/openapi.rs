@@ -374,7 +374,7 @@ fn paths(common_errors: &dyn Fn(Value) -> Value) -> Value {
                     {"name": "bucket", "in": "query", "description": "Bucket size (at most 10,000 buckets). Default: day.", "schema": {"type": "string", "enum": ["hour", "day", "week", "month"]}}
                 ],
                 "responses": common_errors(json!({
-                    "200": {"description": "The figures.", "content": {"application/json": {"schema": {"type": "object", "required": ["tz", "bucket", "since", "until", "totals", "series", "wait_distribution", "by_hour_of_week", "top_contacts", "by_owned_number"]}}}},
+                    "200": {"description": "The figures.", "content": {"application/json": {"schema": {"type": "object", "required": ["tz", "bucket", "since", "until", "totals", "series", "wait_distribution", "by_hour_of_week", "top_contacts", "by_owned_number", "texts"], "properties": {"texts": {"type": "object", "description": "Text messages sent or received in the period: `total`, `inbound`, `outbound`, `internal`, and `undelivered` (undelivered or failed)."}}}}}},
                     "400": error_response("A parameter does not parse, the period ends before it starts, or it holds too many buckets (`invalid_parameter`)."),
                 }))
             }

@@ -11,9 +11,11 @@ use callview_core::stats::busiest::{
     count_directly, interactions_in, Ranking, Totals, FIRST_CANDIDATES, MAX_CANDIDATES,
 };
 use callview_core::stats::{
-    counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TopContact,
+    counters, deltas, Counters, FactsRow, HeatRow, SlotRow, StatsQuery, StatsRows, TextCounts,
+    TopContact, SLOT_SECONDS,
 };
 use callview_core::store::StoreError;
+use chrono::DateTime;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::queries::{db, json_array, resolve};
@@ -276,7 +278,39 @@ pub(crate) fn stats(conn: &Connection, query: &StatsQuery) -> Result<StatsRows, 
         hours,
         quarters,
         heat,
+        texts: texts_in(conn, query.period)?,
     })
+}
+
+/// The texts whose `sent_at` falls in the quarter hours `first..end`.
+fn texts_in(conn: &Connection, (first, end): (i64, i64)) -> Result<TextCounts, StoreError> {
+    let what = || "counting the texts of a period".to_owned();
+    let bound = |slot: i64| {
+        DateTime::from_timestamp(slot.saturating_mul(SLOT_SECONDS), 0)
+            .map(|t| crate::time::format(&t))
+    };
+    let mut counts = TextCounts::default();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT actual_direction, status IN ('undelivered', 'failed'), count(*) FROM texts
+             WHERE sent_at >= coalesce(?1, sent_at) AND sent_at < coalesce(?2, '9')
+             GROUP BY 1, 2",
+        )
+        .map_err(db(what()))?;
+    let rows = stmt
+        .query_map(params![bound(first), bound(end)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(db(what()))?;
+    for row in rows {
+        let (direction, failed, n) = row.map_err(db(what()))?;
+        counts.add(&direction, failed, n.unsigned_abs());
+    }
+    Ok(counts)
 }
 
 /// The `query.top` busiest conversations of `query.period`

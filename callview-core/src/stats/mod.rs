@@ -30,7 +30,7 @@ pub use counters::{
 pub use query::StatsQuery;
 pub use range::{Bound, Bucket, RangeError, StatsRange};
 pub use rebuild::{ensure_built, rebuild, REBUILD_CURSOR};
-pub use report::{HeatRow, SlotRow, StatsReport, StatsRows, TopContact};
+pub use report::{HeatRow, SlotRow, StatsReport, StatsRows, TextCounts, TopContact};
 
 /// How many conversations `top_contacts` lists.
 pub const TOP_CONTACTS: u32 = 10;

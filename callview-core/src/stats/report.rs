@@ -30,6 +30,40 @@ pub struct StatsRows {
     /// The conversations with the most missed interactions (at least
     /// one; ties by interactions, then external id).
     pub top_by_missed: Vec<TopContact>,
+    /// The text messages sent or received in `query.period`.
+    pub texts: TextCounts,
+}
+
+/// Text messages of a period, counted from the `texts` rows whose
+/// `sent_at` is in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TextCounts {
+    /// Every text.
+    pub total: u64,
+    /// Received from outside.
+    pub inbound: u64,
+    /// Sent to outside.
+    pub outbound: u64,
+    /// Between the business's own numbers.
+    pub internal: u64,
+    /// Sent texts Twilio could not deliver (`undelivered`, `failed`).
+    pub undelivered: u64,
+}
+
+impl TextCounts {
+    /// Adds `n` texts of `actual_direction` (`inbound`, `outbound`,
+    /// `internal`), `failed` when they were not delivered.
+    pub fn add(&mut self, actual_direction: &str, failed: bool, n: u64) {
+        self.total += n;
+        match actual_direction {
+            "inbound" => self.inbound += n,
+            "internal" => self.internal += n,
+            _ => self.outbound += n,
+        }
+        if failed {
+            self.undelivered += n;
+        }
+    }
 }
 
 /// One summary row.
@@ -216,6 +250,8 @@ pub struct StatsReport {
     pub top_contacts: TopContacts,
     /// Which company line rang, busiest first.
     pub by_owned_number: Vec<LineFigures>,
+    /// Text messages of the period.
+    pub texts: TextCounts,
 }
 
 fn count(value: i64) -> u64 {
@@ -412,6 +448,7 @@ impl StatsReport {
                 by_missed: rows.top_by_missed,
             },
             by_owned_number,
+            texts: rows.texts,
         }
     }
 }

@@ -967,5 +967,20 @@ async fn check_stats(
             "stats() count {counted} interactions (+{undated} without a time), the conversations' total_calls sum to {total}"
         ));
     }
+    // Texts of all time: every stored text with a time, by direction.
+    let mut texts = crate::stats::TextCounts::default();
+    for view in views {
+        for t in all_texts(store, view.conversation.id).await? {
+            if t.text.at().is_some() {
+                texts.add(t.actual_direction.as_str(), t.text.status.is_failure(), 1);
+            }
+        }
+    }
+    if stored.texts != texts {
+        v.push(format!(
+            "stats(): texts {:?}, the stored texts say {texts:?}",
+            stored.texts
+        ));
+    }
     Ok(())
 }

@@ -86,6 +86,44 @@ pub async fn texts_and_calls_share_one_thread_in_time_order(store: Arc<dyn Store
     assert_eq!(last.text.sid.as_str(), text_sid(2));
     assert_eq!(last.actual_direction, ActualDirection::Outbound);
 
+    // The statistics of the day count the texts by direction.
+    let range = crate::stats::StatsRange::new(
+        chrono_tz::UTC,
+        crate::stats::Bound::Date(t0().date_naive()),
+        crate::stats::Bound::Date(t0().date_naive()),
+        crate::stats::Bucket::Day,
+    )
+    .expect("a range");
+    let rows = h
+        .store
+        .stats(&range.query(crate::stats::TOP_CONTACTS))
+        .await
+        .expect("stats");
+    let report = crate::stats::StatsReport::build(&range, rows);
+    assert_eq!(
+        (
+            report.texts.total,
+            report.texts.inbound,
+            report.texts.outbound
+        ),
+        (2, 1, 1)
+    );
+    // The day before (`until` a date: through its end) has none.
+    let day_before = t0().date_naive() - chrono::Duration::days(1);
+    let before = crate::stats::StatsRange::new(
+        chrono_tz::UTC,
+        crate::stats::Bound::Date(day_before),
+        crate::stats::Bound::Date(day_before),
+        crate::stats::Bucket::Day,
+    )
+    .expect("a range");
+    let rows = h
+        .store
+        .stats(&before.query(crate::stats::TOP_CONTACTS))
+        .await
+        .expect("stats");
+    assert_eq!(rows.texts.total, 0);
+
     // A newer call makes a call the newest message again.
     h.ingest(vec![call(3, CUSTOMER, 40)]).await;
     let counters = h.conversation(CUSTOMER).await.conversation.counters;
