@@ -258,6 +258,28 @@ impl PostgresStore {
             .map_err(self.db.error(what))
     }
 
+    /// A read transaction in which conversation `id` exists (`NotFound`
+    /// otherwise), and its row id.
+    async fn conversation_tx(
+        &self,
+        id: ConversationId,
+        what: &str,
+    ) -> Result<(Transaction<'static, Postgres>, i32), StoreError> {
+        let not_found = || StoreError::NotFound(format!("conversation {id}"));
+        let db_id = conversation_id(id).ok_or_else(not_found)?;
+        let mut tx = self.read_tx(what).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
+                .bind(db_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(self.db.error(what))?;
+        if !exists {
+            return Err(not_found());
+        }
+        Ok((tx, db_id))
+    }
+
     /// Up to `limit` rows of the conversations list matching `filter`,
     /// from `start` on, skipping `offset`.
     async fn list_rows(
@@ -1241,19 +1263,8 @@ impl Store for PostgresStore {
         id: ConversationId,
         query: &MessageQuery,
     ) -> Result<MessagePage, StoreError> {
-        let not_found = || StoreError::NotFound(format!("conversation {id}"));
-        let db_id = conversation_id(id).ok_or_else(not_found)?;
         let what = "reading a conversation's messages";
-        let mut tx = self.read_tx(what).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
-                .bind(db_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(self.db.error(what))?;
-        if !exists {
-            return Err(not_found());
-        }
+        let (mut tx, db_id) = self.conversation_tx(id, what).await?;
         // One root more than the page says whether another page follows;
         // the order is `newest_first` (started calls by time then SID,
         // descending; calls without a start time last).
@@ -1320,19 +1331,8 @@ impl Store for PostgresStore {
         id: ConversationId,
         query: &MessageQuery,
     ) -> Result<Vec<StoredText>, StoreError> {
-        let not_found = || StoreError::NotFound(format!("conversation {id}"));
-        let db_id = conversation_id(id).ok_or_else(not_found)?;
         let what = "reading a conversation's texts";
-        let mut tx = self.read_tx(what).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)")
-                .bind(db_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(self.db.error(what))?;
-        if !exists {
-            return Err(not_found());
-        }
+        let (mut tx, db_id) = self.conversation_tx(id, what).await?;
         let texts = texts::thread_texts(&mut tx, db_id, query)
             .await
             .map_err(self.db.media_error(what))?;

@@ -371,22 +371,37 @@ impl ListQuery {
     /// `/2010-04-01/Accounts/{AC}/Calls.json?PageSize=..&Page=..[&PageToken=..]`
     /// followed by the filter parameters.
     pub(crate) fn uri(&self, account_sid: &str, page: u32, cursor: Option<&Cursor>) -> String {
-        let mut uri = format!(
-            "/2010-04-01/Accounts/{account_sid}/Calls.json?PageSize={}&Page={page}",
-            self.page_size
-        );
-        if let Some(cursor) = cursor {
-            uri.push_str("&PageToken=");
-            uri.push_str(&cursor.encode());
-        }
-        for (name, value) in &self.params {
-            uri.push('&');
-            encode_component(name, &mut uri);
-            uri.push('=');
-            encode_component(value, &mut uri);
-        }
-        uri
+        list_uri(
+            &format!("/2010-04-01/Accounts/{account_sid}/Calls.json"),
+            self.page_size,
+            page,
+            cursor,
+            &self.params,
+        )
     }
+}
+
+/// `{path}?PageSize=..&Page=..[&PageToken=..]` followed by `params`: the
+/// URI of a page of a list, as Twilio writes `next_page_uri`.
+pub(crate) fn list_uri(
+    path: &str,
+    page_size: u32,
+    page: u32,
+    cursor: Option<&Cursor>,
+    params: &[(String, String)],
+) -> String {
+    let mut uri = format!("{path}?PageSize={page_size}&Page={page}");
+    if let Some(cursor) = cursor {
+        uri.push_str("&PageToken=");
+        uri.push_str(&cursor.encode());
+    }
+    for (name, value) in params {
+        uri.push('&');
+        encode_component(name, &mut uri);
+        uri.push('=');
+        encode_component(value, &mut uri);
+    }
+    uri
 }
 
 pub(crate) use callview_core::twilio::encode_component;

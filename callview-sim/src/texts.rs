@@ -22,7 +22,7 @@ use crate::callbacks::StatusCallback;
 use crate::generator::{derived_hex, hex16, Pool, Sid16};
 use crate::media::text_seed;
 use crate::query::DEFAULT_PAGE_SIZE;
-use crate::query::{encode_component, ts, Cursor, Key, SidKey, StartKey, TimeRange};
+use crate::query::{ts, Cursor, Key, SidKey, StartKey, TimeRange};
 
 /// Price of one SMS segment, in 1/100 000 USD (`-0.00790`).
 pub(crate) const SMS_SEGMENT_PRICE: i64 = -790;
@@ -419,21 +419,13 @@ impl TextQuery {
     /// `/2010-04-01/Accounts/{AC}/Messages.json?PageSize=..&Page=..[&PageToken=..]`
     /// then the filters.
     pub(crate) fn uri(&self, account_sid: &str, page: u32, cursor: Option<&Cursor>) -> String {
-        let mut uri = format!(
-            "/2010-04-01/Accounts/{account_sid}/Messages.json?PageSize={}&Page={page}",
-            self.page_size
-        );
-        if let Some(cursor) = cursor {
-            uri.push_str("&PageToken=");
-            uri.push_str(&cursor.encode());
-        }
-        for (name, value) in &self.params {
-            uri.push('&');
-            encode_component(name, &mut uri);
-            uri.push('=');
-            encode_component(value, &mut uri);
-        }
-        uri
+        crate::query::list_uri(
+            &format!("/2010-04-01/Accounts/{account_sid}/Messages.json"),
+            self.page_size,
+            page,
+            cursor,
+            &self.params,
+        )
     }
 }
 
