@@ -1631,6 +1631,19 @@ fn assert_dashboard_matches(shown: &Value, stats: &Value) {
     if totals["live"].as_u64().unwrap() > 0 {
         assert!(same_number(&figures["live"], &totals["live"]), "{figures}");
     }
+    // Texts of the period.
+    assert!(
+        same_number(&figures["texts"], &stats["texts"]["total"]),
+        "figure texts: the page shows {} and the API says {}",
+        figures["texts"],
+        stats["texts"]["total"]
+    );
+    if stats["texts"]["undelivered"].as_u64().unwrap() > 0 {
+        assert!(same_number(
+            &figures["texts.undelivered"],
+            &stats["texts"]["undelivered"]
+        ));
+    }
     let interactions = totals["interactions"].as_u64().unwrap();
     let rate = &figures["missed_rate"];
     if interactions > 0 {
@@ -1820,6 +1833,11 @@ async fn the_dashboard_shows_the_stats_and_follows_the_period() {
         json!(true)
     );
     assert_dashboard_matches(&dashboard_shows(&browser).await, &stats);
+    assert!(
+        stats["texts"]["total"].as_u64().unwrap() > 0,
+        "the period has texts to show: {}",
+        stats["texts"]
+    );
     // Every chart is an image with a name; every control has one too.
     let charts = browser
         .js("return [...document.querySelectorAll('#dashboard svg')].map(s => [s.getAttribute('role'), Boolean(s.getAttribute('aria-label'))]);")

@@ -227,8 +227,13 @@ function subFigure(key, label, value, text) {
   return [`${label} `, el("span", { dataset: { figure: key, value: JSON.stringify(value) }, text })];
 }
 
-function renderFigures(totals) {
+function renderFigures(totals, texts) {
   const t = totals;
+  const x = texts || { total: 0, inbound: 0, outbound: 0, internal: 0, undelivered: 0 };
+  const textSub = x.total > 0
+    ? [`${fmt.count(x.inbound)} received · ${fmt.count(x.outbound)} sent`,
+       x.undelivered > 0 ? subFigure("texts.undelivered", "Not delivered:", x.undelivered, fmt.count(x.undelivered)) : null]
+    : [];
   const dirs = Object.entries(DIRECTIONS)
     .map(([key, word]) => [word, (t.by_direction && t.by_direction[key] && t.by_direction[key].interactions) || 0])
     .filter(([, n]) => n > 0)
@@ -243,6 +248,7 @@ function renderFigures(totals) {
     figure("wait.average", "Average wait", t.wait.average, seconds(t.wait.average), subFigure("wait.p90", "90 % within", t.wait.p90, seconds(t.wait.p90))),
     figure("talk.average", "Average talk", t.talk.average, seconds(t.talk.average), subFigure("talk.p90", "90 % within", t.talk.p90, seconds(t.talk.p90))),
     figure("cost", "Cost", t.cost || [], costText(t.cost)),
+    figure("texts", "Texts", x.total, fmt.count(x.total), ...textSub),
   );
 }
 
@@ -462,7 +468,7 @@ function renderCharts() {
 
 function render() {
   const data = state.data;
-  renderFigures(data.totals);
+  renderFigures(data.totals, data.texts);
   renderCharts();
   renderTop();
   renderLines();
