@@ -442,12 +442,7 @@ impl Call {
     /// The record in Twilio's REST form (snake_case keys, RFC 2822 dates,
     /// numbers as strings), as the real API and the simulator serve it.
     pub fn to_rest_json(&self) -> Value {
-        let text = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
-        let time = |v: &Option<DateTime<Utc>>| {
-            v.as_ref()
-                .map(|t| Value::String(format_rfc2822(t)))
-                .unwrap_or(Value::Null)
-        };
+        let (text, time) = (wire::text_value, wire::time_value);
         let mut map = Map::new();
         map.insert("sid".into(), Value::String(self.sid.to_string()));
         map.insert("account_sid".into(), text(&self.account_sid));

@@ -1227,17 +1227,17 @@ pub struct MessagePage {
 ///
 /// ```
 /// use callview_core::store::MessageCursor;
-/// use callview_core::CallSid;
 /// use chrono::{TimeZone, Utc};
 /// let at = Utc.with_ymd_and_hms(2026, 2, 6, 15, 17, 13).unwrap();
-/// let cursor = MessageCursor::new(Some(at), CallSid::new("CA1").unwrap());
+/// let cursor = MessageCursor::new(Some(at), "CA1").unwrap();
 /// assert_eq!(MessageCursor::parse(&cursor.to_string()).unwrap(), cursor);
 /// assert!(MessageCursor::parse("nope").is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MessageCursor {
     start_time: Option<DateTime<Utc>>,
-    sid: CallSid,
+    /// A root call's SID or a text's: both share the thread's order.
+    sid: String,
 }
 
 impl MessageCursor {
@@ -1245,9 +1245,14 @@ impl MessageCursor {
     /// The longest text [`MessageCursor::parse`] looks at.
     pub const MAX_LEN: usize = 128;
 
-    /// The position just after the root call started at `start_time`
-    /// (truncated to the microsecond) with `sid`.
-    pub fn new(start_time: Option<DateTime<Utc>>, sid: CallSid) -> Self {
+    /// The position just after the root call or text at `start_time`
+    /// (truncated to the microsecond) with `sid`; `None` for an empty SID.
+    pub fn new(start_time: Option<DateTime<Utc>>, sid: &str) -> Option<Self> {
+        let sid = sid.trim();
+        (!sid.is_empty()).then(|| Self::at(start_time, sid.to_owned()))
+    }
+
+    fn at(start_time: Option<DateTime<Utc>>, sid: String) -> Self {
         Self {
             start_time: start_time.map(|t| t.trunc_subsecs(6)),
             sid,
@@ -1257,18 +1262,14 @@ impl MessageCursor {
     /// The position just after a text in a thread (texts and root calls
     /// share one order: time, then SID).
     pub fn after_text(text: &StoredText) -> Self {
-        Self::new(
-            text.text.at(),
-            CallSid::new(text.text.sid.as_str())
-                .unwrap_or_else(|| unreachable!("SIDs are not empty")),
-        )
+        Self::at(text.text.at(), text.text.sid.to_string())
     }
 
     /// The position just after `interaction`.
     pub fn after(interaction: &Interaction) -> Self {
-        Self::new(
+        Self::at(
             interaction.root.call.start_time,
-            interaction.root.call.sid.clone(),
+            interaction.root.call.sid.to_string(),
         )
     }
 
@@ -1277,16 +1278,16 @@ impl MessageCursor {
         self.start_time
     }
 
-    /// The SID of the root the cursor follows.
-    pub fn sid(&self) -> &CallSid {
+    /// The SID of the root call or text the cursor follows.
+    pub fn sid(&self) -> &str {
         &self.sid
     }
 
     /// Reads the text form; anything else is a [`CursorError`].
     pub fn parse(text: &str) -> Result<Self, CursorError> {
         let (start_time, sid) = decode_cursor(text, Self::MAX_LEN, Self::VERSION)?;
-        let sid = CallSid::new(sid).ok_or_else(|| CursorError::new("its call SID is empty"))?;
-        let cursor = Self::new(start_time, sid);
+        let cursor =
+            Self::new(start_time, &sid).ok_or_else(|| CursorError::new("its SID is empty"))?;
         if cursor.to_string() != text {
             return Err(CursorError::new("it is not in canonical form"));
         }

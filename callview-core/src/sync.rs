@@ -725,6 +725,7 @@ impl SyncEngine {
             let mut texts = std::mem::take(&mut report.texts);
             sync_texts(
                 self.client.as_ref(),
+                self.store.as_ref(),
                 &window,
                 &mut texts,
                 &mut report.skipped,

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use crate::call::{format_rfc2822, open_enum};
+use crate::call::open_enum;
 use crate::wire::{self, Record, RecordError};
 
 /// The longest body callview sends: Twilio's limit (1,600 characters, ten
@@ -366,12 +366,7 @@ impl Text {
     /// The record in Twilio's REST form, built from the typed fields (what
     /// a status callback turns into a record, and what simulators serve).
     pub fn to_rest_json(&self) -> Value {
-        let text = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
-        let time = |v: &Option<DateTime<Utc>>| {
-            v.as_ref()
-                .map(|t| Value::String(format_rfc2822(t)))
-                .unwrap_or(Value::Null)
-        };
+        let (text, time) = (wire::text_value, wire::time_value);
         let mut map = Map::new();
         map.insert("sid".into(), Value::String(self.sid.to_string()));
         map.insert("account_sid".into(), text(&self.account_sid));

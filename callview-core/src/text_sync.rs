@@ -27,7 +27,7 @@ pub struct TextReport {
     pub updated: u64,
     /// Texts received exactly as stored.
     pub unchanged: u64,
-    /// MMS whose media were listed.
+    /// MMS whose media were listed (new ones; stored ones keep theirs).
     pub media_listed: u64,
     /// Pages requested.
     pub pages: u64,
@@ -104,6 +104,7 @@ pub(crate) struct TextWindow<'a> {
 /// MMS, to `apply` (one transaction per page).
 pub(crate) async fn sync_texts<F, Fut>(
     client: &dyn TwilioClient,
+    store: &dyn crate::Store,
     window: &TextWindow<'_>,
     report: &mut TextReport,
     skipped: &mut Vec<Skipped>,
@@ -136,11 +137,19 @@ where
                 break;
             }
             remaining -= 1;
-            let media = if text.num_media > 0 {
+            // An MMS stored with all its media keeps them (`None`): its
+            // media never change, so only new ones are listed.
+            let media = if text.num_media == 0 {
+                Some(Vec::new())
+            } else if store
+                .text(&text.sid)
+                .await
+                .is_ok_and(|s| s.media.len() == text.num_media as usize)
+            {
+                None
+            } else {
                 report.media_listed += 1;
                 Some(client.text_media(&text.sid).await?)
-            } else {
-                Some(Vec::new())
             };
             batch.push(IncomingText { text, media });
         }

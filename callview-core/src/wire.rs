@@ -114,6 +114,19 @@ impl<'a> Record<'a> {
     }
 }
 
+/// An optional text as a REST record holds it (`null` when absent).
+pub(crate) fn text_value(v: &Option<String>) -> Value {
+    v.clone().map(Value::String).unwrap_or(Value::Null)
+}
+
+/// An optional instant as a REST record holds it (RFC 2822, `null` when
+/// absent).
+pub(crate) fn time_value(v: &Option<DateTime<Utc>>) -> Value {
+    v.as_ref()
+        .map(|t| Value::String(crate::call::format_rfc2822(t)))
+        .unwrap_or(Value::Null)
+}
+
 /// `call_sid` → `callSid`.
 fn camel_case(snake: &str) -> String {
     let mut out = String::with_capacity(snake.len());

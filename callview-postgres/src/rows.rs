@@ -373,14 +373,20 @@ impl ConversationRow {
                     .and_then(|m| m.get("last_message_type"))
                     .and_then(Value::as_str)
                     .and_then(MessageType::parse),
-                last_text_sid: metadata
-                    .and_then(|m| m.get("last_text_sid"))
-                    .and_then(Value::as_str)
-                    .and_then(MessageSid::new),
+                last_text_sid: self.last_text_sid(),
             },
             created_at: time_or_epoch(self.created_at),
             updated_at: time_or_epoch(self.updated_at.or(self.created_at)),
         }
+    }
+
+    /// The newest text of the conversation (`metadata.last_text_sid`).
+    pub(crate) fn last_text_sid(&self) -> Option<MessageSid> {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.get("last_text_sid"))
+            .and_then(Value::as_str)
+            .and_then(MessageSid::new)
     }
 
     /// The contact record (an empty one when the conversation has none).

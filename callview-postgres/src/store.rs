@@ -353,10 +353,7 @@ impl PostgresStore {
                     .push(stored);
             }
         }
-        let text_sids: Vec<MessageSid> = rows
-            .iter()
-            .filter_map(|r| r.conversation().counters.last_text_sid)
-            .collect();
+        let text_sids: Vec<MessageSid> = rows.iter().filter_map(|r| r.last_text_sid()).collect();
         let mut last_texts = texts::by_sid(tx, &text_sids)
             .await
             .map_err(self.db.media_error("loading last texts"))?;
@@ -1270,7 +1267,7 @@ impl Store for PostgresStore {
         // descending; calls without a start time last).
         let want = i64::from(query.limit) + 1;
         let (after_at, after_sid) = match &query.after {
-            Some(c) => (c.start_time().map(to_db_time), Some(c.sid().as_str())),
+            Some(c) => (c.start_time().map(to_db_time), Some(c.sid())),
             None => (None, None),
         };
         let roots: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

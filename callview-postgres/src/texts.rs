@@ -261,7 +261,7 @@ pub(crate) async fn thread_texts(
     query: &MessageQuery,
 ) -> Result<Vec<StoredText>, MediaError> {
     let (after_at, after_sid) = match &query.after {
-        Some(c) => (c.start_time().map(to_db_time), Some(c.sid().as_str())),
+        Some(c) => (c.start_time().map(to_db_time), Some(c.sid())),
         None => (None, None),
     };
     // The thread's order, as `messages` reads root calls.

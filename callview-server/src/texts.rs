@@ -22,7 +22,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callview_core::model::{IncomingText, StoredText};
-use callview_core::text::MessageSid;
+use callview_core::text::{MessageSid, Text};
 use callview_core::text_callback::{TextCallback, TextMerge};
 use callview_core::text_sync::ingest_texts_in;
 use callview_core::twilio::{OutgoingText, TextSender, TwilioClient};
@@ -299,21 +299,25 @@ pub async fn send(
         }
     };
     let sid = sent.sid.clone();
-    store(
-        &state,
-        IncomingText {
-            text: sent,
-            media: Some(Vec::new()),
-        },
-    )
-    .await?;
+    let incoming = IncomingText {
+        text: sent,
+        media: Some(Vec::new()),
+    };
+    // A new text: always written (the merge never refuses).
+    let _written = write_text(&state, &sid, |_| Ok(incoming)).await?;
     let stored = state.store().text(&sid).await?;
     let contact = crate::views::contact(&view.contact, state.normalizer());
     Ok((StatusCode::CREATED, Json(text_json(&stored, &contact))))
 }
 
-/// Writes one text in its own transaction and announces the change.
-async fn store(state: &AppState, incoming: IncomingText) -> Result<(), ApiError> {
+/// Writes text `sid` in one transaction: reads what is stored of it, asks
+/// `merge` what to write (`Err(reason)`: nothing), plans and applies it,
+/// and announces a change on the live events. Answers whether it wrote.
+async fn write_text(
+    state: &AppState,
+    sid: &MessageSid,
+    merge: impl FnOnce(Option<&Text>) -> Result<IncomingText, &'static str>,
+) -> Result<Result<(), &'static str>, ApiError> {
     let Some(runner) = state.sync_runner() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -323,6 +327,15 @@ async fn store(state: &AppState, incoming: IncomingText) -> Result<(), ApiError>
     };
     let rules = runner.engine().cached_rules().await?;
     let mut tx = state.store().begin_ingest().await?;
+    let stored = tx
+        .load_texts(std::slice::from_ref(sid))
+        .await?
+        .pop()
+        .map(|s| s.text);
+    let incoming = match merge(stored.as_ref()) {
+        Ok(incoming) => incoming,
+        Err(reason) => return Ok(Err(reason)),
+    };
     let stats = ingest_texts_in(tx.as_mut(), &rules, vec![incoming]).await?;
     tx.commit().await?;
     if stats.texts_inserted + stats.texts_updated > 0 {
@@ -331,7 +344,7 @@ async fn store(state: &AppState, incoming: IncomingText) -> Result<(), ApiError>
             stats.texts_updated,
         ));
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// `GET /api/texts/{sid}/media/{media_sid}`: one media item of a stored
@@ -415,38 +428,20 @@ pub async fn webhook(
     let params = crate::webhook::verified_params(&state, &uri, &headers, &body)?;
     let callback = TextCallback::from_form(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
-    let Some(runner) = state.sync_runner() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sync_unavailable",
-            "this server was started without a Twilio account to store texts for",
-        ));
-    };
-    let rules = runner.engine().cached_rules().await?;
     let sid = callback.sid.clone();
     // Read, merge and write in one transaction.
-    let mut tx = state.store().begin_ingest().await?;
-    let stored = tx
-        .load_texts(std::slice::from_ref(&sid))
-        .await?
-        .pop()
-        .map(|s| s.text);
-    let incoming = match callback.merge(stored.as_ref(), Utc::now()) {
-        TextMerge::Apply(incoming) => *incoming,
-        TextMerge::Ignore(reason) => {
-            tracing::debug!(sid = %sid, reason, "message callback ignored");
-            return Ok(ack(
-                callback.is_inbound(),
-                json!({"status": "ignored", "message_sid": sid, "reason": reason}),
-            ));
+    let written = write_text(&state, &sid, |stored| {
+        match callback.merge(stored, Utc::now()) {
+            TextMerge::Apply(incoming) => Ok(*incoming),
+            TextMerge::Ignore(reason) => Err(reason),
         }
-    };
-    let stats = ingest_texts_in(tx.as_mut(), &rules, vec![incoming]).await?;
-    tx.commit().await?;
-    if stats.texts_inserted + stats.texts_updated > 0 {
-        state.events().publish(ServerEvent::changed(
-            stats.texts_inserted,
-            stats.texts_updated,
+    })
+    .await?;
+    if let Err(reason) = written {
+        tracing::debug!(sid = %sid, reason, "message callback ignored");
+        return Ok(ack(
+            callback.is_inbound(),
+            json!({"status": "ignored", "message_sid": sid, "reason": reason}),
         ));
     }
     tracing::info!(sid = %sid, inbound = callback.is_inbound(), "message webhook applied");

@@ -212,7 +212,7 @@ pub(crate) fn thread_texts(
     let (after_at, after_sid) = match &query.after {
         Some(c) => (
             c.start_time().as_ref().map(time::format),
-            Some(c.sid().as_str().to_owned()),
+            Some(c.sid().to_owned()),
         ),
         None => (None, None),
     };

@@ -381,6 +381,10 @@ pub async fn sync_lists_texts_and_their_media(store: Arc<dyn Store>) {
     let again = h.sync_all().await;
     assert_eq!((again.texts.inserted, again.texts.updated), (0, 0));
     assert_eq!(again.texts.unchanged, 3);
+    // The stored MMS keeps its media: not listed again.
+    assert_eq!(again.texts.media_listed, 0);
+    let stored = h.store.text(&mms.sid).await.expect("the MMS is stored");
+    assert_eq!(stored.media.len(), 1);
 
     h.mock.upsert_text(
         outbound()
