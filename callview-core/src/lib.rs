@@ -36,6 +36,7 @@ pub mod export;
 pub mod import;
 mod media_sync;
 pub mod model;
+pub mod raw_uris;
 pub mod recording;
 pub mod stats;
 pub mod store;

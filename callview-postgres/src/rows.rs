@@ -163,9 +163,12 @@ impl MessageRow {
     /// The record moves out of the metadata (no copy); the fallback does
     /// not need it.
     fn call(&mut self) -> Call {
-        if let Some(raw @ Value::Object(_)) = self.metadata.as_mut().and_then(|m| m.get_mut("raw"))
+        if let Some(raw @ Value::Object(_)) = self
+            .metadata
+            .as_mut()
+            .and_then(callview_core::raw_uris::take_raw)
         {
-            if let Ok(call) = Call::from_value(raw.take()) {
+            if let Ok(call) = Call::from_value(raw) {
                 if call.sid.as_str() == self.twilio_sid.trim() {
                     return call;
                 }

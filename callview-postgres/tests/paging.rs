@@ -92,8 +92,7 @@ async fn cursor_pages_are_index_conditions() {
     assert!(!after.contains("Seq Scan"), "{after}");
     assert!(!after.contains("Sort"), "{after}");
     // The rows without activity are an index condition too (the planner
-    // may read the few there are through `idx_conversations_last_message`
-    // and sort them).
+    // may read the few there are through another index and sort them).
     let unstarted = plan(
         &store,
         &list("v.last_message_at IS NULL AND v.id < 9000::int8"),

@@ -127,16 +127,13 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
         indexes,
         [
             "idx_api_tokens_live_name",
-            "idx_contacts_phone",
             "idx_conversation_stats_interactions",
             "idx_conversation_stats_missed",
             "idx_conversations_activity",
             "idx_conversations_contact",
-            "idx_conversations_last_message",
             "idx_interactions_conversation",
             "idx_interactions_slot",
             "idx_messages_annotated",
-            "idx_messages_conversation",
             "idx_messages_conversation_start",
             "idx_messages_parent",
             "idx_messages_recorded",
@@ -706,4 +703,141 @@ async fn discard_drops_the_test_database() {
             .await
             .unwrap();
     assert!(!exists, "{name} should be gone");
+}
+
+/// A call record in Twilio's full REST form: its `uri` and
+/// `subresource_uris` follow from the SIDs (under API version `api`).
+fn full_record(sid: &str, api: &str) -> serde_json::Value {
+    let account = "ACtest";
+    let base = format!("/{api}/Accounts/{account}/Calls/{sid}");
+    let mut record = rest_call(
+        sid,
+        None,
+        "+16175006181",
+        OWNED,
+        "inbound",
+        "completed",
+        "Fri, 06 Feb 2026 15:17:13 +0000",
+        Some(30),
+    )
+    .raw;
+    record["uri"] = serde_json::json!(format!("{base}.json"));
+    record["subresource_uris"] = serde_json::json!({
+        "notifications": format!("{base}/Notifications.json"),
+        "recordings": format!("{base}/Recordings.json"),
+        "user_defined_messages": format!("{base}/UserDefinedMessages.json"),
+        "feedback_summaries": format!("/{api}/Accounts/{account}/Calls/FeedbackSummary.json"),
+    });
+    record
+}
+
+/// Migration 0011 converts rows written before it (whole records) in place:
+/// the derivable URIs leave the stored record, the rest stays whole, and
+/// every record reads back as Twilio sent it.
+#[tokio::test]
+async fn lean_rows_migration_converts_existing_rows_in_place() {
+    let url = testing::fresh_database_url().await;
+    let records = [
+        full_record("CA1", "2010-04-01"),
+        full_record("CA2", "2099-01-01"),
+    ];
+    let calls: Vec<callview_core::Call> = records
+        .iter()
+        .map(|r| callview_core::Call::from_json(r).unwrap())
+        .collect();
+    let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    SyncEngine::new(
+        Arc::new(FakeTwilio::new(calls.clone())),
+        store.clone(),
+        rules(),
+    )
+    .run(SyncMode::Since(since()), None)
+    .await
+    .unwrap();
+    let stored = |sid: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, serde_json::Value>(
+                "SELECT metadata FROM messages WHERE twilio_sid = $1",
+            )
+            .bind(sid)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let lean = stored("CA1").await;
+    assert!(lean["raw"].get("uri").is_none(), "{lean}");
+    let mut keys: Vec<&str> = lean["raw_uris"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "feedback_summaries",
+            "notifications",
+            "recordings",
+            "user_defined_messages"
+        ]
+    );
+    assert!(stored("CA2").await["raw"].get("uri").is_some());
+
+    // Back to the form of a database older than 0011.
+    for (sid, record) in ["CA1", "CA2"].iter().zip(&records) {
+        sqlx::query(
+            "UPDATE messages SET metadata = jsonb_set(metadata, '{raw}', $2) - 'raw_uris' \
+             WHERE twilio_sid = $1",
+        )
+        .bind(sid)
+        .bind(record)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 11")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored("CA1").await["raw"], records[0]);
+    store.close().await;
+
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let stored = |sid: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, serde_json::Value>(
+                "SELECT metadata FROM messages WHERE twilio_sid = $1",
+            )
+            .bind(sid)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        stored("CA1").await,
+        lean,
+        "converted in place as a new write stores it"
+    );
+    let kept = stored("CA2").await;
+    assert_eq!(kept["raw"], records[1]);
+    assert!(kept.get("raw_uris").is_none());
+    let trees = store
+        .load_trees(&[
+            callview_core::CallSid::new("CA1").unwrap(),
+            callview_core::CallSid::new("CA2").unwrap(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(trees.len(), 2);
+    for row in trees {
+        let i = usize::from(row.call.sid.as_str() == "CA2");
+        assert_eq!(row.call.raw, records[i]);
+        assert_eq!(row.call, calls[i]);
+    }
+    testing::discard(store).await;
 }

@@ -106,11 +106,9 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
     let created_at = cols.required_time(16, "created_at")?;
     let updated_at = cols.required_time(17, "updated_at")?;
 
-    // The record moves out of the metadata into the call (no copy).
-    let raw = match metadata.get_mut("raw") {
-        Some(raw) if !raw.is_null() => Some(raw.take()),
-        _ => None,
-    };
+    // The record moves out of the metadata into the call (no copy), its
+    // derivable URIs rebuilt.
+    let raw = callview_core::raw_uris::take_raw(&mut metadata);
     let call = match raw {
         Some(raw) => Call::from_value(raw).map_err(|e| {
             StoreError::backend(

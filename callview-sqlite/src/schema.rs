@@ -67,6 +67,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0009_texts.sql",
         sql: include_str!("../migrations/0009_texts.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_lean_rows.sql",
+        sql: include_str!("../migrations/0010_lean_rows.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

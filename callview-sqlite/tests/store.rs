@@ -356,10 +356,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
         "messages",
         "sync_cursors",
         "schema_migrations",
-        "idx_contacts_phone",
         "idx_conversations_contact",
-        "idx_conversations_last_message",
-        "idx_messages_conversation",
         "idx_messages_start_time",
         "idx_messages_parent",
         "idx_messages_root",
@@ -380,6 +377,14 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
         "update_messages_updated_at",
     ] {
         assert!(names.iter().any(|n| n == name), "missing {name}: {names:?}");
+    }
+    // Indexes that only repeated another's prefix are gone (0010).
+    for name in [
+        "idx_contacts_phone",
+        "idx_conversations_last_message",
+        "idx_messages_conversation",
+    ] {
+        assert!(!names.iter().any(|n| n == name), "{name} is still there");
     }
 }
 
@@ -1188,4 +1193,107 @@ async fn pool_status_counts_the_read_connections() {
     let memory = SqliteStore::open_in_memory().unwrap();
     let status = memory.pool_status().unwrap();
     assert_eq!((status.max, status.idle, status.in_use), (1, 1, 0));
+}
+
+/// A call record in Twilio's full REST form: its `uri` and
+/// `subresource_uris` follow from the SIDs.
+fn full_record(sid: &str, api: &str) -> serde_json::Value {
+    let account = "AC00000000000000000000000000000000";
+    let uri = format!("/{api}/Accounts/{account}/Calls/{sid}");
+    let mut record = call(
+        sid,
+        None,
+        CUSTOMER,
+        COMPANY,
+        "inbound",
+        "completed",
+        base(),
+        30,
+    )
+    .raw;
+    record["uri"] = json!(format!("{uri}.json"));
+    record["subresource_uris"] = json!({
+        "notifications": format!("{uri}/Notifications.json"),
+        "recordings": format!("{uri}/Recordings.json"),
+        "user_defined_messages": format!("{uri}/UserDefinedMessages.json"),
+        "feedback_summaries": format!("/{api}/Accounts/{account}/Calls/FeedbackSummary.json"),
+    });
+    record
+}
+
+/// Migration 0010 converts rows written before it (whole records) in place:
+/// the derivable URIs leave the stored record, the rest stays whole, and
+/// every record reads back as Twilio sent it.
+#[tokio::test]
+async fn lean_rows_migration_converts_existing_rows_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_db(&dir, "lean.db");
+    let records = [
+        full_record("CA1", "2010-04-01"),
+        full_record("CA2", "2099-01-01"),
+    ];
+    let calls: Vec<Call> = records
+        .iter()
+        .map(|r| Call::from_json(r).unwrap())
+        .collect();
+    {
+        let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+        sync(&store, calls.clone()).await;
+    }
+    let stored = |conn: &rusqlite::Connection, sid: &str| -> serde_json::Value {
+        let text: String = conn
+            .query_row(
+                "SELECT metadata FROM messages WHERE twilio_sid = ?1",
+                [sid],
+                |r| r.get(0),
+            )
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let conn = raw(&path);
+    // Written lean: no URIs, the keys kept in order.
+    let lean = stored(&conn, "CA1");
+    assert!(lean["raw"].get("uri").is_none(), "{lean}");
+    assert_eq!(
+        lean["raw_uris"],
+        json!([
+            "notifications",
+            "recordings",
+            "user_defined_messages",
+            "feedback_summaries"
+        ])
+    );
+    assert!(stored(&conn, "CA2")["raw"].get("uri").is_some());
+
+    // Back to the form of a database older than 0010.
+    for (sid, record) in ["CA1", "CA2"].iter().zip(&records) {
+        conn.execute(
+            "UPDATE messages SET metadata = json_remove(json_set(metadata, '$.raw', json(?2)), '$.raw_uris')
+             WHERE twilio_sid = ?1",
+            rusqlite::params![sid, record.to_string()],
+        )
+        .unwrap();
+    }
+    conn.execute("DELETE FROM schema_migrations WHERE version = 10", [])
+        .unwrap();
+    assert_eq!(stored(&conn, "CA1")["raw"], records[0]);
+    drop(conn);
+
+    let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+    let conn = raw(&path);
+    let converted = stored(&conn, "CA1");
+    assert_eq!(
+        converted, lean,
+        "converted in place as a new write stores it"
+    );
+    let kept = stored(&conn, "CA2");
+    assert_eq!(kept["raw"], records[1]);
+    assert!(kept.get("raw_uris").is_none());
+    let trees = store.load_trees(&[sid("CA1"), sid("CA2")]).await.unwrap();
+    assert_eq!(trees.len(), 2);
+    for row in trees {
+        let i = usize::from(row.call.sid.as_str() == "CA2");
+        assert_eq!(row.call.raw, records[i]);
+        assert_eq!(row.call, calls[i]);
+    }
 }

@@ -72,8 +72,9 @@ pub struct CallWrite {
 }
 
 impl CallWrite {
-    /// The row's `metadata` JSON: the seed's processed fields plus the full
-    /// raw Twilio record under `raw`.
+    /// The row's `metadata` JSON: the seed's processed fields plus the raw
+    /// Twilio record under `raw`, stored without the URIs that
+    /// [`crate::raw_uris`] rebuilds on read.
     pub fn metadata(&self) -> serde_json::Value {
         message_metadata(&self.call, &self.derived)
     }
@@ -82,13 +83,15 @@ impl CallWrite {
     /// call (no copy of the raw record): what the stores write.
     pub fn metadata_json(&self) -> String {
         let call = &self.call;
+        let elided = crate::raw_uris::derivable(&call.raw);
         let metadata = MessageMetadata {
             actual_direction: self.derived.actual_direction.as_str(),
             answered_by: call.answered_by.as_deref(),
             display_status: self.derived.display_status.as_str(),
             merged_from_parent: self.derived.merged_from_parent,
             queue_time: call.queue_time.map(|q| q.to_string()),
-            raw: &call.raw,
+            raw: crate::raw_uris::Stored::new(&call.raw, elided.as_deref()),
+            raw_uris: elided.as_deref(),
             twilio_direction: call.direction.as_str(),
             twilio_status: call.status.as_str(),
         };
@@ -105,14 +108,18 @@ struct MessageMetadata<'a> {
     display_status: &'a str,
     merged_from_parent: bool,
     queue_time: Option<String>,
-    raw: &'a serde_json::Value,
+    raw: crate::raw_uris::Stored<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_uris: Option<&'a [&'a str]>,
     twilio_direction: &'a str,
     twilio_status: &'a str,
 }
 
-/// Builds a `messages.metadata` value for a call.
+/// Builds a `messages.metadata` value for a call: its raw record without
+/// the URIs [`crate::raw_uris`] rebuilds on read.
 pub fn message_metadata(call: &Call, derived: &Derived) -> serde_json::Value {
-    serde_json::json!({
+    let elided = crate::raw_uris::derivable(&call.raw);
+    let mut metadata = serde_json::json!({
         "answered_by": call.answered_by,
         "queue_time": call.queue_time.map(|q| q.to_string()),
         "twilio_direction": call.direction.as_str(),
@@ -120,8 +127,12 @@ pub fn message_metadata(call: &Call, derived: &Derived) -> serde_json::Value {
         "actual_direction": derived.actual_direction.as_str(),
         "display_status": derived.display_status.as_str(),
         "merged_from_parent": derived.merged_from_parent,
-        "raw": call.raw,
-    })
+        "raw": crate::raw_uris::Stored::new(&call.raw, elided.as_deref()),
+    });
+    if let Some(keys) = elided {
+        metadata[crate::raw_uris::MARKER] = serde_json::json!(keys);
+    }
+    metadata
 }
 
 /// New counters for a conversation.

@@ -958,6 +958,54 @@ pub async fn raw_twilio_record_is_kept(store: Arc<dyn Store>) {
     );
 }
 
+/// A record in Twilio's full form, whose `uri` and `subresource_uris` the
+/// stores leave out and rebuild ([`crate::raw_uris`]), reads back equal;
+/// the same record again changes nothing; one whose URIs do not follow
+/// the pattern is kept as it came.
+pub async fn derivable_uris_are_rebuilt_on_read(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let account = "AC00000000000000000000000000000000";
+    let record = |n: u64, api: &str| {
+        let base = format!("/{api}/Accounts/{account}/Calls/{}", sid(n));
+        json!({
+            "sid": sid(n),
+            "account_sid": account,
+            "from": CUSTOMER,
+            "to": COMPANY,
+            "status": "completed",
+            "direction": "inbound",
+            "start_time": "Fri, 06 Feb 2026 15:17:13 +0000",
+            "end_time": "Fri, 06 Feb 2026 15:17:53 +0000",
+            "duration": "40",
+            "api_version": "2010-04-01",
+            "uri": format!("{base}.json"),
+            "subresource_uris": {
+                "feedback": format!("{base}/Feedback.json"),
+                "user_defined_message_subscriptions":
+                    format!("{base}/UserDefinedMessageSubscriptions.json"),
+                "recordings": format!("{base}/Recordings.json"),
+                "siprec": format!("{base}/Siprec.json"),
+                "feedback_summaries":
+                    format!("/{api}/Accounts/{account}/Calls/FeedbackSummary.json"),
+            },
+        })
+    };
+    let derivable = record(1, "2010-04-01");
+    let other = record(2, "2099-01-01");
+    let calls: Vec<Call> = [&derivable, &other]
+        .into_iter()
+        .map(|r| Call::from_json(r).expect("parses"))
+        .collect();
+    h.ingest(calls.clone()).await;
+    for (n, (raw, call)) in [&derivable, &other].into_iter().zip(&calls).enumerate() {
+        let (_, row) = h.located(&sid(n as u64 + 1)).await;
+        assert_eq!(&row.call.raw, raw);
+        assert_eq!(&row.call, call);
+    }
+    let again = h.ingest(calls).await;
+    assert_eq!((again.inserted, again.updated), (0, 0), "{again:?}");
+}
+
 /// The same record twice in one batch (Twilio's pages shift while new calls
 /// arrive) is stored once.
 pub async fn duplicate_records_in_one_batch(store: Arc<dyn Store>) {

@@ -112,6 +112,7 @@ macro_rules! conformance_tests {
             older_version_does_not_overwrite_newer,
             unknown_status_and_direction_are_kept,
             raw_twilio_record_is_kept,
+            derivable_uris_are_rebuilt_on_read,
             duplicate_records_in_one_batch,
             anonymous_callers_share_one_conversation,
             internal_calls_get_an_internal_conversation,
