@@ -110,7 +110,7 @@ enum ScenarioArg {
     Ingest,
     /// Peak RSS of backfills of N/10 and N calls.
     Memory,
-    /// Backfill with 50 ms per page: concurrent slices vs one reader.
+    /// First backfill of 1M calls (calls/s, no latency), then with 50 ms per page: concurrent slices vs one reader.
     Backfill,
     /// HTTP API p50/p99 and requests/s.
     Api,
