@@ -248,10 +248,7 @@ fn sqlite_write(source: &Path, target: &Path) -> Result<YardstickResult> {
         .context("creating the seed's schema")?;
 
     // Untimed: the parents, with their ids.
-    out.execute(
-        "ATTACH DATABASE ?1 AS src",
-        [source.display().to_string()],
-    )?;
+    out.execute("ATTACH DATABASE ?1 AS src", [source.display().to_string()])?;
     out.execute_batch(&format!(
         "BEGIN;
          INSERT INTO main.contacts ({CONTACT_COLUMNS})
@@ -378,11 +375,9 @@ async fn copy_in(conn: &mut PgConnection, table: &str, columns: &str, path: &Pat
 }
 
 async fn pg_count(conn: &mut PgConnection, table: &str) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {table}"
-    )))
-    .fetch_one(&mut *conn)
-    .await?;
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(n.max(0) as u64)
 }
 

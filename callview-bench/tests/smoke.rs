@@ -117,10 +117,13 @@ async fn api_smoke() {
             "{}",
             s.store
         );
+        assert!(s.named_contacts > 0, "{}", s.store);
         for name in [
             api::LIST_FIRST,
             api::LIST_DEEP,
             api::LIST_CURSOR,
+            api::LIST_SEARCH,
+            api::LIST_SEARCH_NAME,
             api::MESSAGES,
         ] {
             let e = s.endpoints.iter().find(|e| e.name == name).unwrap();

@@ -244,11 +244,9 @@ impl BackfillResult {
                     s.store, self.latency_ms
                 ),
                 match s.snapshots_equal {
-                    Some(eq) => format!(
-                        "digest {}, snapshot {}",
-                        same(s.first_identical),
-                        same(eq)
-                    ),
+                    Some(eq) => {
+                        format!("digest {}, snapshot {}", same(s.first_identical), same(eq))
+                    }
                     None => format!("digest {}", same(s.first_identical)),
                 },
                 "identical",

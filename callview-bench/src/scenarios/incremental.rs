@@ -337,9 +337,9 @@ impl IncrementalResult {
                 .into(),
         );
         if !full {
-            report
-                .notes
-                .push(format!("the {TARGET_MS} ms target is judged at 1,000,000 calls"));
+            report.notes.push(format!(
+                "the {TARGET_MS} ms target is judged at 1,000,000 calls"
+            ));
         }
         report.data = serde_json::to_value(self).unwrap_or_default();
         report

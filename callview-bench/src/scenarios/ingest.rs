@@ -270,7 +270,14 @@ impl IngestResult {
         report.tables.push(table);
         let mut sizes = Table::new(
             "Stored size after the backfill (KB = 1,000 bytes)",
-            &["store", "calls", "stored bytes", "bytes/call", "KB/call", "counted"],
+            &[
+                "store",
+                "calls",
+                "stored bytes",
+                "bytes/call",
+                "KB/call",
+                "counted",
+            ],
         );
         for s in &self.stores {
             sizes.row(vec![
