@@ -474,3 +474,65 @@ pub async fn postgres_yardstick(
         calls_per_sec: calls as f64 / wall_secs.max(1e-9),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_seed_schema_keeps_sids_unique_and_parents_present() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        conn.execute_batch(SQLITE_SEED_SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO contacts (id, phone_number) VALUES (1, '+14155550100');
+             INSERT INTO conversations (id, contact_id, external_id) VALUES (1, 1, '+14155550100');",
+        )
+        .unwrap();
+        let marks = (1..=MESSAGE_WIDTH)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut insert = conn
+            .prepare(&format!(
+                "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks})"
+            ))
+            .unwrap();
+        let row = |conversation: i64, sid: &str| {
+            vec![
+                Value::Integer(conversation),
+                Value::Text(sid.to_owned()),
+                Value::Text("inbound".into()),
+                Value::Text("completed".into()),
+                Value::Text("+14155550100".into()),
+                Value::Text("sip:agent@example.sip.twilio.com;transport=udp".into()),
+                Value::Integer(42),
+                Value::Text("-0.00850".into()),
+                Value::Text("USD".into()),
+                Value::Text("2026-01-01T00:00:00.000000Z".into()),
+                Value::Text("2026-01-01T00:00:42.000000Z".into()),
+                Value::Null,
+                Value::Null,
+                Value::Text("{}".into()),
+                Value::Text("2026-01-01T00:01:00.000000Z".into()),
+            ]
+        };
+        insert
+            .execute(rusqlite::params_from_iter(row(1, "CA1")))
+            .unwrap();
+        assert!(insert
+            .execute(rusqlite::params_from_iter(row(1, "CA1")))
+            .is_err());
+        assert!(insert
+            .execute(rusqlite::params_from_iter(row(2, "CA2")))
+            .is_err());
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 5);
+    }
+}

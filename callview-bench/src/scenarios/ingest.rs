@@ -346,15 +346,20 @@ impl IngestResult {
                 },
             ));
         }
+        let methods: Vec<String> = self
+            .stores
+            .iter()
+            .filter_map(|s| s.yardstick.as_ref().map(|r| r.method.clone()))
+            .collect();
         report.notes.push(format!(
             "simulator: {} (generation {:.1} s, not measured); yardstick: {}",
             self.simulator,
             self.generate_secs,
-            self.stores
-                .iter()
-                .filter_map(|s| s.yardstick.as_ref().map(|r| r.method.clone()))
-                .collect::<Vec<_>>()
-                .join("; ")
+            if methods.is_empty() {
+                "skipped (--no-yardstick)".to_owned()
+            } else {
+                methods.join("; ")
+            }
         ));
         report.notes.push(
             "yardstick: the same calls as the seed's documented schema stores them (its \
