@@ -166,6 +166,52 @@ impl BenchDb {
         }
     }
 
+    /// Bytes the store's data takes, for the stored size per call (issue
+    /// 17, target 1). SQLite: the database file plus its WAL, after a
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` (the store should be closed; a
+    /// checkpoint that cannot complete leaves the WAL counted).
+    /// PostgreSQL: `pg_total_relation_size` (heap, TOAST, indexes, free
+    /// space and visibility maps) summed over every table of the schema;
+    /// the catalogs and the rest of `pg_database_size` are left out, since
+    /// they do not grow with the calls.
+    pub async fn stored_bytes(&self) -> Result<u64> {
+        match self.kind {
+            StoreKind::Sqlite => {
+                let path = self.sqlite_path().context("the SQLite file")?;
+                tokio::task::spawn_blocking(move || -> Result<u64> {
+                    {
+                        let conn = rusqlite::Connection::open(&path)?;
+                        conn.busy_timeout(Duration::from_secs(5))?;
+                        let _: (i64, i64, i64) =
+                            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                            })?;
+                    }
+                    let mut total = 0;
+                    for suffix in ["", "-wal"] {
+                        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                        total += std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+                    }
+                    Ok(total)
+                })
+                .await
+                .context("the SQLite size task")?
+            }
+            StoreKind::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await?;
+                let size: i64 = sqlx::query_scalar(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'm')",
+                )
+                .fetch_one(&mut conn)
+                .await?;
+                let _ = conn.close().await;
+                Ok(size.max(0) as u64)
+            }
+        }
+    }
+
     /// Removes the database (drops the PostgreSQL database, deletes the
     /// SQLite directory). Connections still open to it are closed by force.
     /// With `CALLVIEW_BENCH_KEEP=1` in the environment it is kept instead,

@@ -125,6 +125,35 @@ impl SimServer {
         })
     }
 
+    /// The same in-process account served a second time, on another port,
+    /// with other server options (e.g. without the first one's latency).
+    /// Fails for a child process.
+    pub async fn serve_again(&self, options: ServerOptions) -> Result<Self> {
+        let sim = self.account()?.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the simulator's port")?;
+        let addr = listener.local_addr()?;
+        let served = sim.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = callview_sim::serve(listener, served, options).await {
+                eprintln!("the simulator stopped: {e}");
+            }
+        });
+        Ok(Self {
+            base_url: format!("http://{addr}"),
+            account_sid: self.account_sid.clone(),
+            sim: Some(sim),
+            calls: self.calls,
+            days: self.days,
+            now: self.now,
+            generate_secs: 0.0,
+            location: self.location.clone(),
+            task: Some(task),
+            child: None,
+        })
+    }
+
     /// Runs `callview simulate` and waits until it serves.
     pub async fn child(bin: &Path, calls: usize) -> Result<Self> {
         let days = days_for(calls);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use callview_core::annotations::{ContactEdit, EditMeta};
 use callview_core::model::ConversationLookup;
 use callview_core::{
     Call, CallDirection, CallSid, CallStatus, ConversationId, Normalizer, OwnedNumbers, PartyRules,
@@ -247,6 +248,86 @@ pub async fn load(store: &Arc<dyn Store>, shape: Shape) -> Result<Loaded> {
         secs,
         big_conversation: big,
     })
+}
+
+/// First names given to contacts by [`name_contacts`].
+const FIRST_NAMES: [&str; 12] = [
+    "Amelia", "Bruno", "Chiara", "Dmitri", "Esther", "Farid", "Greta", "Hiroshi", "Ingrid",
+    "Jamal", "Katrin", "Lucas",
+];
+
+/// Last names given to contacts by [`name_contacts`].
+const LAST_NAMES: [&str; 25] = [
+    "Whitfield",
+    "Okonkwo",
+    "Lindqvist",
+    "Moreau",
+    "Castellanos",
+    "Nakamura",
+    "Brennan",
+    "Adeyemi",
+    "Kowalski",
+    "Haddad",
+    "Sorensen",
+    "Delacroix",
+    "Petrov",
+    "Abernathy",
+    "Quintero",
+    "Valentini",
+    "Oyelaran",
+    "Fitzgerald",
+    "Ramaswamy",
+    "Gallagher",
+    "Szymanski",
+    "Ferreira",
+    "Holloway",
+    "Mbeki",
+    "Tanaka",
+];
+
+/// A fragment of "Whitfield", the last name of the first 12 contacts
+/// [`name_contacts`] names (and of one in 300 after them).
+pub const NAME_FRAGMENT: &str = "itfiel";
+
+/// The name [`name_contacts`] gives its `j`th contact.
+pub fn contact_name(j: usize) -> String {
+    format!(
+        "{} {}",
+        FIRST_NAMES[j % FIRST_NAMES.len()],
+        LAST_NAMES[(j / FIRST_NAMES.len()) % LAST_NAMES.len()]
+    )
+}
+
+/// Names every `every`th contact (by id) the way the server's contact
+/// edit does (`IngestTx::edit_contact`, as `PATCH /api/contacts/{id}`
+/// with a `name`), in transactions of 500 edits. Returns how many.
+pub async fn name_contacts(store: &Arc<dyn Store>, every: usize) -> Result<u64> {
+    let every = every.max(1) as i64;
+    let meta = EditMeta {
+        by: Some("callview-bench".to_owned()),
+        at: Utc::now(),
+    };
+    let mut named = 0u64;
+    let mut after = 0i64;
+    loop {
+        let page = store.contacts_page(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let mut tx = store.begin_ingest().await?;
+        for contact in page.iter().filter(|c| c.id % every == 0) {
+            let edit = ContactEdit::from_json(
+                &serde_json::json!({ "name": contact_name(named as usize) }),
+            )
+            .map_err(|e| anyhow::anyhow!("a contact edit: {e:?}"))?;
+            tx.edit_contact(contact.id, &edit, None, &meta).await?;
+            named += 1;
+        }
+        tx.commit().await?;
+        if page.len() < 500 {
+            break;
+        }
+    }
+    Ok(named)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! repetition, short measurements), so the benchmark code cannot rot.
 //!
 //! These tests check that the figures are sane (every call generated is
-//! stored, raw limits and ratios are positive, concurrent and sequential
+//! stored, yardsticks and ratios are positive, concurrent and sequential
 //! syncs end in the same state), never how fast anything is.
 //!
 //! `audio_smoke` (300 calls, 5 recordings) needs SQLite only.
@@ -38,12 +38,15 @@ async fn ingest_smoke() {
         assert!(s.sync.calls_per_sec > 0.0);
         assert!(s.sync.peak_rss_mib >= s.sync.rss_before_mib);
         assert!(s.sync.peak_rss_mib > 0.0);
-        let raw = s.raw.as_ref().expect("the raw limit ran");
-        assert_eq!(raw.calls, s.counts.calls);
-        assert_eq!(raw.conversations, s.counts.conversations);
-        assert!(raw.calls_per_sec > 0.0);
+        let yardstick = s.yardstick.as_ref().expect("the yardstick ran");
+        assert_eq!(yardstick.calls, s.counts.calls);
+        assert_eq!(yardstick.conversations, s.counts.conversations);
+        assert!(yardstick.contacts > 0);
+        assert!(yardstick.call_bytes > 0);
+        assert!(yardstick.calls_per_sec > 0.0);
         assert!(s.ratio.unwrap() > 0.0);
         assert!(s.db_bytes > 0);
+        assert!(s.stored_bytes > 0 && s.bytes_per_call > 0.0, "{}", s.store);
         assert!(s.sync.timings.contains_key("store.apply"));
     }
     sane_report(&result.report(&options));
@@ -81,6 +84,10 @@ async fn backfill_smoke() {
         assert_eq!(s.runs[0].concurrency, options.concurrency);
         assert_eq!(s.runs[1].concurrency, 1);
         assert!(s.identical, "{}: {:?}", s.store, s.runs);
+        assert!(s.first_identical, "{}: {:?}", s.store, s.first);
+        assert_eq!(s.first.concurrency, options.concurrency);
+        assert_eq!(s.first.latency_ms, 0);
+        assert_eq!(s.first.digest, s.runs[0].digest);
         assert_eq!(s.snapshots_equal, Some(true), "{}", s.store);
         let stored = s.runs[0].sync.report.inserted;
         assert!(stored > 0);
@@ -110,10 +117,13 @@ async fn api_smoke() {
             "{}",
             s.store
         );
+        assert!(s.named_contacts > 0, "{}", s.store);
         for name in [
             api::LIST_FIRST,
             api::LIST_DEEP,
             api::LIST_CURSOR,
+            api::LIST_SEARCH,
+            api::LIST_SEARCH_NAME,
             api::MESSAGES,
         ] {
             let e = s.endpoints.iter().find(|e| e.name == name).unwrap();

@@ -8,12 +8,23 @@
 //! * `GET /api/conversations/:id/messages` for a conversation of 1,000 calls,
 //! * `GET /api/conversations?limit=20&cursor=...` at the same position as the
 //!   deep offset (the `next_cursor` of the page just before it, checked to
-//!   give the same page), and the list with a search filter, when the
-//!   server's OpenAPI document offers those parameters ("n/a" otherwise).
+//!   give the same page), and the list searched (`q=`) for a number
+//!   fragment (4 digits from the middle of a stored customer's number) and
+//!   for a name fragment (one contact in [`NAME_EVERY`] gets a name first,
+//!   through the contact edit the server's `PATCH /api/contacts/{id}`
+//!   uses), when the server's OpenAPI document offers those parameters
+//!   ("n/a" otherwise).
 //!
-//! Targets: p99 under 5 ms for the first page from one client, at least
-//! 5,000 requests/s from 32 clients, on both stores; the deep cursor page
-//! at most [`CURSOR_RATIO_TARGET`] times the first page's p50.
+//! Targets (issue 17), judged at 1,000,000 calls / 100,000 conversations:
+//!
+//! 5. the first page from 32 clients at least 5,000 requests/s on SQLite,
+//!    3,000 on PostgreSQL; its p99 from one client under 2 ms;
+//! 6. the `q=` searches (number fragment, name) under 10 ms p50 (one
+//!    client) on both stores;
+//! 7. the first page of messages of the 1,000-call conversation under
+//!    5 ms p50 (one client).
+//!
+//! The deep offset and cursor pages are measured too (no target).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,15 +39,29 @@ use crate::report::{ms, secs, thousands, Report, Table, TargetCheck, Verdict};
 use crate::synthetic::{self, Loaded, Shape};
 use crate::Options;
 
-/// p99 bound of the first page from one client, milliseconds.
-pub const P99_TARGET_MS: f64 = 5.0;
-/// Requests/s bound of the first page from 32 clients.
-pub const RPS_TARGET: f64 = 5_000.0;
+/// Target 5: p99 bound of the first page from one client, milliseconds.
+pub const P99_TARGET_MS: f64 = 2.0;
+/// Target 5: requests/s bound of the first page from 32 clients, SQLite.
+pub const SQLITE_RPS_TARGET: f64 = 5_000.0;
+/// Target 5: requests/s bound of the first page from 32 clients, PostgreSQL.
+pub const POSTGRES_RPS_TARGET: f64 = 3_000.0;
+/// Target 6: p50 bound of a `q=` search from one client, milliseconds.
+pub const SEARCH_P50_TARGET_MS: f64 = 10.0;
+/// Target 7: p50 bound of the big conversation's first page of messages
+/// from one client, milliseconds.
+pub const MESSAGES_P50_TARGET_MS: f64 = 5.0;
 /// The client counts measured.
 pub const CLIENTS: [usize; 2] = [1, 32];
-/// Bound of a cursor page's p50 at half the list, as a multiple of the
-/// first page's: deep pages must not degrade.
-pub const CURSOR_RATIO_TARGET: f64 = 2.0;
+/// One contact in this many (by id) gets a name before the measurements.
+pub const NAME_EVERY: usize = 20;
+
+/// Target 5's requests/s bound for `store`.
+pub fn rps_target(store: StoreKind) -> f64 {
+    match store {
+        StoreKind::Sqlite => SQLITE_RPS_TARGET,
+        StoreKind::Postgres => POSTGRES_RPS_TARGET,
+    }
+}
 
 /// Latency and throughput of one endpoint at one client count.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -88,6 +113,8 @@ pub struct StoreApi {
     pub store: StoreKind,
     /// The data loaded.
     pub loaded: Loaded,
+    /// Contacts given a name before the measurements.
+    pub named_contacts: u64,
     /// Every endpoint.
     pub endpoints: Vec<EndpointResult>,
 }
@@ -110,8 +137,10 @@ pub const LIST_DEEP: &str = "list, deep offset";
 /// See [`LIST_FIRST`]: the page after a `cursor` taken at the deep
 /// offset's position (half the conversations, 50,000 at full size).
 pub const LIST_CURSOR: &str = "list, deep cursor";
-/// See [`LIST_FIRST`].
-pub const LIST_SEARCH: &str = "list, search filter";
+/// See [`LIST_FIRST`]: `q=` a number fragment.
+pub const LIST_SEARCH: &str = "list, q= number fragment";
+/// See [`LIST_FIRST`]: `q=` a name fragment.
+pub const LIST_SEARCH_NAME: &str = "list, q= name";
 /// See [`LIST_FIRST`].
 pub const MESSAGES: &str = "messages, big conversation";
 
@@ -165,6 +194,8 @@ async fn one_store(
         loaded.secs,
         loaded.calls as f64 / loaded.secs.max(1e-9)
     ));
+    let named_contacts = synthetic::name_contacts(&store, NAME_EVERY).await?;
+    options.progress(format!("api: {kind}: {named_contacts} contacts named"));
     let big = loaded
         .big_conversation
         .context("the dataset has no big conversation")?;
@@ -195,21 +226,27 @@ async fn one_store(
             Err(why) => (LIST_CURSOR, None, Some(why.to_string())),
         },
     );
-    endpoints.push(match search_parameter(&parameters) {
-        Some(name) => (
-            LIST_SEARCH,
-            Some(format!(
-                "/api/conversations?limit=20&{name}={}",
-                &synthetic::customer_number(7)[2..8]
-            )),
-            None,
-        ),
-        None => (
-            LIST_SEARCH,
-            None,
-            Some("the list has no search parameter in /api/openapi.json".to_owned()),
-        ),
-    });
+    // 4 digits from the middle of a stored customer's number
+    // (`+1AAAEEE` `NNNN`: the exchange's last two digits, the line's first two).
+    let customer = synthetic::customer_number((shape.conversations.max(2) - 1) * 2 / 3 + 1);
+    let number_fragment = customer[6..10].to_owned();
+    for (endpoint, text) in [
+        (LIST_SEARCH, number_fragment.as_str()),
+        (LIST_SEARCH_NAME, synthetic::NAME_FRAGMENT),
+    ] {
+        endpoints.push(match search_parameter(&parameters) {
+            Some(name) => (
+                endpoint,
+                Some(format!("/api/conversations?limit=20&{name}={text}")),
+                None,
+            ),
+            None => (
+                endpoint,
+                None,
+                Some("the list has no search parameter in /api/openapi.json".to_owned()),
+            ),
+        });
+    }
     endpoints.push((
         MESSAGES,
         Some(format!("/api/conversations/{big}/messages")),
@@ -220,9 +257,16 @@ async fn one_store(
         let mut stats = Vec::new();
         if let Some(path) = &path {
             let url = format!("{}{path}", server.base);
-            check(&client, &url)
+            let body = check(&client, &url)
                 .await
                 .with_context(|| format!("{kind}: GET {path}"))?;
+            if name == LIST_SEARCH || name == LIST_SEARCH_NAME {
+                let found = body
+                    .get("conversations")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                anyhow::ensure!(found > 0, "{kind}: GET {path} found no conversation");
+            }
             for clients in CLIENTS {
                 options.progress(format!("api: {kind}: {name}, {clients} client(s)"));
                 stats.push(measure(&client, &url, clients, duration).await);
@@ -239,6 +283,7 @@ async fn one_store(
     Ok(StoreApi {
         store: kind,
         loaded,
+        named_contacts,
         endpoints: results,
     })
 }
@@ -520,37 +565,77 @@ impl ApiResult {
             }
         };
         for s in &self.stores {
-            let first = s.endpoints.iter().find(|e| e.name == LIST_FIRST);
+            let endpoint = |name: &str| s.endpoints.iter().find(|e| e.name == name);
+            let first = endpoint(LIST_FIRST);
+            if let Some(many) = first.and_then(|e| e.at(32)) {
+                let bound = rps_target(s.store);
+                report.targets.push(TargetCheck::new(
+                    format!("5: {} first page req/s, 32 clients", s.store),
+                    thousands(many.rps),
+                    format!(">= {}", thousands(bound)),
+                    judge(many.rps >= bound && many.errors == 0),
+                ));
+            }
             if let Some(one) = first.and_then(|e| e.at(1)) {
                 report.targets.push(TargetCheck::new(
-                    format!("{} first page p99, 1 client", s.store),
+                    format!("5: {} first page p99, 1 client", s.store),
                     ms(one.p99_ms),
                     format!("< {P99_TARGET_MS} ms"),
                     judge(one.p99_ms < P99_TARGET_MS && one.errors == 0),
                 ));
             }
-            if let Some(many) = first.and_then(|e| e.at(32)) {
-                report.targets.push(TargetCheck::new(
-                    format!("{} first page req/s, 32 clients", s.store),
-                    thousands(many.rps),
-                    format!(">= {}", thousands(RPS_TARGET)),
-                    judge(many.rps >= RPS_TARGET && many.errors == 0),
-                ));
-            }
-            for name in [LIST_CURSOR, LIST_SEARCH] {
-                if let Some(e) = s.endpoints.iter().find(|e| e.name == name) {
-                    if let Some(why) = &e.missing {
+            for (number, name, what, bound) in [
+                (
+                    6,
+                    LIST_SEARCH,
+                    "q= number fragment p50, 1 client",
+                    SEARCH_P50_TARGET_MS,
+                ),
+                (
+                    6,
+                    LIST_SEARCH_NAME,
+                    "q= name p50, 1 client",
+                    SEARCH_P50_TARGET_MS,
+                ),
+                (
+                    7,
+                    MESSAGES,
+                    "first page of messages, 1,000-call conversation, p50, 1 client",
+                    MESSAGES_P50_TARGET_MS,
+                ),
+            ] {
+                let Some(e) = endpoint(name) else { continue };
+                let label = format!("{number}: {} {what}", s.store);
+                let with_path = match &e.path {
+                    Some(path) => format!("{label} ({path})"),
+                    None => label,
+                };
+                match e.at(1) {
+                    Some(one) => report.targets.push(TargetCheck::new(
+                        with_path,
+                        ms(one.p50_ms),
+                        format!("< {bound} ms"),
+                        judge(one.p50_ms < bound && one.errors == 0),
+                    )),
+                    None => {
                         report.targets.push(TargetCheck::new(
-                            format!("{} {name}", s.store),
+                            with_path,
                             "n/a",
-                            "measured",
+                            format!("< {bound} ms"),
                             Verdict::NotApplicable,
                         ));
-                        report.notes.push(format!("{}: {name}: {why}", s.store));
+                        if let Some(why) = &e.missing {
+                            report.notes.push(format!("{}: {name}: {why}", s.store));
+                        }
                     }
                 }
             }
-            let deep = s.endpoints.iter().find(|e| e.name == LIST_DEEP);
+            if let Some(why) = endpoint(LIST_CURSOR).and_then(|e| e.missing.as_ref()) {
+                report
+                    .notes
+                    .push(format!("{}: {LIST_CURSOR}: {why}", s.store));
+            }
+            let deep = endpoint(LIST_DEEP);
             if let (Some(a), Some(b)) = (first.and_then(|e| e.at(1)), deep.and_then(|e| e.at(1))) {
                 report.notes.push(format!(
                     "{}: a deep offset page costs x{:.1} the first page (p50 {} vs {})",
@@ -560,27 +645,23 @@ impl ApiResult {
                     ms(a.p50_ms)
                 ));
             }
-            let cursor = s.endpoints.iter().find(|e| e.name == LIST_CURSOR);
+            let cursor = endpoint(LIST_CURSOR);
             if let (Some(a), Some(c)) = (first.and_then(|e| e.at(1)), cursor.and_then(|e| e.at(1)))
             {
-                let ratio = c.p50_ms / a.p50_ms.max(1e-9);
-                report.targets.push(TargetCheck::new(
-                    format!(
-                        "{} cursor page at {} vs first page (p50, 1 client)",
-                        s.store,
-                        thousands((s.loaded.conversations / 2).max(1) as f64)
-                    ),
-                    format!("x{ratio:.2}"),
-                    format!("<= x{CURSOR_RATIO_TARGET}"),
-                    judge(ratio <= CURSOR_RATIO_TARGET && c.errors == 0),
-                ));
                 report.notes.push(format!(
-                    "{}: a deep cursor page costs x{ratio:.1} the first page (p50 {} vs {})",
+                    "{}: a deep cursor page (at {}) costs x{:.1} the first page (p50 {} vs {})",
                     s.store,
+                    thousands((s.loaded.conversations / 2).max(1) as f64),
+                    c.p50_ms / a.p50_ms.max(1e-9),
                     ms(c.p50_ms),
                     ms(a.p50_ms)
                 ));
             }
+            report.notes.push(format!(
+                "{}: {} contacts named (one in {NAME_EVERY}) before the measurements",
+                s.store,
+                thousands(s.named_contacts as f64)
+            ));
         }
         report.notes.push(
             "the load generator runs in the server's process and shares its 2 cores; \

@@ -3,7 +3,9 @@
 //! over HTTP with no simulated latency. Repeated (5 times by default),
 //! each time with 50 newer calls.
 //!
-//! Target: under 100 ms of callview time.
+//! Target (issue 17, target 8): a recent sync of 50 calls on a
+//! 1,000,000-call database under 50 ms (the median of the repetitions),
+//! on both stores. Judged at 1,000,000 calls.
 
 use std::time::Duration;
 
@@ -21,8 +23,8 @@ use crate::sync::{measured_sync, SyncRun};
 use crate::synthetic;
 use crate::Options;
 
-/// The wall-time bound, milliseconds.
-pub const TARGET_MS: f64 = 100.0;
+/// Target 8: the wall-time bound, milliseconds.
+pub const TARGET_MS: f64 = 50.0;
 /// New calls per repetition.
 pub const NEW_CALLS: usize = 50;
 
@@ -308,7 +310,7 @@ impl IncrementalResult {
         for s in &self.stores {
             report.targets.push(TargetCheck::new(
                 format!(
-                    "{} recent sync, {} calls in DB (median of {})",
+                    "8: {} recent sync, {} calls in DB (median of {})",
                     s.store,
                     thousands(s.calls_before as f64),
                     s.runs.len()
@@ -335,9 +337,9 @@ impl IncrementalResult {
                 .into(),
         );
         if !full {
-            report
-                .notes
-                .push("the 100 ms target is judged at 1,000,000 calls".into());
+            report.notes.push(format!(
+                "the {TARGET_MS} ms target is judged at 1,000,000 calls"
+            ));
         }
         report.data = serde_json::to_value(self).unwrap_or_default();
         report

@@ -2,8 +2,12 @@
 //! calls by default; `--calls N` gives N/10 and N), the simulator in a
 //! child process so that only the sync's memory counts.
 //!
-//! Targets: under 150 MB at the larger size, and no growth with N (the
-//! larger peak at most 1.25 times the smaller).
+//! Target (issue 17, target 4): the peak RSS of a 1,000,000-call backfill
+//! under 150 MB (MB = 10^6 bytes; the tables also give MiB), and flat in
+//! N: the larger peak at most [`GROWTH_TARGET`] times the smaller (the
+//! bound this bench has used for "flat" since issue 7). Judged at
+//! 1,000,000 calls. The runs' calls/s are printed too; target 3 (a first
+//! backfill's calls/s) is judged by `backfill`, which also compares states.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -19,9 +23,10 @@ use crate::sim::SimServer;
 use crate::sync::measured_sync;
 use crate::Options;
 
-/// The peak RSS bound, MB (10^6 bytes, as the issue says).
+/// Target 4: the peak RSS bound, MB (10^6 bytes).
 pub const PEAK_TARGET_MB: f64 = 150.0;
-/// Largest allowed ratio of the larger run's peak to the smaller's.
+/// Target 4, "flat in N": largest allowed ratio of the larger run's peak
+/// to the smaller's (10 times the calls).
 pub const GROWTH_TARGET: f64 = 1.25;
 
 /// One backfill.
@@ -241,6 +246,7 @@ impl MemoryResult {
                 "readers",
                 "stored",
                 "wall",
+                "calls/s",
                 "RSS before",
                 "peak RSS",
                 "peak RSS (MB)",
@@ -253,6 +259,7 @@ impl MemoryResult {
                 r.concurrency.to_string(),
                 thousands(r.stored as f64),
                 secs(r.wall_secs),
+                thousands(r.stored as f64 / r.wall_secs.max(1e-9)),
                 mib(r.rss_before_mib),
                 mib(r.peak_rss_mib),
                 format!("{:.1} MB", r.peak_rss_mib * 1.048576),
@@ -267,8 +274,11 @@ impl MemoryResult {
             if let Some(large) = self.main_runs(store).max_by_key(|r| r.calls) {
                 let mb = large.peak_rss_mib * 1.048576;
                 report.targets.push(TargetCheck::new(
-                    format!("{store} peak RSS, {} calls", thousands(large.calls as f64)),
-                    format!("{mb:.1} MB"),
+                    format!(
+                        "4: {store} peak RSS, {} calls",
+                        thousands(large.calls as f64)
+                    ),
+                    format!("{mb:.1} MB ({:.1} MiB)", large.peak_rss_mib),
                     format!("< {PEAK_TARGET_MB} MB"),
                     if full {
                         Verdict::from_bool(mb < PEAK_TARGET_MB)
@@ -279,7 +289,7 @@ impl MemoryResult {
             }
             if let Some(growth) = self.growth(store) {
                 report.targets.push(TargetCheck::new(
-                    format!("{store} peak RSS growth, 10x calls"),
+                    format!("4: {store} peak RSS flat in N (growth, 10x calls)"),
                     format!("x{growth:.2}"),
                     format!("<= x{GROWTH_TARGET}"),
                     if full {
@@ -311,6 +321,9 @@ impl MemoryResult {
                 .notes
                 .push("the targets are judged at 100,000 and 1,000,000 calls".into());
         }
+        report
+            .notes
+            .push("MB = 10^6 bytes, MiB = 2^20 bytes; the target is in MB".into());
         report.data = serde_json::to_value(self).unwrap_or_default();
         report
     }

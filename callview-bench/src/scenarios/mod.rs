@@ -1,5 +1,6 @@
-//! The five scenarios of issue 7, `audio` (the recording proxy) and `stats`
-//! (the dashboard's statistics). Each
+//! The scenarios that measure issue 17's targets (`ingest`: 1 and 2,
+//! `backfill`: 3, `memory`: 4, `api`: 5 to 7, `incremental`: 8), `audio`
+//! (the recording proxy) and `stats` (the dashboard's statistics). Each
 //! has `run(&Options)` returning typed results, and `report(&Options)` on
 //! them building the printed [`Report`](crate::Report).
 
