@@ -5,7 +5,8 @@
 //! not wastefully: when every one of those URIs is the one Twilio derives
 //! from the SIDs, the record is stored without them and
 //! `metadata.raw_uris` lists the keys of `subresource_uris` in their
-//! order; reading the row rebuilds them, so the record read back is equal,
+//! order, or is `"standard"` for the eleven Twilio sends today
+//! ([`STANDARD`]); reading the row rebuilds them, so the record read back is equal,
 //! as a JSON value, to what Twilio sent. A record with any URI that does
 //! not follow the pattern (another API version, a key this module does not
 //! know how to derive, a value of another type) is stored whole.
@@ -35,13 +36,42 @@ use serde_json::{Map, Value};
 /// The `metadata` key listing the elided `subresource_uris` keys.
 pub const MARKER: &str = "raw_uris";
 
+/// The value of [`MARKER`] for a record whose `subresource_uris` has
+/// exactly the keys Twilio sends today ([`STANDARD_KEYS`], in this order).
+pub const STANDARD: &str = "standard";
+
+/// The sub-resources of a call record from Twilio today, in byte order
+/// (the order callview writes a record's keys in).
+pub const STANDARD_KEYS: [&str; 11] = [
+    "events",
+    "feedback",
+    "feedback_summaries",
+    "notifications",
+    "payments",
+    "recordings",
+    "siprec",
+    "streams",
+    "transcriptions",
+    "user_defined_message_subscriptions",
+    "user_defined_messages",
+];
+
+/// The value of [`MARKER`] for the keys [`derivable`] found.
+pub fn marker(keys: &[&str]) -> serde_json::Value {
+    if keys == STANDARD_KEYS {
+        Value::String(STANDARD.to_owned())
+    } else {
+        serde_json::json!(keys)
+    }
+}
+
 /// The API version of every derivable URI.
 const PREFIX: &str = "/2010-04-01/Accounts/";
 
 /// The URI Twilio gives a call's sub-resource `key`: the resource's name in
 /// CamelCase under the call (`user_defined_messages` →
 /// `UserDefinedMessages.json`), except the account-wide feedback summary.
-fn subresource_uri(account: &str, sid: &str, key: &str) -> Option<String> {
+pub fn subresource_uri(account: &str, sid: &str, key: &str) -> Option<String> {
     if key == "feedback_summaries" {
         return Some(format!("{PREFIX}{account}/Calls/FeedbackSummary.json"));
     }
@@ -59,7 +89,7 @@ fn subresource_uri(account: &str, sid: &str, key: &str) -> Option<String> {
 }
 
 /// The call's own URI.
-fn call_uri(account: &str, sid: &str) -> String {
+pub fn call_uri(account: &str, sid: &str) -> String {
     format!("{PREFIX}{account}/Calls/{sid}.json")
 }
 
@@ -128,14 +158,18 @@ pub fn take_raw(metadata: &mut Value) -> Option<Value> {
         Some(raw) if !raw.is_null() => raw.take(),
         _ => return None,
     };
-    if let (Some(Value::Array(keys)), Value::Object(record)) = (metadata.get(MARKER), &mut raw) {
-        restore(record, keys);
+    if let Value::Object(record) = &mut raw {
+        match metadata.get(MARKER) {
+            Some(Value::Array(keys)) => restore(record, keys.iter().filter_map(Value::as_str)),
+            Some(Value::String(s)) if s == STANDARD => restore(record, STANDARD_KEYS),
+            _ => {}
+        }
     }
     Some(raw)
 }
 
 /// Puts back the URIs of a record stored without them.
-fn restore(record: &mut Map<String, Value>, keys: &[Value]) {
+fn restore<'k>(record: &mut Map<String, Value>, keys: impl IntoIterator<Item = &'k str>) {
     let (Some(Value::String(account)), Some(Value::String(sid))) =
         (record.get("account_sid"), record.get("sid"))
     else {
@@ -143,7 +177,7 @@ fn restore(record: &mut Map<String, Value>, keys: &[Value]) {
     };
     let (account, sid) = (account.clone(), sid.clone());
     let mut subresources = Map::new();
-    for key in keys.iter().filter_map(Value::as_str) {
+    for key in keys {
         if let Some(uri) = subresource_uri(&account, &sid, key) {
             subresources.insert(key.to_owned(), Value::String(uri));
         }
@@ -202,7 +236,7 @@ mod tests {
             serde_json::to_value(Stored::new(record, keys.as_deref())).unwrap(),
         );
         if let Some(keys) = &keys {
-            metadata.insert(MARKER.into(), json!(keys));
+            metadata.insert(MARKER.into(), marker(keys));
         }
         let text = Value::Object(metadata).to_string();
         let mut read: Value = serde_json::from_str(&text).unwrap();
@@ -217,6 +251,24 @@ mod tests {
         assert!(!text.contains("Recordings.json"), "{text}");
         assert!(text.len() < record.to_string().len() / 2 + 200, "{text}");
         assert_eq!(read, record);
+    }
+
+    #[test]
+    fn the_standard_set_is_one_word() {
+        let account = "AC0123456789abcdef0123456789abcdef";
+        let mut record = twilio_record(account, "CA1");
+        record["subresource_uris"]["transcriptions"] = json!(format!(
+            "/2010-04-01/Accounts/{account}/Calls/CA1/Transcriptions.json"
+        ));
+        let (text, read) = round_trip(&record);
+        assert!(text.contains(r#""raw_uris":"standard""#), "{text}");
+        assert_eq!(read, record);
+        let mut sorted = STANDARD_KEYS;
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted, STANDARD_KEYS,
+            "in the order a record's keys are written"
+        );
     }
 
     #[test]

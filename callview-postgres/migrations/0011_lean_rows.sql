@@ -4,7 +4,8 @@
 --    URIs that follow from its account and call SIDs (`uri` and every entry
 --    of `subresource_uris`, about 1.5 KB of a 2.4 KB record);
 --    `metadata.raw_uris` lists the keys of `subresource_uris` (in byte order,
---    as callview writes them) and the
+--    as callview writes them; "standard" for the eleven Twilio sends today)
+--    and the
 --    reader rebuilds them (callview_core::raw_uris), so the record read back
 --    equals what Twilio sent. A query on `metadata -> 'raw' -> 'uri'` finds
 --    nothing on such rows: see docs/postgres-schema.md. This converts the
@@ -20,8 +21,10 @@ UPDATE messages
 SET metadata = (metadata #- '{raw,uri}' #- '{raw,subresource_uris}')
     || jsonb_build_object(
            'raw_uris',
-           (SELECT coalesce(jsonb_agg(e.key ORDER BY e.key COLLATE "C"), '[]'::jsonb)
-            FROM jsonb_each(metadata -> 'raw' -> 'subresource_uris') e))
+           (SELECT CASE WHEN keys = '["events","feedback","feedback_summaries","notifications","payments","recordings","siprec","streams","transcriptions","user_defined_message_subscriptions","user_defined_messages"]'::jsonb
+                        THEN '"standard"'::jsonb ELSE keys END
+            FROM (SELECT coalesce(jsonb_agg(e.key ORDER BY e.key COLLATE "C"), '[]'::jsonb) AS keys
+                  FROM jsonb_each(metadata -> 'raw' -> 'subresource_uris') e) k))
 WHERE jsonb_typeof(metadata) = 'object'
   AND NOT metadata ? 'raw_uris'
   AND jsonb_typeof(metadata -> 'raw' -> 'account_sid') = 'string'

@@ -731,6 +731,24 @@ fn full_record(sid: &str, api: &str) -> serde_json::Value {
     record
 }
 
+/// [`full_record`] with every sub-resource Twilio sends today.
+fn standard_record(sid: &str) -> serde_json::Value {
+    use callview_core::raw_uris::{subresource_uri, STANDARD_KEYS};
+    let mut record = full_record(sid, "2010-04-01");
+    let account = record["account_sid"].as_str().unwrap().to_owned();
+    record["subresource_uris"] = STANDARD_KEYS
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                serde_json::json!(subresource_uri(&account, sid, k)),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    record
+}
+
 /// Migration 0011 converts rows written before it (whole records) in place:
 /// the derivable URIs leave the stored record, the rest stays whole, and
 /// every record reads back as Twilio sent it.
@@ -740,6 +758,7 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
     let records = [
         full_record("CA1", "2010-04-01"),
         full_record("CA2", "2099-01-01"),
+        standard_record("CA3"),
     ];
     let calls: Vec<callview_core::Call> = records
         .iter()
@@ -787,7 +806,7 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
     assert!(stored("CA2").await["raw"].get("uri").is_some());
 
     // Back to the form of a database older than 0011.
-    for (sid, record) in ["CA1", "CA2"].iter().zip(&records) {
+    for (sid, record) in ["CA1", "CA2", "CA3"].iter().zip(&records) {
         sqlx::query(
             "UPDATE messages SET metadata = jsonb_set(metadata, '{raw}', $2) - 'raw_uris' \
              WHERE twilio_sid = $1",
@@ -823,6 +842,10 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
         lean,
         "converted in place as a new write stores it"
     );
+    assert_eq!(
+        stored("CA3").await["raw_uris"],
+        serde_json::json!("standard")
+    );
     let kept = stored("CA2").await;
     assert_eq!(kept["raw"], records[1]);
     assert!(kept.get("raw_uris").is_none());
@@ -830,12 +853,13 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
         .load_trees(&[
             callview_core::CallSid::new("CA1").unwrap(),
             callview_core::CallSid::new("CA2").unwrap(),
+            callview_core::CallSid::new("CA3").unwrap(),
         ])
         .await
         .unwrap();
-    assert_eq!(trees.len(), 2);
+    assert_eq!(trees.len(), 3);
     for row in trees {
-        let i = usize::from(row.call.sid.as_str() == "CA2");
+        let i = usize::from(row.call.sid.as_str()[2..].parse::<u8>().unwrap() - 1);
         assert_eq!(row.call.raw, records[i]);
         assert_eq!(row.call, calls[i]);
     }

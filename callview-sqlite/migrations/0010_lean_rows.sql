@@ -4,7 +4,8 @@
 --    URIs that follow from its account and call SIDs (`uri` and every entry
 --    of `subresource_uris`, about 1.5 KB of a 2.4 KB record);
 --    `metadata.raw_uris` lists the keys of `subresource_uris` in their
---    order and the reader rebuilds them (callview_core::raw_uris), so the
+--    order (or is "standard" for the eleven Twilio sends today) and the
+--    reader rebuilds them (callview_core::raw_uris), so the
 --    record read back equals what Twilio sent. This converts the rows
 --    already stored, in place, where every URI is one of the sub-resources
 --    Twilio sends and equals the derived one; any other row is kept whole
@@ -14,13 +15,19 @@
 --    (of idx_messages_conversation_start), idx_conversations_last_message
 --    (of idx_conversations_activity) and idx_contacts_phone (of the UNIQUE
 --    constraint's own index on contacts.phone_number).
+-- 3. idx_messages_conversation_start becomes idx_messages_conversation_totals,
+--    the same order with the columns a write's conversation totals read
+--    (queries.rs, conversation_states): those read the index alone instead
+--    of one table row per call of every conversation a page touches.
 
 UPDATE messages
 SET metadata = json_set(
         json_remove(metadata, '$.raw.uri', '$.raw.subresource_uris'),
         '$.raw_uris',
-        json((SELECT json_group_array(e.key)
-              FROM json_each(messages.metadata, '$.raw.subresource_uris') e)))
+        (SELECT CASE WHEN keys = '["events","feedback","feedback_summaries","notifications","payments","recordings","siprec","streams","transcriptions","user_defined_message_subscriptions","user_defined_messages"]'
+                     THEN 'standard' ELSE json(keys) END
+         FROM (SELECT json_group_array(e.key) AS keys
+               FROM json_each(messages.metadata, '$.raw.subresource_uris') e)))
 WHERE json_valid(metadata)
   AND json_type(metadata, '$.raw_uris') IS NULL
   AND json_type(metadata, '$.raw.account_sid') = 'text'
@@ -58,3 +65,6 @@ WHERE json_valid(metadata)
 DROP INDEX IF EXISTS idx_messages_conversation;
 DROP INDEX IF EXISTS idx_conversations_last_message;
 DROP INDEX IF EXISTS idx_contacts_phone;
+DROP INDEX IF EXISTS idx_messages_conversation_start;
+CREATE INDEX IF NOT EXISTS idx_messages_conversation_totals
+    ON messages (conversation_id, start_time DESC, twilio_sid DESC, root_call_sid, duration);

@@ -196,7 +196,9 @@ fn conversation_states(
         .collect();
     let found = json_ids(states.iter().map(|s| s.id.0));
 
-    // Totals over the rows outside `exclude`.
+    // Totals over the rows outside `exclude`. This and the next query read
+    // `idx_messages_conversation_totals` alone (a covering index), not the
+    // rows: a backfill runs them for every conversation of every page.
     {
         let mut stmt = conn
             .prepare_cached(
@@ -229,11 +231,11 @@ fn conversation_states(
     {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT r.conversation_id, r.twilio_sid, r.start_time, r.direction,
+                "SELECT r.conversation_id, r.twilio_sid, r.start_time, n.direction,
                         json_extract(n.metadata, '$.actual_direction'),
                         json_extract(n.metadata, '$.display_status'), n.status, n.duration
                  FROM (
-                     SELECT m.id, m.conversation_id, m.twilio_sid, m.start_time, m.direction,
+                     SELECT m.id, m.conversation_id, m.twilio_sid, m.start_time,
                             row_number() OVER (
                                 PARTITION BY m.conversation_id
                                 ORDER BY m.start_time IS NOT NULL DESC, m.start_time DESC,
@@ -1056,7 +1058,7 @@ pub(crate) fn messages(
     // order is `newest_first`: started calls by start time, then SID, both
     // descending; calls without a start time last (SQLite sorts NULL as
     // the smallest value, so `DESC` puts them last, and the walk follows
-    // `idx_messages_conversation_start`).
+    // `idx_messages_conversation_totals`).
     let want = i64::from(query.limit) + 1;
     let (after_at, after_sid) = match &query.after {
         Some(c) => (

@@ -327,7 +327,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
     let first = applied(&path);
     assert_eq!(
         first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     );
 
     for _ in 0..2 {
@@ -360,7 +360,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
         "idx_messages_start_time",
         "idx_messages_parent",
         "idx_messages_root",
-        "idx_messages_conversation_start",
+        "idx_messages_conversation_totals",
         "idx_conversations_activity",
         "idx_messages_refresh",
         "recordings",
@@ -1221,6 +1221,24 @@ fn full_record(sid: &str, api: &str) -> serde_json::Value {
     record
 }
 
+/// [`full_record`] with every sub-resource Twilio sends today.
+fn standard_record(sid: &str) -> serde_json::Value {
+    use callview_core::raw_uris::{subresource_uri, STANDARD_KEYS};
+    let mut record = full_record(sid, "2010-04-01");
+    let account = record["account_sid"].as_str().unwrap().to_owned();
+    record["subresource_uris"] = STANDARD_KEYS
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                serde_json::json!(subresource_uri(&account, sid, k)),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    record
+}
+
 /// Migration 0010 converts rows written before it (whole records) in place:
 /// the derivable URIs leave the stored record, the rest stays whole, and
 /// every record reads back as Twilio sent it.
@@ -1231,6 +1249,7 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
     let records = [
         full_record("CA1", "2010-04-01"),
         full_record("CA2", "2099-01-01"),
+        standard_record("CA3"),
     ];
     let calls: Vec<Call> = records
         .iter()
@@ -1251,22 +1270,22 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
         serde_json::from_str(&text).unwrap()
     };
     let conn = raw(&path);
-    // Written lean: no URIs, the keys kept in order.
+    // Written lean: no URIs, the keys kept in the record's (byte) order.
     let lean = stored(&conn, "CA1");
     assert!(lean["raw"].get("uri").is_none(), "{lean}");
     assert_eq!(
         lean["raw_uris"],
         json!([
+            "feedback_summaries",
             "notifications",
             "recordings",
-            "user_defined_messages",
-            "feedback_summaries"
+            "user_defined_messages"
         ])
     );
     assert!(stored(&conn, "CA2")["raw"].get("uri").is_some());
 
     // Back to the form of a database older than 0010.
-    for (sid, record) in ["CA1", "CA2"].iter().zip(&records) {
+    for (sid, record) in ["CA1", "CA2", "CA3"].iter().zip(&records) {
         conn.execute(
             "UPDATE messages SET metadata = json_remove(json_set(metadata, '$.raw', json(?2)), '$.raw_uris')
              WHERE twilio_sid = ?1",
@@ -1286,13 +1305,17 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
         converted, lean,
         "converted in place as a new write stores it"
     );
+    assert_eq!(stored(&conn, "CA3")["raw_uris"], json!("standard"));
     let kept = stored(&conn, "CA2");
     assert_eq!(kept["raw"], records[1]);
     assert!(kept.get("raw_uris").is_none());
-    let trees = store.load_trees(&[sid("CA1"), sid("CA2")]).await.unwrap();
-    assert_eq!(trees.len(), 2);
+    let trees = store
+        .load_trees(&[sid("CA1"), sid("CA2"), sid("CA3")])
+        .await
+        .unwrap();
+    assert_eq!(trees.len(), 3);
     for row in trees {
-        let i = usize::from(row.call.sid.as_str() == "CA2");
+        let i = usize::from(row.call.sid.as_str()[2..].parse::<u8>().unwrap() - 1);
         assert_eq!(row.call.raw, records[i]);
         assert_eq!(row.call, calls[i]);
     }

@@ -91,7 +91,7 @@ impl CallWrite {
             merged_from_parent: self.derived.merged_from_parent,
             queue_time: call.queue_time.map(|q| q.to_string()),
             raw: crate::raw_uris::Stored::new(&call.raw, elided.as_deref()),
-            raw_uris: elided.as_deref(),
+            raw_uris: elided.as_deref().map(crate::raw_uris::marker),
             twilio_direction: call.direction.as_str(),
             twilio_status: call.status.as_str(),
         };
@@ -110,7 +110,7 @@ struct MessageMetadata<'a> {
     queue_time: Option<String>,
     raw: crate::raw_uris::Stored<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    raw_uris: Option<&'a [&'a str]>,
+    raw_uris: Option<serde_json::Value>,
     twilio_direction: &'a str,
     twilio_status: &'a str,
 }
@@ -130,7 +130,7 @@ pub fn message_metadata(call: &Call, derived: &Derived) -> serde_json::Value {
         "raw": crate::raw_uris::Stored::new(&call.raw, elided.as_deref()),
     });
     if let Some(keys) = elided {
-        metadata[crate::raw_uris::MARKER] = serde_json::json!(keys);
+        metadata[crate::raw_uris::MARKER] = crate::raw_uris::marker(&keys);
     }
     metadata
 }
