@@ -403,6 +403,35 @@ impl Search {
         }
         Self { text, digits }
     }
+
+    /// The strings a trigram index can look up for this search (the digit
+    /// strings, then the text), when every one can: at least three
+    /// characters and none that JSON escapes (`"`, `\`, control
+    /// characters), so that a contact matching one of the search's exact
+    /// conditions holds it in its indexed text. `None` when one cannot:
+    /// the stores then read every contact. An index lookup finds a
+    /// superset, case-insensitively; the exact conditions still decide.
+    ///
+    /// ```
+    /// use callview_core::endpoint::Normalizer;
+    /// use callview_core::store::Search;
+    /// let n = Normalizer::default();
+    /// assert_eq!(Search::new("Whit", &n).trigram_terms(), Some(vec!["Whit"]));
+    /// assert_eq!(Search::new("Wh", &n).trigram_terms(), None);
+    /// assert_eq!(Search::new("say \"hi\"", &n).trigram_terms(), None);
+    /// ```
+    pub fn trigram_terms(&self) -> Option<Vec<&str>> {
+        let searchable = |t: &str| {
+            t.chars().count() >= 3 && !t.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+        };
+        let terms: Vec<&str> = self
+            .digits
+            .iter()
+            .map(String::as_str)
+            .chain((!self.text.is_empty()).then_some(self.text.as_str()))
+            .collect();
+        (!terms.is_empty() && terms.iter().all(|t| searchable(t))).then_some(terms)
+    }
 }
 
 /// A group of display statuses of a conversation's newest interaction

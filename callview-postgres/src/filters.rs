@@ -110,11 +110,42 @@ fn contains_pattern(text: &str) -> String {
     out
 }
 
+/// A contact's searchable fields in one text: the expression of
+/// `idx_contacts_search` (migration 12, a pg_trgm index), over `s`.
+const CONTACT_TEXT: &str =
+    "(coalesce(s.display_name, '') || ' ' || coalesce(s.formatted_number, '') || ' ' \
+     || coalesce(s.phone_number, '') || ' ' || coalesce(s.company_name, '') || ' ' \
+     || coalesce(s.notes, '') || ' ' || coalesce(s.tags::text, ''))";
+
+/// A call's notes and tags in one text: the expression of
+/// `idx_messages_annotations_search`, over `m`.
+const CALL_NOTES_TEXT: &str = "(coalesce(m.notes, '') || ' ' || coalesce(m.tags::text, ''))";
+
 /// The filters of `query` over `conversations v`.
+///
+/// A search adds, before its exact conditions, the `ILIKE` of each term on
+/// the texts the trigram indexes of migration 12 hold
+/// ([`Search::trigram_terms`](callview_core::store::Search::trigram_terms)):
+/// the index finds the candidates (a superset), the exact conditions decide.
+/// Without those indexes the extra condition costs a little per row read.
 pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
     let mut f = Filter::default();
     if let Some(search) = &query.search {
         let mut matches = Vec::new();
+        let mut narrow_contacts = String::new();
+        let mut narrow_calls = String::new();
+        if let Some(terms) = search.trigram_terms() {
+            let marks: Vec<String> = terms
+                .iter()
+                .map(|t| f.param(Param::Text(contains_pattern(t))))
+                .collect();
+            let any = |text: &str| {
+                let each: Vec<String> = marks.iter().map(|m| format!("{text} ILIKE {m}")).collect();
+                format!("({}) AND ", each.join(" OR "))
+            };
+            narrow_contacts = any(CONTACT_TEXT);
+            narrow_calls = any(CALL_NOTES_TEXT);
+        }
         for digits in &search.digits {
             let p = f.param(Param::Text(contains_pattern(digits)));
             matches.push(format!("s.phone_number LIKE {p}"));
@@ -143,14 +174,14 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             ));
             outside.push(format!(
                 "v.id IN (SELECT m.conversation_id FROM messages m \
-                 WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) \
-                   AND (m.notes ILIKE {p} OR EXISTS ( \
+                 WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) AND {narrow_calls}\
+                   (m.notes ILIKE {p} OR EXISTS ( \
                         SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(m.tags) = 'array' THEN m.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})))"
             ));
         }
         if !matches.is_empty() {
             let mut any = vec![format!(
-                "v.contact_id IN (SELECT s.id FROM contacts s WHERE {})",
+                "v.contact_id IN (SELECT s.id FROM contacts s WHERE {narrow_contacts}({}))",
                 matches.join(" OR ")
             )];
             any.extend(outside);
@@ -250,19 +281,42 @@ mod tests {
             .with_status(StatusFilter::Missed);
         let f = conversation_filter(&query);
         let sql = f.sql();
-        assert!(sql.contains("s.phone_number LIKE $1"), "{sql}");
-        assert!(sql.contains("ILIKE $2"), "{sql}");
+        // The trigram terms first (the digits, the text), then the exact
+        // conditions.
         assert!(
-            sql.contains("'last_call_direction' = ANY($3::text[])"),
+            sql.contains(&format!(
+                "({CONTACT_TEXT} ILIKE $1 OR {CONTACT_TEXT} ILIKE $2) AND"
+            )),
             "{sql}"
         );
         assert!(
-            sql.contains("'last_display_status' = ANY($4::text[])"),
+            sql.contains(&format!("{CALL_NOTES_TEXT} ILIKE $1 OR")),
             "{sql}"
         );
-        assert_eq!(f.next(), 5);
+        assert!(sql.contains("s.phone_number LIKE $3"), "{sql}");
+        assert!(sql.contains("s.display_name ILIKE $4"), "{sql}");
+        assert!(
+            sql.contains("'last_call_direction' = ANY($5::text[])"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("'last_display_status' = ANY($6::text[])"),
+            "{sql}"
+        );
+        assert_eq!(f.next(), 7);
         assert_eq!(f.params[0], Param::Text("%978844%".into()));
         assert_eq!(f.params[1], Param::Text("%978-844%".into()));
+        assert_eq!(f.params[2], Param::Text("%978844%".into()));
+        assert_eq!(f.params[3], Param::Text("%978-844%".into()));
+    }
+
+    #[test]
+    fn short_terms_are_not_narrowed() {
+        let query =
+            ConversationQuery::page(20, 0).with_search(Search::new("ab", &Normalizer::default()));
+        let sql = conversation_filter(&query).sql();
+        assert!(!sql.contains(CONTACT_TEXT), "{sql}");
+        assert!(sql.contains("s.display_name ILIKE $1"), "{sql}");
     }
 
     #[test]

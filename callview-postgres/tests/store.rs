@@ -127,6 +127,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
         indexes,
         [
             "idx_api_tokens_live_name",
+            "idx_contacts_search",
             "idx_conversation_stats_interactions",
             "idx_conversation_stats_missed",
             "idx_conversations_activity",
@@ -134,6 +135,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "idx_interactions_conversation",
             "idx_interactions_slot",
             "idx_messages_annotated",
+            "idx_messages_annotations_search",
             "idx_messages_conversation_start",
             "idx_messages_parent",
             "idx_messages_recorded",
@@ -145,6 +147,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "idx_texts_thread",
             "idx_transcripts_call",
             "idx_transcripts_recording",
+            "idx_transcripts_search",
         ]
     );
     let triggers: Vec<String> =
@@ -864,4 +867,114 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
         assert_eq!(row.call, calls[i]);
     }
     testing::discard(store).await;
+}
+
+/// Without the privilege to create pg_trgm (a user of an existing database
+/// who may not create objects in it), migration 12 goes on without the
+/// trigram indexes and search still finds what it should.
+#[tokio::test]
+async fn search_works_without_the_trigram_extension() {
+    let url = testing::fresh_database_url().await;
+    let mut parsed = url::Url::parse(&url).unwrap();
+    let database = parsed.path().trim_start_matches('/').to_owned();
+    let role = format!("{database}_user");
+    // Migrated first by the administrator, as an existing database is.
+    PostgresStore::connect(&url).await.unwrap().close().await;
+    // A role that may create tables in `public` but not extensions (no
+    // CREATE on the database); pg_trgm is not there yet.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    for sql in [
+        // (with its indexes)
+        "DROP EXTENSION IF EXISTS pg_trgm CASCADE".to_owned(),
+        format!("CREATE ROLE \"{role}\" LOGIN"),
+        format!("REVOKE CREATE ON DATABASE \"{database}\" FROM PUBLIC"),
+        format!("GRANT ALL ON SCHEMA public TO \"{role}\""),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO \"{role}\""),
+        format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO \"{role}\""),
+        "DELETE FROM _sqlx_migrations WHERE version = 12".to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    // Tables created from now on by the role are its own; the ones before
+    // belong to postgres: let the role own them, as it would its database.
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    for table in tables {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE public.\"{table}\" OWNER TO \"{role}\""
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    parsed.set_username(&role).unwrap();
+    let store = PostgresStore::connect(parsed.as_str()).await.unwrap();
+    let extension: Option<String> =
+        sqlx::query_scalar("SELECT extname::text FROM pg_extension WHERE extname = 'pg_trgm'")
+            .fetch_optional(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(extension, None, "the role could not create it");
+    let trigram_indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%\\_search' ESCAPE '\\'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(trigram_indexes, 0);
+
+    let engine = SyncEngine::new(
+        Arc::new(FakeTwilio::new(vec![rest_call(
+            "CA1",
+            None,
+            "+16175006181",
+            OWNED,
+            "inbound",
+            "completed",
+            "Fri, 06 Feb 2026 15:17:13 +0000",
+            Some(30),
+        )])),
+        Arc::new(store),
+        rules(),
+    );
+    engine.run(SyncMode::Since(since()), None).await.unwrap();
+    let store = engine.store();
+    let search = |text: &str| {
+        ConversationQuery::page(20, 0).with_search(callview_core::store::Search::new(
+            text,
+            &Normalizer::default(),
+        ))
+    };
+    let found = store.list_conversations(&search("7500618")).await.unwrap();
+    assert_eq!(found.total, 1);
+    let none = store.list_conversations(&search("999999")).await.unwrap();
+    assert_eq!(none.total, 0);
+    drop(engine);
+    for sql in [
+        format!("REASSIGN OWNED BY \"{role}\" TO CURRENT_USER"),
+        format!("DROP OWNED BY \"{role}\""),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    // The role's pool may still be closing: dropping the role waits for it.
+    for _ in 0..50 {
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE \"{role}\"")))
+            .execute(&mut conn)
+            .await;
+        if dropped.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

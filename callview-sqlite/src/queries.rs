@@ -400,6 +400,18 @@ pub(crate) fn conversation_filter(query: &ConversationQuery, use_indexes: bool) 
     let indexed = if use_indexes { "" } else { "+" };
     let mut f = Filter::default();
     if let Some(search) = &query.search {
+        // The trigram index (migration 11) narrows the contacts read to
+        // those holding a search term; the conditions below decide.
+        let narrowed = match search.trigram_terms() {
+            Some(terms) => {
+                let phrases: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
+                let mark = f.param(phrases.join(" OR "));
+                format!(
+                    "s.id IN (SELECT rowid FROM contact_search WHERE contact_search MATCH {mark}) AND "
+                )
+            }
+            None => String::new(),
+        };
         let mut matches = Vec::new();
         for digits in &search.digits {
             let mark = f.param(contains_pattern(digits));
@@ -439,7 +451,7 @@ pub(crate) fn conversation_filter(query: &ConversationQuery, use_indexes: bool) 
         }
         if !matches.is_empty() {
             f.clauses.push(format!(
-                "(cv.contact_id IN (SELECT s.id FROM contacts s WHERE {}){on_calls})",
+                "(cv.contact_id IN (SELECT s.id FROM contacts s WHERE {narrowed}({})){on_calls})",
                 matches.join(" OR ")
             ));
         }

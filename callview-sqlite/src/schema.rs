@@ -72,6 +72,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0010_lean_rows.sql",
         sql: include_str!("../migrations/0010_lean_rows.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_contact_search.sql",
+        sql: include_str!("../migrations/0011_contact_search.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist

@@ -2554,6 +2554,76 @@ pub async fn stale_edits_are_refused(store: Arc<dyn Store>) {
     ));
 }
 
+/// A search finds a term inside any field, in any case, whether or not a
+/// trigram index can narrow it (terms of three characters or more without
+/// a character JSON escapes; shorter ones and others read every contact),
+/// after edits and renames; a term spanning two fields finds nothing.
+pub async fn search_finds_terms_inside_every_field(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    h.ingest(vec![
+        inbound(&sid(1), CUSTOMER, 0, 10),
+        inbound(&sid(2), CUSTOMER2, 1, 10),
+    ])
+    .await;
+    let c1 = h.conversation(CUSTOMER).await;
+    edit_contact(
+        &h.store,
+        c1.contact.id,
+        json!({"name": "Dana Whitfield", "company_name": "Acme Rooter",
+               "notes": "gate code 4471", "tags": ["late \"payer\"", "VIP"]}),
+        None,
+    )
+    .await
+    .expect("edit");
+    let normalizer = crate::endpoint::Normalizer::default();
+    let found = |text: &str| {
+        let store = h.store.clone();
+        let query = ConversationQuery::page(50, 0)
+            .with_search(crate::store::Search::new(text, &normalizer));
+        async move {
+            let page = store.list_conversations(&query).await.expect("list");
+            assert_eq!(page.total as usize, page.conversations.len());
+            let mut keys: Vec<String> = page
+                .conversations
+                .into_iter()
+                .map(|v| v.contact.phone_number)
+                .collect();
+            keys.sort();
+            keys
+        }
+    };
+    for text in [
+        "itfiel",
+        "WHITFIELD",
+        "acme roo",
+        "4471",
+        "gate",
+        "payer",
+        "\"payer\"",
+        "vip",
+        "Da",
+    ] {
+        assert_eq!(found(text).await, [CUSTOMER], "{text:?}");
+    }
+    assert!(found("WhitfieldAcme").await.is_empty(), "across two fields");
+    assert!(found("zzz").await.is_empty());
+    let middle = &CUSTOMER2[4..9];
+    assert_eq!(found(middle).await, [CUSTOMER2], "digits inside a number");
+
+    // Renamed: the old name no longer finds the contact, the new one does.
+    let c1 = h.conversation(CUSTOMER).await;
+    edit_contact(
+        &h.store,
+        c1.contact.id,
+        json!({"name": "Dana Okafor"}),
+        Some(c1.contact.annotations.version),
+    )
+    .await
+    .expect("rename");
+    assert!(found("itfiel").await.is_empty());
+    assert_eq!(found("okafo").await, [CUSTOMER]);
+}
+
 /// Search finds conversations by what people wrote (contact name,
 /// company, notes, tags; calls' notes and tags), the tag filter matches
 /// tags case-insensitively on the contact or any call, and `tags()` counts

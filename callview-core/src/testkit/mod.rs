@@ -138,6 +138,7 @@ macro_rules! conformance_tests {
             edits_survive_syncs_and_moves,
             stale_edits_are_refused,
             annotations_are_searchable,
+            search_finds_terms_inside_every_field,
             imported_contacts_name_their_first_call,
             stuck_calls_back_off_and_are_unfollowed,
             recordings_attach_in_either_order,

@@ -3,8 +3,13 @@
 
 /// SQL that takes a database back to before migrations 4 to 7 (their
 /// tables, columns and indexes), for tests that make a database look like
-/// one written by an older callview.
-pub const UNDO_MIGRATIONS_4_TO_7: &str = "DROP TABLE conversation_stats;
+/// one written by an older callview. Migration 11's search index goes
+/// first (its triggers read the contacts' columns dropped here).
+pub const UNDO_MIGRATIONS_4_TO_7: &str = "DROP TRIGGER contact_search_insert;
+     DROP TRIGGER contact_search_delete;
+     DROP TRIGGER contact_search_update;
+     DROP TABLE contact_search;
+     DROP TABLE conversation_stats;
      DROP TABLE stats_hours;
      DROP TABLE stats_slots;
      DROP TABLE interactions;
