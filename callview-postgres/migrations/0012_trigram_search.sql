@@ -11,12 +11,13 @@
 --     index picks the candidates; filters.rs, SEARCH_TEXT);
 --   * idx_messages_annotations_search: the same for a call's notes and
 --     tags (only calls that have some);
---   * idx_transcripts_search: the transcript's text.
+--   * idx_transcripts_search: the transcript's text;
+--   * idx_conversations_external_id_search: the conversation's external id.
 -- Creating an extension needs a privilege a user of an existing database
 -- may lack (or the server may not ship contrib): the migration then goes
 -- on without these indexes, and search reads the rows as before (correct,
 -- slower). To add them later: `CREATE EXTENSION pg_trgm;` (as a superuser
--- or the database owner), then the three `CREATE INDEX` statements below.
+-- or the database owner), then the four `CREATE INDEX` statements below.
 
 DO $$
 BEGIN
@@ -37,6 +38,8 @@ BEGIN
             coalesce(notes, '') || ' ' || coalesce(tags::text, '')) gin_trgm_ops)
             WHERE notes IS NOT NULL OR tags <> '[]'::jsonb;
         CREATE INDEX IF NOT EXISTS idx_transcripts_search ON transcripts USING gin (text gin_trgm_ops);
+        CREATE INDEX IF NOT EXISTS idx_conversations_external_id_search
+            ON conversations USING gin (external_id gin_trgm_ops);
     END IF;
 END
 $$;

@@ -165,27 +165,34 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             matches.push(format!(
                 "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.tags) = 'array' THEN s.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})"
             ));
-            outside.push(format!("v.external_id ILIKE {p}"));
             outside.push(format!(
-                "v.id IN (SELECT m.conversation_id FROM transcripts t \
-                 LEFT JOIN recordings r ON r.sid = t.recording_sid AND r.deleted_at IS NULL \
-                 JOIN messages m ON m.twilio_sid = coalesce(t.call_sid, r.call_sid) \
-                 WHERE t.text ILIKE {p})"
+                "SELECT k.id FROM conversations k WHERE k.external_id ILIKE {p}"
             ));
             outside.push(format!(
-                "v.id IN (SELECT m.conversation_id FROM messages m \
+                "SELECT m.conversation_id FROM transcripts t \
+                 LEFT JOIN recordings r ON r.sid = t.recording_sid AND r.deleted_at IS NULL \
+                 JOIN messages m ON m.twilio_sid = coalesce(t.call_sid, r.call_sid) \
+                 WHERE t.text ILIKE {p}"
+            ));
+            outside.push(format!(
+                "SELECT m.conversation_id FROM messages m \
                  WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) AND {narrow_calls}\
                    (m.notes ILIKE {p} OR EXISTS ( \
-                        SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(m.tags) = 'array' THEN m.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})))"
+                        SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(m.tags) = 'array' THEN m.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p}))"
             ));
         }
         if !matches.is_empty() {
+            // The matching conversations' ids, found once (each part through
+            // its index), then looked up: an `OR` of subqueries per row
+            // would test every conversation.
             let mut any = vec![format!(
-                "v.contact_id IN (SELECT s.id FROM contacts s WHERE {narrow_contacts}({}))",
+                "SELECT k.id FROM conversations k WHERE k.contact_id = ANY(ARRAY( \
+                 SELECT s.id FROM contacts s WHERE {narrow_contacts}({})))",
                 matches.join(" OR ")
             )];
             any.extend(outside);
-            f.clauses.push(format!("({})", any.join(" OR ")));
+            f.clauses
+                .push(format!("v.id = ANY(ARRAY({}))", any.join(" UNION ")));
         }
     }
     if let Some(tag) = &query.tag {

@@ -132,6 +132,7 @@ async fn migrations_create_the_documented_schema_and_rerun_cleanly() {
             "idx_conversation_stats_missed",
             "idx_conversations_activity",
             "idx_conversations_contact",
+            "idx_conversations_external_id_search",
             "idx_interactions_conversation",
             "idx_interactions_slot",
             "idx_messages_annotated",
