@@ -753,6 +753,15 @@ fn standard_record(sid: &str) -> serde_json::Value {
     record
 }
 
+/// The stored `metadata` of call `sid`.
+async fn metadata_of(pool: sqlx::PgPool, sid: &str) -> serde_json::Value {
+    sqlx::query_scalar("SELECT metadata FROM messages WHERE twilio_sid = $1")
+        .bind(sid)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
 /// Migration 0011 converts rows written before it (whole records) in place:
 /// the derivable URIs leave the stored record, the rest stays whole, and
 /// every record reads back as Twilio sent it.
@@ -777,18 +786,7 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
     .run(SyncMode::Since(since()), None)
     .await
     .unwrap();
-    let stored = |sid: &'static str| {
-        let pool = store.pool().clone();
-        async move {
-            sqlx::query_scalar::<_, serde_json::Value>(
-                "SELECT metadata FROM messages WHERE twilio_sid = $1",
-            )
-            .bind(sid)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
+    let stored = |sid: &'static str| metadata_of(store.pool().clone(), sid);
     let lean = stored("CA1").await;
     assert!(lean["raw"].get("uri").is_none(), "{lean}");
     let mut keys: Vec<&str> = lean["raw_uris"]
@@ -829,18 +827,7 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
     store.close().await;
 
     let store = PostgresStore::connect(&url).await.unwrap();
-    let stored = |sid: &'static str| {
-        let pool = store.pool().clone();
-        async move {
-            sqlx::query_scalar::<_, serde_json::Value>(
-                "SELECT metadata FROM messages WHERE twilio_sid = $1",
-            )
-            .bind(sid)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
+    let stored = |sid: &'static str| metadata_of(store.pool().clone(), sid);
     assert_eq!(
         stored("CA1").await,
         lean,
