@@ -121,6 +121,12 @@ const CONTACT_TEXT: &str =
 /// `idx_messages_annotations_search`, over `m`.
 const CALL_NOTES_TEXT: &str = "(coalesce(m.notes, '') || ' ' || coalesce(m.tags::text, ''))";
 
+/// A conversation's external id as the expression of
+/// `idx_conversations_external_id_text` (migration 13), over `k`: an
+/// expression rather than the column, so that equality lookups of external
+/// ids never pick the trigram index.
+const EXTERNAL_ID_TEXT: &str = "(k.external_id || '')";
+
 /// The filters of `query` over `conversations v`.
 ///
 /// A search adds, before its exact conditions, the `ILIKE` of each term on
@@ -166,7 +172,7 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
                 "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.tags) = 'array' THEN s.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})"
             ));
             outside.push(format!(
-                "SELECT k.id FROM conversations k WHERE k.external_id ILIKE {p}"
+                "SELECT k.id FROM conversations k WHERE {EXTERNAL_ID_TEXT} ILIKE {p}"
             ));
             outside.push(format!(
                 "SELECT m.conversation_id FROM transcripts t \

@@ -301,7 +301,7 @@ pub(crate) const CONVERSATION_COLUMNS: &str = "v.id, v.external_id, v.subject, v
      COALESCE(NULLIF(v.metadata->>'last_root_sid', ''), ( \
          SELECT m.twilio_sid FROM messages m \
          WHERE m.conversation_id = v.id AND m.root_call_sid = m.twilio_sid \
-         ORDER BY (m.start_time IS NOT NULL) DESC, m.start_time DESC, m.twilio_sid COLLATE \"C\" DESC \
+         ORDER BY m.start_time DESC NULLS LAST, m.twilio_sid COLLATE \"C\" DESC \
          LIMIT 1)) AS last_root_sid, \
      c.id AS contact_id, c.phone_number AS contact_phone_number, \
      c.formatted_number AS contact_formatted_number, c.display_name AS contact_display_name, \

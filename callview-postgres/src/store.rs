@@ -758,8 +758,7 @@ impl Db {
                  FROM messages m \
                  WHERE m.conversation_id = v.id AND m.root_call_sid = m.twilio_sid \
                    AND m.twilio_sid <> ALL($3) \
-                 ORDER BY (m.start_time IS NOT NULL) DESC, m.start_time DESC, \
-                     m.twilio_sid COLLATE \"C\" DESC \
+                 ORDER BY m.start_time DESC NULLS LAST, m.twilio_sid COLLATE \"C\" DESC \
                  LIMIT 1) n ON true \
              WHERE v.id = ANY(ARRAY( \
                  SELECT k.id FROM conversations k WHERE k.contact_id = ANY(ARRAY( \

@@ -1,0 +1,36 @@
+-- callview: two index fixes found by the benchmarks (issue 17).
+--
+-- 1. A conversation's root calls in the order its thread shows them.
+--    The thread (`GET /api/conversations/{id}/messages`) and the newest
+--    root call of a conversation read root calls newest first, calls never
+--    started last: `ORDER BY start_time DESC NULLS LAST, twilio_sid
+--    COLLATE "C" DESC`. idx_messages_conversation_start is
+--    `(conversation_id, start_time DESC)`, whose DESC puts NULLs first, so
+--    PostgreSQL read every call of the conversation and sorted them. This
+--    partial index holds root calls only, in that order, so a page reads
+--    its rows from the index and stops at its limit.
+--
+-- 2. The trigram index on conversations.external_id (migration 12) was on
+--    the bare column. pg_trgm's operator class also answers `=`, and the
+--    planner sometimes chose it for the sync's `external_id = ANY($1)`
+--    lookup (one trigram search per id, about a minute per page of 1,000
+--    calls on 100,000 conversations) over the UNIQUE constraint's btree.
+--    The index is now on an expression (`external_id || ''`, the same text;
+--    an expression no planner rewrites back to the column) that only the
+--    search's condition uses (filters.rs, EXTERNAL_ID_TEXT), so equality
+--    lookups keep the btree.
+
+CREATE INDEX IF NOT EXISTS idx_messages_conversation_roots
+    ON messages (conversation_id, start_time DESC NULLS LAST, twilio_sid COLLATE "C" DESC)
+    WHERE root_call_sid = twilio_sid;
+
+DROP INDEX IF EXISTS idx_conversations_external_id_search;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE INDEX IF NOT EXISTS idx_conversations_external_id_text
+            ON conversations USING gin ((external_id || '') gin_trgm_ops);
+    END IF;
+END
+$$;
