@@ -111,8 +111,14 @@ pub(crate) fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Settings of the write connection: WAL (files only; in-memory databases
 /// keep their `memory` journal), `synchronous = NORMAL` (durable at each
-/// checkpoint, never corrupt), a 16 MiB page cache, and a WAL file cut
+/// checkpoint, never corrupt), a 16 MiB page cache, a checkpoint every
+/// 16,384 WAL pages (64 MiB) rather than SQLite's 1,000, and a WAL file cut
 /// back to 64 MiB after checkpoints.
+///
+/// A 1,000-call sync page dirties more than 1,000 pages (the random-key
+/// indexes on SIDs), so with the default every commit checkpointed:
+/// 54.5 ms of commit per page; with 16,384, pages written by several
+/// commits reach the database file once, 36.5 ms (issue 17, RESULTS.md).
 pub(crate) fn configure_writer(conn: &Connection, in_memory: bool) -> rusqlite::Result<()> {
     configure_common(conn)?;
     if !in_memory {
@@ -129,7 +135,8 @@ pub(crate) fn configure_writer(conn: &Connection, in_memory: bool) -> rusqlite::
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL;
          PRAGMA cache_size = -16384;
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA journal_size_limit = 67108864;
+         PRAGMA wal_autocheckpoint = 16384;",
     )?;
     Ok(())
 }
