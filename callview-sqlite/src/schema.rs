@@ -77,6 +77,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0011_contact_search.sql",
         sql: include_str!("../migrations/0011_contact_search.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_partial_parent_index.sql",
+        sql: include_str!("../migrations/0012_partial_parent_index.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist
