@@ -1,14 +1,17 @@
 -- callview: three index changes found by the benchmarks (issue 17).
 --
--- 1. A conversation's root calls in the order its thread shows them.
+-- 1. A conversation's calls in the order its thread shows them.
 --    The thread (`GET /api/conversations/{id}/messages`) and the newest
 --    root call of a conversation read root calls newest first, calls never
 --    started last: `ORDER BY start_time DESC NULLS LAST, twilio_sid
---    COLLATE "C" DESC`. idx_messages_conversation_start is
+--    COLLATE "C" DESC`. idx_messages_conversation_start was
 --    `(conversation_id, start_time DESC)`, whose DESC puts NULLs first, so
---    PostgreSQL read every call of the conversation and sorted them. This
---    partial index holds root calls only, in that order, so a page reads
---    its rows from the index and stops at its limit.
+--    PostgreSQL read every call of the conversation and sorted them (4.8 ms
+--    for the first page of a 1,000-call conversation). It is replaced by
+--    the same columns in that order, NULLs last: a page reads its rows in
+--    order from the index (sorting only calls that started in the same
+--    second, by SID) and stops at its limit. Same size, same write cost;
+--    the queries that only need `conversation_id` use it as before.
 --
 -- 2. The trigram index on conversations.external_id (migration 12) was on
 --    the bare column. pg_trgm's operator class also answers `=`, and the
@@ -26,9 +29,9 @@
 --    and never read. A lookup by value implies NOT NULL, so PostgreSQL
 --    still uses the partial index.
 
-CREATE INDEX IF NOT EXISTS idx_messages_conversation_roots
-    ON messages (conversation_id, start_time DESC NULLS LAST, twilio_sid COLLATE "C" DESC)
-    WHERE root_call_sid = twilio_sid;
+CREATE INDEX IF NOT EXISTS idx_messages_conversation_recent
+    ON messages (conversation_id, start_time DESC NULLS LAST);
+DROP INDEX IF EXISTS idx_messages_conversation_start;
 
 DROP INDEX IF EXISTS idx_conversations_external_id_search;
 
