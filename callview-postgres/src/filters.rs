@@ -20,6 +20,7 @@ pub(crate) enum Param {
     Texts(Vec<String>),
     Time(NaiveDateTime),
     Int(i64),
+    Ids(Vec<i32>),
 }
 
 /// Where a segment of the conversations list starts.
@@ -72,6 +73,14 @@ impl Filter {
     /// The number the next parameter gets (`$n`).
     pub(crate) fn next(&self) -> usize {
         self.params.len() + 1
+    }
+
+    /// The conversations `ids` (found beforehand by the filter they replace).
+    pub(crate) fn ids(ids: Vec<i32>) -> Filter {
+        let mut f = Filter::default();
+        let p = f.param(Param::Ids(ids));
+        f.and(format!("v.id = ANY({p})"));
+        f
     }
 
     /// Keeps only the rows from `start` on.
@@ -266,6 +275,7 @@ macro_rules! bind_filter {
                 $crate::filters::Param::Texts(v) => query.bind(v.clone()),
                 $crate::filters::Param::Time(v) => query.bind(*v),
                 $crate::filters::Param::Int(v) => query.bind(*v),
+                $crate::filters::Param::Ids(v) => query.bind(v.clone()),
             };
         }
         query

@@ -1359,16 +1359,36 @@ impl Store for PostgresStore {
         let filter = conversation_filter(query);
         let where_clause = filter.sql();
         let mut tx = self.read_tx(what).await?;
-        // Unfiltered, the number the triggers of migration 4 keep.
-        let count_sql = if query.has_filters() {
-            format!("SELECT count(*) FROM conversations v {where_clause}")
-        } else {
-            "SELECT COALESCE(sum(delta), 0)::int8 FROM conversation_count".to_owned()
-        };
-        let total: i64 = bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)), filter)
-            .fetch_one(&mut *tx)
+        let (filter, total) = if query.search.is_some() {
+            // A search's matches are found once (trigram lookups, then the
+            // exact conditions: most of the cost), counted here and paged
+            // from by id; counting and paging with the search twice cost
+            // twice. The transaction's snapshot makes both agree.
+            let ids: Vec<i32> = bind_filter!(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT v.id FROM conversations v {where_clause}"
+                ))),
+                filter
+            )
+            .fetch_all(&mut *tx)
             .await
             .map_err(self.db.error(what))?;
+            let total = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+            (Filter::ids(ids), total)
+        } else {
+            // Unfiltered, the number the triggers of migration 4 keep.
+            let count_sql = if query.has_filters() {
+                format!("SELECT count(*) FROM conversations v {where_clause}")
+            } else {
+                "SELECT COALESCE(sum(delta), 0)::int8 FROM conversation_count".to_owned()
+            };
+            let total: i64 =
+                bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)), filter)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(self.db.error(what))?;
+            (filter, total)
+        };
         // One row more than the page says whether another page follows.
         let want = i64::from(query.limit) + 1;
         let mut rows = match &query.after {
