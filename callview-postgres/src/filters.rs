@@ -47,6 +47,9 @@ pub(crate) enum Start {
 pub(crate) struct Filter {
     clauses: Vec<String>,
     pub(crate) params: Vec<Param>,
+    /// The search's matching conversation ids as one `SELECT` (the `UNION`
+    /// its clause looks up), when the filter has a search.
+    search_ids: Option<String>,
 }
 
 impl Filter {
@@ -67,6 +70,19 @@ impl Filter {
             String::new()
         } else {
             format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// A `SELECT` of the ids of the conversations the filter keeps. A search
+    /// alone is its `UNION` of ids as is: every id it yields is a stored
+    /// conversation's, so looking each up in `conversations` again (what
+    /// the `WHERE` would do) only costs a probe per match.
+    pub(crate) fn ids_sql(&self) -> String {
+        match &self.search_ids {
+            Some(union) if self.clauses.len() == 1 => {
+                format!("SELECT found.id FROM ({union}) AS found(id)")
+            }
+            _ => format!("SELECT v.id FROM conversations v {}", self.sql()),
         }
     }
 
@@ -206,8 +222,9 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
                 matches.join(" OR ")
             )];
             any.extend(outside);
-            f.clauses
-                .push(format!("v.id = ANY(ARRAY({}))", any.join(" UNION ")));
+            let union = any.join(" UNION ");
+            f.clauses.push(format!("v.id = ANY(ARRAY({union}))"));
+            f.search_ids = Some(union);
         }
     }
     if let Some(tag) = &query.tag {
@@ -331,6 +348,35 @@ mod tests {
         assert_eq!(f.params[1], Param::Text("%978-844%".into()));
         assert_eq!(f.params[2], Param::Text("%978844%".into()));
         assert_eq!(f.params[3], Param::Text("%978-844%".into()));
+    }
+
+    #[test]
+    fn a_search_alone_selects_its_matches_directly() {
+        let search = || Search::new("alice", &Normalizer::default());
+        let alone = conversation_filter(&ConversationQuery::page(20, 0).with_search(search()));
+        let sql = alone.ids_sql();
+        assert!(
+            sql.starts_with("SELECT found.id FROM (SELECT k.id FROM conversations k"),
+            "{sql}"
+        );
+        assert!(!sql.contains("v.id"), "{sql}");
+        // With another filter, the matches are looked up and filtered.
+        let both = conversation_filter(
+            &ConversationQuery::page(20, 0)
+                .with_search(search())
+                .with_status(StatusFilter::Busy),
+        );
+        let sql = both.ids_sql();
+        assert!(
+            sql.starts_with("SELECT v.id FROM conversations v WHERE v.id = ANY(ARRAY("),
+            "{sql}"
+        );
+        assert!(sql.contains("'last_display_status' = ANY("), "{sql}");
+        let none =
+            conversation_filter(&ConversationQuery::page(20, 0).with_status(StatusFilter::Busy));
+        assert!(none
+            .ids_sql()
+            .starts_with("SELECT v.id FROM conversations v WHERE"));
     }
 
     #[test]

@@ -1365,9 +1365,7 @@ impl Store for PostgresStore {
             // from by id; counting and paging with the search twice cost
             // twice. The transaction's snapshot makes both agree.
             let ids: Vec<i32> = bind_filter!(
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT v.id FROM conversations v {where_clause}"
-                ))),
+                sqlx::query_scalar(sqlx::AssertSqlSafe(filter.ids_sql())),
                 filter
             )
             .fetch_all(&mut *tx)

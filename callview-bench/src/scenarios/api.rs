@@ -34,7 +34,7 @@ use callview_core::Store;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::db::{BenchDb, StoreKind};
+use crate::db::{BenchDb, StoreKind, Vacuumed};
 use crate::report::{ms, secs, thousands, Report, Table, TargetCheck, Verdict};
 use crate::synthetic::{self, Loaded, Shape};
 use crate::Options;
@@ -115,6 +115,8 @@ pub struct StoreApi {
     pub loaded: Loaded,
     /// Contacts given a name before the measurements.
     pub named_contacts: u64,
+    /// The `VACUUM (ANALYZE)` run before the measurements (PostgreSQL).
+    pub vacuumed: Option<Vacuumed>,
     /// Every endpoint.
     pub endpoints: Vec<EndpointResult>,
 }
@@ -196,6 +198,7 @@ async fn one_store(
     ));
     let named_contacts = synthetic::name_contacts(&store, NAME_EVERY).await?;
     options.progress(format!("api: {kind}: {named_contacts} contacts named"));
+    let vacuumed = db.vacuum_analyze().await?;
     let big = loaded
         .big_conversation
         .context("the dataset has no big conversation")?;
@@ -284,6 +287,7 @@ async fn one_store(
         store: kind,
         loaded,
         named_contacts,
+        vacuumed,
         endpoints: results,
     })
 }
@@ -662,6 +666,15 @@ impl ApiResult {
                 s.store,
                 thousands(s.named_contacts as f64)
             ));
+            if let Some(v) = &s.vacuumed {
+                report.notes.push(format!(
+                    "{}: VACUUM (ANALYZE) after loading ({}), the state autovacuum keeps a \
+                     database in; this server runs with autovacuum = {}",
+                    s.store,
+                    secs(v.secs),
+                    v.autovacuum
+                ));
+            }
         }
         report.notes.push(
             "the load generator runs in the server's process and shares its 2 cores; \
