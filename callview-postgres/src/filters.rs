@@ -7,8 +7,10 @@
 //! planner computed it; `apply` writes it with the counters; migration 3
 //! filled it in for conversations stored before.
 
+use std::cmp::Reverse;
+
 use callview_core::model::ThreadKinds;
-use callview_core::store::ConversationQuery;
+use callview_core::store::{ConversationCursor, ConversationQuery};
 use chrono::NaiveDateTime;
 
 use crate::rows::to_db_time;
@@ -41,15 +43,52 @@ pub(crate) enum Start {
     Unstarted { before: Option<i64> },
 }
 
+/// One conversation's place in the list's order (`last_message_at DESC
+/// NULLS LAST, id DESC`): smaller comes first.
+fn list_order(last_message_at: Option<NaiveDateTime>, id: i64) -> impl Ord {
+    (
+        last_message_at.is_none(),
+        Reverse(last_message_at),
+        Reverse(id),
+    )
+}
+
+/// The ids of one page of the list, cut from `matches` (the `(id,
+/// last_message_at)` of every conversation the filter keeps, in any order):
+/// in the list's order, starting just after `after` (or `offset` rows in),
+/// at most `want` of them. What `list_rows` does in SQL, for matches
+/// already in hand.
+pub(crate) fn page_of(
+    mut matches: Vec<(i32, Option<NaiveDateTime>)>,
+    after: Option<&ConversationCursor>,
+    offset: u64,
+    want: usize,
+) -> Vec<i32> {
+    matches.sort_unstable_by_key(|&(id, at)| list_order(at, i64::from(id)));
+    let start = match after {
+        Some(cursor) => {
+            let position = list_order(cursor.last_message_at().map(to_db_time), cursor.id().0);
+            matches.partition_point(|&(id, at)| list_order(at, i64::from(id)) <= position)
+        }
+        None => usize::try_from(offset).unwrap_or(usize::MAX),
+    };
+    matches
+        .into_iter()
+        .skip(start)
+        .take(want)
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// A `WHERE` clause (empty without filters) and its parameters, numbered
 /// from `$1`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Filter {
     clauses: Vec<String>,
     pub(crate) params: Vec<Param>,
-    /// The search's matching conversation ids as one `SELECT` (the `UNION`
-    /// its clause looks up), when the filter has a search.
-    search_ids: Option<String>,
+    /// The search's matching conversations as one `SELECT` of their
+    /// `(id, last_message_at)`, when the filter has a search.
+    search_keys: Option<String>,
 }
 
 impl Filter {
@@ -73,16 +112,17 @@ impl Filter {
         }
     }
 
-    /// A `SELECT` of the ids of the conversations the filter keeps. A search
-    /// alone is its `UNION` of ids as is: every id it yields is a stored
-    /// conversation's, so looking each up in `conversations` again (what
-    /// the `WHERE` would do) only costs a probe per match.
-    pub(crate) fn ids_sql(&self) -> String {
-        match &self.search_ids {
-            Some(union) if self.clauses.len() == 1 => {
-                format!("SELECT found.id FROM ({union}) AS found(id)")
-            }
-            _ => format!("SELECT v.id FROM conversations v {}", self.sql()),
+    /// A `SELECT` of the `(id, last_message_at)` of the conversations the
+    /// filter keeps: the list's order key. A search alone is its own
+    /// `UNION`, which reads those columns where it finds the matches (each
+    /// id is a stored conversation's), so no match is looked up twice.
+    pub(crate) fn keys_sql(&self) -> String {
+        match &self.search_keys {
+            Some(union) if self.clauses.len() == 1 => union.clone(),
+            _ => format!(
+                "SELECT v.id, v.last_message_at FROM conversations v {}",
+                self.sql()
+            ),
         }
     }
 
@@ -163,6 +203,10 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
     let mut f = Filter::default();
     if let Some(search) = &query.search {
         let mut matches = Vec::new();
+        // Conditions over `conversations k`, and selects of conversation
+        // ids from other tables.
+        let mut by_conversation: Vec<String> = Vec::new();
+        let mut by_message: Vec<String> = Vec::new();
         let mut narrow_contacts = String::new();
         let mut narrow_calls = String::new();
         if let Some(terms) = search.trigram_terms() {
@@ -181,7 +225,6 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             let p = f.param(Param::Text(contains_pattern(digits)));
             matches.push(format!("s.phone_number LIKE {p}"));
         }
-        let mut outside = Vec::new();
         if !search.text.is_empty() {
             let p = f.param(Param::Text(contains_pattern(&search.text)));
             for column in [
@@ -196,16 +239,14 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             matches.push(format!(
                 "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.tags) = 'array' THEN s.tags ELSE '[]'::jsonb END) t WHERE t ILIKE {p})"
             ));
-            outside.push(format!(
-                "SELECT k.id FROM conversations k WHERE {EXTERNAL_ID_TEXT} ILIKE {p}"
-            ));
-            outside.push(format!(
+            by_conversation.push(format!("{EXTERNAL_ID_TEXT} ILIKE {p}"));
+            by_message.push(format!(
                 "SELECT m.conversation_id FROM transcripts t \
                  LEFT JOIN recordings r ON r.sid = t.recording_sid AND r.deleted_at IS NULL \
                  JOIN messages m ON m.twilio_sid = coalesce(t.call_sid, r.call_sid) \
                  WHERE t.text ILIKE {p}"
             ));
-            outside.push(format!(
+            by_message.push(format!(
                 "SELECT m.conversation_id FROM messages m \
                  WHERE (m.notes IS NOT NULL OR m.tags <> '[]'::jsonb) AND {narrow_calls}\
                    (m.notes ILIKE {p} OR EXISTS ( \
@@ -213,18 +254,33 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
             ));
         }
         if !matches.is_empty() {
-            // The matching conversations' ids, found once (each part through
-            // its index), then looked up: an `OR` of subqueries per row
-            // would test every conversation.
-            let mut any = vec![format!(
-                "SELECT k.id FROM conversations k WHERE k.contact_id = ANY(ARRAY( \
-                 SELECT s.id FROM contacts s WHERE {narrow_contacts}({})))",
-                matches.join(" OR ")
-            )];
-            any.extend(outside);
-            let union = any.join(" UNION ");
-            f.clauses.push(format!("v.id = ANY(ARRAY({union}))"));
-            f.search_ids = Some(union);
+            // The matching conversations, found once (each part through its
+            // index), then looked up: an `OR` of subqueries per row would
+            // test every conversation.
+            by_conversation.insert(
+                0,
+                format!(
+                    "k.contact_id = ANY(ARRAY( \
+                     SELECT s.id FROM contacts s WHERE {narrow_contacts}({})))",
+                    matches.join(" OR ")
+                ),
+            );
+            let select = |columns: &str| {
+                let mut parts: Vec<String> = by_conversation
+                    .iter()
+                    .map(|c| format!("SELECT {columns} FROM conversations k WHERE {c}"))
+                    .collect();
+                if !by_message.is_empty() {
+                    parts.push(format!(
+                        "SELECT {columns} FROM conversations k WHERE k.id = ANY(ARRAY({}))",
+                        by_message.join(" UNION ")
+                    ));
+                }
+                parts.join(" UNION ")
+            };
+            f.clauses
+                .push(format!("v.id = ANY(ARRAY({}))", select("k.id")));
+            f.search_keys = Some(select("k.id, k.last_message_at"));
         }
     }
     if let Some(tag) = &query.tag {
@@ -303,6 +359,7 @@ pub(crate) use bind_filter;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callview_core::model::ConversationId;
     use callview_core::store::{Search, StatusFilter};
     use callview_core::{ActualDirection, Normalizer};
 
@@ -351,32 +408,77 @@ mod tests {
     }
 
     #[test]
-    fn a_search_alone_selects_its_matches_directly() {
+    fn a_search_alone_selects_its_matches_with_their_order_key() {
         let search = || Search::new("alice", &Normalizer::default());
         let alone = conversation_filter(&ConversationQuery::page(20, 0).with_search(search()));
-        let sql = alone.ids_sql();
+        let sql = alone.keys_sql();
         assert!(
-            sql.starts_with("SELECT found.id FROM (SELECT k.id FROM conversations k"),
+            sql.starts_with(
+                "SELECT k.id, k.last_message_at FROM conversations k WHERE k.contact_id = ANY("
+            ),
             "{sql}"
         );
-        assert!(!sql.contains("v.id"), "{sql}");
+        // The matches found through calls and transcripts carry the key too.
+        assert!(
+            sql.contains("UNION SELECT k.id, k.last_message_at FROM conversations k WHERE k.id = ANY(ARRAY(SELECT m.conversation_id FROM transcripts"),
+            "{sql}"
+        );
+        assert!(!sql.contains("v."), "{sql}");
         // With another filter, the matches are looked up and filtered.
         let both = conversation_filter(
             &ConversationQuery::page(20, 0)
                 .with_search(search())
                 .with_status(StatusFilter::Busy),
         );
-        let sql = both.ids_sql();
+        let sql = both.keys_sql();
         assert!(
-            sql.starts_with("SELECT v.id FROM conversations v WHERE v.id = ANY(ARRAY("),
+            sql.starts_with("SELECT v.id, v.last_message_at FROM conversations v WHERE v.id = ANY(ARRAY(SELECT k.id FROM"),
             "{sql}"
         );
         assert!(sql.contains("'last_display_status' = ANY("), "{sql}");
-        let none =
-            conversation_filter(&ConversationQuery::page(20, 0).with_status(StatusFilter::Busy));
-        assert!(none
-            .ids_sql()
-            .starts_with("SELECT v.id FROM conversations v WHERE"));
+    }
+
+    #[test]
+    fn pages_are_cut_in_the_list_order() {
+        let at =
+            |s: i64| chrono::DateTime::from_timestamp(1_770_000_000 + s, 0).map(|t| t.naive_utc());
+        // Newest first, ties by id descending, never-active last by id descending.
+        let matches = vec![
+            (1, at(10)),
+            (2, None),
+            (3, at(30)),
+            (4, at(10)),
+            (5, None),
+            (6, at(20)),
+        ];
+        let all = page_of(matches.clone(), None, 0, 100);
+        assert_eq!(all, vec![3, 6, 4, 1, 5, 2]);
+        assert_eq!(page_of(matches.clone(), None, 2, 3), vec![4, 1, 5]);
+        assert_eq!(page_of(matches.clone(), None, 9, 3), Vec::<i32>::new());
+        // After a cursor: strictly after its position, across the two segments.
+        let cursor = |at: Option<i64>, id| {
+            ConversationCursor::new(
+                at.and_then(|s| chrono::DateTime::from_timestamp(1_770_000_000 + s, 0)),
+                ConversationId(id),
+            )
+        };
+        assert_eq!(
+            page_of(matches.clone(), Some(&cursor(Some(10), 4)), 0, 3),
+            vec![1, 5, 2]
+        );
+        assert_eq!(
+            page_of(matches.clone(), Some(&cursor(Some(20), 6)), 0, 1),
+            vec![4]
+        );
+        assert_eq!(
+            page_of(matches.clone(), Some(&cursor(None, 5)), 0, 9),
+            vec![2]
+        );
+        // A cursor at a position no match holds (its row no longer matches).
+        assert_eq!(
+            page_of(matches, Some(&cursor(Some(25), 99)), 0, 2),
+            vec![6, 4]
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use callview_core::store::{
 use callview_core::text::MessageSid;
 use callview_core::{ActualDirection, CallDirection, CallStatus};
 
-use crate::filters::{bind_filter, conversation_filter, Filter, Start};
+use crate::filters::{bind_filter, conversation_filter, page_of, Filter, Start};
 use crate::media;
 use crate::options::{redact_url, PostgresOptions};
 use crate::rows::{
@@ -320,6 +320,47 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(self.db.error("listing conversations"))
+    }
+
+    /// One page of the list under `filter`, from the query's cursor or
+    /// offset: the rows with a `last_message_at` after the cursor, then
+    /// those without.
+    async fn list_page(
+        &self,
+        tx: &mut PgConnection,
+        filter: &Filter,
+        query: &ConversationQuery,
+        want: i64,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        Ok(match &query.after {
+            None => {
+                let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+                self.list_rows(tx, filter, &Start::Top, want, offset)
+                    .await?
+            }
+            Some(cursor) => {
+                let id = cursor.id().0;
+                match cursor.last_message_at() {
+                    Some(at) => {
+                        let start = Start::After {
+                            at: to_db_time(at),
+                            id,
+                        };
+                        let mut rows = self.list_rows(tx, filter, &start, want, 0).await?;
+                        let missing = want - rows.len() as i64;
+                        if missing > 0 {
+                            let unstarted = Start::Unstarted { before: None };
+                            rows.extend(self.list_rows(tx, filter, &unstarted, missing, 0).await?);
+                        }
+                        rows
+                    }
+                    None => {
+                        let unstarted = Start::Unstarted { before: Some(id) };
+                        self.list_rows(tx, filter, &unstarted, want, 0).await?
+                    }
+                }
+            }
+        })
     }
 
     /// Conversations with their contacts, and each one's last interaction,
@@ -1359,20 +1400,31 @@ impl Store for PostgresStore {
         let filter = conversation_filter(query);
         let where_clause = filter.sql();
         let mut tx = self.read_tx(what).await?;
-        let (filter, total) = if query.search.is_some() {
+        // One row more than the page says whether another page follows.
+        let want = i64::from(query.limit) + 1;
+        let (total, mut rows) = if query.search.is_some() {
             // A search's matches are found once (trigram lookups, then the
-            // exact conditions: most of the cost), counted here and paged
-            // from by id; counting and paging with the search twice cost
-            // twice. The transaction's snapshot makes both agree.
-            let ids: Vec<i32> = bind_filter!(
-                sqlx::query_scalar(sqlx::AssertSqlSafe(filter.ids_sql())),
+            // exact conditions: most of the cost) with their order key,
+            // counted, and the page cut from them here; only its rows are
+            // read. The transaction's snapshot makes both agree.
+            let matches: Vec<(i32, Option<NaiveDateTime>)> = bind_filter!(
+                sqlx::query_as(sqlx::AssertSqlSafe(filter.keys_sql())),
                 filter
             )
             .fetch_all(&mut *tx)
             .await
             .map_err(self.db.error(what))?;
-            let total = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-            (Filter::ids(ids), total)
+            let total = i64::try_from(matches.len()).unwrap_or(i64::MAX);
+            let page = page_of(
+                matches,
+                query.after.as_ref(),
+                query.offset,
+                usize::try_from(want).unwrap_or(usize::MAX),
+            );
+            let rows = self
+                .list_rows(&mut tx, &Filter::ids(page), &Start::Top, want, 0)
+                .await?;
+            (total, rows)
         } else {
             // Unfiltered, the number the triggers of migration 4 keep.
             let count_sql = if query.has_filters() {
@@ -1385,42 +1437,7 @@ impl Store for PostgresStore {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(self.db.error(what))?;
-            (filter, total)
-        };
-        // One row more than the page says whether another page follows.
-        let want = i64::from(query.limit) + 1;
-        let mut rows = match &query.after {
-            None => {
-                let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-                self.list_rows(&mut tx, &filter, &Start::Top, want, offset)
-                    .await?
-            }
-            Some(cursor) => {
-                let id = cursor.id().0;
-                match cursor.last_message_at() {
-                    Some(at) => {
-                        let start = Start::After {
-                            at: to_db_time(at),
-                            id,
-                        };
-                        let mut rows = self.list_rows(&mut tx, &filter, &start, want, 0).await?;
-                        let missing = want - rows.len() as i64;
-                        if missing > 0 {
-                            let unstarted = Start::Unstarted { before: None };
-                            rows.extend(
-                                self.list_rows(&mut tx, &filter, &unstarted, missing, 0)
-                                    .await?,
-                            );
-                        }
-                        rows
-                    }
-                    None => {
-                        let unstarted = Start::Unstarted { before: Some(id) };
-                        self.list_rows(&mut tx, &filter, &unstarted, want, 0)
-                            .await?
-                    }
-                }
-            }
+            (total, self.list_page(&mut tx, &filter, query, want).await?)
         };
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
         let next_cursor = if rows.len() > limit {
