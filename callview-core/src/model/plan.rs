@@ -261,6 +261,15 @@ pub struct Prepared {
     lookup: ConversationLookup,
 }
 
+/// A call [`Prepared::finish`] writes, before its record moves into the plan.
+struct PendingWrite<'a> {
+    sid: &'a CallSid,
+    conversation: ConversationRef,
+    root_sid: &'a CallSid,
+    derived: &'a Derived,
+    recording_url: Option<String>,
+}
+
 /// A batch text with its party and what is stored of it.
 #[derive(Debug)]
 struct PreparedText {
@@ -489,7 +498,7 @@ impl Prepared {
     /// [`Prepared::lookup`] (those that exist), each with totals over its
     /// rows outside `lookup().exclude`, and which of its external ids are
     /// taken.
-    pub fn finish(self, found: impl Into<FoundConversations>) -> Plan {
+    pub fn finish(mut self, found: impl Into<FoundConversations>) -> Plan {
         let FoundConversations {
             conversations,
             taken_external_ids,
@@ -501,6 +510,7 @@ impl Prepared {
             conversations.iter().map(|c| (c.id, c)).collect();
 
         let mut plan = Plan::default();
+        let mut writes: Vec<PendingWrite<'_>> = Vec::new();
         let mut landed: BTreeMap<ConversationRef, Aggregate> = BTreeMap::new();
         let mut dirty: BTreeSet<ConversationRef> = BTreeSet::new();
         let mut created: BTreeSet<String> = BTreeSet::new();
@@ -580,11 +590,11 @@ impl Prepared {
                 if let Some(s) = stored {
                     dirty.insert(ConversationRef::Existing(s.conversation_id));
                 }
-                plan.calls.push(CallWrite {
-                    call: call.clone(),
+                writes.push(PendingWrite {
+                    sid,
                     conversation: target.clone(),
-                    root_sid: root_sid.clone(),
-                    derived: derived.clone(),
+                    root_sid,
+                    derived,
                     recording_url: stored.and_then(|s| s.recording_url.clone()),
                 });
             }
@@ -592,6 +602,25 @@ impl Prepared {
                 plan.interactions.push(self.facts(tree, target));
             }
         }
+        // The written calls move into the plan (no copy of their records):
+        // every call is in exactly one tree, so each is taken once.
+        let mut calls = std::mem::take(&mut self.calls);
+        plan.calls = writes
+            .into_iter()
+            .filter_map(|w| {
+                Some(CallWrite {
+                    call: calls.remove(w.sid)?,
+                    conversation: w.conversation,
+                    root_sid: w.root_sid.clone(),
+                    derived: w.derived.clone(),
+                    recording_url: w.recording_url,
+                })
+            })
+            .collect();
+        debug_assert_eq!(
+            plan.calls.len() as u64,
+            plan.stats.inserted + plan.stats.updated + plan.stats.moved
+        );
         for prepared in &self.texts {
             let target = target_of(&prepared.key, &prepared.display, &mut plan);
             let aggregate = landed.entry(target.clone()).or_default();
