@@ -500,8 +500,16 @@ impl PartyRules {
     /// The external party of a call or text between `from` and `to`;
     /// `outbound` (Twilio's direction) decides when both sides are outside.
     pub fn party_of(&self, from: Option<&str>, to: Option<&str>, outbound: bool) -> Party {
-        let from = self.normalizer.classify(from);
-        let to = self.normalizer.classify(to);
+        self.party_between(
+            self.normalizer.classify(from),
+            self.normalizer.classify(to),
+            outbound,
+        )
+    }
+
+    /// [`PartyRules::party_of`] for endpoints already classified (with
+    /// [`Normalizer::classify`]).
+    pub fn party_between(&self, from: Endpoint, to: Endpoint, outbound: bool) -> Party {
         let from_internal = self.is_internal(&from);
         let to_internal = self.is_internal(&to);
         let (endpoint, direction) = match (from_internal, to_internal) {

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 
 use crate::call::{Call, CallSid};
-use crate::endpoint::{ActualDirection, PartyRules};
+use crate::endpoint::{ActualDirection, Endpoint, Party, PartyRules};
 
 use super::facts::InteractionFacts;
 use super::interaction::{oldest_first, summarize};
@@ -261,6 +261,59 @@ pub struct Prepared {
     lookup: ConversationLookup,
 }
 
+/// [`PartyRules`] with each distinct `from` / `to` of a batch classified,
+/// and each party's display form made, once: a page repeats the business's
+/// own numbers and its regular callers, and classifying parses a number.
+struct Parties<'r> {
+    rules: &'r PartyRules,
+    endpoints: HashMap<String, Endpoint>,
+    displays: HashMap<Endpoint, String>,
+}
+
+impl<'r> Parties<'r> {
+    fn new(rules: &'r PartyRules) -> Self {
+        Self {
+            rules,
+            endpoints: HashMap::new(),
+            displays: HashMap::new(),
+        }
+    }
+
+    /// `Normalizer::classify` (which reads `None` as `""`).
+    fn endpoint(&mut self, raw: Option<&str>) -> Endpoint {
+        let text = raw.unwrap_or("");
+        if let Some(endpoint) = self.endpoints.get(text) {
+            return endpoint.clone();
+        }
+        let endpoint = self.rules.normalizer.classify(raw);
+        self.endpoints.insert(text.to_owned(), endpoint.clone());
+        endpoint
+    }
+
+    fn party_of(&mut self, from: Option<&str>, to: Option<&str>, outbound: bool) -> Party {
+        let (from, to) = (self.endpoint(from), self.endpoint(to));
+        self.rules.party_between(from, to, outbound)
+    }
+
+    fn external_party(&mut self, call: &Call) -> Party {
+        self.party_of(
+            call.from.as_deref(),
+            call.to.as_deref(),
+            call.direction.is_outbound(),
+        )
+    }
+
+    /// `Normalizer::display`.
+    fn display(&mut self, endpoint: &Endpoint) -> String {
+        if let Some(display) = self.displays.get(endpoint) {
+            return display.clone();
+        }
+        let display = self.rules.normalizer.display(endpoint);
+        self.displays.insert(endpoint.clone(), display.clone());
+        display
+    }
+}
+
 /// A call [`Prepared::finish`] writes, before its record moves into the plan.
 struct PendingWrite<'a> {
     sid: &'a CallSid,
@@ -292,6 +345,7 @@ impl Prepared {
     /// batch touches, as [`crate::Store::load_trees`] returns them) and
     /// works out the trees.
     pub fn new(rules: &PartyRules, batch: Vec<Call>, stored: Vec<StoredCall>) -> Self {
+        let mut parties = Parties::new(rules);
         let stored: HashMap<CallSid, StoredCall> = stored
             .into_iter()
             .map(|s| (s.call.sid.clone(), s))
@@ -333,10 +387,10 @@ impl Prepared {
                 .collect();
             legs.sort_by(|a, b| oldest_first(a, b));
 
-            let root_party = rules.external_party(root);
+            let root_party = parties.external_party(root);
             let party = if root_party.direction == ActualDirection::Internal {
                 legs.iter()
-                    .map(|leg| rules.external_party(leg))
+                    .map(|leg| parties.external_party(leg))
                     .find(|p| p.external)
                     .unwrap_or(root_party)
             } else {
@@ -361,7 +415,7 @@ impl Prepared {
                     (
                         root_sid.clone(),
                         Derived {
-                            actual_direction: rules.external_party(leg).direction,
+                            actual_direction: parties.external_party(leg).direction,
                             display_status: summarize(leg, &[]).display_status,
                             merged_from_parent: true,
                         },
@@ -372,7 +426,7 @@ impl Prepared {
             trees.push(Tree {
                 root: root_sid.clone(),
                 members: tree_members,
-                display: rules.normalizer.display(&party.endpoint),
+                display: parties.display(&party.endpoint),
                 key: party.endpoint.canonical,
                 direction: party.direction,
             });
@@ -415,6 +469,7 @@ impl Prepared {
         texts: Vec<IncomingText>,
         stored: Vec<StoredText>,
     ) -> Self {
+        let mut parties = Parties::new(rules);
         let mut stored: HashMap<MessageSid, StoredText> = stored
             .into_iter()
             .map(|s| (s.text.sid.clone(), s))
@@ -449,12 +504,12 @@ impl Prepared {
                 .media
                 .or_else(|| stored.as_ref().map(|s| s.media.clone()))
                 .unwrap_or_default();
-            let party = rules.party_of(
+            let party = parties.party_of(
                 text.from.as_deref(),
                 text.to.as_deref(),
                 text.direction.is_outbound(),
             );
-            let display = rules.normalizer.display(&party.endpoint);
+            let display = parties.display(&party.endpoint);
             let key = party.endpoint.canonical;
             keys.insert(key.clone());
             external_ids.extend(external_id_candidates(&display, &key));

@@ -559,3 +559,42 @@ fn metadata_text_is_the_metadata_value() {
         );
     }
 }
+
+#[test]
+fn the_batch_cache_of_parties_answers_what_the_rules_answer() {
+    let rules = rules();
+    let mut parties = Parties::new(&rules);
+    let values = [
+        Some(COMPANY),
+        Some(CUSTOMER),
+        Some("(508) 514-0320"),
+        Some(DISPATCHER),
+        Some("client:alice"),
+        Some("anonymous"),
+        Some(""),
+        None,
+        Some("+442079460958"),
+        Some("not a number"),
+    ];
+    // Twice over, so the second round is answered from the cache.
+    for _ in 0..2 {
+        for from in values {
+            for to in values {
+                for outbound in [false, true] {
+                    let expected = rules.party_of(from, to, outbound);
+                    assert_eq!(
+                        parties.party_of(from, to, outbound),
+                        expected,
+                        "{from:?} {to:?}"
+                    );
+                    assert_eq!(
+                        parties.display(&expected.endpoint),
+                        rules.normalizer.display(&expected.endpoint)
+                    );
+                }
+            }
+        }
+    }
+    // Each distinct text classified once.
+    assert_eq!(parties.endpoints.len(), values.len() - 1);
+}
