@@ -64,20 +64,24 @@ pub(crate) fn page_of(
     offset: u64,
     want: usize,
 ) -> Vec<i32> {
-    matches.sort_unstable_by_key(|&(id, at)| list_order(at, i64::from(id)));
+    let key = |&(id, at): &(i32, Option<NaiveDateTime>)| list_order(at, i64::from(id));
     let start = match after {
         Some(cursor) => {
             let position = list_order(cursor.last_message_at().map(to_db_time), cursor.id().0);
-            matches.partition_point(|&(id, at)| list_order(at, i64::from(id)) <= position)
+            matches.retain(|m| key(m) > position);
+            0
         }
         None => usize::try_from(offset).unwrap_or(usize::MAX),
     };
-    matches
-        .into_iter()
-        .skip(start)
-        .take(want)
-        .map(|(id, _)| id)
-        .collect()
+    // Only the rows up to the page's end are sorted: a broad search's
+    // matches are many, a page is few.
+    let end = start.saturating_add(want);
+    if end < matches.len() {
+        matches.select_nth_unstable_by_key(end, key);
+        matches.truncate(end);
+    }
+    matches.sort_unstable_by_key(key);
+    matches.into_iter().skip(start).map(|(id, _)| id).collect()
 }
 
 /// A `WHERE` clause (empty without filters) and its parameters, numbered
@@ -436,6 +440,44 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("'last_display_status' = ANY("), "{sql}");
+    }
+
+    #[test]
+    fn a_page_of_many_matches_is_the_page_of_the_whole_sorted_list() {
+        // Ties, rows without activity and a shuffled order, against the
+        // whole list sorted.
+        let matches: Vec<(i32, Option<NaiveDateTime>)> = (1..=300)
+            .map(|i: i32| {
+                let at = (i % 7 != 0).then(|| {
+                    chrono::DateTime::from_timestamp(1_770_000_000 + i64::from((i * 37) % 50), 0)
+                        .unwrap()
+                        .naive_utc()
+                });
+                ((i * 131) % 307, at)
+            })
+            .collect();
+        let mut sorted = matches.clone();
+        sorted.sort_by_key(|&(id, at)| (at.is_none(), Reverse(at), Reverse(id)));
+        let ids: Vec<i32> = sorted.iter().map(|(id, _)| *id).collect();
+        for (offset, want) in [(0, 21), (5, 21), (279, 21), (290, 21), (300, 5), (0, 400)] {
+            let end = (offset + want).min(ids.len());
+            let expected = ids.get(offset.min(ids.len())..end).unwrap_or_default();
+            assert_eq!(
+                page_of(matches.clone(), None, offset as u64, want),
+                expected
+            );
+        }
+        for at in [0, 10, 120, 150, 290, 299] {
+            let (id, time) = sorted[at];
+            let cursor =
+                ConversationCursor::new(time.map(|t| t.and_utc()), ConversationId(i64::from(id)));
+            let expected: Vec<i32> = ids[at + 1..].iter().copied().take(21).collect();
+            assert_eq!(
+                page_of(matches.clone(), Some(&cursor), 0, 21),
+                expected,
+                "after {at}"
+            );
+        }
     }
 
     #[test]

@@ -1421,9 +1421,12 @@ impl Store for PostgresStore {
                 query.offset,
                 usize::try_from(want).unwrap_or(usize::MAX),
             );
-            let rows = self
-                .list_rows(&mut tx, &Filter::ids(page), &Start::Top, want, 0)
-                .await?;
+            let rows = if page.is_empty() {
+                Vec::new()
+            } else {
+                self.list_rows(&mut tx, &Filter::ids(page), &Start::Top, want, 0)
+                    .await?
+            };
             (total, rows)
         } else {
             // Unfiltered, the number the triggers of migration 4 keep.

@@ -15,6 +15,10 @@
 //!   uses), when the server's OpenAPI document offers those parameters
 //!   ("n/a" otherwise).
 //!
+//! A PostgreSQL database gets `VACUUM (ANALYZE)` after loading (the state
+//! autovacuum keeps a live database in; a server with `autovacuum = off`
+//! would otherwise be measured without statistics), and the report says so.
+//!
 //! Targets (issue 17), judged at 1,000,000 calls / 100,000 conversations:
 //!
 //! 5. the first page from 32 clients at least 5,000 requests/s on SQLite,
