@@ -269,22 +269,27 @@ pub(crate) fn conversation_filter(query: &ConversationQuery) -> Filter {
                     matches.join(" OR ")
                 ),
             );
-            let select = |columns: &str| {
-                let mut parts: Vec<String> = by_conversation
+            let over_conversations = |columns: &str| -> Vec<String> {
+                by_conversation
                     .iter()
                     .map(|c| format!("SELECT {columns} FROM conversations k WHERE {c}"))
-                    .collect();
-                if !by_message.is_empty() {
-                    parts.push(format!(
-                        "SELECT {columns} FROM conversations k WHERE k.id = ANY(ARRAY({}))",
-                        by_message.join(" UNION ")
-                    ));
-                }
-                parts.join(" UNION ")
+                    .collect()
             };
+            // The ids: the parts over other tables give them as they are.
+            let mut ids = over_conversations("k.id");
+            ids.extend(by_message.iter().cloned());
             f.clauses
-                .push(format!("v.id = ANY(ARRAY({}))", select("k.id")));
-            f.search_keys = Some(select("k.id, k.last_message_at"));
+                .push(format!("v.id = ANY(ARRAY({}))", ids.join(" UNION ")));
+            // The order keys: those parts' conversations looked up once.
+            let keys = "k.id, k.last_message_at";
+            let mut with_keys = over_conversations(keys);
+            if !by_message.is_empty() {
+                with_keys.push(format!(
+                    "SELECT {keys} FROM conversations k WHERE k.id = ANY(ARRAY({}))",
+                    by_message.join(" UNION ")
+                ));
+            }
+            f.search_keys = Some(with_keys.join(" UNION "));
         }
     }
     if let Some(tag) = &query.tag {
@@ -440,6 +445,11 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("'last_display_status' = ANY("), "{sql}");
+        // The ids found through calls and transcripts are not looked up again.
+        assert!(
+            sql.contains("UNION SELECT m.conversation_id FROM transcripts"),
+            "{sql}"
+        );
     }
 
     #[test]
