@@ -1398,7 +1398,6 @@ impl Store for PostgresStore {
         query.validate()?;
         let what = "listing conversations";
         let filter = conversation_filter(query);
-        let where_clause = filter.sql();
         let mut tx = self.read_tx(what).await?;
         // One row more than the page says whether another page follows.
         let want = i64::from(query.limit) + 1;
@@ -1431,7 +1430,7 @@ impl Store for PostgresStore {
         } else {
             // Unfiltered, the number the triggers of migration 4 keep.
             let count_sql = if query.has_filters() {
-                format!("SELECT count(*) FROM conversations v {where_clause}")
+                format!("SELECT count(*) FROM conversations v {}", filter.sql())
             } else {
                 "SELECT COALESCE(sum(delta), 0)::int8 FROM conversation_count".to_owned()
             };
