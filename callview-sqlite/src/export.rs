@@ -7,7 +7,7 @@ use callview_core::store::StoreError;
 use rusqlite::Connection;
 
 use crate::queries::{conversation_filter, db, json_array};
-use crate::rows::{self, MESSAGE_COLUMNS};
+use crate::rows::{self, MESSAGE_COLUMNS, MESSAGE_WIDTH};
 use crate::time;
 
 /// `Store::export_calls`, in one read transaction: the page, then the legs
@@ -64,10 +64,10 @@ pub(crate) fn export_calls(
             .map_err(db(what))?;
         while let Some(row) = rows.next().map_err(db(what))? {
             let call = rows::stored_call(row)?;
-            let external_id: String = row.get(26).map_err(db(what))?;
-            let display_name: Option<String> = row.get(27).map_err(db(what))?;
-            let formatted: Option<String> = row.get(28).map_err(db(what))?;
-            let key: String = row.get(29).map_err(db(what))?;
+            let external_id: String = row.get(MESSAGE_WIDTH).map_err(db(what))?;
+            let display_name: Option<String> = row.get(MESSAGE_WIDTH + 1).map_err(db(what))?;
+            let formatted: Option<String> = row.get(MESSAGE_WIDTH + 2).map_err(db(what))?;
+            let key: String = row.get(MESSAGE_WIDTH + 3).map_err(db(what))?;
             page.push(ExportSource {
                 call,
                 external_id,

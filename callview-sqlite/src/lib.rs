@@ -92,6 +92,7 @@ pub mod backup;
 mod export;
 mod media;
 mod queries;
+pub mod raw_record;
 mod rows;
 mod schema;
 mod stats;

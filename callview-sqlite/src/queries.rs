@@ -970,13 +970,16 @@ fn upsert_call(
 ) -> Result<(), StoreError> {
     let call = &write.call;
     let what = || format!("writing call {}", call.sid);
-    let metadata = write.metadata_json();
+    // The record is kept apart, compact (`raw_record`).
+    let (metadata, record) = write.metadata_and_raw_json();
+    let record = crate::raw_record::encode(&record)
+        .map_err(|e| StoreError::backend(format!("compressing the record of call {}", call.sid), e))?;
     conn.prepare_cached(
         "INSERT INTO messages (conversation_id, twilio_sid, direction, status, from_number,
                                to_number, duration, price, price_unit, start_time, end_time,
                                recording_url, parent_call_sid, root_call_sid, metadata,
-                               created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)
+                               created_at, updated_at, raw_zstd)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?17)
          ON CONFLICT (twilio_sid) DO UPDATE SET
              conversation_id = excluded.conversation_id,
              direction = excluded.direction,
@@ -992,6 +995,7 @@ fn upsert_call(
              parent_call_sid = excluded.parent_call_sid,
              root_call_sid = excluded.root_call_sid,
              metadata = excluded.metadata,
+             raw_zstd = excluded.raw_zstd,
              updated_at = excluded.updated_at",
     )
     .map_err(db(what()))?
@@ -1012,6 +1016,7 @@ fn upsert_call(
         write.root_sid.as_str(),
         metadata,
         now,
+        record,
     ])
     .map_err(db(what()))?;
     Ok(())

@@ -12,6 +12,7 @@ use callview_core::text::MessageSid;
 use callview_core::Call;
 use chrono::{DateTime, Utc};
 use rusqlite::types::FromSql;
+use rusqlite::types::ValueRef;
 use rusqlite::Row;
 use serde_json::{json, Map, Value};
 
@@ -22,7 +23,10 @@ pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.twilio_sid,
      m.status, m.from_number, m.to_number, m.duration, m.price, m.price_unit, m.start_time, \
      m.end_time, m.recording_url, m.parent_call_sid, m.root_call_sid, m.metadata, \
      m.created_at, m.updated_at, m.refresh_attempts, m.refresh_due_at, m.unfollowed_at, \
-     m.notes, m.tags, m.edited_by, m.edited_at, m.version";
+     m.notes, m.tags, m.edited_by, m.edited_at, m.version, m.raw_zstd";
+
+/// How many [`MESSAGE_COLUMNS`]: the index of a column selected after them.
+pub(crate) const MESSAGE_WIDTH: usize = 27;
 
 /// The `conversations` (alias `cv`) and `contacts` (alias `ct`) columns
 /// [`conversation_and_contact`] reads, in order.
@@ -105,6 +109,13 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
     let mut metadata = cols.json(15, "metadata")?;
     let created_at = cols.required_time(16, "created_at")?;
     let updated_at = cols.required_time(17, "updated_at")?;
+    if let Some(record) = compact_record(row, &sid)? {
+        // Kept apart (`raw_record`): back under `metadata.raw`, where the
+        // rest of the reading expects it.
+        if let Value::Object(map) = &mut metadata {
+            map.insert("raw".to_owned(), record);
+        }
+    }
 
     // The record moves out of the metadata into the call (no copy), its
     // derivable URIs rebuilt.
@@ -153,6 +164,27 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
         created_at,
         updated_at,
     })
+}
+
+/// The record of `messages.raw_zstd` (column 26), if the row keeps it
+/// there; a value that does not decode is an error naming the call.
+fn compact_record(row: &Row<'_>, sid: &str) -> Result<Option<Value>, StoreError> {
+    let what = || format!("the stored Twilio record of call {sid} does not read back");
+    let blob = match row.get_ref(26) {
+        Ok(ValueRef::Null) => return Ok(None),
+        Ok(ValueRef::Blob(blob)) => blob,
+        Ok(other) => {
+            return Err(StoreError::Backend {
+                message: format!("{}: `raw_zstd` holds {}", what(), other.data_type()),
+                source: None,
+            })
+        }
+        Err(e) => return Err(StoreError::backend(format!("reading call {sid}"), e)),
+    };
+    let text = crate::raw_record::decode(blob).map_err(|e| StoreError::backend(what(), e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StoreError::backend(what(), e))
 }
 
 /// Builds a REST-form record from the columns and parses it.

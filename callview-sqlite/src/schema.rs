@@ -82,6 +82,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0012_partial_parent_index.sql",
         sql: include_str!("../migrations/0012_partial_parent_index.sql"),
     },
+    Migration {
+        version: 13,
+        name: "0013_compact_raw.sql",
+        sql: include_str!("../migrations/0013_compact_raw.sql"),
+    },
 ];
 
 /// The `schema_migrations` table itself (not a migration: it must exist
@@ -111,6 +116,7 @@ pub(crate) fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
                 .map(|text| text.to_lowercase()))
         },
     )?;
+    crate::raw_record::register(conn)?;
     Ok(())
 }
 
@@ -156,9 +162,12 @@ pub(crate) fn configure_reader(conn: &Connection) -> rusqlite::Result<()> {
 /// Applies the migrations not applied yet, each in the same transaction as
 /// its `schema_migrations` row; all of them in one `BEGIN IMMEDIATE`
 /// transaction, so two processes opening a new file do not both migrate.
-/// Returns the versions applied.
+/// Returns the versions applied. Registers the SQL functions migrations
+/// call (`cv_raw_zstd`), whatever the connection's settings.
 pub(crate) fn migrate(conn: &mut Connection, label: &str) -> Result<Vec<i64>, StoreError> {
     let ctx = |what: &str| format!("{what} ({label})");
+    crate::raw_record::register(conn)
+        .map_err(|e| StoreError::backend(ctx("registering the migrations' functions"), e))?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| StoreError::backend(ctx("starting the migration transaction"), e))?;

@@ -286,6 +286,7 @@ async fn the_migration_fills_in_the_status_of_conversations_stored_before() {
     // Make it look like a database of schema version 1.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
+        common::undo_compact_records(&conn);
         conn.execute_batch(common::UNDO_MIGRATIONS_4_TO_7).unwrap();
         conn.execute_batch(
             "UPDATE conversations SET metadata = json_remove(metadata, '$.last_display_status');

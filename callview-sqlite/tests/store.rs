@@ -3,6 +3,8 @@
 //! sync end to end through `SyncEngine`. The store-independent behaviour is
 //! checked by the conformance suite (`tests/conformance.rs`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -327,7 +329,7 @@ async fn migrations_apply_once_and_reopening_keeps_data() {
     let first = applied(&path);
     assert_eq!(
         first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
     );
 
     for _ in 0..2 {
@@ -890,7 +892,9 @@ async fn columns_hold_raw_values_fixed_width_times_and_exact_prices() {
     let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap();
     assert_eq!(metadata["twilio_direction"], "outbound-dial");
     assert_eq!(metadata["merged_from_parent"], true);
-    assert_eq!(metadata["raw"]["sid"], "CA_B");
+    // The record is kept apart, compact (migration 13).
+    assert!(metadata.get("raw").is_none(), "{metadata}");
+    assert_eq!(common::stored_metadata(&conn, "CA_B")["raw"]["sid"], "CA_B");
 
     let (last_message_at, conversation_metadata, created, updated): (
         String,
@@ -1010,9 +1014,21 @@ async fn a_stored_row_that_does_not_parse_is_an_error_naming_its_sid() {
         .unwrap()
         .conversation
         .id;
+    // A compact record that does not decompress.
     raw(&path)
         .execute(
-            "UPDATE messages SET metadata = json_set(metadata, '$.raw.duration', '-3')
+            "UPDATE messages SET raw_zstd = x'0128b52ffd' WHERE twilio_sid = 'CA_E'",
+            [],
+        )
+        .unwrap();
+    let message = backend_message(store.conversation_calls(id).await.unwrap_err());
+    assert!(message.contains("CA_E"), "{message}");
+    // A record kept in `metadata` (the form before migration 13) that
+    // decodes but is not a call.
+    raw(&path)
+        .execute(
+            "UPDATE messages SET raw_zstd = NULL,
+                 metadata = json_set(metadata, '$.raw', json('{\"sid\": \"CA_E\", \"duration\": \"-3\"}'))
              WHERE twilio_sid = 'CA_E'",
             [],
         )
@@ -1275,16 +1291,7 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
         let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
         sync(&store, calls.clone()).await;
     }
-    let stored = |conn: &rusqlite::Connection, sid: &str| -> serde_json::Value {
-        let text: String = conn
-            .query_row(
-                "SELECT metadata FROM messages WHERE twilio_sid = ?1",
-                [sid],
-                |r| r.get(0),
-            )
-            .unwrap();
-        serde_json::from_str(&text).unwrap()
-    };
+    let stored = common::stored_metadata;
     let conn = raw(&path);
     // Written lean: no URIs, the keys kept in the record's (byte) order.
     let lean = stored(&conn, "CA1");
@@ -1300,7 +1307,8 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
     );
     assert!(stored(&conn, "CA2")["raw"].get("uri").is_some());
 
-    // Back to the form of a database older than 0010.
+    // Back to the form of a database older than 0010 (and 0013).
+    common::undo_compact_records(&conn);
     for (sid, record) in ["CA1", "CA2", "CA3"].iter().zip(&records) {
         conn.execute(
             "UPDATE messages SET metadata = json_remove(json_set(metadata, '$.raw', json(?2)), '$.raw_uris')
@@ -1312,10 +1320,38 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
     conn.execute("DELETE FROM schema_migrations WHERE version >= 10", [])
         .unwrap();
     assert_eq!(stored(&conn, "CA1")["raw"], records[0]);
+    let updated_at = |conn: &rusqlite::Connection| -> Vec<String> {
+        conn.prepare("SELECT updated_at FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    conn.execute(
+        "UPDATE messages SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE twilio_sid = 'CA2'",
+        [],
+    )
+    .unwrap();
+    let before = updated_at(&conn);
     drop(conn);
 
     let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
     let conn = raw(&path);
+    // Migration 13 moved every record to `raw_zstd` without touching
+    // `updated_at` (how a row is kept is not a change to it). CA2 is the
+    // row migration 10 leaves alone (it lets the trigger stamp the rows it
+    // converts).
+    let compact: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM messages
+             WHERE raw_zstd IS NOT NULL AND json_type(metadata, '$.raw') IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(compact, 3);
+    assert_eq!(updated_at(&conn)[1], before[1]);
     let converted = stored(&conn, "CA1");
     assert_eq!(
         converted, lean,

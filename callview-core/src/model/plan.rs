@@ -82,21 +82,46 @@ impl CallWrite {
     /// [`CallWrite::metadata`] as JSON text, serialized straight from the
     /// call (no copy of the raw record): what the stores write.
     pub fn metadata_json(&self) -> String {
+        let elided = crate::raw_uris::derivable(&self.call.raw);
+        let raw = crate::raw_uris::Stored::new(&self.call.raw, elided.as_deref());
+        to_json(&self.borrowed_metadata(elided.as_deref(), Some(raw)))
+    }
+
+    /// [`CallWrite::metadata_json`] in two parts, for a store that keeps
+    /// the record in a column of its own: the metadata without `raw`, and
+    /// `raw` (the record without the URIs [`crate::raw_uris`] rebuilds).
+    /// Putting the second back under `raw` gives the first's value.
+    pub fn metadata_and_raw_json(&self) -> (String, String) {
+        let elided = crate::raw_uris::derivable(&self.call.raw);
+        let raw = crate::raw_uris::Stored::new(&self.call.raw, elided.as_deref());
+        (
+            to_json(&self.borrowed_metadata(elided.as_deref(), None)),
+            to_json(&raw),
+        )
+    }
+
+    fn borrowed_metadata<'a>(
+        &'a self,
+        elided: Option<&[&str]>,
+        raw: Option<crate::raw_uris::Stored<'a>>,
+    ) -> MessageMetadata<'a> {
         let call = &self.call;
-        let elided = crate::raw_uris::derivable(&call.raw);
-        let metadata = MessageMetadata {
+        MessageMetadata {
             actual_direction: self.derived.actual_direction.as_str(),
             answered_by: call.answered_by.as_deref(),
             display_status: self.derived.display_status.as_str(),
             merged_from_parent: self.derived.merged_from_parent,
             queue_time: call.queue_time.map(|q| q.to_string()),
-            raw: crate::raw_uris::Stored::new(&call.raw, elided.as_deref()),
-            raw_uris: elided.as_deref().map(crate::raw_uris::marker),
+            raw,
+            raw_uris: elided.map(crate::raw_uris::marker),
             twilio_direction: call.direction.as_str(),
             twilio_status: call.status.as_str(),
-        };
-        serde_json::to_string(&metadata).expect("JSON values always serialize")
+        }
     }
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("JSON values always serialize")
 }
 
 /// The fields of [`message_metadata`], borrowed; in key order, so the text
@@ -108,7 +133,8 @@ struct MessageMetadata<'a> {
     display_status: &'a str,
     merged_from_parent: bool,
     queue_time: Option<String>,
-    raw: crate::raw_uris::Stored<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<crate::raw_uris::Stored<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_uris: Option<serde_json::Value>,
     twilio_direction: &'a str,

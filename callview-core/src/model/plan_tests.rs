@@ -557,6 +557,13 @@ fn metadata_text_is_the_metadata_value() {
             crate::raw_uris::take_raw(&mut parsed),
             Some(write.call.raw.clone())
         );
+        // The two parts a store may keep apart: the record, put back under
+        // `raw`, gives the same metadata.
+        let (lean, raw) = write.metadata_and_raw_json();
+        let mut joined: serde_json::Value = serde_json::from_str(&lean).unwrap();
+        assert!(joined.get("raw").is_none(), "{lean}");
+        joined["raw"] = serde_json::from_str(&raw).unwrap();
+        assert_eq!(joined, write.metadata());
     }
 }
 
