@@ -972,8 +972,9 @@ fn upsert_call(
     let what = || format!("writing call {}", call.sid);
     // The record is kept apart, compact (`raw_record`).
     let (metadata, record) = write.metadata_and_raw_json();
-    let record = crate::raw_record::encode(&record)
-        .map_err(|e| StoreError::backend(format!("compressing the record of call {}", call.sid), e))?;
+    let record = crate::raw_record::encode(&record).map_err(|e| {
+        StoreError::backend(format!("compressing the record of call {}", call.sid), e)
+    })?;
     conn.prepare_cached(
         "INSERT INTO messages (conversation_id, twilio_sid, direction, status, from_number,
                                to_number, duration, price, price_unit, start_time, end_time,

@@ -43,11 +43,7 @@ pub fn stored_metadata(conn: &rusqlite::Connection, sid: &str) -> serde_json::Va
         "SELECT metadata, NULL FROM messages WHERE twilio_sid = ?1"
     };
     let (text, blob): (String, Option<Vec<u8>>) = conn
-        .query_row(
-            sql,
-            [sid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(sql, [sid], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
     let mut metadata: serde_json::Value = serde_json::from_str(&text).unwrap();
     if let Some(blob) = blob {
