@@ -20,7 +20,7 @@
 //! `cv_raw_zstd` ([`register`]).
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
@@ -87,27 +87,31 @@ fn decoder_dictionary() -> &'static DecoderDictionary<'static> {
     DICTIONARY.get_or_init(|| DecoderDictionary::copy(PREFIX_V1.as_bytes()))
 }
 
+/// The one compression context, made once (making one costs more than
+/// compressing a record) and shared: records are encoded by the store's
+/// single writer, and a context per thread would hold about a megabyte on
+/// each thread the writer's work ever ran on.
+static COMPRESSOR: Mutex<Option<Compressor<'static>>> = Mutex::new(None);
+
 thread_local! {
-    // A context per thread, made once: making one costs more than
-    // compressing a record.
-    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
+    // Readers decode in parallel; a decompression context is small.
     static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
 /// The compact form of a record's JSON text.
 pub fn encode(json: &str) -> std::io::Result<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let compressor = match &mut *cell {
-            Some(compressor) => compressor,
-            empty => empty.insert(Compressor::with_prepared_dictionary(encoder_dictionary())?),
-        };
-        let frame = compressor.compress(json.as_bytes())?;
-        let mut out = Vec::with_capacity(frame.len() + 1);
-        out.push(FORMAT_V1);
-        out.extend_from_slice(&frame);
-        Ok(out)
-    })
+    // A panic while holding the lock leaves a context that is still whole.
+    let mut guard = COMPRESSOR.lock().unwrap_or_else(PoisonError::into_inner);
+    let compressor = match &mut *guard {
+        Some(compressor) => compressor,
+        empty => empty.insert(Compressor::with_prepared_dictionary(encoder_dictionary())?),
+    };
+    let frame = compressor.compress(json.as_bytes())?;
+    drop(guard);
+    let mut out = Vec::with_capacity(frame.len() + 1);
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&frame);
+    Ok(out)
 }
 
 /// The JSON text [`encode`] was given.
