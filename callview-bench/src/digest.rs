@@ -26,7 +26,7 @@ pub struct StateDigest {
     /// `last_message_at`, metadata).
     pub conversations_hash: String,
     /// Hash of every call row (SID, conversation key, root, parent,
-    /// columns, metadata).
+    /// columns, metadata, and on SQLite the compact record).
     pub calls_hash: String,
 }
 
@@ -93,7 +93,13 @@ fn sqlite_digest(path: &Path) -> Result<StateDigest> {
         Ok((count, format!("{:016x}", hasher.finish())))
     };
     let (conversations, conversations_hash) = scan(CONVERSATIONS_SQL, 8)?;
-    let (calls, calls_hash) = scan(CALLS_SQL, 15)?;
+    // SQLite keeps each call's record apart, compact (`raw_record`; the
+    // encoding is deterministic, so equal records hash equal).
+    let calls_sql = CALLS_SQL.replace(
+        "CAST(m.metadata AS TEXT)",
+        "CAST(m.metadata AS TEXT) || coalesce(hex(m.raw_zstd), '')",
+    );
+    let (calls, calls_hash) = scan(&calls_sql, 15)?;
     Ok(StateDigest {
         conversations,
         calls,

@@ -1,8 +1,8 @@
 //! The URIs of a Twilio call record that follow from its account and call
 //! SIDs: `uri` and `subresource_uris` (about 1.5 KB of a 2.4 KB record).
 //!
-//! The stores keep a call's record exactly (`messages.metadata.raw`) but
-//! not wastefully: when every one of those URIs is the one Twilio derives
+//! The stores keep a call's record exactly (`messages.metadata.raw`;
+//! SQLite compressed, in a column of its own) but not wastefully: when every one of those URIs is the one Twilio derives
 //! from the SIDs, the record is stored without them and
 //! `metadata.raw_uris` lists the keys of `subresource_uris` in their
 //! order, or is `"standard"` for the eleven Twilio sends today

@@ -26,6 +26,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 use zstd::bulk::{Compressor, Decompressor};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
+use zstd::stream::raw::CParameter;
 
 /// The format byte of a zstd frame compressed against [`PREFIX_V1`].
 pub const FORMAT_V1: u8 = 1;
@@ -94,17 +95,36 @@ fn decoder_dictionary() -> &'static DecoderDictionary<'static> {
 static COMPRESSOR: Mutex<Option<Compressor<'static>>> = Mutex::new(None);
 
 thread_local! {
-    // Readers decode in parallel; a decompression context is small.
+    // Readers decode in parallel, each thread with its own context (about
+    // 100 KB).
     static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// The compact form of a record's JSON text.
+/// The compact form of a record's JSON text. A record longer than
+/// [`MAX_RECORD`] is refused here, where it is written, rather than stored
+/// and refused by every read.
 pub fn encode(json: &str) -> std::io::Result<Vec<u8>> {
-    // A panic while holding the lock leaves a context that is still whole.
+    if json.len() as u64 > MAX_RECORD {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "a Twilio record of {} bytes is longer than the {MAX_RECORD} bytes callview keeps",
+                json.len()
+            ),
+        ));
+    }
+    // A panic while holding the lock leaves a context that is still whole
+    // (each compression starts a new frame).
     let mut guard = COMPRESSOR.lock().unwrap_or_else(PoisonError::into_inner);
     let compressor = match &mut *guard {
         Some(compressor) => compressor,
-        empty => empty.insert(Compressor::with_prepared_dictionary(encoder_dictionary())?),
+        empty => {
+            let mut compressor = Compressor::with_prepared_dictionary(encoder_dictionary())?;
+            // Four bytes a record, so that a damaged value is an error
+            // rather than a different record.
+            compressor.set_parameter(CParameter::ChecksumFlag(true))?;
+            empty.insert(compressor)
+        }
     };
     let frame = compressor.compress(json.as_bytes())?;
     drop(guard);
@@ -187,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn damaged_values_are_reported_not_misread() {
+    fn damaged_and_oversized_values_are_refused_not_misread() {
         let stored = encode(RECORD).unwrap();
         assert!(matches!(decode(&[]), Err(DecodeError::Empty)));
         let mut other = stored.clone();
@@ -195,6 +215,22 @@ mod tests {
         assert!(matches!(decode(&other), Err(DecodeError::UnknownFormat(2))));
         assert!(matches!(decode(&stored[..6]), Err(DecodeError::Size)));
         assert!(matches!(decode(b"\x01not zstd"), Err(DecodeError::Size)));
+        // Any byte of the compressed body changed: the checksum, or zstd
+        // itself, refuses the frame, or (a bit zstd never reads) the record
+        // reads back whole; never a different record.
+        let mut refused = 0;
+        for at in 8..stored.len() {
+            let mut damaged = stored.clone();
+            damaged[at] ^= 0x20;
+            match decode(&damaged) {
+                Err(DecodeError::Zstd(_)) => refused += 1,
+                Ok(text) => assert_eq!(text, RECORD, "byte {at} changed"),
+                Err(e) => panic!("byte {at}: {e}"),
+            }
+        }
+        assert!(refused * 10 >= (stored.len() - 8) * 9, "{refused}");
+        let too_long = " ".repeat(MAX_RECORD as usize + 1);
+        assert!(encode(&too_long).is_err());
     }
 
     /// Rows on disk were compressed against this exact prefix: a change to

@@ -88,7 +88,8 @@ impl Columns<'_, '_> {
 
 /// One `messages` row (selected with [`MESSAGE_COLUMNS`]) as a [`StoredCall`].
 ///
-/// The call is parsed from `metadata.raw`; rows without it (written by the
+/// The call is parsed from its record (`raw_zstd`, or `metadata.raw` in
+/// rows written before migration 13); rows without one (written by the
 /// seed's original application) are rebuilt from the columns. A row that
 /// does not parse is an error naming its SID.
 pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
@@ -111,8 +112,14 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
     let updated_at = cols.required_time(17, "updated_at")?;
     if let Some(record) = compact_record(row, &sid)? {
         // Kept apart (`raw_record`): back under `metadata.raw`, where the
-        // rest of the reading expects it.
-        if let Value::Object(map) = &mut metadata {
+        // rest of the reading expects it. This version never writes
+        // `metadata.raw`; one there was written after the compact record,
+        // by a callview older than migration 13 still running on the file,
+        // and is the newer of the two.
+        let Value::Object(map) = &mut metadata else {
+            return Err(cols.error("`metadata` is not a JSON object"));
+        };
+        if map.get("raw").is_none_or(Value::is_null) {
             map.insert("raw".to_owned(), record);
         }
     }
@@ -166,11 +173,12 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
     })
 }
 
-/// The record of `messages.raw_zstd` (column 26), if the row keeps it
-/// there; a value that does not decode is an error naming the call.
+/// The record of `messages.raw_zstd` (the last of [`MESSAGE_COLUMNS`]),
+/// if the row keeps it there; a value that does not decode is an error
+/// naming the call.
 fn compact_record(row: &Row<'_>, sid: &str) -> Result<Option<Value>, StoreError> {
     let what = || format!("the stored Twilio record of call {sid} does not read back");
-    let blob = match row.get_ref(26) {
+    let blob = match row.get_ref(MESSAGE_WIDTH - 1) {
         Ok(ValueRef::Null) => return Ok(None),
         Ok(ValueRef::Blob(blob)) => blob,
         Ok(other) => {
@@ -344,4 +352,15 @@ fn json_u64(value: Option<&Value>) -> u64 {
 /// Converts a stored integer to `u64`, negative as 0.
 pub(crate) fn non_negative(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_width_counts_the_message_columns_and_the_record_is_last() {
+        assert_eq!(MESSAGE_COLUMNS.split(',').count(), MESSAGE_WIDTH);
+        assert!(MESSAGE_COLUMNS.ends_with("m.raw_zstd"), "{MESSAGE_COLUMNS}");
+    }
 }

@@ -1372,3 +1372,102 @@ async fn lean_rows_migration_converts_existing_rows_in_place() {
         assert_eq!(row.call, calls[i]);
     }
 }
+
+/// Migration 13 converts only rows whose `metadata.raw` is a record: a row
+/// without one (the seed application's), or with a `null`, is left as it
+/// was and still reads back (rebuilt from its columns); the trigger it
+/// re-creates still stamps `updated_at` on later updates.
+#[tokio::test]
+async fn compact_records_migration_leaves_rows_without_a_record_and_keeps_the_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_db(&dir, "compact.db");
+    {
+        let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+        sync(&store, scenario()).await;
+    }
+    let conn = raw(&path);
+    common::undo_compact_records(&conn);
+    conn.execute_batch(
+        "UPDATE messages SET metadata = json_remove(metadata, '$.raw') WHERE twilio_sid = 'CA_A';
+         UPDATE messages SET metadata = json_set(metadata, '$.raw', json('null'))
+             WHERE twilio_sid = 'CA_B';",
+    )
+    .unwrap();
+    let metadata = |conn: &rusqlite::Connection, sid: &str| -> String {
+        conn.query_row(
+            "SELECT metadata FROM messages WHERE twilio_sid = ?1",
+            [sid],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let before = [metadata(&conn, "CA_A"), metadata(&conn, "CA_B")];
+    drop(conn);
+
+    let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+    let conn = raw(&path);
+    let compact = |sid: &str| -> bool {
+        conn.query_row(
+            "SELECT raw_zstd IS NOT NULL FROM messages WHERE twilio_sid = ?1",
+            [sid],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(!compact("CA_A") && !compact("CA_B"));
+    assert!(compact("CA_D") && compact("CA_E"));
+    assert_eq!([metadata(&conn, "CA_A"), metadata(&conn, "CA_B")], before);
+    let trees = store
+        .load_trees(&[sid("CA_A"), sid("CA_B"), sid("CA_D")])
+        .await
+        .unwrap();
+    let read = |s: &str| trees.iter().find(|t| t.call.sid.as_str() == s).unwrap();
+    // Rebuilt from the columns, as a row of the seed's application is.
+    assert_eq!(read("CA_A").call.from.as_deref(), Some(CUSTOMER));
+    assert_eq!(read("CA_B").call.parent_call_sid, Some(sid("CA_A")));
+    let sent = scenario()
+        .into_iter()
+        .find(|c| c.sid.as_str() == "CA_D")
+        .unwrap();
+    assert_eq!(read("CA_D").call.raw, sent.raw);
+
+    conn.execute_batch(
+        "UPDATE messages SET updated_at = '2000-01-01T00:00:00.000000Z' WHERE twilio_sid = 'CA_D';
+         UPDATE messages SET notes = 'after the migration' WHERE twilio_sid = 'CA_D';",
+    )
+    .unwrap();
+    let stamped: String = conn
+        .query_row(
+            "SELECT updated_at FROM messages WHERE twilio_sid = 'CA_D'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_ne!(stamped, "2000-01-01T00:00:00.000000Z");
+}
+
+/// A callview older than migration 13, still running on the file, writes
+/// the record into `metadata.raw` and leaves `raw_zstd` as it was: the
+/// reader takes the newer record, from `metadata`.
+#[tokio::test]
+async fn a_record_written_into_metadata_after_the_compact_one_is_the_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_db(&dir, "old-writer.db");
+    let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+    sync(&store, scenario()).await;
+    let conn = raw(&path);
+    let mut newer = common::stored_metadata(&conn, "CA_D")["raw"].clone();
+    newer["caller_name"] = json!("Written By An Older Callview");
+    conn.execute(
+        "UPDATE messages SET metadata = json_set(metadata, '$.raw', json(?1))
+         WHERE twilio_sid = 'CA_D'",
+        [newer.to_string()],
+    )
+    .unwrap();
+    let trees = store.load_trees(&[sid("CA_D")]).await.unwrap();
+    let d = trees
+        .iter()
+        .find(|t| t.call.sid.as_str() == "CA_D")
+        .unwrap();
+    assert_eq!(d.call.raw["caller_name"], "Written By An Older Callview");
+}

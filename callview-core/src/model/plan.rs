@@ -80,7 +80,8 @@ impl CallWrite {
     }
 
     /// [`CallWrite::metadata`] as JSON text, serialized straight from the
-    /// call (no copy of the raw record): what the stores write.
+    /// call (no copy of the raw record): what a store keeping the record in
+    /// `metadata` writes (PostgreSQL).
     pub fn metadata_json(&self) -> String {
         let elided = crate::raw_uris::derivable(&self.call.raw);
         let raw = crate::raw_uris::Stored::new(&self.call.raw, elided.as_deref());
