@@ -8,7 +8,7 @@
 -- has `raw` (the seed application's rows have neither) reads as before.
 --
 -- The rows stored before are converted here, in place, by the SQL
--- function `cv_raw_zstd` that callview registers on its connections (so
+-- function `cv_raw_zstd` that callview registers where it migrates (so
 -- this file runs through callview, not the `sqlite3` shell). The
 -- conversion changes how a record is kept, not what it is, so
 -- `updated_at` is kept (the trigger that would set it is dropped for the

@@ -110,7 +110,7 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
     let mut metadata = cols.json(15, "metadata")?;
     let created_at = cols.required_time(16, "created_at")?;
     let updated_at = cols.required_time(17, "updated_at")?;
-    if let Some(record) = compact_record(row, &sid)? {
+    if let Some(record) = compact_record(&cols)? {
         // Kept apart (`raw_record`): back under `metadata.raw`, where the
         // rest of the reading expects it. This version never writes
         // `metadata.raw`; one there was written after the compact record,
@@ -176,23 +176,18 @@ pub(crate) fn stored_call(row: &Row<'_>) -> Result<StoredCall, StoreError> {
 /// The record of `messages.raw_zstd` (the last of [`MESSAGE_COLUMNS`]),
 /// if the row keeps it there; a value that does not decode is an error
 /// naming the call.
-fn compact_record(row: &Row<'_>, sid: &str) -> Result<Option<Value>, StoreError> {
-    let what = || format!("the stored Twilio record of call {sid} does not read back");
-    let blob = match row.get_ref(MESSAGE_WIDTH - 1) {
+fn compact_record(cols: &Columns<'_, '_>) -> Result<Option<Value>, StoreError> {
+    let blob = match cols.row.get_ref(MESSAGE_WIDTH - 1) {
         Ok(ValueRef::Null) => return Ok(None),
         Ok(ValueRef::Blob(blob)) => blob,
-        Ok(other) => {
-            return Err(StoreError::Backend {
-                message: format!("{}: `raw_zstd` holds {}", what(), other.data_type()),
-                source: None,
-            })
-        }
-        Err(e) => return Err(StoreError::backend(format!("reading call {sid}"), e)),
+        Ok(other) => return Err(cols.error(format!("`raw_zstd` holds {}", other.data_type()))),
+        Err(e) => return Err(StoreError::backend(format!("reading {}", cols.what), e)),
     };
-    let text = crate::raw_record::decode(blob).map_err(|e| StoreError::backend(what(), e))?;
+    let unreadable = |e| cols.error(format!("its Twilio record does not read back: {e}"));
+    let text = crate::raw_record::decode(blob).map_err(|e| unreadable(e.to_string()))?;
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|e| StoreError::backend(what(), e))
+        .map_err(|e| unreadable(e.to_string()))
 }
 
 /// Builds a REST-form record from the columns and parses it.

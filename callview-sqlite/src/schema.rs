@@ -116,7 +116,6 @@ pub(crate) fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
                 .map(|text| text.to_lowercase()))
         },
     )?;
-    crate::raw_record::register(conn)?;
     Ok(())
 }
 
