@@ -61,7 +61,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::Duration;
@@ -139,7 +139,7 @@ struct Inner {
     /// One permit per read that may run ([`MAX_READERS`]).
     read_permits: tokio::sync::Semaphore,
     /// This store's identity in `sync_locks`.
-    lock_holder: String,
+    lock_holder: queries::LockHolder,
     /// Whether this store holds the sync lock.
     holds_lock: AtomicBool,
 }
@@ -192,21 +192,6 @@ fn parse_target(url_or_path: &str) -> Result<Target, StoreError> {
         return Ok(Target::Memory);
     }
     Ok(Target::File(PathBuf::from(rest)))
-}
-
-/// Names a lock holder uniquely among the stores of every process:
-/// `pid <pid> on <host> store <n> at <time>`. The pid and host let another
-/// process on the same machine see that a holder has died
-/// ([`queries::holder_is_dead`]).
-fn new_holder() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!(
-        "pid {} on {} store {} at {}",
-        std::process::id(),
-        queries::this_host(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        time::format(&time::now())
-    )
 }
 
 /// A clear error for a database that cannot be opened.
@@ -347,7 +332,7 @@ impl SqliteStore {
                 writer: Arc::new(AsyncMutex::new(writer)),
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(MAX_READERS),
-                lock_holder: new_holder(),
+                lock_holder: queries::LockHolder::new(),
                 holds_lock: AtomicBool::new(false),
             }),
             lease: DEFAULT_SYNC_LEASE,
@@ -378,7 +363,7 @@ impl SqliteStore {
         // At most ten years, so that expiry times stay four-digit years.
         let longest = chrono::Duration::days(3650);
         SyncLease {
-            holder: &self.inner.lock_holder,
+            holder: self.inner.lock_holder.name(),
             duration: chrono::Duration::from_std(self.lease)
                 .map_or(longest, |lease| lease.min(longest)),
         }
@@ -559,7 +544,7 @@ impl Drop for Inner {
                 return;
             };
             let lease = SyncLease {
-                holder: &self.lock_holder,
+                holder: self.lock_holder.name(),
                 duration: chrono::Duration::zero(),
             };
             if let Err(e) = lease.release(&conn) {
@@ -1046,19 +1031,31 @@ mod tests {
         assert!(queries::holder_is_dead(&format!(
             "pid 99999999 on {host} store 1 at x"
         )));
+        let open = queries::LockHolder::new();
         assert!(
-            !queries::holder_is_dead(&new_holder()),
-            "this process is alive"
+            !queries::holder_is_dead(open.name()),
+            "this process runs and the store is open"
+        );
+        let name = open.name().to_owned();
+        drop(open);
+        assert!(
+            queries::holder_is_dead(&name),
+            "a dropped store of this process holds nothing"
         );
         assert!(!queries::holder_is_dead(
             "pid 99999999 on another-machine store 1 at x"
         ));
         assert!(!queries::holder_is_dead("garbage"));
         assert!(!queries::holder_is_dead("pid notanumber on x"));
+        assert!(!queries::holder_is_dead(&format!(
+            "pid {} on {host}",
+            std::process::id()
+        )));
     }
 
     #[test]
     fn holders_are_unique() {
-        assert_ne!(new_holder(), new_holder());
+        let (a, b) = (queries::LockHolder::new(), queries::LockHolder::new());
+        assert_ne!(a.name(), b.name());
     }
 }

@@ -1,8 +1,10 @@
 //! The statements behind each `Store` method, as blocking functions over a
 //! connection. The async wrappers in `lib.rs` run them off the runtime.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use callview_core::annotations::{Annotations, CallEdit, ContactEdit, EditMeta};
 use callview_core::call::CallSid;
@@ -1315,9 +1317,60 @@ pub(crate) fn this_host() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
-/// Whether a lock holder (`pid <pid> on <host> ...`) is a process of this
-/// machine that no longer runs. Holders of other machines, or on systems
-/// without `/proc`, are never judged dead: their lease must run out.
+/// The numbers of the [`LockHolder`]s of this process's open stores.
+static OPEN_STORES: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+
+/// The name a store's sync lock leases are taken under, unique among the
+/// stores of every process: `pid <pid> on <host> store <n> at <time>`.
+/// The pid and host let another process on the same machine see that a
+/// holder has died; the store number lets this process see that one of
+/// its own stores has been dropped ([`holder_is_dead`]).
+#[derive(Debug)]
+pub(crate) struct LockHolder {
+    name: String,
+    store: u64,
+}
+
+impl LockHolder {
+    /// A new name, counted among this process's open stores until dropped.
+    pub(crate) fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let store = NEXT.fetch_add(1, Ordering::Relaxed);
+        OPEN_STORES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(store);
+        Self {
+            name: format!(
+                "pid {} on {} store {store} at {}",
+                std::process::id(),
+                this_host(),
+                time::format(&time::now())
+            ),
+            store,
+        }
+    }
+
+    /// The name stored in `sync_locks.holder`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        OPEN_STORES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.store);
+    }
+}
+
+/// Whether a lock holder (`pid <pid> on <host> store <n> ...`) is gone: a
+/// process of this machine that no longer runs, or a store of this process
+/// that has been dropped without releasing its lease (the release is a
+/// write, and fails on a full disk). Holders of other machines, or on
+/// systems without `/proc`, are never judged dead: their lease must run out.
 pub(crate) fn holder_is_dead(holder: &str) -> bool {
     let mut words = holder.split_whitespace();
     let (Some("pid"), Some(pid), Some("on"), Some(host)) =
@@ -1328,7 +1381,19 @@ pub(crate) fn holder_is_dead(holder: &str) -> bool {
     let Ok(pid) = pid.parse::<u32>() else {
         return false;
     };
-    if host != this_host() || pid == std::process::id() || !Path::new("/proc/self").exists() {
+    if host != this_host() {
+        return false;
+    }
+    if pid == std::process::id() {
+        let (Some("store"), Some(Ok(store))) = (words.next(), words.next().map(str::parse)) else {
+            return false;
+        };
+        return !OPEN_STORES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&store);
+    }
+    if !Path::new("/proc/self").exists() {
         return false;
     }
     !Path::new(&format!("/proc/{pid}")).exists()

@@ -1115,6 +1115,45 @@ async fn the_sync_lock_excludes_other_stores_on_the_same_file() {
     a.unlock_sync().await.unwrap();
 }
 
+/// A store whose lease outlived it (its release failed: the release is a
+/// write, and a full disk refuses it) does not block the next store this
+/// process opens, while a store still open keeps its lease.
+#[tokio::test]
+async fn a_lease_left_by_a_dropped_store_of_this_process_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_db(&dir, "left.db");
+    let url = path.to_str().unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let lease = || -> (String, String) {
+        raw.query_row(
+            "SELECT holder, expires_at FROM sync_locks WHERE name = 'sync'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+
+    let a = SqliteStore::open(url).unwrap();
+    assert!(a.try_lock_sync().await.unwrap());
+    let (holder, expires_at) = lease();
+    let b = SqliteStore::open(url).unwrap();
+    assert!(!b.try_lock_sync().await.unwrap(), "a is open and holds it");
+    drop(a);
+    // The release on drop worked; put the lease back as a failed one leaves it.
+    raw.execute(
+        "INSERT INTO sync_locks (name, holder, acquired_at, expires_at)
+         VALUES ('sync', ?1, ?2, ?2)",
+        [&holder, &expires_at],
+    )
+    .unwrap();
+    assert!(
+        b.try_lock_sync().await.unwrap(),
+        "the lease of a dropped store is taken over"
+    );
+    assert_ne!(lease().0, holder);
+    b.unlock_sync().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_run_while_syncs_write() {
     let dir = tempfile::tempdir().unwrap();
