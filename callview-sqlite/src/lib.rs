@@ -89,6 +89,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub mod backup;
+mod checkpoint;
 mod export;
 mod media;
 mod queries;
@@ -142,6 +143,8 @@ struct Inner {
     lock_holder: queries::LockHolder,
     /// Whether this store holds the sync lock.
     holds_lock: AtomicBool,
+    /// Checkpoints the WAL beside the writer (file databases only).
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -324,6 +327,9 @@ impl SqliteStore {
 
     fn from_parts(path: Option<PathBuf>, label: String, writer: Connection) -> Self {
         let identity = path.as_deref().and_then(FileIdentity::of);
+        let checkpointer = path
+            .as_deref()
+            .and_then(|path| checkpoint::Checkpointer::start(path, &label));
         Self {
             inner: Arc::new(Inner {
                 identity,
@@ -334,6 +340,7 @@ impl SqliteStore {
                 read_permits: tokio::sync::Semaphore::new(MAX_READERS),
                 lock_holder: queries::LockHolder::new(),
                 holds_lock: AtomicBool::new(false),
+                _checkpointer: checkpointer,
             }),
             lease: DEFAULT_SYNC_LEASE,
         }

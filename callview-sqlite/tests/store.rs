@@ -1510,3 +1510,32 @@ async fn a_record_written_into_metadata_after_the_compact_one_is_the_one_read() 
         .unwrap();
     assert_eq!(d.call.raw["caller_name"], "Written By An Older Callview");
 }
+
+/// The store checkpoints the WAL on a thread of its own: a few small
+/// writes never take the WAL past `wal_autocheckpoint`, so without that
+/// thread the database file would stay as the writer left it (everything
+/// in the WAL); with it, the file soon holds every page.
+#[tokio::test]
+async fn the_wal_is_checkpointed_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_db(&dir, "checkpointed.db");
+    let store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+    sync(&store, scenario()).await;
+    let conn = raw(&path);
+    let (pages, page_size): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT page_count FROM pragma_page_count()),
+                    (SELECT page_size FROM pragma_page_size())",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let file_size = || i64::try_from(std::fs::metadata(&path).unwrap().len()).unwrap();
+    while file_size() < pages * page_size && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(file_size(), pages * page_size);
+    drop(conn);
+    drop(store);
+}
