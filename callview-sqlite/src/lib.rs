@@ -38,7 +38,9 @@
 //! transaction. Every call runs on tokio's blocking pool
 //! ([`tokio::task::spawn_blocking`]), never on the async runtime's threads;
 //! a plan is applied in place ([`tokio::task::block_in_place`]) on a
-//! multi-thread runtime. An in-memory database has one connection.
+//! multi-thread runtime. A file database also has a thread with a
+//! connection of its own that checkpoints the WAL after ingest commits
+//! (`checkpoint.rs`). An in-memory database has one connection.
 //!
 //! ## The sync lock
 //!
@@ -144,7 +146,7 @@ struct Inner {
     /// Whether this store holds the sync lock.
     holds_lock: AtomicBool,
     /// Checkpoints the WAL beside the writer (file databases only).
-    _checkpointer: Option<checkpoint::Checkpointer>,
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -340,7 +342,7 @@ impl SqliteStore {
                 read_permits: tokio::sync::Semaphore::new(MAX_READERS),
                 lock_holder: queries::LockHolder::new(),
                 holds_lock: AtomicBool::new(false),
-                _checkpointer: checkpointer,
+                checkpointer,
             }),
             lease: DEFAULT_SYNC_LEASE,
         }
@@ -744,6 +746,9 @@ impl IngestTx for SqliteIngest {
         .await?;
         if let Some(conn) = self.conn.as_mut() {
             conn.committed();
+        }
+        if let Some(checkpointer) = &self.store.inner.checkpointer {
+            checkpointer.nudge();
         }
         Ok(())
     }

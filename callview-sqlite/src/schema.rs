@@ -142,6 +142,9 @@ pub(crate) fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
 /// indexes on SIDs), so with the default every commit checkpointed:
 /// 54.5 ms of commit per page; with 16,384, pages written by several
 /// commits reach the database file once, 36.5 ms (issue 17, RESULTS.md).
+/// The store's checkpoint thread (`checkpoint.rs`) copies most pages
+/// before this threshold comes (at most one checkpoint per 100 ms after
+/// ingest commits).
 pub(crate) fn configure_writer(conn: &Connection, in_memory: bool) -> rusqlite::Result<()> {
     configure_common(conn)?;
     if !in_memory {
