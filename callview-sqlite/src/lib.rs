@@ -49,8 +49,10 @@
 //! one. The lease lasts [`DEFAULT_SYNC_LEASE`] and is renewed by every
 //! [`IngestTx::confirm_sync_lock`] of the holder's run, inside the run's
 //! transaction; a holder that crashed stops blocking others when its lease
-//! runs out, and a holder whose lease another process took over gets
-//! [`StoreError::LockLost`] and writes nothing more.
+//! runs out (at once when it was a process of this machine, or a store of
+//! this process since dropped, whose release failed), and a holder whose
+//! lease another process took over gets [`StoreError::LockLost`] and
+//! writes nothing more.
 //!
 //! ## Writes
 //!
@@ -549,17 +551,21 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if *self.holds_lock.get_mut() {
-            let Ok(conn) = self.writer.try_lock() else {
-                return;
-            };
-            let lease = SyncLease {
-                holder: self.lock_holder.name(),
-                duration: chrono::Duration::zero(),
-            };
-            if let Err(e) = lease.release(&conn) {
-                tracing::warn!(error = %e, "could not release the sync lock");
+            if let Ok(conn) = self.writer.try_lock() {
+                let lease = SyncLease {
+                    holder: self.lock_holder.name(),
+                    duration: chrono::Duration::zero(),
+                };
+                if let Err(e) = lease.release(&conn) {
+                    tracing::warn!(error = %e, "could not release the sync lock");
+                }
             }
         }
+        // The checkpoint thread goes first, interrupted: the connection
+        // that closes last checkpoints the whole WAL into the file and
+        // deletes it, and one with an interrupt pending would give that
+        // checkpoint up. The writer or a reader closes last instead.
+        drop(self.checkpointer.take());
     }
 }
 
@@ -1054,6 +1060,12 @@ mod tests {
             queries::holder_is_dead(&name),
             "a dropped store of this process holds nothing"
         );
+        // This pid in another pid namespace (a container with the same
+        // host name), a name this process never gave: alive.
+        let (pid, other) = (std::process::id(), "store 1 at 2020-01-01T00:00:00.000000Z");
+        assert!(!queries::holder_is_dead(&format!(
+            "pid {pid} on {host} {other}"
+        )));
         assert!(!queries::holder_is_dead(
             "pid 99999999 on another-machine store 1 at x"
         ));

@@ -1317,37 +1317,31 @@ pub(crate) fn this_host() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
-/// The numbers of the [`LockHolder`]s of this process's open stores.
-static OPEN_STORES: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+/// The names of this process's stores that have been dropped.
+static DROPPED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// The name a store's sync lock leases are taken under, unique among the
-/// stores of every process: `pid <pid> on <host> store <n> at <time>`.
-/// The pid and host let another process on the same machine see that a
-/// holder has died; the store number lets this process see that one of
-/// its own stores has been dropped ([`holder_is_dead`]).
+/// stores of every process: `pid <pid> on <host> store <n> at <time>`
+/// (the time to the microsecond). The pid and host let another process on
+/// the same machine see that a holder has died; this process remembers
+/// the names of its stores that have been dropped ([`holder_is_dead`]).
 #[derive(Debug)]
 pub(crate) struct LockHolder {
     name: String,
-    store: u64,
 }
 
 impl LockHolder {
-    /// A new name, counted among this process's open stores until dropped.
+    /// A new name.
     pub(crate) fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let store = NEXT.fetch_add(1, Ordering::Relaxed);
-        OPEN_STORES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(store);
         Self {
             name: format!(
-                "pid {} on {} store {store} at {}",
+                "pid {} on {} store {} at {}",
                 std::process::id(),
                 this_host(),
+                NEXT.fetch_add(1, Ordering::Relaxed),
                 time::format(&time::now())
             ),
-            store,
         }
     }
 
@@ -1358,20 +1352,31 @@ impl LockHolder {
 }
 
 impl Drop for LockHolder {
+    /// Remembered as gone (a few dozen bytes per store dropped).
     fn drop(&mut self) {
-        OPEN_STORES
+        DROPPED
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.store);
+            .insert(std::mem::take(&mut self.name));
     }
 }
 
-/// Whether a lock holder (`pid <pid> on <host> store <n> ...`) is gone: a
-/// process of this machine that no longer runs, or a store of this process
-/// that has been dropped without releasing its lease (the release is a
-/// write, and fails on a full disk). Holders of other machines, or on
-/// systems without `/proc`, are never judged dead: their lease must run out.
+/// Whether a lock holder (`pid <pid> on <host> ...`) is gone: a store of
+/// this process that has been dropped without releasing its lease (the
+/// release is a write, and fails on a full disk), or a process of this
+/// machine that no longer runs. A holder with this process's pid that this
+/// process did not name runs in another pid namespace (another container
+/// with the same host name) and is alive. Holders of other machines, or on
+/// systems without `/proc`, are never judged dead by their pid: their
+/// lease must run out.
 pub(crate) fn holder_is_dead(holder: &str) -> bool {
+    if DROPPED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(holder)
+    {
+        return true;
+    }
     let mut words = holder.split_whitespace();
     let (Some("pid"), Some(pid), Some("on"), Some(host)) =
         (words.next(), words.next(), words.next(), words.next())
@@ -1381,19 +1386,7 @@ pub(crate) fn holder_is_dead(holder: &str) -> bool {
     let Ok(pid) = pid.parse::<u32>() else {
         return false;
     };
-    if host != this_host() {
-        return false;
-    }
-    if pid == std::process::id() {
-        let (Some("store"), Some(Ok(store))) = (words.next(), words.next().map(str::parse)) else {
-            return false;
-        };
-        return !OPEN_STORES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&store);
-    }
-    if !Path::new("/proc/self").exists() {
+    if host != this_host() || pid == std::process::id() || !Path::new("/proc/self").exists() {
         return false;
     }
     !Path::new(&format!("/proc/{pid}")).exists()
@@ -1452,7 +1445,7 @@ impl SyncLease<'_> {
                 tracing::debug!(%holder, "the sync lock is held");
                 return Ok(false);
             }
-            tracing::warn!(%holder, "taking over the sync lock of a process that no longer runs");
+            tracing::warn!(%holder, "taking over the sync lock of a holder that no longer runs");
         }
         tx.prepare_cached(
             "INSERT INTO sync_locks (name, holder, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4)

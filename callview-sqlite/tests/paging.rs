@@ -67,8 +67,12 @@ fn database(dir: &tempfile::TempDir, n: i64) -> (std::path::PathBuf, Vec<Row>) {
 
 fn plan(conn: &rusqlite::Connection, sql: &str) -> String {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    // Parameters (a limit) bound to nothing: the plan does not look at them.
+    let unbound = vec![rusqlite::types::Null; stmt.parameter_count()];
     let rows: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(3))
+        .query_map(rusqlite::params_from_iter(unbound), |r| {
+            r.get::<_, String>(3)
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -83,12 +87,20 @@ fn ids(page: &[callview_core::store::ConversationView]) -> Vec<i64> {
 async fn cursor_pages_seek_the_activity_index() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = database(&dir, 2_000);
+    // Planned as the store plans them: with the planner stability guarantee
+    // (`schema::configure_common`), the limit a parameter the plan does not
+    // know.
     let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .unwrap();
     let list = |condition: &str| {
         format!(
             "SELECT {COLUMNS} FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id
              WHERE {condition}
-             ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC LIMIT 21"
+             ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC LIMIT ?"
         )
     };
     // After a cursor with a time: a range of the index, read in order.
@@ -134,7 +146,7 @@ async fn cursor_pages_seek_the_activity_index() {
         &format!(
             "SELECT {COLUMNS} FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id
              WHERE cv.id IN (SELECT cv.id FROM conversations cv
-                 ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC LIMIT 21 OFFSET 1000)
+                 ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC LIMIT ? OFFSET ?)
              ORDER BY cv.last_message_at DESC NULLS LAST, cv.id DESC"
         ),
     );

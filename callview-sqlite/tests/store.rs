@@ -1537,5 +1537,14 @@ async fn the_wal_is_checkpointed_beside_the_writer() {
     }
     assert_eq!(file_size(), pages * page_size);
     drop(conn);
+
+    // A store dropped after a write (here the sync lock's release, which
+    // nudges no checkpoint) leaves everything in the file and no WAL: its
+    // last connection checkpoints on close. An interrupted checkpoint
+    // connection closing last would leave the WAL, unsynced.
+    store.try_lock_sync().await.unwrap();
+    store.unlock_sync().await.unwrap();
     drop(store);
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    assert!(!wal.exists(), "the WAL is left: {wal:?}");
 }
